@@ -1,0 +1,1 @@
+"""The plugins shipped with pycoredns (installed as pycoredns.plugins)."""
