@@ -1,0 +1,122 @@
+"""errors: log the errors the chain below returns, optionally consolidated (CoreDNS `errors`).
+
+`[ERROR] plugin/errors: <rcode> <qname> <qtype>: <error>`; `consolidate DURATION REGEXP [LEVEL]
+[show_first]` counts matching errors and logs one summary line per period.
+"""
+
+from __future__ import annotations
+
+import re
+
+import trio
+
+from pycoredns import wire
+from pycoredns.log import plugin_logger
+from pycoredns.plugin import ConfigError, Controller, Handler, PluginError
+from pycoredns.request import Request, ResponseWriter
+from pycoredns.util import format_duration, parse_duration
+
+log = plugin_logger("errors")
+LEVELS = ("warning", "error", "info", "debug")
+
+
+class Pattern:
+    def __init__(self, period: float, regexp: str, level: str, show_first: bool) -> None:
+        self.period = period
+        self.regexp = regexp
+        self.pattern = re.compile(regexp)
+        self.level = level
+        self.show_first = show_first
+        self.count = 0
+
+    def emit(self, text: str) -> None:
+        getattr(log, self.level)(text)
+
+
+class Errors(Handler):
+    name = "errors"
+
+    def __init__(self, patterns: list[Pattern], instance) -> None:
+        self.patterns = patterns
+        self.instance = instance
+
+    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
+        try:
+            return await self.next_or_failure(req, w)
+        except PluginError as e:
+            self._report(req, e)
+            return e.rcode
+
+    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
+        try:
+            return self.next_fast(req, w)
+        except PluginError as e:
+            self._report(req, e)
+            return e.rcode
+
+    def _report(self, req: Request, e: PluginError) -> None:
+        text = f"{e.rcode} {req.name} {wire.type_name(req.qtype)}: {e}"
+        for p in self.patterns:
+            if p.pattern.search(text):
+                p.count += 1
+                if p.count == 1:
+                    if p.show_first:
+                        p.emit(text)
+                    nursery = self.instance.nursery
+                    if nursery is not None:
+                        nursery.start_soon(self._flush_later, p)
+                return
+        log.error(text)
+
+    async def _flush_later(self, p: Pattern) -> None:
+        await trio.sleep(p.period)
+        n, p.count = p.count, 0
+        if p.show_first and n <= 1:
+            return
+        p.emit(f"{n} errors like '{p.regexp}' occurred in last {format_duration(p.period)}")
+
+
+def setup(c: Controller) -> None:
+    patterns: list[Pattern] = []
+    for _ in c.occurrences(once=True):
+        args = c.remaining_args()
+        if len(args) > 1 or (args and args[0] != "stdout"):
+            raise c.arg_err()
+        while c.next_block():
+            opt = c.val()
+            if opt == "stacktrace":
+                if c.next_arg():
+                    raise c.arg_err()
+            elif opt == "consolidate":
+                patterns.append(_consolidate(c))
+            else:
+                raise c.syntax_err(f"Unknown field {opt}")
+    c.add_handler(Errors(patterns, c.instance))
+
+
+def _consolidate(c: Controller) -> Pattern:
+    args = c.remaining_args()
+    if len(args) < 2 or len(args) > 4:
+        raise c.arg_err()
+    try:
+        period = parse_duration(args[0])
+    except ValueError as e:
+        raise c.err(str(e)) from None
+    if len(args[1]) > 10000:
+        raise c.err("regex too long")
+    try:
+        re.compile(args[1])
+    except re.error as e:
+        raise c.err(str(e)) from None
+    level, show_first = "error", False
+    rest = args[2:]
+    if rest and rest[-1] == "show_first":
+        show_first = True
+        rest = rest[:-1]
+    if rest:
+        if rest[0] not in LEVELS or len(rest) > 1:
+            raise c.err(f"unknown log level argument in consolidate: {rest[0]}")
+        level = rest[0]
+    if level not in LEVELS:
+        raise ConfigError(f"unknown level {level}")
+    return Pattern(period, args[1], level, show_first)

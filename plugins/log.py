@@ -1,0 +1,201 @@
+"""log: one line per query in CoreDNS's Common or Combined format (CoreDNS `log`).
+
+Rules are tried in configuration order and the first whose name scope contains the qname logs the
+query, if the reply's class (success, denial, error) is one the rule wants. Lines go out as
+`[INFO] <line>` without a `plugin/log:` prefix, like CoreDNS.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from decimal import Decimal
+
+from pycoredns import log as corelog
+from pycoredns import response, wire
+from pycoredns.plugin import ConfigError, Controller, Handler, PluginError, client_write
+from pycoredns.request import Request, ResponseWriter, WriterWrapper
+from pycoredns.util import is_subdomain
+from pycoredns.wire import Reply
+
+COMMON = ('{remote}:{port} - {>id} "{type} {class} {name} {proto} {size} {>do} {>bufsize}" '
+          "{rcode} {>rflags} {rsize} {duration}")
+COMBINED = COMMON + ' "{>opcode}"'
+_PLACEHOLDER = re.compile(r"\{[^{}]+\}")
+CLASSES = {"success": response.Class.SUCCESS, "denial": response.Class.DENIAL, "error": response.Class.ERROR}
+
+
+class Rule:
+    def __init__(self, names: list[str], fmt: str, classes: set[response.Class]) -> None:
+        self.names = names
+        self.fmt = fmt
+        self.classes = classes
+
+
+class _Recorder(WriterWrapper):
+    __slots__ = ("reply",)
+
+    def __init__(self, inner: ResponseWriter) -> None:
+        super().__init__(inner)
+        self.reply: Reply | None = None
+
+    def write(self, reply: Reply) -> None:
+        self.reply = reply
+        super().write(reply)
+
+
+class Log(Handler):
+    name = "log"
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.rules = rules
+
+    def _rule(self, req: Request) -> Rule | None:
+        name = req.name
+        for r in self.rules:
+            for n in r.names:
+                if is_subdomain(n, name):
+                    return r
+        return None
+
+    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
+        rule = self._rule(req)
+        if rule is None:
+            return await self.next_or_failure(req, w)
+        rec = _Recorder(w)
+        start = time.monotonic()
+        try:
+            rc = await self.next_or_failure(req, rec)
+        except PluginError as e:
+            self._log(rule, req, rec, e.rcode, start)
+            raise
+        self._log(rule, req, rec, rc, start)
+        return rc
+
+    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
+        rule = self._rule(req)
+        if rule is None:
+            return self.next_fast(req, w)
+        rec = _Recorder(w)
+        start = time.monotonic()
+        try:
+            rc = self.next_fast(req, rec)
+        except PluginError as e:
+            self._log(rule, req, rec, e.rcode, start)
+            raise
+        if rc is not None:
+            self._log(rule, req, rec, rc, start)
+        return rc
+
+    def _log(self, rule: Rule, req: Request, rec: _Recorder, rc: int, start: float) -> None:
+        reply = rec.reply
+        if reply is None and not client_write(rc):
+            reply = req.empty_reply(rc)  # what the server is about to write
+        data = wire.to_bytes(reply) if reply is not None else None
+        if response.Class.ERROR not in rule.classes or len(rule.classes) < 3:
+            cls = response.classify(response.typify(data)) if data is not None else response.Class.ERROR
+            if cls not in rule.classes:
+                return
+        duration = time.monotonic() - start
+        corelog.core.info(format_line(rule.fmt, req, data, duration))
+
+
+def _duration(d: float) -> str:
+    """Go's Duration.Seconds() printed with 'f' and shortest precision: nanoseconds, no exponent."""
+    ns = round(d * 1e9)
+    return format(Decimal(ns).scaleb(-9).normalize(), "f") + "s"
+
+
+def format_line(fmt: str, req: Request, data: bytes | None, duration: float) -> str:
+    def value(m: re.Match) -> str:
+        key = m.group(0)
+        v = _value(key, req, data, duration)
+        return key if v is None else v
+
+    return _PLACEHOLDER.sub(value, fmt)
+
+
+def _value(key: str, req: Request, data: bytes | None, duration: float) -> str | None:
+    match key:
+        case "{type}":
+            return wire.type_name(req.qtype)
+        case "{class}":
+            return wire.class_name(req.qclass)
+        case "{name}":
+            return req.name
+        case "{proto}":
+            return req.proto
+        case "{remote}":
+            ip = req.remote[0]
+            return f"[{ip}]" if ":" in ip else ip
+        case "{local}":
+            ip = req.local[0]
+            return f"[{ip}]" if ":" in ip else ip
+        case "{port}":
+            return str(req.remote[1])
+        case "{size}":
+            return str(len(req.wire))
+        case "{>id}":
+            return str(req.id)
+        case "{>opcode}":
+            return str((req.flags >> 11) & 0xF)
+        case "{>do}":
+            return "true" if req.do else "false"
+        case "{>bufsize}":
+            return str(req.size())
+        case "{rcode}":
+            if data is None:
+                return "-"
+            rc = data[3] & 0xF
+            return wire.RCODE_NAMES.get(rc, str(rc))
+        case "{>rflags}":
+            return "-" if data is None else wire.flags_text(wire.flags_of(data))
+        case "{rsize}":
+            return "0" if data is None else str(wire.uncompressed_length(data))
+        case "{duration}":
+            return _duration(duration)
+        case "{/log/type}":
+            return wire.type_name(req.qtype)
+        case "{/log/class}":
+            return wire.class_name(req.qclass)
+    if key.startswith("{/"):
+        meta = req.meta or {}
+        v = meta.get(key[2:-1])
+        return "-" if v is None else str(v)
+    return None
+
+
+def setup(c: Controller) -> None:
+    from pycoredns.util import fqdn
+
+    rules: list[Rule] = []
+    for _ in c.occurrences():
+        args = c.remaining_args()
+        fmt = COMMON
+        if len(args) == 0:
+            names = ["."]
+        elif len(args) == 1:
+            names = [args[0]]
+        elif "{" in args[-1]:
+            fmt = args[-1].replace("{common}", COMMON).replace("{combined}", COMBINED)
+            names = args[:-1]
+        else:
+            names = args
+        classes: set[response.Class] = set()
+        while c.next_block():
+            if c.val() != "class":
+                raise c.arg_err()
+            cargs = c.remaining_args()
+            if not cargs:
+                raise c.arg_err()
+            for a in cargs:
+                if a == "all":
+                    classes |= set(CLASSES.values())
+                elif a in CLASSES:
+                    classes.add(CLASSES[a])
+                else:
+                    raise ConfigError(f"invalid Class: {a}")
+        if not classes:
+            classes = set(CLASSES.values())
+        rules.append(Rule([fqdn(n.lower()) for n in names], fmt, classes))
+    c.add_handler(Log(rules))

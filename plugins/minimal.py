@@ -1,0 +1,38 @@
+"""minimal: strip authority and additional from successful answers (CoreDNS `minimal`)."""
+
+from __future__ import annotations
+
+from pycoredns import response, wire
+from pycoredns.plugin import Controller, Handler
+from pycoredns.request import Request, ResponseWriter, WriterWrapper
+from pycoredns.wire import Reply
+
+
+class _MinimalWriter(WriterWrapper):
+    __slots__ = ()
+
+    def write(self, reply: Reply) -> None:
+        data = wire.to_bytes(reply)
+        if response.typify(data) == response.Type.NOERROR and (data[8] or data[9] or data[10] or data[11]):
+            rec = wire.to_record(data)
+            rec.auth = []
+            rec.ar = [r for r in rec.ar if r.rtype == wire.TYPE_OPT]
+            reply = rec
+        super().write(reply)
+
+
+class Minimal(Handler):
+    name = "minimal"
+
+    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
+        return await self.next_or_failure(req, _MinimalWriter(w))
+
+    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
+        return self.next_fast(req, _MinimalWriter(w))
+
+
+def setup(c: Controller) -> None:
+    for _ in c.occurrences():
+        if c.next_arg():
+            raise c.arg_err()
+    c.add_handler(Minimal())

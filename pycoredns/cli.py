@@ -1,0 +1,123 @@
+"""The `pycoredns` command: the coredns binary's flags, defaults and exit codes (reference §4)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+import trio
+
+from . import COREDNS_VERSION, __version__, directives, log
+from .instance import StartupError
+from .process import Process
+
+DEFAULT_COREFILE = ".:{port} {{\nwhoami\nlog\n}}\n"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pycoredns", description="CoreDNS-compatible DNS server",
+                                allow_abbrev=False)
+    p.add_argument("-conf", "--conf", default="", help="Corefile to load (default: ./Corefile); 'stdin' reads stdin")
+    p.add_argument("-dns.port", "--dns.port", "-p", dest="port", default="53", help="Default port")
+    p.add_argument("-pidfile", "--pidfile", default="", help="Path to write pid file")
+    p.add_argument("-plugins", "--plugins", action="store_true", help="List installed plugins")
+    p.add_argument("-quiet", "--quiet", action="store_true", help="Quiet mode (no initialization output)")
+    p.add_argument("-version", "--version", action="store_true", help="Show version")
+    p.add_argument("extra", nargs="*", help=argparse.SUPPRESS)
+    return p
+
+
+def make_loader(conf: str, port: int):
+    """CoreDNS's Corefile lookup: -conf file (or stdin), ./Corefile, else the built-in default."""
+    stdin_text: list[str] = []
+
+    def load() -> tuple[str, str]:
+        if conf == "stdin":
+            if not stdin_text:
+                if sys.stdin is None or sys.stdin.isatty():
+                    return DEFAULT_COREFILE.format(port=port), "Corefile"
+                stdin_text.append(sys.stdin.read())
+            return stdin_text[0], "stdin"
+        if conf:
+            try:
+                with open(conf, encoding="utf-8") as f:
+                    return f.read(), conf
+            except OSError as e:
+                raise StartupError(f"loading Caddyfile via flag: open {conf}: {_strerror(e)}") from None
+        if os.path.exists("Corefile"):
+            with open("Corefile", encoding="utf-8") as f:
+                return f.read(), "Corefile"
+        return DEFAULT_COREFILE.format(port=port), "Corefile"
+
+    return load
+
+
+def _strerror(e: OSError) -> str:
+    return (e.strerror or str(e)).lower()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.extra:
+        print(f"extra command line arguments: {args.extra}", file=sys.stderr)
+        return 1
+    if args.version:
+        print(f"CoreDNS-{COREDNS_VERSION}")
+        print(f"linux/{os.uname().machine}, python{sys.version.split()[0]}, pycoredns-{__version__}")
+        return 0
+    if args.plugins:
+        print("Server types:\n  dns\n\nCaddyfile loaders:\n  flag\n  default\n\nOther plugins:")
+        for name in directives.available():
+            print(f"  dns.{name}")
+        print()
+        return 0
+    try:
+        port = int(args.port)
+    except ValueError:
+        print(f'invalid value "{args.port}" for flag -dns.port', file=sys.stderr)
+        return 2
+    log.configure()
+    process = Process(make_loader(args.conf, port), dns_port=port, quiet=args.quiet,
+                      pidfile=args.pidfile or None)
+    try:
+        trio.run(_run, process)
+    except StartupError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 2
+    return process.exit_code
+
+
+async def _run(process: Process) -> None:
+    async with trio.open_nursery() as n:
+        n.start_soon(_signals, process)
+        await process.run()
+        n.cancel_scope.cancel()
+
+
+async def _signals(process: Process) -> None:
+    """SIGTERM/SIGINT: graceful stop (a second SIGINT forces exit 2); SIGUSR1: reload; SIGHUP: ignored."""
+    sigs = [signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP, signal.SIGQUIT]
+    with trio.open_signal_receiver(*sigs) as received:
+        interrupted = False
+        async for sig in received:
+            if sig == signal.SIGUSR1:
+                process.request_reload()
+            elif sig == signal.SIGQUIT:
+                os._exit(0)
+            elif sig == signal.SIGINT:
+                if interrupted:
+                    os._exit(2)
+                interrupted = True
+                log.core.info("SIGINT: Shutting down")
+                process.stop()
+            elif sig == signal.SIGTERM:
+                log.core.info("SIGTERM: Shutting down servers then terminating")
+                process.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

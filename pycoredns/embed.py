@@ -1,0 +1,52 @@
+"""Run pycoredns inside a trio program.
+
+    async with pycoredns.embed.serve(corefile_text) as server:
+        port = server.port()                     # ephemeral port when the Corefile says :0
+        reply = await server.resolve("example.org.", "A")   # in-process, no sockets
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+from dnslib import DNSRecord
+
+from . import wire
+from .process import Process
+from .request import Request
+
+
+@asynccontextmanager
+async def serve(corefile: str, *, dns_port: int = 0, filename: str = "Corefile",
+                quiet: bool = True) -> AsyncIterator[Process]:
+    """Start a server from Corefile text; stops it (gracefully) when the block exits.
+
+    Keys without a port use `dns_port` (0 = pick a free port; read it back with `.port()`).
+    Raises `pycoredns.instance.StartupError` if the configuration does not load.
+    """
+    process = Process(lambda: (corefile, filename), dns_port=dns_port, quiet=quiet)
+    async with trio.open_nursery() as n:
+        await n.start(process.run)
+        try:
+            yield process
+        finally:
+            process.stop()
+
+
+async def resolve(process: Process, name: str, qtype: str | int = "A", *, qclass: int = 1,
+                  client: tuple[str, int] = ("127.0.0.1", 0)) -> DNSRecord:
+    """Resolve through the first listener's routing and chains without touching a socket."""
+    t = qtype if isinstance(qtype, int) else wire.type_value(qtype)
+    if t is None:
+        raise ValueError(f"unknown type {qtype}")
+    q = DNSRecord.question(name, "A")
+    q.q.qtype = t
+    q.q.qclass = qclass
+    assert process.instance is not None
+    listener = process.instance.first_listener()
+    req = Request(q.pack(), client, "udp", (listener.host, listener.port), listener)
+    reply = await listener.resolve(req)
+    assert reply is not None
+    return wire.to_record(reply)

@@ -1,0 +1,234 @@
+"""One loaded configuration: server blocks set up into chains and listeners, started and stopped.
+
+Setup runs directive by directive in plugin.cfg order across all blocks (CoreDNS's model), so a
+process-wide plugin sees every block before the next directive runs. Reload builds a new Instance
+while the old one serves and then swaps them (`pycoredns.process`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from . import directives, wire
+from .config import ZoneAddress, normalize_key
+from .corefile import CorefileError, ServerBlock
+from .plugin import ConfigError, Controller, Handler
+from .server import Listener
+
+if TYPE_CHECKING:
+    from .process import Process
+
+
+class StartupError(Exception):
+    """The configuration cannot run; str() is the message CoreDNS prints before exiting 1."""
+
+
+class BlockConfig:
+    """A server block after setup: its zones, listen hosts and one shared chain of handlers."""
+
+    def __init__(self, index: int, addresses: list[ZoneAddress], filename: str) -> None:
+        self.index = index
+        self.addresses = addresses
+        self.filename = filename
+        self.listen_hosts: list[str] = [""]
+        self.root = os.getcwd()
+        self.debug = False
+        self.directive_names: set[str] = set()
+        self._handlers: list[tuple[int, int, str, Handler]] = []
+        self.chain: Handler | None = None
+        self.handlers: list[Handler] = []
+        self.extra: dict[str, Any] = {}  # per-block settings plugins share (timeouts, ...)
+        self._zone_text = {wire.text_to_wire(a.zone).lower(): a.zone for a in addresses}
+
+    def add_handler(self, directive: str, handler: Handler) -> None:
+        if not handler.name:
+            handler.name = directive  # type: ignore[misc]
+        self._handlers.append((directives.position(directive), len(self._handlers), directive, handler))
+
+    def build_chain(self) -> None:
+        ordered = [h for *_, h in sorted(self._handlers, key=lambda t: (t[0], t[1]))]
+        for a, b in itertools.pairwise(ordered):
+            a.next = b
+        if ordered:
+            ordered[-1].next = None
+        self.handlers = ordered
+        self.chain = ordered[0] if ordered else None
+
+    def zone_of(self, wire_zone: bytes) -> str:
+        return self._zone_text.get(wire_zone, ".")
+
+    @property
+    def zones(self) -> list[str]:
+        return list(dict.fromkeys(a.zone for a in self.addresses))
+
+    def server_label(self) -> str:
+        a = self.addresses[0]
+        host = self.listen_hosts[0] if self.listen_hosts else ""
+        host = f"[{host}]" if ":" in host else host
+        return f"{a.transport}://{host}:{a.port}"
+
+
+Hook = Callable[[], Awaitable[None]]
+
+
+class Instance:
+    """A configuration: parse result → setup → listeners; started inside a Process."""
+
+    def __init__(self, process: Process, blocks: list[ServerBlock], filename: str) -> None:
+        self.process = process
+        self.blocks_src = blocks
+        self.filename = filename
+        self.blocks: list[BlockConfig] = []
+        self.listeners: dict[tuple[str, str, int], Listener] = {}
+        self.startup_hooks: list[Hook] = []
+        self.shutdown_hooks: list[Hook] = []
+        self.final_shutdown_hooks: list[Hook] = []
+        self.background: list[tuple[Callable[..., Awaitable[Any]], tuple]] = []
+        self.ready_checks: list[Handler] = []
+        self.nursery: trio.Nursery | None = None
+        self.receive_scope = trio.CancelScope()
+        self.fingerprint = ""
+        self.stopped = trio.Event()
+        self.go = trio.Event()  # set by the process when the old configuration stopped receiving
+        self.serving = trio.Event()
+        self.receive_done = trio.Event()
+        self.http_routes: list[tuple[str, str, Any]] = []  # (address, path, handler) for health/ready/...
+
+    # -- setup ---------------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Inspect keys, run every directive's setup, build chains and listeners. Raises StartupError."""
+        port = self.process.dns_port
+        for i, sb in enumerate(self.blocks_src):
+            addrs: list[ZoneAddress] = []
+            for key in sb.keys:
+                try:
+                    addrs.extend(normalize_key(key.text, port))
+                except Exception as e:  # config.ConfigError carries CoreDNS's full text
+                    raise StartupError(str(e)) from None
+            self.blocks.append(BlockConfig(i, addrs, self.filename))
+        for name in directives.directives():
+            for sb, block in zip(self.blocks_src, self.blocks, strict=True):
+                tokens = sb.tokens.get(name)
+                if not tokens:
+                    continue
+                setup = directives.setup_function(name)
+                if setup is None:
+                    raise StartupError(
+                        f"no action found for directive '{name}' with server type 'dns' (missing a plugin?)")
+                block.directive_names.add(name)
+                c = Controller(name, self.filename, tokens, block, self)
+                try:
+                    setup(c)
+                except (CorefileError, ConfigError) as e:
+                    raise StartupError(f"plugin/{name}: {e}") from None
+                except StartupError:
+                    raise
+                except Exception as e:
+                    raise StartupError(f"plugin/{name}: {type(e).__name__}: {e}") from None
+        for block in self.blocks:
+            block.build_chain()
+            self.ready_checks.extend(h for h in block.handlers if type(h).ready is not Handler.ready)
+        self._make_listeners()
+
+    def _make_listeners(self) -> None:
+        seen: dict[tuple[str, str, str, int], BlockConfig] = {}
+        for block in self.blocks:
+            for addr in block.addresses:
+                for host in block.listen_hosts:
+                    self._check_overlap(seen, addr, host, block)
+                    key = (addr.transport, host, addr.port)
+                    lst = self.listeners.get(key)
+                    if lst is None:
+                        lst = self.listeners[key] = Listener(addr.transport, host, addr.port)
+                    lst.add_zone(addr.zone, block)
+        for (transport, *_), _lst in self.listeners.items():
+            if transport != "dns":
+                raise StartupError(f"{transport}:// listeners are not supported by pycoredns")
+
+    @staticmethod
+    def _check_overlap(seen: dict, addr: ZoneAddress, host: str, block: BlockConfig) -> None:
+        key = (addr.transport, addr.zone, host, addr.port)
+        where = f" on {host}" if host else ""
+        if key in seen:
+            raise StartupError(f"cannot serve {addr.key()}{where} - it is already defined")
+        if host:
+            if (addr.transport, addr.zone, "", addr.port) in seen:
+                raise StartupError(
+                    f"cannot serve {addr.key()}{where} - zone overlap listener capacity with {addr.key()}")
+        else:
+            for t, z, h, p in seen:
+                if (t, z, p) == (addr.transport, addr.zone, addr.port) and h:
+                    raise StartupError(
+                        f"cannot serve {addr.key()} on {h} - zone overlap listener capacity with {addr.key()}")
+        seen[key] = block
+
+    # -- running -------------------------------------------------------------------------------
+    def ready(self) -> list[str]:
+        """Names of plugins that report not-ready (sorted, unique)."""
+        return sorted({h.name for h in self.ready_checks if h.ready() is False})
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Start background tasks and run startup hooks (listeners are attached by `serve`)."""
+        self.nursery = nursery
+        for fn, args in self.background:
+            nursery.start_soon(fn, *args)
+        for hook in self.startup_hooks:
+            await hook()
+
+    def bind(self) -> None:
+        """Take sockets for every listener from the process pool (binding new ones). Raises OSError."""
+        for lst in self.listeners.values():
+            lst.nursery = self.nursery
+            lst.udp_sock, lst.tcp_sock = self.process.sockets.take(lst.host, lst.port)
+
+    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Run the receive loops until `stop_receiving` (used for the reload hand-over)."""
+        try:
+            with self.receive_scope:
+                async with trio.open_nursery() as n:
+                    for lst in self.listeners.values():
+                        if lst.udp_sock is not None:
+                            n.start_soon(lst.serve_udp, lst.udp_sock)
+                        if lst.tcp_sock is not None:
+                            n.start_soon(lst.serve_tcp, lst.tcp_sock)
+                    task_status.started()
+                    self.serving.set()
+        finally:
+            self.receive_done.set()
+
+    def stop_receiving(self) -> None:
+        self.receive_scope.cancel()
+
+    async def shutdown(self, final: bool = False) -> None:
+        for hook in self.shutdown_hooks:
+            try:
+                await hook()
+            except Exception as e:
+                self.process.log_error(f"shutdown hook failed: {e}")
+        if final:
+            for hook in self.final_shutdown_hooks:
+                try:
+                    await hook()
+                except Exception as e:
+                    self.process.log_error(f"shutdown hook failed: {e}")
+
+    def banner(self) -> list[str]:
+        """`<zone>:<port>` per zone per listener, as CoreDNS prints at startup."""
+        out = []
+        for lst in self.listeners.values():
+            for zone, _ in lst.zone_names:
+                line = f"{zone}:{lst.bound_port}"
+                if lst.transport != "dns":
+                    line = f"{lst.transport}://{line}"
+                if lst.host:
+                    line += f" on {lst.host}"
+                out.append(line)
+        return out
+
+    def first_listener(self) -> Listener:
+        return next(iter(self.listeners.values()))

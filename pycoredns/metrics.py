@@ -1,0 +1,194 @@
+"""A small Prometheus registry: counters, gauges and histograms with labels, and text exposition.
+
+Kept in-process and lock-free (trio runs plugins in one thread) so that counting on the per-query
+path costs a dict lookup and an add. The `prometheus` plugin serves `REGISTRY` over HTTP; the
+other plugins define their metrics here with CoreDNS's names.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable, Iterable
+
+
+def _fmt(v: float) -> str:
+    if v == math.inf:
+        return "+Inf"
+    if v == int(v) and abs(v) < 1e15:
+        return str(int(v))
+    return repr(v)
+
+
+def _labels(names: tuple[str, ...], values: tuple[str, ...], extra: str = "") -> str:
+    parts = [f'{n}="{_escape(str(v))}"' for n, v in zip(names, values, strict=True)]
+    if extra:
+        parts.append(extra)
+    return "{" + ",".join(parts) + "}" if parts else ""
+
+
+def _escape(v: str) -> str:
+    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+class Metric:
+    kind = "untyped"
+
+    def __init__(self, name: str, help: str, labels: Iterable[str] = ()) -> None:
+        self.name = name
+        self.help = help
+        self.label_names = tuple(labels)
+
+    def samples(self) -> Iterable[str]:  # pragma: no cover - interface
+        return ()
+
+    def expose(self) -> str:
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
+        lines.extend(self.samples())
+        return "\n".join(lines) + "\n"
+
+
+class Counter(Metric):
+    kind = "counter"
+
+    def __init__(self, name: str, help: str, labels: Iterable[str] = ()) -> None:
+        super().__init__(name, help, labels)
+        self.values: dict[tuple[str, ...], float] = {}
+
+    def inc(self, *labels: str, amount: float = 1.0) -> None:
+        v = self.values
+        v[labels] = v.get(labels, 0.0) + amount
+
+    def get(self, *labels: str) -> float:
+        return self.values.get(labels, 0.0)
+
+    def remove(self, *labels: str) -> None:
+        self.values.pop(labels, None)
+
+    def samples(self) -> Iterable[str]:
+        for lv, v in sorted(self.values.items()):
+            yield f"{self.name}{_labels(self.label_names, lv)} {_fmt(v)}"
+
+
+class Gauge(Counter):
+    kind = "gauge"
+
+    def set(self, *labels: str, value: float) -> None:
+        self.values[labels] = value
+
+
+class GaugeFunc(Metric):
+    """A gauge read at scrape time (cache entries, process memory)."""
+
+    kind = "gauge"
+
+    def __init__(self, name: str, help: str, fn: Callable[[], Iterable[tuple[tuple[str, ...], float]]],
+                 labels: Iterable[str] = ()) -> None:
+        super().__init__(name, help, labels)
+        self.fn = fn
+
+    def samples(self) -> Iterable[str]:
+        for lv, v in self.fn():
+            yield f"{self.name}{_labels(self.label_names, lv)} {_fmt(v)}"
+
+
+class Histogram(Metric):
+    kind = "histogram"
+
+    def __init__(self, name: str, help: str, buckets: Iterable[float], labels: Iterable[str] = ()) -> None:
+        super().__init__(name, help, labels)
+        self.buckets = sorted(buckets)
+        # per label set: [bucket counts..., sum, count]
+        self.values: dict[tuple[str, ...], list[float]] = {}
+
+    def observe(self, value: float, *labels: str) -> None:
+        row = self.values.get(labels)
+        if row is None:
+            row = self.values[labels] = [0.0] * (len(self.buckets) + 2)
+        i = bisect.bisect_left(self.buckets, value)
+        if i < len(self.buckets):
+            row[i] += 1
+        row[-2] += value
+        row[-1] += 1
+
+    def count(self, *labels: str) -> float:
+        row = self.values.get(labels)
+        return row[-1] if row else 0.0
+
+    def samples(self) -> Iterable[str]:
+        for lv, row in sorted(self.values.items()):
+            acc = 0.0
+            for b, c in zip(self.buckets, row, strict=False):
+                acc += c
+                le = 'le="' + _fmt(b) + '"'
+                yield f"{self.name}_bucket{_labels(self.label_names, lv, le)} {_fmt(acc)}"
+            inf = 'le="+Inf"'
+            yield f"{self.name}_bucket{_labels(self.label_names, lv, inf)} {_fmt(row[-1])}"
+            yield f"{self.name}_sum{_labels(self.label_names, lv)} {_fmt(row[-2])}"
+            yield f"{self.name}_count{_labels(self.label_names, lv)} {_fmt(row[-1])}"
+
+
+def exponential_buckets(start: float, factor: float, count: int) -> list[float]:
+    return [start * factor**i for i in range(count)]
+
+
+class Registry:
+    """Metrics by name; registering an existing name returns the existing metric (reload-safe)."""
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, Metric] = {}
+
+    def register(self, metric: Metric) -> Metric:
+        return self.metrics.setdefault(metric.name, metric)
+
+    def counter(self, name: str, help: str, labels: Iterable[str] = ()) -> Counter:
+        return self.register(Counter(name, help, labels))  # type: ignore[return-value]
+
+    def gauge(self, name: str, help: str, labels: Iterable[str] = ()) -> Gauge:
+        return self.register(Gauge(name, help, labels))  # type: ignore[return-value]
+
+    def gauge_func(self, name: str, help: str, fn, labels: Iterable[str] = ()) -> GaugeFunc:
+        m = self.register(GaugeFunc(name, help, fn, labels))
+        m.fn = fn  # type: ignore[attr-defined]  # the newest configuration's view wins
+        return m  # type: ignore[return-value]
+
+    def histogram(self, name: str, help: str, buckets: Iterable[float], labels: Iterable[str] = ()) -> Histogram:
+        return self.register(Histogram(name, help, buckets, labels))  # type: ignore[return-value]
+
+    def expose(self) -> str:
+        return "".join(m.expose() for _, m in sorted(self.metrics.items()))
+
+
+REGISTRY = Registry()
+"""The process-wide registry (CoreDNS uses the global Prometheus registry the same way)."""
+
+# Core DNS metrics reported by the server and the prometheus plugin (names, labels, buckets as CoreDNS).
+DURATION_BUCKETS = exponential_buckets(0.00025, 2, 16)
+SIZE_BUCKETS = [0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16e3, 32e3, 48e3, 64e3]
+
+requests_total = REGISTRY.counter(
+    "coredns_dns_requests_total", "Counter of DNS requests made per zone, protocol and family.",
+    ("server", "zone", "view", "proto", "family", "type"))
+request_duration = REGISTRY.histogram(
+    "coredns_dns_request_duration_seconds", "Histogram of the time (in seconds) each request took per zone.",
+    DURATION_BUCKETS, ("server", "zone", "view"))
+request_size = REGISTRY.histogram(
+    "coredns_dns_request_size_bytes", "Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol.",
+    SIZE_BUCKETS, ("server", "zone", "view", "proto"))
+response_size = REGISTRY.histogram(
+    "coredns_dns_response_size_bytes", "Size of the returned response in bytes.",
+    SIZE_BUCKETS, ("server", "zone", "view", "proto"))
+do_requests_total = REGISTRY.counter(
+    "coredns_dns_do_requests_total", "Counter of DNS requests with DO bit set per zone.",
+    ("server", "view", "zone"))
+responses_total = REGISTRY.counter(
+    "coredns_dns_responses_total", "Counter of response status codes.",
+    ("server", "zone", "view", "rcode", "plugin"))
+panics_total = REGISTRY.counter("coredns_panics_total", "A metrics that counts the number of panics.")
+plugin_enabled = REGISTRY.gauge(
+    "coredns_plugin_enabled", "A metric that indicates whether a plugin is enabled on per server and zone basis.",
+    ("server", "zone", "view", "name"))
+
+MONITORED_TYPES = {1: "A", 28: "AAAA", 15: "MX", 6: "SOA", 5: "CNAME", 12: "PTR", 16: "TXT", 2: "NS",
+                   33: "SRV", 43: "DS", 48: "DNSKEY", 46: "RRSIG", 47: "NSEC", 50: "NSEC3", 65: "HTTPS",
+                   251: "IXFR", 252: "AXFR", 255: "ANY"}

@@ -1,0 +1,284 @@
+"""A query as plugins see it, and the writers replies go through.
+
+`Request` is built from wire bytes with a hand-written question walk (no dnslib); the full dnslib
+parse (`req.msg`) happens only when a plugin asks for it.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING, Any
+
+from dnslib import DNSRecord
+
+from . import wire
+from .wire import Reply
+
+if TYPE_CHECKING:
+    from .server import Listener
+
+_OPT_FIXED = struct.Struct(">HHBBHH")  # type, class(udp size), ext-rcode, version, flags, rdlen
+# EDNS options the server keeps when it mirrors a request's OPT (CoreDNS's SupportedOptions).
+SUPPORTED_OPTIONS = {3, 9, 10, 11, 12}  # NSID, EXPIRE, COOKIE, TCP-KEEPALIVE, PADDING
+
+
+class Edns:
+    """The request's OPT record, read off the wire."""
+
+    __slots__ = ("do", "flags", "options", "udp_size", "version")
+
+    def __init__(self, udp_size: int, version: int, flags: int, options: bytes) -> None:
+        self.udp_size = udp_size
+        self.version = version
+        self.flags = flags
+        self.do = bool(flags & 0x8000)
+        self.options = options
+
+    def option_list(self) -> list[tuple[int, bytes]]:
+        out = []
+        off = 0
+        data = self.options
+        while off + 4 <= len(data):
+            code, length = struct.unpack_from(">HH", data, off)
+            out.append((code, data[off + 4 : off + 4 + length]))
+            off += 4 + length
+        return out
+
+    def mirrored(self) -> bytes:
+        """The OPT the server attaches to a reply that has none (CoreDNS SizeAndDo)."""
+        opts = b"".join(
+            struct.pack(">HH", code, len(val)) + val
+            for code, val in self.option_list()
+            if code in SUPPORTED_OPTIONS
+        )
+        return b"\x00" + _OPT_FIXED.pack(41, self.udp_size, 0, 0, self.flags & 0xFF00, len(opts)) + opts
+
+
+class Rejected(Exception):
+    """The message is not a query the server accepts; `reply` is what to send (None: stay silent)."""
+
+    def __init__(self, reply: bytes | None) -> None:
+        self.reply = reply
+
+
+class Request:
+    """One query: parsed question, EDNS, transport and the server it arrived on."""
+
+    __slots__ = (
+        "_msg",
+        "_name",
+        "_qname",
+        "edns",
+        "flags",
+        "id",
+        "listener",
+        "local",
+        "meta",
+        "proto",
+        "qclass",
+        "qend",
+        "qname_wire",
+        "qtype",
+        "remote",
+        "wire",
+        "zone",
+    )
+
+    def __init__(self, data: bytes, remote: tuple[str, int] = ("127.0.0.1", 0), proto: str = "udp",
+                 local: tuple[str, int] = ("127.0.0.1", 53), listener: Listener | None = None) -> None:
+        """Parse and accept a query the way miekg/dns's default accept function does.
+
+        Raises `Rejected` for anything that is not a query to answer.
+        """
+        if len(data) < 12:
+            raise Rejected(None)
+        qid, flags, qd, an, ns, ar = wire.header(data)
+        if flags & wire.QR:
+            raise Rejected(None)
+        opcode = (flags >> 11) & 0xF
+        if opcode not in (0, 4):
+            raise Rejected(_reject(data, wire.NOTIMP))
+        if qd != 1 or an > 1 or ns > 1 or ar > 2:
+            raise Rejected(_reject(data, wire.FORMERR))
+        try:
+            self.qname_wire, self.qtype, self.qclass, self.qend = wire.parse_question(data)
+        except wire.WireError:
+            raise Rejected(_reject(data, wire.FORMERR)) from None
+        self.edns: Edns | None = None
+        if an or ns or ar:
+            try:
+                self.edns = _find_opt(data, self.qend, an, ns, ar)
+            except wire.WireError:
+                raise Rejected(_reject(data, wire.FORMERR, data[12 : self.qend])) from None
+        self.wire = data
+        self.id = qid
+        self.flags = flags
+        self.remote = remote
+        self.local = local
+        self.proto = proto
+        self.listener = listener
+        self.zone = "."
+        self.meta: dict[str, Any] | None = None
+        self._msg: DNSRecord | None = None
+        self._name: str | None = None
+        self._qname: str | None = None
+
+    # -- names -------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """Lowercased fully-qualified qname, what plugins match zones against."""
+        if self._name is None:
+            self._name = wire.wire_name_to_text(self.qname_wire)
+        return self._name
+
+    @property
+    def qname(self) -> str:
+        """The qname as the client sent it (case preserved)."""
+        if self._qname is None:
+            self._qname = wire.wire_name_to_text(self.wire[12 : self.qend - 4])
+        return self._qname
+
+    @property
+    def question(self) -> bytes:
+        """The question section exactly as sent."""
+        return self.wire[12 : self.qend]
+
+    @property
+    def msg(self) -> DNSRecord:
+        """The full dnslib parse, done on first use."""
+        if self._msg is None:
+            self._msg = DNSRecord.parse(self.wire)
+        return self._msg
+
+    # -- EDNS and size -------------------------------------------------------------------------
+    @property
+    def do(self) -> bool:
+        return self.edns is not None and self.edns.do
+
+    @property
+    def cd(self) -> bool:
+        return bool(self.flags & wire.CD)
+
+    @property
+    def rd(self) -> bool:
+        return bool(self.flags & wire.RD)
+
+    def size(self) -> int:
+        """Largest reply the client takes: 65535 over TCP, else the EDNS size with a floor of 512."""
+        if self.proto != "udp":
+            return 65535
+        if self.edns is None or self.edns.udp_size < 512:
+            return 512
+        return self.edns.udp_size
+
+    @property
+    def family(self) -> int:
+        return 2 if ":" in self.remote[0] else 1
+
+    # -- building replies -------------------------------------------------------------------
+    def reply_header(self, rcode: int = 0, an: int = 0, ns: int = 0, ar: int = 0, aa: bool = False) -> bytes:
+        """Header of a reply to this query: id, opcode, RD and CD copied (miekg SetReply)."""
+        flags = wire.QR | (self.flags & (0x7800 | wire.RD | wire.CD))
+        if aa:
+            flags |= wire.AA
+        return wire.make_reply_header(self.id, flags, rcode, 1, an, ns, ar)
+
+    def empty_reply(self, rcode: int) -> bytes:
+        """Question only, with the rcode (the server's own SERVFAIL/REFUSED/... replies)."""
+        return self.reply_header(rcode) + self.question
+
+    def reply_record(self) -> DNSRecord:
+        """A dnslib reply skeleton (SetReply semantics) for plugins that build with dnslib."""
+        m = self.msg
+        r = DNSRecord(header=m.header.__class__(id=self.id, qr=1, opcode=m.header.opcode,
+                                                rd=m.header.rd, bitmap=0), q=m.q)
+        r.header.rd = m.header.rd
+        r.header.cd = m.header.cd
+        return r
+
+    def copy_with(self, qname: str | None = None, qtype: int | None = None, qclass: int | None = None,
+                  flags: int | None = None) -> Request:
+        """A new request with another question (rewrite, autopath, self-lookups)."""
+        qwire = wire.text_to_wire(qname) if qname is not None else self.wire[12 : self.qend - 4]
+        qt = self.qtype if qtype is None else qtype
+        qc = self.qclass if qclass is None else qclass
+        data = (
+            self.wire[:2]
+            + (self.flags if flags is None else flags).to_bytes(2, "big")
+            + self.wire[4:12]
+            + qwire
+            + struct.pack(">HH", qt, qc)
+            + self.wire[self.qend :]
+        )
+        r = Request(data, self.remote, self.proto, self.local, self.listener)
+        r.zone = self.zone
+        r.meta = self.meta
+        return r
+
+    def __repr__(self) -> str:
+        return f"<Request {self.id} {self.name} {self.qtype} {self.proto} {self.remote}>"
+
+
+def _reject(data: bytes, rcode: int, question: bytes = b"") -> bytes:
+    """miekg's reject reply: the request header with QR, Z cleared, the rcode, no sections."""
+    qid, flags = struct.unpack_from(">HH", data)
+    flags = (flags | wire.QR) & ~wire.Z & 0xFFF0 | rcode
+    return struct.pack(">HHHHHH", qid, flags, 1 if question else 0, 0, 0, 0) + question
+
+
+def _find_opt(data: bytes, off: int, an: int, ns: int, ar: int) -> Edns | None:
+    for _ in range(an + ns):
+        _, _, off = wire.skip_rr(data, off)
+    found = None
+    for _ in range(ar):
+        start = off
+        rtype, _, off = wire.skip_rr(data, off)
+        if rtype == wire.TYPE_OPT and found is None:
+            if data[start] != 0:
+                raise wire.WireError("OPT owner is not the root")
+            _t, size, _ext, version, flags, rdlen = _OPT_FIXED.unpack_from(data, start + 1)
+            found = Edns(size, version, flags, data[start + 11 : start + 11 + rdlen])
+    return found
+
+
+# -- writers -----------------------------------------------------------------------------------
+
+
+class ResponseWriter:
+    """Where a handler writes its reply. Wrapping writers subclass `WriterWrapper`."""
+
+    __slots__ = ("written",)
+
+    def __init__(self) -> None:
+        self.written = False
+
+    def write(self, reply: Reply) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class WriterWrapper(ResponseWriter):
+    """Intercept a reply on its way out (log, metrics, cache, loadbalance, rewrite...)."""
+
+    __slots__ = ("inner",)
+
+    def __init__(self, inner: ResponseWriter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def write(self, reply: Reply) -> None:
+        self.written = True
+        self.inner.write(reply)
+
+
+class Recorder(ResponseWriter):
+    """Keeps the reply instead of sending it: self-lookups, autopath, cache refreshes."""
+
+    __slots__ = ("reply",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reply: Reply | None = None
+
+    def write(self, reply: Reply) -> None:
+        self.written = True
+        self.reply = reply

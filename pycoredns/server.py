@@ -1,0 +1,511 @@
+"""Listeners: receive queries over UDP and TCP, route them to a server block's chain, scrub replies.
+
+Routing follows CoreDNS's `ServeDNS` (§1.9 of the reference): accept checks, class and EDNS version
+checks, longest-suffix zone match (DS to the parent side), root fallback, REFUSED otherwise; a
+chain's "not written" rcode is written by the server.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+import time
+from typing import TYPE_CHECKING
+
+import trio
+from dnslib import DNSRecord
+
+from . import log, metrics, wire
+from .plugin import PluginError, client_write
+from .request import Rejected, Request, ResponseWriter
+from .wire import Reply
+
+if TYPE_CHECKING:
+    from .instance import BlockConfig
+
+TYPE_DS = 43
+_OPT_CLASS_TTL = struct.Struct(">HI")
+_LEN = struct.Struct(">H")
+DRAIN_BATCH = 64
+READ_TIMEOUT = 3.0
+IDLE_TIMEOUT = 10.0
+WRITE_TIMEOUT = 5.0
+MAX_TCP_CONNECTIONS = 1000
+RCVBUF = 4 * 1024 * 1024
+
+
+# -- scrub -------------------------------------------------------------------------------------
+
+
+def scrub(req: Request, reply: Reply) -> bytes:
+    """CoreDNS's ScrubWriter: mirror/normalise the OPT, then truncate to what the client takes."""
+    data = reply if isinstance(reply, bytes) else reply.pack()
+    edns = req.edns
+    if edns is not None:
+        if data[10] == 0 and data[11] == 0:
+            data = data[:10] + b"\x00\x01" + data[12:] + edns.mirrored()
+        else:
+            data = _normalize_opt(req, data)
+    if len(data) > req.size():
+        data = truncate(data, req.size())
+    return data
+
+
+def _normalize_opt(req: Request, data: bytes) -> bytes:
+    try:
+        _qend, _ttls, opt = wire.rr_layout(data)
+    except wire.WireError:
+        return data
+    edns = req.edns
+    assert edns is not None
+    if opt < 0:
+        arcount = ((data[10] << 8) | data[11]) + 1
+        return data[:10] + arcount.to_bytes(2, "big") + data[12:] + edns.mirrored()
+    buf = bytearray(data)
+    _cls, ttl = _OPT_CLASS_TTL.unpack_from(buf, opt + 3)
+    ttl &= 0xFF00
+    if edns.do:
+        ttl |= 0x8000
+    buf[opt] = 0
+    _OPT_CLASS_TTL.pack_into(buf, opt + 3, edns.udp_size, ttl)
+    return bytes(buf)
+
+
+def truncate(data: bytes, size: int) -> bytes:
+    """miekg's Msg.Truncate: keep as many whole records as fit, TC when any was dropped."""
+    size = max(size, 512)
+    rec = DNSRecord.parse(data)
+    opt = [r for r in rec.ar if r.rtype == wire.TYPE_OPT]
+    rec.ar = [r for r in rec.ar if r.rtype != wire.TYPE_OPT]
+    budget = size - sum(len(r.pack()) for r in opt) if opt else size
+    sections = [rec.rr, rec.auth, rec.ar]
+    full = [list(s) for s in sections]
+    for s in sections:
+        s.clear()
+    dropped = False
+    for i, records in enumerate(full):
+        lo, hi = 0, len(records)
+        while lo < hi:  # largest prefix that fits
+            mid = (lo + hi + 1) // 2
+            sections[i][:] = records[:mid]
+            if len(rec.pack()) <= budget:
+                lo = mid
+            else:
+                hi = mid - 1
+        sections[i][:] = records[:lo]
+        if lo < len(records):
+            dropped = True
+            for rest in sections[i + 1 :]:
+                rest.clear()
+            break
+    if dropped:
+        rec.header.tc = 1
+    rec.ar.extend(opt)
+    return rec.pack()
+
+
+# -- writers -----------------------------------------------------------------------------------
+
+
+class UDPWriter(ResponseWriter):
+    __slots__ = ("addr", "req", "sock")
+
+    def __init__(self, sock: socket.socket, addr: tuple, req: Request) -> None:
+        super().__init__()
+        self.sock = sock
+        self.addr = addr
+        self.req = req
+
+    def write(self, reply: Reply) -> None:
+        if self.written:
+            return
+        self.written = True
+        try:
+            self.sock.sendto(scrub(self.req, reply), self.addr)
+        except OSError:
+            pass  # full send buffer or a vanished client: UDP drops it, as the kernel would
+
+
+class TCPWriter(ResponseWriter):
+    __slots__ = ("conn", "req")
+
+    def __init__(self, conn: TCPConnection, req: Request) -> None:
+        super().__init__()
+        self.conn = conn
+        self.req = req
+
+    def write(self, reply: Reply) -> None:
+        if self.written:
+            return
+        self.written = True
+        self.conn.send(scrub(self.req, reply))
+
+
+# -- the listener -------------------------------------------------------------------------------
+
+
+class Listener:
+    """One (transport, address, port): its zones and the blocks that serve them."""
+
+    def __init__(self, transport: str, host: str, port: int) -> None:
+        self.transport = transport
+        self.host = host
+        self.port = port
+        self.zones: dict[bytes, list[BlockConfig]] = {}
+        self.zone_names: list[tuple[str, BlockConfig]] = []
+        self.class_chaos = False
+        self.debug = False
+        self.nursery: trio.Nursery | None = None
+        self.udp_sock: socket.socket | None = None
+        self.tcp_sock: socket.socket | None = None
+        self.tcp_limit = trio.CapacityLimiter(MAX_TCP_CONNECTIONS)
+        self.inflight = 0
+        self._label = ""
+
+    # Metric label and banner address.
+    @property
+    def label(self) -> str:
+        if not self._label:
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            self._label = f"{self.transport}://{host}:{self.port}"
+        return self._label
+
+    @property
+    def bound_port(self) -> int:
+        sock = self.udp_sock or self.tcp_sock
+        return sock.getsockname()[1] if sock is not None else self.port
+
+    def add_zone(self, zone: str, block: BlockConfig) -> None:
+        key = wire.text_to_wire(zone).lower()
+        self.zones.setdefault(key, []).append(block)
+        self.zone_names.append((zone, block))
+        if {"chaos", "forward", "proxy"} & block.directive_names:
+            self.class_chaos = True
+        if block.debug:
+            self.debug = True
+
+    # -- routing --------------------------------------------------------------------------------
+    def route(self, req: Request) -> BlockConfig | None:
+        """The block whose chain serves `req`; None means REFUSED."""
+        qn = req.qname_wire
+        zones = self.zones
+        ds: BlockConfig | None = None
+        off = 0
+        while True:
+            blocks = zones.get(qn[off:] if off else qn)
+            if blocks:
+                for b in blocks:
+                    if b.chain is None:
+                        return None
+                    if req.qtype != TYPE_DS:
+                        req.zone = b.zone_of(qn[off:])
+                        return b
+                    ds = b
+                    req.zone = b.zone_of(qn[off:])
+            length = qn[off]
+            if length == 0:
+                break
+            off += 1 + length
+            if qn[off] == 0:
+                break  # the root is only a last resort
+        if ds is not None:
+            return ds
+        for b in zones.get(b"\x00", ()):
+            if b.chain is not None:
+                req.zone = "."
+                return b
+        return None
+
+    # -- one query -----------------------------------------------------------------------------
+    def dispatch(self, data: bytes, remote: tuple, proto: str, make_writer, send_raw, spawn) -> None:
+        """Handle one query synchronously if its chain can, else start a task for it."""
+        ip = remote[0]
+        if ip.startswith("::ffff:") and "." in ip:
+            ip = ip[7:]  # IPv4 client on a dual-stack socket
+        try:
+            req = Request(data, (ip, remote[1]), proto, (self.host, self.port), self)
+        except Rejected as rej:
+            if rej.reply is not None:
+                send_raw(rej.reply)
+            return
+        if req.qclass != 1 and not self.class_chaos:
+            self.server_reply(req, make_writer(req), wire.REFUSED, dropped=True)
+            return
+        if req.edns is not None and req.edns.version != 0:
+            send_raw(_badvers(req))
+            return
+        block = self.route(req)
+        if block is None:
+            self.server_reply(req, make_writer(req), wire.REFUSED, dropped=True)
+            return
+        w = make_writer(req)
+        chain = block.chain
+        try:
+            rc = chain.serve_fast(req, w)
+        except PluginError as e:
+            rc = e.rcode
+        except Exception as exc:
+            if self.debug:
+                raise
+            rc = self._panic(exc)
+        if rc is None:
+            spawn(self._serve_async, block, req, w)
+            return
+        if not client_write(rc) and not w.written:
+            self.server_reply(req, w, rc)
+
+    async def _serve_async(self, block: BlockConfig, req: Request, w: ResponseWriter) -> None:
+        self.inflight += 1
+        try:
+            rc = await block.chain.serve_dns(req, w)
+        except PluginError as e:
+            rc = e.rcode
+        except Exception as exc:
+            if self.debug:
+                raise
+            rc = self._panic(exc)
+        finally:
+            self.inflight -= 1
+        if not client_write(rc) and not w.written:
+            self.server_reply(req, w, rc)
+
+    def _panic(self, exc: BaseException) -> int:
+        metrics.panics_total.inc()
+        log.core.error(f'Recovered from panic in server: "{self.label}" {exc!r}')
+        return wire.SERVFAIL
+
+    def server_reply(self, req: Request, w: ResponseWriter, rcode: int, dropped: bool = False) -> None:
+        """The server's own reply: SetRcode(req) + the mirrored OPT (errorFunc/errorAndMetricsFunc)."""
+        reply = req.empty_reply(rcode)
+        w.write(reply)
+        if dropped:
+            metrics.requests_total.inc(self.label, "dropped", "", req.proto, str(req.family),
+                                       metrics.MONITORED_TYPES.get(req.qtype, "other"))
+            metrics.responses_total.inc(self.label, "dropped", "", wire.RCODE_NAMES.get(rcode, str(rcode)), "")
+
+    # -- in-process resolution ------------------------------------------------------------------
+    async def resolve(self, req: Request) -> Reply | None:
+        """Run a query through this listener's routing and chains into a Recorder (self-lookups)."""
+        from .request import Recorder
+
+        rec = Recorder()
+        block = self.route(req)
+        if block is None:
+            return req.empty_reply(wire.REFUSED)
+        try:
+            rc = await block.chain.serve_dns(req, rec)
+        except PluginError as e:
+            rc = e.rcode
+        except Exception as exc:
+            rc = self._panic(exc)
+        if rec.reply is None and not client_write(rc):
+            return req.empty_reply(rc)
+        return rec.reply
+
+    # -- UDP -----------------------------------------------------------------------------------
+    async def serve_udp(self, sock: socket.socket) -> None:
+        """Drain loop: recvfrom until EAGAIN, wait_readable only then, a checkpoint every 64."""
+        recv = sock.recvfrom
+        sendto = sock.sendto
+        dispatch = self.dispatch
+        assert self.nursery is not None
+        spawn = self.nursery.start_soon
+        n = 0
+        while True:
+            try:
+                data, addr = recv(65535)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(sock)
+                n = 0
+                continue
+            except OSError as e:
+                if e.errno in (errno.EBADF, errno.ENOTSOCK):
+                    return
+                continue  # ICMP errors reported on the socket; keep serving
+
+            def make_writer(req: Request, _a=addr) -> ResponseWriter:
+                return UDPWriter(sock, _a, req)
+
+            def send_raw(b: bytes, _a=addr) -> None:
+                try:
+                    sendto(b, _a)
+                except OSError:
+                    pass
+
+            dispatch(data, addr, "udp", make_writer, send_raw, spawn)
+            n += 1
+            if n >= DRAIN_BATCH:
+                n = 0
+                await trio.lowlevel.checkpoint()
+
+    # -- TCP -----------------------------------------------------------------------------------
+    async def serve_tcp(self, sock: socket.socket) -> None:
+        tsock = trio.socket.from_stdlib_socket(sock)
+        listener = trio.SocketListener(tsock)
+        assert self.nursery is not None
+        while True:
+            await self.tcp_limit.acquire_on_behalf_of(_token := object())
+            try:
+                stream = await listener.accept()
+            except BaseException:
+                self.tcp_limit.release_on_behalf_of(_token)
+                raise
+            self.nursery.start_soon(self._tcp_conn, stream, _token)
+
+    async def _tcp_conn(self, stream: trio.SocketStream, token: object) -> None:
+        try:
+            conn = TCPConnection(self, stream)
+            await conn.run()
+        finally:
+            self.tcp_limit.release_on_behalf_of(token)
+
+
+class TCPConnection:
+    """One client connection: length-prefixed queries, answered as they complete."""
+
+    def __init__(self, listener: Listener, stream: trio.SocketStream) -> None:
+        self.listener = listener
+        self.stream = stream
+        self.send_q, self.recv_q = trio.open_memory_channel[bytes](1000)
+        try:
+            peer = stream.socket.getpeername()
+        except OSError:
+            peer = ("", 0)
+        self.remote = (peer[0], peer[1])
+        self.closed = False
+        self.queries: trio.Nursery | None = None
+
+    def send(self, data: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            self.send_q.send_nowait(_LEN.pack(len(data)) + data)
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            pass
+
+    async def _writer(self) -> None:
+        async for frame in self.recv_q:
+            with trio.move_on_after(WRITE_TIMEOUT) as cs:
+                try:
+                    await self.stream.send_all(frame)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    break
+            if cs.cancelled_caught:
+                break
+        self.closed = True
+
+    async def run(self) -> None:
+        try:
+            async with trio.open_nursery() as outer:
+                outer.start_soon(self._writer)
+                async with trio.open_nursery() as queries:
+                    self.queries = queries
+                    await self._read_loop()
+                # every query of this connection has been answered
+                await self.send_q.aclose()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.stream.aclose()
+
+    async def _read_loop(self) -> None:
+        buf = bytearray()
+        timeout = READ_TIMEOUT
+        make_writer = self._make_writer
+        while not self.closed:
+            with trio.move_on_after(timeout) as cs:
+                try:
+                    chunk = await self.stream.receive_some(65536)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    return
+            if cs.cancelled_caught or not chunk:
+                return
+            buf += chunk
+            while len(buf) >= 2:
+                size = (buf[0] << 8) | buf[1]
+                if len(buf) < 2 + size:
+                    break
+                data = bytes(buf[2 : 2 + size])
+                del buf[: 2 + size]
+                self.listener.dispatch(data, self.remote, "tcp", make_writer, self.send, self._spawn)
+                timeout = IDLE_TIMEOUT
+
+    def _make_writer(self, req: Request) -> ResponseWriter:
+        return TCPWriter(self, req)
+
+    def _spawn(self, fn, *args) -> None:
+        assert self.queries is not None
+        self.queries.start_soon(fn, *args)
+
+
+def _badvers(req: Request) -> bytes:
+    """edns.Version: SetReply + an OPT (version 0, extended rcode BADVERS, size 0)."""
+    hdr = req.reply_header(wire.BADVERS & 0xF, ar=1)
+    opt = b"\x00" + struct.pack(">HHIH", 41, 0, (wire.BADVERS >> 4) << 24, 0)
+    return hdr + req.question + opt
+
+
+# -- sockets ------------------------------------------------------------------------------------
+
+
+def bind_udp(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if not host:
+        family = socket.AF_INET6 if socket.has_ipv6 and _dual_stack_ok() else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        except OSError:
+            pass
+        if family == socket.AF_INET6 and not host:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.bind((host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
+        s.setblocking(False)
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def bind_tcp(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if not host:
+        family = socket.AF_INET6 if socket.has_ipv6 and _dual_stack_ok() else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6 and not host:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.bind((host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
+        s.listen(1024)
+        s.setblocking(False)
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+_dual: bool | None = None
+
+
+def _dual_stack_ok() -> bool:
+    """Whether a wildcard IPv6 socket can also take IPv4 (false on hosts without IPv6)."""
+    global _dual
+    if _dual is None:
+        try:
+            s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            s.bind(("::", 0))
+            s.close()
+            _dual = True
+        except OSError:
+            _dual = False
+    return _dual
+
+
+def now() -> float:
+    return time.monotonic()
