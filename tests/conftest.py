@@ -1,0 +1,121 @@
+"""Shared test helpers: start a real server in-process on ephemeral ports, query it with dnspython.
+
+    async def test_x():
+        async with running(". {\n whoami\n}\n") as srv:
+            r = await query(srv.port(), "example.org", "A")
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import dns.asyncquery
+import dns.message
+import dns.rdatatype
+import pytest
+
+from pycoredns import log
+from pycoredns.embed import serve
+from pycoredns.process import Process
+
+log.configure()
+
+
+@asynccontextmanager
+async def running(corefile: str, **kw) -> AsyncIterator[Process]:
+    """A pycoredns server on ephemeral ports (keys without a port get one) inside this trio test."""
+    kw.setdefault("dns_port", 0)
+    async with serve(corefile, **kw) as process:
+        yield process
+
+
+async def query(port: int, name: str, rdtype: str | int = "A", *, tcp: bool = False, host: str = "127.0.0.1",
+                timeout: float = 3.0, rdclass: str | int = "IN", **make_kw) -> dns.message.Message:
+    """One query over real sockets with dnspython (UDP unless tcp=True)."""
+    q = dns.message.make_query(name, rdtype, rdclass, **make_kw)
+    if tcp:
+        return await dns.asyncquery.tcp(q, host, timeout=timeout, port=port)
+    return await dns.asyncquery.udp(q, host, timeout=timeout, port=port)
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 right now."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free port")
+
+
+class ServerProcess:
+    """`python -m pycoredns` as a subprocess (CLI, signals, reload tests)."""
+
+    def __init__(self, args: list[str], cwd: str | None = None, env: dict | None = None) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "pycoredns", *args], cwd=cwd,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, **(env or {})})
+        self.lines: list[str] = []
+
+    def wait_for_line(self, text: str, timeout: float = 10.0) -> str:
+        """Read stdout until a line containing `text` (bounded by `timeout`)."""
+        import selectors
+
+        sel = selectors.DefaultSelector()
+        assert self.proc.stdout is not None
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines:
+                if text in line:
+                    return line
+            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                break
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line.rstrip("\n"))
+        raise AssertionError(f"no line with {text!r}; got {self.lines!r}; stderr={self._stderr()}")
+
+    def _stderr(self) -> str:
+        if self.proc.poll() is not None and self.proc.stderr:
+            return self.proc.stderr.read()
+        return "(running)"
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+@pytest.fixture
+def server_process():
+    procs: list[ServerProcess] = []
+
+    def start(args: list[str], **kw) -> ServerProcess:
+        p = ServerProcess(args, **kw)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        p.stop()
+        for f in (p.proc.stdout, p.proc.stderr):
+            if f:
+                f.close()

@@ -1,0 +1,15 @@
+"""The embedded server answers real queries over UDP and TCP."""
+
+from conftest import query, running
+
+
+async def test_whoami_udp_and_tcp():
+    async with running(". {\n whoami\n}\n") as srv:
+        for tcp in (False, True):
+            r = await query(srv.port(), "example.org", "A", tcp=tcp)
+            assert r.rcode() == 0
+            assert r.flags & 0x0400  # AA
+            assert not r.answer
+            texts = sorted(rr.to_text() for rr in r.additional)
+            assert any("127.0.0.1" in t for t in texts)
+            assert any(t.startswith(f"_{'tcp' if tcp else 'udp'}.example.org. 0 IN SRV 0 0 ") for t in texts)
