@@ -1,0 +1,758 @@
+"""Corefile language: lexer quirks, parser structure, snippets, imports, env vars, Dispenser.
+
+Expected texts and lines are CoreDNS's (coredns/caddy), see the reference §1.1-1.7 and §7.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from pycoredns.corefile import (
+    CorefileError,
+    Dispenser,
+    ServerBlock,
+    Token,
+    fingerprint,
+    lex,
+    parse,
+)
+
+DIRECTIVES = [
+    "root", "metadata", "geoip", "cancel", "tls", "timeouts", "reload", "nsid", "bufsize", "bind",
+    "debug", "trace", "ready", "health", "pprof", "prometheus", "errors", "log", "dnstap", "local",
+    "dns64", "acl", "any", "chaos", "loadbalance", "tsig", "cache", "rewrite", "header", "dnssec",
+    "autopath", "minimal", "template", "transfer", "hosts", "route53", "azure", "clouddns",
+    "k8s_external", "kubernetes", "file", "auto", "secondary", "etcd", "loop", "forward", "grpc",
+    "erratic", "whoami", "on", "sign", "view",
+]  # fmt: skip
+
+
+def texts(toks: list[Token]) -> list[str]:
+    return [t.text for t in toks]
+
+
+def summary(blocks: list[ServerBlock]) -> list[tuple[list[str], dict[str, list[str]]]]:
+    return [(texts(b.keys), {k: texts(v) for k, v in b.tokens.items()}) for b in blocks]
+
+
+def p(text: str, **kw) -> list[ServerBlock]:
+    kw.setdefault("directives", DIRECTIVES)
+    kw.setdefault("env", {})
+    return parse(text, **kw)
+
+
+def perr(text: str, **kw) -> str:
+    with pytest.raises(CorefileError) as ei:
+        p(text, **kw)
+    return str(ei.value)
+
+
+# ---------------------------------------------------------------------------------------- lexer
+
+
+LEX_CASES = [
+    # (input, [(text, line, newlines)])
+    ("\ufeffwhoami", [("whoami", 1, 0)]),
+    ("a\ufeff", [("a\ufeff", 1, 0)]),  # only a leading BOM is dropped
+    ("{whoami}", [("{whoami}", 1, 0)]),
+    (". {whoami}", [(".", 1, 0), ("{whoami}", 1, 0)]),
+    ("a{ }b", [("a{", 1, 0), ("}b", 1, 0)]),
+    ("# comment\nlog", [("log", 2, 0)]),
+    ("log # trailing comment { }", [("log", 1, 0)]),
+    ("bind 127.0.0.1#comment glued", [("bind", 1, 0), ("127.0.0.1", 1, 0), ("glued", 1, 0)]),
+    ("foo#bar\nx", [("foo", 1, 0), ("x", 2, 0)]),
+    ('a"b"', [('a"b"', 1, 0)]),
+    ('"a"b', [("a", 1, 0), ("b", 1, 0)]),
+    ('"a b" c', [("a b", 1, 0), ("c", 1, 0)]),
+    ('"# not a comment"', [("# not a comment", 1, 0)]),
+    ('"multi\nline" next\nlast', [("multi\nline", 1, 1), ("next", 2, 0), ("last", 3, 0)]),
+    ('""', [("", 1, 0)]),
+    ('a "" b', [("a", 1, 0), ("", 1, 0), ("b", 1, 0)]),
+    (r'"\"q\""', [('"q"', 1, 0)]),
+    (r'"\\"', [("\\\\", 1, 0)]),  # backslash pairs are kept verbatim
+    (r'"\n"', [("\\n", 1, 0)]),
+    (r"a\b", [("a\\b", 1, 0)]),  # outside quotes a backslash is ordinary
+    ("a\\\nb", [("a\\", 1, 0), ("b", 2, 0)]),  # no line continuation
+    ("a\r\nb\r\n", [("a", 1, 0), ("b", 2, 0)]),
+    ("fo\ro", [("foo", 1, 0)]),  # \r is skipped, not a separator
+    ('"a\r\nb"', [("a\r\nb", 1, 1)]),  # ... but kept inside quotes
+    ("a\tb\x0bc\x0cd\u00a0e\u2003f", [(x, 1, 0) for x in "abcdef"]),
+    ("a\x1cb", [("a\x1cb", 1, 0)]),  # not a Go space
+    ('"unterminated', [("unterminated", 1, 0)]),
+    ('"unterminated\\', [("unterminated", 1, 0)]),
+    ('x "', [("x", 1, 0)]),
+    ("\n\n  x", [("x", 3, 0)]),
+]
+
+
+@pytest.mark.parametrize(("src", "want"), LEX_CASES)
+def test_lexer(src: str, want: list[tuple[str, int, int]]) -> None:
+    got = [(t.text, t.line, t.newlines) for t in lex(src, "F")]
+    assert got == want
+    assert all(t.file == "F" for t in lex(src, "F"))
+
+
+def test_lexer_uses_lark() -> None:
+    from pycoredns.corefile import lexer
+
+    assert type(lexer._lark).__module__.startswith("lark")
+
+
+# ---------------------------------------------------------------------------------------- parser
+
+KUBEADM = """\
+.:53 {
+    errors
+    health {
+       lameduck 5s
+    }
+    ready
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+       pods insecure
+       fallthrough in-addr.arpa ip6.arpa
+       ttl 30
+    }
+    prometheus :9153
+    forward . /etc/resolv.conf {
+       max_concurrent 1000
+    }
+    cache 30 {
+       disable success cluster.local
+       disable denial cluster.local
+    }
+    loop
+    reload
+    loadbalance
+}
+"""
+
+NODELOCAL = """\
+cluster.local:53 {
+    errors
+    cache {
+            success 9984 30
+            denial 9984 5
+    }
+    reload
+    loop
+    bind 169.254.20.10 10.96.0.10
+    forward . 10.96.0.11 {
+            force_tcp
+    }
+    prometheus :9253
+    health 169.254.20.10:8080
+    }
+in-addr.arpa:53 {
+    errors
+    cache 30
+    reload
+    loop
+    bind 169.254.20.10 10.96.0.10
+    forward . 10.96.0.11 {
+            force_tcp
+    }
+    prometheus :9253
+    }
+ip6.arpa:53 {
+    errors
+    cache 30
+    reload
+    loop
+    bind 169.254.20.10 10.96.0.10
+    forward . 10.96.0.11 {
+            force_tcp
+    }
+    prometheus :9253
+    }
+.:53 {
+    errors
+    cache 30
+    reload
+    loop
+    bind 169.254.20.10 10.96.0.10
+    forward . /etc/resolv.conf
+    prometheus :9253
+    }
+"""
+
+
+def test_kubeadm_corefile() -> None:
+    (b,) = p(KUBEADM)
+    assert texts(b.keys) == [".:53"]
+    assert list(b.tokens) == [
+        "errors", "health", "ready", "kubernetes", "prometheus", "forward", "cache", "loop", "reload",
+        "loadbalance",
+    ]  # fmt: skip
+    assert texts(b.tokens["health"]) == ["health", "{", "lameduck", "5s", "}"]
+    assert texts(b.tokens["kubernetes"]) == [
+        "kubernetes", "cluster.local", "in-addr.arpa", "ip6.arpa", "{", "pods", "insecure",
+        "fallthrough", "in-addr.arpa", "ip6.arpa", "ttl", "30", "}",
+    ]  # fmt: skip
+    assert texts(b.tokens["cache"]) == [
+        "cache", "30", "{", "disable", "success", "cluster.local", "disable", "denial", "cluster.local", "}",
+    ]  # fmt: skip
+    assert [t.line for t in b.tokens["cache"]] == [16, 16, 16, 17, 17, 17, 18, 18, 18, 19]
+    assert all(t.file == "Corefile" for v in b.tokens.values() for t in v)
+    assert b.keys[0].line == 1
+
+
+def test_nodelocal_corefile() -> None:
+    blocks = p(NODELOCAL, filename="/etc/Corefile")
+    assert [texts(b.keys) for b in blocks] == [["cluster.local:53"], ["in-addr.arpa:53"], ["ip6.arpa:53"], [".:53"]]
+    assert texts(blocks[0].tokens["bind"]) == ["bind", "169.254.20.10", "10.96.0.10"]
+    assert texts(blocks[0].tokens["forward"]) == ["forward", ".", "10.96.0.11", "{", "force_tcp", "}"]
+    assert texts(blocks[3].tokens["forward"]) == ["forward", ".", "/etc/resolv.conf"]
+    assert texts(blocks[0].tokens["cache"]) == ["cache", "{", "success", "9984", "30", "denial", "9984", "5", "}"]
+    assert blocks[3].tokens["prometheus"][0].file == "/etc/Corefile"
+
+
+def test_nodelocal_ipvs_empty_dns_server() -> None:
+    # IPVS mode: __PILLAR__DNS__SERVER__ replaced with "" leaves "bind 169.254.20.10 "
+    (b,) = p(".:53 {\n    bind 169.254.20.10 \n    forward . /etc/resolv.conf\n    }\n")
+    assert texts(b.tokens["bind"]) == ["bind", "169.254.20.10"]
+
+
+PARSE_OK = [
+    # (corefile, expected summary)
+    (".", [(["."], {})]),
+    ("example.org example.net", [(["example.org", "example.net"], {})]),
+    (". {\n}", [(["."], {})]),
+    (". {\nwhoami\n}", [(["."], {"whoami": ["whoami"]})]),
+    (". { whoami\n}", [(["."], {"whoami": ["whoami"]})]),
+    (".\n{\nwhoami\n}", [(["."], {"whoami": ["whoami"]})]),
+    (".:1053\nwhoami\nlog", [([".:1053"], {"whoami": ["whoami"], "log": ["log"]})]),
+    (
+        "a.org, b.org,\n c.org d.org {\n whoami\n}",
+        [(["a.org", "b.org", "c.org", "d.org"], {"whoami": ["whoami"]})],
+    ),
+    ("a.org,b.org {\n}", [(["a.org,b.org"], {})]),  # no space: one odd key (§7)
+    ('"" a.org {\n}', [(["a.org"], {})]),
+    (
+        "10.0.0.0/24 fd00::/64:1053 {\n whoami\n}",
+        [(["10.0.0.0/24", "fd00::/64:1053"], {"whoami": ["whoami"]})],
+    ),
+    (
+        ". {\n log\n whoami\n log . {combined}\n}",
+        [(["."], {"log": ["log", "log", ".", "{combined}"], "whoami": ["whoami"]})],
+    ),
+    (
+        "a.org {\n whoami\n}\nb.org {\n log\n}\n",
+        [(["a.org"], {"whoami": ["whoami"]}), (["b.org"], {"log": ["log"]})],
+    ),
+    (
+        ". {\n hosts {\n  1.2.3.4 a {\n   x\n  }\n }\n}",
+        [(["."], {"hosts": ["hosts", "{", "1.2.3.4", "a", "{", "x", "}", "}"]})],
+    ),
+    # a '{' on the next line joins the previous directive (the plugin then sees 2 instances)
+    (". {\n cache 30\n {\n success 10\n }\n}", [(["."], {"cache": ["cache", "30", "{", "success", "10", "}"]})]),
+    # missing final '}' after a nested block goes unnoticed (§1.2.7, §7)
+    (
+        ". {\n forward . 1.1.1.1 {\n  force_tcp\n }\n",
+        [(["."], {"forward": ["forward", ".", "1.1.1.1", "{", "force_tcp", "}"]})],
+    ),
+    ("{\n whoami\n}", []),  # no keys: not a server
+    # 'force_tcp }' closes the forward block; the next '}' closes the server block ...
+    (
+        ". {\n forward . 1.1.1.1 {\n  force_tcp }\n}",
+        [(["."], {"forward": ["forward", ".", "1.1.1.1", "{", "force_tcp", "}"]})],
+    ),
+    # ... so an extra '}' after it starts a new block whose key is '}' (caddy does the same)
+    (
+        ". {\n forward . 1.1.1.1 {\n  force_tcp }\n }\n}",
+        [(["."], {"forward": ["forward", ".", "1.1.1.1", "{", "force_tcp", "}"]}), (["}"], {})],
+    ),
+    ("", []),
+    ("# only a comment\n", []),
+]
+
+
+@pytest.mark.parametrize(("src", "want"), PARSE_OK)
+def test_parse_ok(src: str, want: list) -> None:
+    assert summary(p(src)) == want
+
+
+def test_template_go_template_quoted() -> None:
+    src = '. {\n template IN A example {\n  answer "{{ .Name }} 60 IN A 127.0.0.1"\n }\n}'
+    (b,) = p(src)
+    assert texts(b.tokens["template"])[5:7] == ["answer", "{{ .Name }} 60 IN A 127.0.0.1"]
+
+
+PARSE_ERRORS = [
+    # (corefile, exact message)
+    (". {\n foo\n}", "Corefile:2 - Error during parsing: Unknown directive 'foo'"),
+    (". {\n Whoami\n}", "Corefile:2 - Error during parsing: Unknown directive 'Whoami'"),
+    (". {\n proxy . /etc/resolv.conf\n}", "Corefile:2 - Error during parsing: Unknown directive 'proxy'"),
+    (". { whoami }", "Corefile:1 - Error during parsing: Unexpected '}' because no matching opening brace"),
+    (". {\n whoami }\n}", "Corefile:2 - Error during parsing: Unexpected '}' because no matching opening brace"),
+    (
+        "a.org, {\n whoami\n}",
+        "Corefile:1 - Error during parsing: Expected another address but had '{' - check for extra comma",
+    ),
+    ("a.org,\n{\n}", "Corefile:2 - Error during parsing: Expected another address but had '{' - check for extra comma"),
+    ("a.org,", "Corefile:1 - Error during parsing: Unexpected EOF"),
+    (". {\n whoami", "Corefile:2 - Syntax error: Unexpected token 'whoami', expecting '}'"),
+    (". {\n whoami\n log", "Corefile:3 - Syntax error: Unexpected token 'log', expecting '}'"),
+    (". {", "Corefile:1 - Syntax error: Unexpected token '{', expecting '}'"),
+    (". {\n forward . 1.1.1.1 {\n  force_tcp\n", "Corefile:3 - Error during parsing: Unexpected EOF"),
+    ("(snip)\nwhoami", "Corefile:2 - Syntax error: Unexpected token 'whoami', expecting '{'"),
+    ("(snip) {\n log\n", "Corefile:2 - Syntax error: Unexpected token 'log', expecting '}'"),
+    (
+        "(s) {\n log\n}\n(s) {\n errors\n}",
+        "Corefile:4 - Error during parsing: redeclaration of previously declared snippet s",
+    ),
+    ("(s) {\n import s\n}", "Corefile:3 - Error during parsing: maximum snippet import depth (10000) exceeded"),
+    (
+        ". {\n import\n}",
+        "Corefile:2 - Error during parsing: Wrong argument count or unexpected line ending after 'import'",
+    ),
+    ('. {\n import ""\n}', "Corefile:2 - Error during parsing: Import requires a non-empty filepath"),
+    (
+        ". {\n import a b\n}",
+        "Corefile:2 - Error during parsing: Import takes only one argument (glob pattern or file)",
+    ),
+    (". {\n import nosuchsnippet\n}", "Corefile:2 - Error during parsing: File to import not found: nosuchsnippet"),
+    ("import missing.conf", "Corefile:1 - Error during parsing: File to import not found: missing.conf"),
+    # snippets must be defined before use
+    (
+        ". {\n import late\n}\n(late) {\n log\n}",
+        "Corefile:2 - Error during parsing: File to import not found: late",
+    ),
+]
+
+
+@pytest.mark.parametrize(("src", "want"), PARSE_ERRORS)
+def test_parse_errors(src: str, want: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # relative imports resolve against an empty directory
+    assert perr(src) == want
+
+
+def test_error_attributes() -> None:
+    with pytest.raises(CorefileError) as ei:
+        p(". {\n\n foo\n}", filename="/etc/coredns/Corefile")
+    e = ei.value
+    assert (e.file, e.line, e.msg) == ("/etc/coredns/Corefile", 3, "Unknown directive 'foo'")
+
+
+def test_no_directive_validation() -> None:
+    (b,) = parse(". {\n foo bar\n}", directives=None, env={})
+    assert texts(b.tokens["foo"]) == ["foo", "bar"]
+
+
+# ---------------------------------------------------------------------------------------- env
+
+
+def test_env_substitution() -> None:
+    env = {"PORT": "1053", "UP": "1.1.1.1 8.8.8.8", "DIR": "whoami", "Z": "example.org", "W": "win"}
+    src = "{$Z}:{$PORT} {\n {$DIR}\n forward . {$UP}\n log {%W%} {$UNSET} x{$}y{$Z}\n}"
+    (b,) = p(src, env=env)
+    assert texts(b.keys) == ["example.org:1053"]
+    assert texts(b.tokens["forward"]) == ["forward", ".", "1.1.1.1 8.8.8.8"]  # never split
+    assert texts(b.tokens["log"]) == ["log", "win", "", "x{$}y{$Z}"]  # "{$}" stops substitution
+    assert texts(b.tokens["whoami"]) == ["{$DIR}"]  # caddy keeps the name token as written
+
+
+def test_env_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYCOREDNS_TEST_ZONE", "env.example")
+    (b,) = parse("{$PYCOREDNS_TEST_ZONE} {\n}\n")
+    assert texts(b.keys) == ["env.example"]
+
+
+def test_env_key_with_trailing_comma_and_empty() -> None:
+    (b,) = p("{$A} {$EMPTY} {$B} {\n}", env={"A": "a.org,", "B": "b.org", "EMPTY": ""})
+    assert texts(b.keys) == ["a.org", "b.org"]
+
+
+def test_env_windows_form_first_and_repeats() -> None:
+    from pycoredns.corefile import replace_env
+
+    assert replace_env("{%A%}{$A}{$A}", {"A": "x"}) == "xxx"
+    assert replace_env("{$A", {"A": "x"}) == "{$A"
+    assert replace_env("{{$x}}", {}) == "{}"  # the template pitfall: write {{ $x }}
+    assert replace_env("{{ $x }}", {}) == "{{ $x }}"
+    assert replace_env("{$LOOP}", {"LOOP": "{$LOOP}"}) == "{$LOOP}"  # terminates (Go would spin)
+
+
+def test_env_in_snippet_name_and_import_pattern() -> None:
+    src = "({$N}) {\n whoami\n}\n. {\n import {$N}\n}"
+    (b,) = p(src, env={"N": "common"})
+    assert texts(b.tokens["whoami"]) == ["whoami"]
+
+
+# ---------------------------------------------------------------------------------------- snippets
+
+
+def test_snippet_at_all_levels() -> None:
+    src = """\
+(blocks) {
+    a.org {
+        whoami
+    }
+}
+(directives) {
+    errors
+    log
+}
+(options) {
+    force_tcp
+    max_fails 3
+}
+(empty) {
+}
+import blocks
+b.org {
+    import directives
+    import empty
+    forward . 1.1.1.1 {
+        import options
+    }
+}
+"""
+    blocks = p(src)
+    assert summary(blocks) == [
+        (["a.org"], {"whoami": ["whoami"]}),
+        (
+            ["b.org"],
+            {
+                "errors": ["errors"],
+                "log": ["log"],
+                "forward": ["forward", ".", "1.1.1.1", "{", "force_tcp", "max_fails", "3", "}"],
+            },
+        ),
+    ]
+    # snippet tokens keep the line they were written on
+    assert [t.line for t in blocks[1].tokens["forward"]] == [20, 20, 20, 20, 11, 12, 12, 22]
+
+
+def test_snippet_importing_snippet() -> None:
+    src = "(a) {\n log\n}\n(b) {\n import a\n errors\n}\n. {\n import b\n}"
+    assert summary(p(src)) == [(["."], {"log": ["log"], "errors": ["errors"]})]
+
+
+def test_snippet_mutual_import_hits_limit() -> None:
+    src = "(a) {\n import b\n}\n(b) {\n import a\n}\n. {\n import a\n}"
+    msg = perr(src)
+    assert msg.endswith("Error during parsing: maximum snippet import depth (10000) exceeded")
+
+
+def test_snippet_error_points_at_snippet_line() -> None:
+    assert perr("(s) {\n bogus\n}\n. {\n import s\n}") == "Corefile:2 - Error during parsing: Unknown directive 'bogus'"
+
+
+def test_snippet_only_key_is_a_block_if_file_ends() -> None:
+    # caddy returns addresses-only files before the snippet check
+    assert summary(p("(snip)")) == [(["(snip)"], {})]
+
+
+# ---------------------------------------------------------------------------------------- import
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_import_file_relative_to_importing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir("/")
+    write(tmp_path / "conf" / "Corefile", ". {\n import sub/plugins.conf\n}\n")
+    write(tmp_path / "conf" / "sub" / "plugins.conf", "errors\nimport more.conf\n")
+    write(tmp_path / "conf" / "sub" / "more.conf", "\n\nlog\n")
+    main = tmp_path / "conf" / "Corefile"
+    (b,) = p(main.read_text(), filename=str(main))
+    assert texts(b.tokens["errors"]) == ["errors"]
+    sub = str(tmp_path / "conf" / "sub" / "plugins.conf")
+    assert (b.tokens["errors"][0].file, b.tokens["errors"][0].line) == (sub, 1)
+    more = str(tmp_path / "conf" / "sub" / "more.conf")
+    assert (b.tokens["log"][0].file, b.tokens["log"][0].line) == (more, 3)
+
+
+def test_import_relative_to_cwd_for_main_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "extra.conf", "b.org {\n log\n}\n")
+    for name in ("Corefile", "stdin"):
+        blocks = p("import extra.conf\na.org {\n whoami\n}\n", filename=name)
+        assert [texts(b.keys) for b in blocks] == [["b.org"], ["a.org"]]
+        assert blocks[0].keys[0].file == str(tmp_path / "extra.conf")
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"[{record.levelname}] {record.getMessage()}")
+
+
+def test_import_glob_lexical_order_and_warning(tmp_path: Path) -> None:
+    write(tmp_path / "d" / "b.server", "b.org {\n log\n}\n")
+    write(tmp_path / "d" / "a.server", "a.org {\n log\n}\n")
+    write(tmp_path / "d" / "c.other", "c.org {\n log\n}\n")
+    main = str(tmp_path / "Corefile")
+    blocks = p("import d/*.server\n", filename=main)
+    assert [texts(b.keys) for b in blocks] == [["a.org"], ["b.org"]]
+    blocks = p("import d/?.server\n", filename=main)
+    assert [texts(b.keys) for b in blocks] == [["a.org"], ["b.org"]]
+    # the conftest may stop propagation to the root logger, so listen on "pycoredns" itself
+    cap = _Capture()
+    logger = logging.getLogger("pycoredns")
+    logger.addHandler(cap)
+    try:
+        assert p(". {\n import d/*.none\n whoami\n}", filename=main)[0].tokens.keys() == {"whoami"}
+    finally:
+        logger.removeHandler(cap)
+    assert cap.lines == ["[WARNING] No files matching import glob pattern: d/*.none"]
+
+
+def test_import_glob_matches_dotfiles_and_dirs(tmp_path: Path) -> None:
+    # kubelet's ConfigMap mount: ..data and ..<timestamp> are directories that '*' matches (§7)
+    cm = tmp_path / "cm"
+    (cm / "..2026_01_01").mkdir(parents=True)
+    (cm / "..data").symlink_to("..2026_01_01")
+    write(cm / "..2026_01_01" / "Corefile", ". {\n whoami\n}\n")
+    (cm / "Corefile").symlink_to("..data/Corefile")
+    main = str(tmp_path / "Corefile")
+    msg = perr("import cm/*\n", filename=main)
+    assert msg == f"{main}:1 - Error during parsing: Could not import {cm}/..2026_01_01: is a directory"
+    assert summary(p("import cm/Corefile\n", filename=main)) == [(["."], {"whoami": ["whoami"]})]
+    assert summary(p("import cm/Corefile*\n", filename=main)) == [(["."], {"whoami": ["whoami"]})]
+
+
+def test_import_directory_and_glob_errors(tmp_path: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    main = str(tmp_path / "Corefile")
+    assert perr("import dir\n", filename=main) == (
+        f"{main}:1 - Error during parsing: Could not import {tmp_path}/dir: is a directory"
+    )
+    assert perr(". {\n import *a*\n}", filename=main) == (
+        f"{main}:2 - Error during parsing: Glob pattern may only contain one wildcard (*), "
+        f"but has others: {tmp_path}/*a*"
+    )
+    assert perr("import ?a?\n", filename=main).endswith(f"but has others: {tmp_path}/?a?")
+    assert perr("import [ab]\n", filename=main).endswith(f"but has others: {tmp_path}/[ab]")
+    assert perr("import a[b\n", filename=main) == (
+        f"{main}:1 - Error during parsing: Failed to use import pattern a[b: syntax error in pattern"
+    )
+    assert perr("import /nonexistent/x.conf\n", filename=main) == (
+        f"{main}:1 - Error during parsing: File to import not found: /nonexistent/x.conf"
+    )
+
+
+def test_import_error_in_imported_file_names_abs_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "inc" / "bad.conf", "\nbogus arg\n")
+    assert perr(". {\n import inc/bad.conf\n}") == (
+        f"{tmp_path}/inc/bad.conf:2 - Error during parsing: Unknown directive 'bogus'"
+    )
+
+
+def test_import_file_then_redeclare_snippet(tmp_path: Path) -> None:
+    write(tmp_path / "common", "(common) {\n errors\n}\n")
+    write(tmp_path / "other", "\n\n(common) {\n log\n}\n")
+    main = str(tmp_path / "Corefile")
+    (b,) = p("import common\n. {\n import common\n}\n", filename=main)
+    assert texts(b.tokens["errors"]) == ["errors"]
+    assert perr("import common\nimport other\n", filename=main) == (
+        f"{tmp_path}/other:3 - Error during parsing: redeclaration of previously declared snippet common"
+    )
+
+
+def test_import_read_file_injection(tmp_path: Path) -> None:
+    files = {str(tmp_path / "virtual.conf"): "whoami\n"}
+
+    def read(path: str) -> str:
+        try:
+            return files[path]
+        except KeyError:
+            raise FileNotFoundError(path) from None
+
+    (b,) = p(". {\n import virtual.conf\n}", filename=str(tmp_path / "Corefile"), read_file=read)
+    assert b.tokens["whoami"][0].file == str(tmp_path / "virtual.conf")
+    assert perr(". {\n import nope.conf\n}", filename=str(tmp_path / "Corefile"), read_file=read) == (
+        f"{tmp_path}/Corefile:2 - Error during parsing: File to import not found: nope.conf"
+    )
+
+
+def test_import_empty_file_at_end(tmp_path: Path) -> None:
+    write(tmp_path / "empty.conf", "# nothing\n")
+    main = str(tmp_path / "Corefile")
+    assert summary(p(". {\n whoami\n import empty.conf\n}", filename=main)) == [(["."], {"whoami": ["whoami"]})]
+    assert summary(p(". {\n whoami\n}\nimport empty.conf", filename=main)) == [(["."], {"whoami": ["whoami"]})]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "import Corefile\n",
+        "import Corefile\n. {\n whoami\n}\n",
+        ". {\n whoami\n}\nimport ./Corefile\n",
+    ],
+)
+def test_self_importing_file_terminates(tmp_path: Path, body: str) -> None:
+    main = tmp_path / "Corefile"
+    main.write_text(body)
+    t0 = time.monotonic()
+    msg = perr(body, filename=str(main))
+    assert time.monotonic() - t0 < 10
+    assert msg.endswith(" - Error during parsing: maximum file import depth (10000) exceeded")
+    assert msg.startswith(f"{main}:")
+
+
+def test_self_importing_file_inside_block_without_validation(tmp_path: Path) -> None:
+    main = tmp_path / "Corefile"
+    body = ". {\n hosts {\n  import Corefile\n }\n}\n"
+    main.write_text(body)
+    with pytest.raises(CorefileError, match=r"maximum file import depth \(10000\) exceeded"):
+        parse(body, str(main), directives=None, env={})
+    # with validation the imported '.' is an unknown directive (nested, so no: it is a sub-option)
+    with pytest.raises(CorefileError, match=r"maximum file import depth \(10000\) exceeded"):
+        p(body, filename=str(main))
+
+
+# ---------------------------------------------------------------------------------------- fingerprint
+
+
+def test_fingerprint(tmp_path: Path) -> None:
+    inc = write(tmp_path / "inc.conf", "log\n")
+    main = str(tmp_path / "Corefile")
+    base = ". {\n whoami # c1\n import inc.conf\n}\n"
+    f1 = fingerprint(parse(base, main, env={}))
+    assert len(f1) == 128
+    assert fingerprint(parse(base.replace("# c1", "# other comment"), main, env={})) == f1
+    assert fingerprint(parse(base.replace(" whoami", "   whoami"), main, env={})) == f1
+    assert fingerprint(parse("\n" + base, main, env={})) != f1  # lines moved
+    assert fingerprint(parse(base.replace("whoami", "whoami x"), main, env={})) != f1
+    inc.write_text("errors\n")
+    assert fingerprint(parse(base, main, env={})) != f1
+
+
+# ---------------------------------------------------------------------------------------- dispenser
+
+
+def disp(src: str, directive: str, filename: str = "Corefile") -> Dispenser:
+    (b,) = parse(src, filename, directives=None, env={})
+    return Dispenser(filename, b.tokens[directive])
+
+
+def test_dispenser_basic_walk() -> None:
+    d = disp(". {\n forward . 1.1.1.1 8.8.8.8 {\n  max_fails 3\n  force_tcp\n }\n}", "forward")
+    assert d.val() == "" and d.line() == 0 and d.file() == "Corefile"
+    assert d.next() and d.val() == "forward" and d.line() == 2
+    assert d.remaining_args() == [".", "1.1.1.1", "8.8.8.8"]
+    seen = []
+    while d.next_block():
+        opt = d.val()
+        seen.append((opt, d.remaining_args()))
+    assert seen == [("max_fails", ["3"]), ("force_tcp", [])]
+    assert d.val() == "}"
+    assert not d.next()
+
+
+def test_dispenser_next_arg_next_line() -> None:
+    d = disp(". {\n log a b\n log c\n}", "log")
+    assert d.next_arg() and d.val() == "log"  # first next_arg always advances
+    assert d.next_arg() and d.val() == "a"
+    assert d.next_arg() and d.val() == "b"
+    assert not d.next_arg()
+    assert not d.next_arg() and d.val() == "b"
+    assert d.next_line() and d.val() == "log" and d.line() == 3
+    assert not d.next_line()
+    assert d.next_arg() and d.val() == "c"
+    assert not d.next() and not d.next_arg() and not d.next_line()
+
+
+def test_dispenser_multiline_token_same_line_logic() -> None:
+    d = disp('. {\n template "a\nb" next\n}', "template")
+    assert d.next() and d.next_arg() and d.val() == "a\nb" and d.token().newlines == 1
+    assert d.next_arg() and d.val() == "next" and d.line() == 3
+
+
+def test_dispenser_force_tcp_with_brace() -> None:
+    # 'force_tcp }' on one line: the option has extra tokens on its line (parser accepts it nested)
+    (b,) = parse(". {\n forward . 1.1.1.1 {\n  force_tcp }\n}", "Corefile", directives=None, env={})
+    d = Dispenser("Corefile", b.tokens["forward"])
+    d.next()
+    d.remaining_args()
+    assert d.next_block() and d.val() == "force_tcp"
+    assert d.next_arg()  # a plugin checking "no args" now fails
+    assert (
+        str(d.arg_err())
+        == "Corefile:3 - Error during parsing: Wrong argument count or unexpected line ending after '}'"
+    )
+
+
+def test_dispenser_subblock_brace_on_next_line() -> None:
+    d = disp(". {\n cache 30\n {\n  success 10\n }\n}", "cache")
+    assert d.next() and d.remaining_args() == ["30"]
+    assert not d.next_block()  # '{' is not on the directive's line
+    assert d.next() and d.val() == "{"  # the plugin sees a second instance of the directive
+
+
+def test_dispenser_empty_block_and_no_block() -> None:
+    d = disp(". {\n health {\n }\n}", "health")
+    assert d.next() and not d.next_block() and d.val() == "}"
+    d = disp(". {\n health :8080\n}", "health")
+    assert d.next() and d.next_arg() and not d.next_block() and d.val() == ":8080"
+
+
+def test_dispenser_remaining_args_stops_at_brace() -> None:
+    d = disp(". {\n kubernetes cluster.local {\n  pods insecure\n }\n}", "kubernetes")
+    d.next()
+    assert d.remaining_arg_tokens()[0].text == "cluster.local"
+    assert d.val() == "cluster.local"
+    assert d.next_block() and d.val() == "pods"
+
+
+def test_dispenser_errors() -> None:
+    d = disp(". {\n cache 30 {\n  success\n }\n}", "cache", filename="/etc/coredns/Corefile")
+    d.next()
+    assert str(d.arg_err()) == (
+        "/etc/coredns/Corefile:2 - Error during parsing: Wrong argument count or unexpected line ending after 'cache'"
+    )
+    d.next()
+    d.next()
+    assert d.val() == "{"
+    assert (
+        str(d.arg_err()) == "/etc/coredns/Corefile:2 - Error during parsing: Unexpected token '{', expecting argument"
+    )
+    assert str(d.syntax_err("}")) == "/etc/coredns/Corefile:2 - Syntax error: Unexpected token '{', expecting '}'"
+    assert str(d.err("boom")) == "/etc/coredns/Corefile:2 - Error during parsing: boom"
+    assert str(d.errf("bad %s: %d", "x", 3)) == "/etc/coredns/Corefile:2 - Error during parsing: bad x: 3"
+    assert isinstance(d.arg_err(), CorefileError)
+
+
+def test_dispenser_file_of_imported_tokens(tmp_path: Path) -> None:
+    write(tmp_path / "inc", "cache 0\n")
+    (b,) = parse(". {\n import inc\n}", str(tmp_path / "Corefile"), directives=None, env={})
+    d = Dispenser(str(tmp_path / "Corefile"), b.tokens["cache"])
+    d.next()
+    d.next()
+    assert str(d.err("x")) == f"{tmp_path}/inc:1 - Error during parsing: x"
+
+
+def test_dispenser_args_and_nest() -> None:
+    d = disp(". {\n log a b\n}", "log")
+    d.next()
+    assert d.args(2) == ["a", "b"]
+    d = disp(". {\n log a\n}", "log")
+    d.next()
+    assert d.args(2) is None
+    d.incr_nest()
+    assert d.nesting == 1
+
+
+def test_api_surface() -> None:
+    import pycoredns.corefile as cf
+
+    for name in ("Token", "ServerBlock", "CorefileError", "parse", "fingerprint", "Dispenser"):
+        assert hasattr(cf, name)
+    t = Token("x", "f", 1)
+    assert t.newlines == 0
+    with pytest.raises(AttributeError):
+        t.text = "y"  # type: ignore[misc]
+    assert os.path.isabs(__file__)
