@@ -373,7 +373,7 @@ class Store:
     def load(self, objs: Iterable[Obj]) -> int:
         """Apply many objects: namespaces first, missing namespaces created. Returns the count."""
         objs = list(objs)
-        order = {"Namespace": 0, "Service": 1, "Endpoints": 2, "EndpointSlice": 3, "Pod": 4}
+        order = {"Namespace": 0, "Service": 1, "Pod": 2, "Endpoints": 3, "EndpointSlice": 4}
         objs.sort(key=lambda o: order.get(str(o.get("kind")), 9))
         with self.lock:
             for o in objs:
@@ -382,8 +382,29 @@ class Store:
                     ns = (o.get("metadata") or {}).get("namespace") or "default"
                     if ns not in self._objs["Namespace"]:
                         self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+                if k.kind == "EndpointSlice":
+                    o = self._link_uids(o)
                 self.apply(o)
         return len(objs)
+
+    def _link_uids(self, obj: Obj) -> Obj:
+        """Fill the uids that fixture files cannot know: ownerReferences to the Service and
+        endpoints' targetRefs to Pods, as the endpointslice controller writes them."""
+        obj = copy.deepcopy(obj)
+        ns = (obj.get("metadata") or {}).get("namespace") or "default"
+
+        def uid(kind: str, name: str | None) -> str | None:
+            o = self._objs[kind].get(f"{ns}/{name}")
+            return o["metadata"]["uid"] if o else None
+
+        for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+            if ref.get("kind") == "Service" and not ref.get("uid"):
+                ref["uid"] = uid("Service", ref.get("name")) or ""
+        for ep in obj.get("endpoints") or []:
+            tr = ep.get("targetRef")
+            if tr and tr.get("kind") == "Pod" and not tr.get("uid") and (u := uid("Pod", tr.get("name"))):
+                tr["uid"] = u
+        return obj
 
     # ------------------------------------------------------------------ helpers
 
@@ -458,9 +479,9 @@ class Store:
             for p in obj.get("ports") or []:
                 p.setdefault("name", "")
                 p.setdefault("protocol", "TCP")
-            obj.setdefault("endpoints", None)
-            if obj["endpoints"] is None:
-                obj["endpoints"] = []
+            # Both fields lack omitempty and etcd keeps protobuf, so an empty list reads back as null.
+            obj["endpoints"] = obj.get("endpoints") or None
+            obj["ports"] = obj.get("ports") or None
             if not obj.get("addressType"):
                 raise errors.invalid(k.kind, md["name"], "addressType: Required value", k.group)
 
