@@ -13,11 +13,14 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from .corefile.errors import go_quote
+
 __all__ = [
     "DEFAULT_PORTS",
     "TRANSPORTS",
     "ConfigError",
     "ZoneAddress",
+    "follows_rfc1035",
     "fqdn",
     "is_domain_name",
     "normalize_exact",
@@ -26,6 +29,7 @@ __all__ = [
     "origins_from_args_or_keys",
     "parse_transport",
     "reverse_zones",
+    "rfc1035_warning",
     "split_host_port",
 ]
 
@@ -186,7 +190,7 @@ def _reverse(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> list[str]:
 def _split_host_port(s: str) -> tuple[list[str], str]:
     colon = s.rfind(":")
     if colon == len(s) - 1:
-        raise _KeyError(f"expecting data after last colon: {_go_quote(s)}")
+        raise _KeyError(f"expecting data after last colon: {go_quote(s)}")
     port = ""
     if colon != -1:
         p = _atoi(s[colon + 1 :])
@@ -215,27 +219,6 @@ def split_host_port(s: str) -> tuple[list[str], str]:
         return _split_host_port(s)
     except _KeyError as e:
         raise ValueError(str(e)) from None
-
-
-def _go_quote(s: str) -> str:
-    """Go's %q for the strings that can reach it (printable text with quotes/backslashes)."""
-    out = ['"']
-    for ch in s:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif not ch.isprintable():
-            cp = ord(ch)
-            out.append(f"\\x{cp:02x}" if cp < 0x80 else (f"\\u{cp:04x}" if cp < 0x10000 else f"\\U{cp:08x}"))
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
 
 
 def normalize_key(key: str, default_dns_port: int = 53) -> list[ZoneAddress]:
@@ -294,3 +277,20 @@ def origins_from_args_or_keys(args: list[str], keys: list[str]) -> list[str]:
     for a in args:
         res.extend(normalize_exact(a))
     return res
+
+
+_RFC1035 = re.compile(r"(([A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?)\.)+")
+
+
+def follows_rfc1035(zone: str) -> bool:
+    """CoreDNS's startup zone check: RFC 1035 preferred syntax; the root and reverse zones pass."""
+    if zone == "." or zone.endswith((".in-addr.arpa.", ".ip6.arpa.")):
+        return True
+    return _RFC1035.fullmatch(zone) is not None
+
+
+def rfc1035_warning(zone: str) -> str | None:
+    """The line CoreDNS prints (only a warning) for a zone failing :func:`follows_rfc1035`."""
+    if follows_rfc1035(zone):
+        return None
+    return f"Warning: Domain {go_quote(zone)} does not follow RFC1035 preferred syntax"

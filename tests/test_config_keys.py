@@ -118,7 +118,7 @@ def test_dns_port_flag_only_for_plain_dns_keys() -> None:
 
 
 def test_zone_address_fields() -> None:
-    (z,) = normalize_key("TLS://Example.Org:8853".replace("TLS", "tls"))
+    (z,) = normalize_key("tls://Example.Org:8853")
     assert z == ZoneAddress("tls", "example.org.", 8853)
     assert str(z) == "tls://example.org.:8853"
     assert hash(z) == hash(ZoneAddress("tls", "example.org.", 8853))
@@ -158,3 +158,15 @@ def test_plugin_zone_helpers() -> None:
         "cluster.local.",
         "0.0.10.in-addr.arpa.",
     ]
+
+
+def test_rfc1035_warning() -> None:
+    from pycoredns.config import follows_rfc1035, rfc1035_warning
+
+    assert follows_rfc1035(".") and follows_rfc1035("example.org.") and follows_rfc1035("a-b.c1.")
+    assert follows_rfc1035("0.0.10.in-addr.arpa.") and follows_rfc1035("d.f.ip6.arpa.")
+    assert not follows_rfc1035("foo_bar.example.") and not follows_rfc1035("1abc.org.")
+    assert rfc1035_warning("example.org.") is None
+    assert rfc1035_warning("foo_bar.example.") == (
+        'Warning: Domain "foo_bar.example." does not follow RFC1035 preferred syntax'
+    )

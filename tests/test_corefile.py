@@ -609,7 +609,7 @@ def test_self_importing_file_inside_block_without_validation(tmp_path: Path) -> 
     main.write_text(body)
     with pytest.raises(CorefileError, match=r"maximum file import depth \(10000\) exceeded"):
         parse(body, str(main), directives=None, env={})
-    # with validation the imported '.' is an unknown directive (nested, so no: it is a sub-option)
+    # with validation too: inside hosts' braces the imported tokens are sub-options, never checked
     with pytest.raises(CorefileError, match=r"maximum file import depth \(10000\) exceeded"):
         p(body, filename=str(main))
 
@@ -756,3 +756,118 @@ def test_api_surface() -> None:
     with pytest.raises(AttributeError):
         t.text = "y"  # type: ignore[misc]
     assert os.path.isabs(__file__)
+
+
+# ---------------------------------------------------------------------------------------- more edges
+
+
+def test_env_value_with_newline_counts_for_same_line() -> None:
+    # caddy counts the '\n' of the *substituted* text when deciding "same line", so the next line
+    # joins the directive (and a '}' there is "on the directive's line")
+    (b,) = p(". {\n log {$V}\n whoami\n\n}", env={"V": "a\nb"})
+    assert texts(b.tokens["log"]) == ["log", "a\nb", "whoami"]
+    assert b.tokens["log"][1].newlines == 1
+    assert perr(". {\n log {$V}\n}", env={"V": "a\nb"}) == (
+        "Corefile:3 - Error during parsing: Unexpected '}' because no matching opening brace"
+    )
+
+
+def test_keys_are_tokens_with_lines() -> None:
+    (b,) = p("\n\na.org,\n  b.org {\n}")
+    assert [(k.text, k.line, k.file) for k in b.keys] == [("a.org", 3, "Corefile"), ("b.org", 4, "Corefile")]
+
+
+def test_snippet_from_imported_file_keeps_its_file(tmp_path: Path) -> None:
+    write(tmp_path / "snippets.conf", "(opts) {\n  force_tcp\n}\n")
+    main = str(tmp_path / "Corefile")
+    (b,) = p("import snippets.conf\n. {\n forward . 1.1.1.1 {\n  import opts\n }\n}", filename=main)
+    toks = b.tokens["forward"]
+    assert [(t.text, t.file, t.line) for t in toks][3:] == [
+        ("{", main, 3),
+        ("force_tcp", str(tmp_path / "snippets.conf"), 2),
+        ("}", main, 5),
+    ]
+    d = Dispenser(main, toks)
+    d.next()
+    assert d.remaining_args() == [".", "1.1.1.1"]
+    assert d.next_block() and d.val() == "force_tcp" and d.file() == str(tmp_path / "snippets.conf")
+    assert not d.next_arg()  # the '}' is in another file: never the same line
+    assert not d.next_block()
+
+
+def test_import_empty_file_before_block(tmp_path: Path) -> None:
+    write(tmp_path / "empty.conf", "")
+    main = str(tmp_path / "Corefile")
+    assert summary(p("import empty.conf\n. {\n whoami\n}", filename=main)) == [(["."], {"whoami": ["whoami"]})]
+
+
+def test_import_glob_in_subdir_pattern(tmp_path: Path) -> None:
+    write(tmp_path / "zones" / "a" / "server.conf", "a.org {\n whoami\n}\n")
+    write(tmp_path / "zones" / "b" / "server.conf", "b.org {\n log\n}\n")
+    main = str(tmp_path / "Corefile")
+    blocks = p("import zones/*/server.conf\n", filename=main)
+    assert [texts(b.keys) for b in blocks] == [["a.org"], ["b.org"]]
+    assert blocks[1].keys[0].file == str(tmp_path / "zones" / "b" / "server.conf")
+
+
+def test_import_absolute_and_env_pattern(tmp_path: Path) -> None:
+    inc = write(tmp_path / "inc.conf", "whoami\n")
+    (b,) = p(". {\n import {$INC}\n}", env={"INC": str(inc)})
+    assert b.tokens["whoami"][0].file == str(inc)
+
+
+def test_import_inside_nested_block_from_file(tmp_path: Path) -> None:
+    write(tmp_path / "hosts.conf", "1.2.3.4 a.example\nfallthrough\n")
+    main = str(tmp_path / "Corefile")
+    (b,) = p(". {\n hosts {\n  import hosts.conf\n }\n}", filename=main)
+    assert texts(b.tokens["hosts"]) == ["hosts", "{", "1.2.3.4", "a.example", "fallthrough", "}"]
+
+
+def test_import_only_at_line_start_in_nested_block() -> None:
+    # mid-line 'import' inside a block is just an argument
+    (b,) = p(". {\n hosts {\n  1.2.3.4 import\n }\n}")
+    assert texts(b.tokens["hosts"]) == ["hosts", "{", "1.2.3.4", "import", "}"]
+
+
+def test_import_file_counts_toward_limit_only_for_files() -> None:
+    # 10000 snippet imports are fine; the 10001st is the error
+    src = "(s) {\n}\n. {\n" + " import s\n" * 10000 + "}"
+    assert summary(p(src)) == [(["."], {})]
+    msg = perr("(s) {\n}\n. {\n" + " import s\n" * 10001 + "}")
+    assert msg == "Corefile:10004 - Error during parsing: maximum snippet import depth (10000) exceeded"
+
+
+def test_errf_go_verbs() -> None:
+    d = Dispenser("Corefile", [Token("cache", "Corefile", 7)])
+    d.next()
+    assert str(d.errf("bad ttl %v: %q (%d%%)", -1, 'x"y', 5)) == (
+        'Corefile:7 - Error during parsing: bad ttl -1: "x\\"y" (5%)'
+    )
+    assert str(d.errf("flag %v", True)).endswith("flag true")
+
+
+def test_dispenser_next_block_twice_and_nested_options() -> None:
+    src = ". {\n hosts a {\n  fallthrough\n }\n hosts b\n}"
+    d = disp(src, "hosts")
+    blocks = []
+    while d.next():
+        args = d.remaining_args()
+        opts = []
+        while d.next_block():
+            opts.append(d.val())
+        blocks.append((args, opts))
+    assert blocks == [(["a"], ["fallthrough"]), (["b"], [])]
+
+
+def test_bom_and_crlf_corefile() -> None:
+    src = "\ufeff.:53 {\r\n    errors\r\n    forward . 1.1.1.1 {\r\n        force_tcp\r\n    }\r\n}\r\n"
+    (b,) = p(src)
+    assert texts(b.keys) == [".:53"]
+    assert texts(b.tokens["forward"]) == ["forward", ".", "1.1.1.1", "{", "force_tcp", "}"]
+
+
+def test_comment_glued_to_argument_keeps_line_going() -> None:
+    (b,) = p(". {\n bind 127.0.0.1#comment glued\n}")
+    assert texts(b.tokens["bind"]) == ["bind", "127.0.0.1", "glued"]
+    (b,) = p(". {\n bind 127.0.0.1 # comment glued\n}")
+    assert texts(b.tokens["bind"]) == ["bind", "127.0.0.1"]

@@ -7,7 +7,7 @@ what ``arg_err`` says) decide which Corefiles a plugin accepts, so they follow
 
 from __future__ import annotations
 
-from .errors import CorefileError, parse_error, syntax_error
+from .errors import CorefileError, go_sprintf, parse_error, syntax_error
 from .lexer import Token
 
 
@@ -147,8 +147,8 @@ class Dispenser:
         return parse_error(self.file(), self.line(), msg)
 
     def errf(self, fmt: str, *args: object) -> CorefileError:
-        """:meth:`err` with %-formatting (Go's ``Errf``)."""
-        return self.err(fmt % args if args else fmt)
+        """:meth:`err` with Go-style formatting (``%v``, ``%s``, ``%q``, ``%d``), as caddy's ``Errf``."""
+        return self.err(go_sprintf(fmt, *args))
 
     def arg_err(self) -> CorefileError:
         """caddy ``ArgErr``: wrong number of arguments, or a stray ``{``."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from .dispenser import new_line, same_line
 from .env import replace_env
@@ -105,7 +105,7 @@ class _Stream:
     def set_text(self, text: str) -> None:
         tok = self.left[-1]
         if tok.text != text:
-            self.left[-1] = replace(tok, text=text, newlines=text.count("\n"))
+            self.left[-1] = Token(text, tok.file, tok.line, text.count("\n"))
 
     def splice(self, imported: list[Token]) -> None:
         """Replace ``import PATTERN`` (the last two consumed tokens) with ``imported``.
@@ -231,6 +231,7 @@ class _Parser:
         self.file_expansions = 0
         self._file_cache: dict[str, list[Token] | CorefileError] = {}
         self._glob_cache: dict[str, list[str]] = {}
+        self._resolve_cache: dict[tuple[str, str], str] = {}
 
     # -- dispenser-style helpers over the stream -------------------------------------------------
 
@@ -317,7 +318,7 @@ class _Parser:
                     expecting_another = False
                 cur = self.s.cur()
                 assert cur is not None
-                self.block.keys.append(replace(cur, text=tkn, newlines=tkn.count("\n")))
+                self.block.keys.append(Token(tkn, cur.file, cur.line, tkn.count("\n")))
             has_next = self.s.next()
             if expecting_another and not has_next:
                 raise self.err("Unexpected EOF")
@@ -419,11 +420,7 @@ class _Parser:
                 # caddy prints the snippet limit here (a known slip); CoreDNS users see this text
                 raise self.err(f"maximum file import depth ({MAX_SNIPPET_EXPANSIONS}) exceeded")
             self.file_expansions += 1
-            abs_file = os.path.abspath(self.file())
-            if os.path.isabs(pattern):
-                glob_pattern = pattern
-            else:
-                glob_pattern = _go_clean(os.path.join(os.path.dirname(abs_file), pattern))
+            glob_pattern = self._resolve(pattern)
             if (
                 glob_pattern.count("*") > 1
                 or glob_pattern.count("?") > 1
@@ -439,6 +436,17 @@ class _Parser:
             for m in matches:
                 imported.extend(self._import_file(m))
         self.s.splice(imported)
+
+    def _resolve(self, pattern: str) -> str:
+        """The absolute glob pattern: relative to the directory of the file holding the import."""
+        if os.path.isabs(pattern):
+            return pattern
+        key = (self.file(), pattern)
+        resolved = self._resolve_cache.get(key)
+        if resolved is None:
+            base = os.path.dirname(os.path.abspath(key[0]))
+            resolved = self._resolve_cache[key] = _go_clean(os.path.join(base, pattern))
+        return resolved
 
     def _glob(self, pattern: str, glob_pattern: str) -> list[str]:
         cached = self._glob_cache.get(glob_pattern)
