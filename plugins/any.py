@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dnslib import HINFO, QTYPE, RR
+from dnslib import QTYPE, RR, RD
 
 from pycoredns.plugin import NEXT, Controller, SyncHandler
 from pycoredns.request import Request, ResponseWriter
+
+
+HINFO_RDATA = b"\x0dANY obsoleted\x0cSee RFC 8482"  # two character-strings: CPU and OS
 
 
 class Any(SyncHandler):
@@ -15,8 +18,7 @@ class Any(SyncHandler):
         if req.qtype != QTYPE.ANY:
             return NEXT
         m = req.reply_record()
-        m.add_answer(RR(req.qname, QTYPE.HINFO, rclass=req.qclass, ttl=8482,
-                        rdata=HINFO(b"ANY obsoleted", b"See RFC 8482")))
+        m.add_answer(RR(req.qname, QTYPE.HINFO, rclass=req.qclass, ttl=8482, rdata=RD(HINFO_RDATA)))
         w.write(m)
         return 0
 

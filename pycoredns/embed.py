@@ -14,7 +14,7 @@ import trio
 from dnslib import DNSRecord
 
 from . import wire
-from .process import Process
+from .process import Process, _only_leaf
 from .request import Request
 
 
@@ -27,12 +27,18 @@ async def serve(corefile: str, *, dns_port: int = 0, filename: str = "Corefile",
     Raises `pycoredns.instance.StartupError` if the configuration does not load.
     """
     process = Process(lambda: (corefile, filename), dns_port=dns_port, quiet=quiet)
-    async with trio.open_nursery() as n:
-        await n.start(process.run)
-        try:
-            yield process
-        finally:
-            process.stop()
+    try:
+        async with trio.open_nursery() as n:
+            await n.start(process.run)
+            try:
+                yield process
+            finally:
+                process.stop()
+    except BaseExceptionGroup as eg:
+        leaf = _only_leaf(eg)
+        if leaf is None:
+            raise
+        raise leaf from None
 
 
 async def resolve(process: Process, name: str, qtype: str | int = "A", *, qclass: int = 1,

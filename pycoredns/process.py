@@ -110,6 +110,15 @@ class Process:
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Load, start and serve until `stop()`; StartupError if the first configuration fails."""
         try:
+            await self._run(task_status)
+        except BaseExceptionGroup as eg:
+            leaf = _only_leaf(eg)
+            if isinstance(leaf, StartupError):
+                raise leaf from None
+            raise
+
+    async def _run(self, task_status) -> None:
+        try:
             async with trio.open_nursery() as root:
                 self._root = root
                 inst = self.load()
@@ -261,6 +270,16 @@ class Process:
 
 reload_failed_total = metrics.REGISTRY.counter(
     "coredns_reload_failed_total", "Counter of the number of failed reload attempts.")
+
+
+def _only_leaf(eg: BaseExceptionGroup) -> BaseException | None:
+    """The single exception inside (possibly nested) groups, or None when there are several."""
+    exc: BaseException = eg
+    while isinstance(exc, BaseExceptionGroup):
+        if len(exc.exceptions) != 1:
+            return None
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _listen_error(inst: Instance, e: OSError) -> str:

@@ -90,6 +90,8 @@ class Request:
 
         Raises `Rejected` for anything that is not a query to answer.
         """
+        if type(data) is not bytes:
+            data = bytes(data)
         if len(data) < 12:
             raise Rejected(None)
         qid, flags, qd, an, ns, ar = wire.header(data)

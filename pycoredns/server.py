@@ -40,7 +40,7 @@ RCVBUF = 4 * 1024 * 1024
 
 def scrub(req: Request, reply: Reply) -> bytes:
     """CoreDNS's ScrubWriter: mirror/normalise the OPT, then truncate to what the client takes."""
-    data = reply if isinstance(reply, bytes) else reply.pack()
+    data = reply if isinstance(reply, bytes) else bytes(reply.pack())
     edns = req.edns
     if edns is not None:
         if data[10] == 0 and data[11] == 0:
@@ -102,7 +102,7 @@ def truncate(data: bytes, size: int) -> bytes:
     if dropped:
         rec.header.tc = 1
     rec.ar.extend(opt)
-    return rec.pack()
+    return bytes(rec.pack())
 
 
 # -- writers -----------------------------------------------------------------------------------

@@ -255,7 +255,7 @@ def flags_of(reply: Reply) -> int:
 def to_bytes(reply: Reply) -> bytes:
     if isinstance(reply, bytes):
         return reply
-    return reply.pack()
+    return bytes(reply.pack())
 
 
 def to_record(reply: Reply) -> DNSRecord:

@@ -1,0 +1,268 @@
+"""The server core against real sockets: accept checks, routing, scrub, TCP framing."""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import pytest
+import trio
+from conftest import query, running
+
+TWO_ZONES = """
+example.org {
+    whoami
+}
+. {
+    chaos CoreDNS-test
+}
+sub.example.org {
+}
+"""
+
+
+async def udp_raw(port: int, payload: bytes, timeout: float = 1.0) -> bytes | None:
+    sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with sock:
+        await sock.sendto(payload, ("127.0.0.1", port))
+        with trio.move_on_after(timeout):
+            data, _ = await sock.recvfrom(65535)
+            return data
+    return None
+
+
+def header(data: bytes) -> tuple[int, int, int, int, int, int]:
+    return struct.unpack(">HHHHHH", data[:12])
+
+
+async def test_longest_zone_wins_and_root_is_last_resort():
+    async with running(TWO_ZONES) as srv:
+        r = await query(srv.port(), "www.example.org", "A")
+        assert r.rcode() == dns.rcode.NOERROR and r.additional  # whoami answered
+        # "." has only chaos, which passes IN queries on: no next plugin -> SERVFAIL written by server
+        r = await query(srv.port(), "example.net", "A")
+        assert r.rcode() == dns.rcode.SERVFAIL
+        assert not r.answer and not r.additional
+
+
+async def test_zone_without_plugins_is_refused():
+    async with running(TWO_ZONES) as srv:
+        r = await query(srv.port(), "a.sub.example.org", "A")
+        assert r.rcode() == dns.rcode.REFUSED
+
+
+async def test_no_matching_zone_is_refused_with_question_and_opt():
+    async with running("example.org {\n whoami\n}\n") as srv:
+        r = await query(srv.port(), "example.net", "A", use_edns=0, payload=1232)
+        assert r.rcode() == dns.rcode.REFUSED
+        assert r.question[0].name.to_text() == "example.net."
+        assert r.edns == 0 and r.payload == 1232  # OPT mirrored from the request
+        assert not r.flags & dns.flags.AA
+
+
+async def test_ds_goes_to_the_parent_side():
+    cf = "example.org {\n whoami\n}\nsub.example.org {\n any\n}\n"
+    async with running(cf) as srv:
+        r = await query(srv.port(), "sub.example.org", "DS")
+        assert r.rcode() == dns.rcode.NOERROR and r.additional  # served by example.org's whoami
+        r = await query(srv.port(), "sub.example.org", "A")
+        assert r.rcode() == dns.rcode.SERVFAIL  # sub's chain: any has no next
+
+
+async def test_non_in_class_refused_unless_chaos():
+    async with running("example.org {\n whoami\n}\n") as srv:
+        r = await query(srv.port(), "version.bind", "TXT", rdclass="CH")
+        assert r.rcode() == dns.rcode.REFUSED
+    async with running(". {\n chaos CoreDNS-test a b\n}\n") as srv:
+        r = await query(srv.port(), "version.bind", "TXT", rdclass="CH")
+        assert r.rcode() == dns.rcode.NOERROR
+        assert [rr.to_text() for rr in r.answer[0]] == ['"CoreDNS-test"']
+        assert r.answer[0].ttl == 0
+        r = await query(srv.port(), "authors.bind", "TXT", rdclass="CH")
+        assert sorted(rr.to_text() for rr in r.answer[0]) == ['"a"', '"b"']
+
+
+async def test_garbage_gets_formerr_and_short_packets_get_nothing():
+    async with running(". {\n whoami\n}\n") as srv:
+        # header says one question but the name overruns the packet
+        pkt = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + b"\x3fabc"
+        data = await udp_raw(srv.port(), pkt)
+        assert data is not None
+        qid, flags, qd, an, ns, ar = header(data)
+        assert qid == 0x1234 and flags & 0x8000 and flags & 0xF == dns.rcode.FORMERR
+        assert (qd, an, ns, ar) == (0, 0, 0, 0)
+        assert await udp_raw(srv.port(), b"\x00\x01\x02", timeout=0.3) is None
+        # two questions -> FORMERR
+        q = dns.message.make_query("a.example.", "A").to_wire()
+        two = q[:4] + b"\x00\x02" + q[6:] + q[12:]
+        data = await udp_raw(srv.port(), two)
+        assert data is not None and header(data)[1] & 0xF == dns.rcode.FORMERR
+        # responses (QR=1) are ignored
+        resp = bytearray(q)
+        resp[2] |= 0x80
+        assert await udp_raw(srv.port(), bytes(resp), timeout=0.3) is None
+        # the server still serves after all that
+        r = await query(srv.port(), "example.org", "A")
+        assert r.rcode() == 0
+
+
+async def test_unknown_opcode_is_notimp():
+    async with running(". {\n whoami\n}\n") as srv:
+        q = bytearray(dns.message.make_query("example.org.", "A").to_wire())
+        q[2] = (q[2] & 0x87) | (2 << 3)  # opcode STATUS
+        data = await udp_raw(srv.port(), bytes(q))
+        assert data is not None
+        flags = header(data)[1]
+        assert flags & 0xF == dns.rcode.NOTIMP and (flags >> 11) & 0xF == 2
+
+
+async def test_edns_version_1_gets_badvers():
+    async with running(". {\n whoami\n}\n") as srv:
+        r = await query(srv.port(), "example.org", "A", use_edns=1)
+        assert r.rcode() == dns.rcode.BADVERS
+        assert r.edns == 0
+
+
+async def test_edns_is_mirrored_and_absent_when_not_asked():
+    async with running(". {\n whoami\n}\n") as srv:
+        r = await query(srv.port(), "example.org", "A", use_edns=0, payload=4000, want_dnssec=True)
+        assert r.edns == 0 and r.payload == 4000 and r.ednsflags & dns.flags.DO
+        r = await query(srv.port(), "example.org", "A", use_edns=False)
+        assert r.edns == -1
+
+
+async def test_udp_truncation_sets_tc_and_tcp_gets_everything():
+    # chaos authors: many TXT records make a reply larger than 512 bytes
+    authors = " ".join(f"author-number-{i:03d}-with-a-long-name" for i in range(40))
+    async with running(f". {{\n chaos v {authors}\n}}\n") as srv:
+        r = await query(srv.port(), "authors.bind", "TXT", rdclass="CH", use_edns=False)
+        assert r.flags & dns.flags.TC
+        assert len(r.to_wire()) <= 512
+        assert len(r.answer[0]) < 40 if r.answer else True
+        r = await query(srv.port(), "authors.bind", "TXT", rdclass="CH", tcp=True)
+        assert not r.flags & dns.flags.TC and len(r.answer[0]) == 40
+        r = await query(srv.port(), "authors.bind", "TXT", rdclass="CH", use_edns=0, payload=4096)
+        assert not r.flags & dns.flags.TC and len(r.answer[0]) == 40
+
+
+async def test_tcp_pipelining_answers_every_query_on_one_connection():
+    async with running(". {\n whoami\n}\n") as srv:
+        stream = await trio.open_tcp_stream("127.0.0.1", srv.port())
+        async with stream:
+            ids = list(range(100, 120))
+            payload = b""
+            for i in ids:
+                q = dns.message.make_query(f"n{i}.example.org.", "A")
+                q.id = i
+                w = q.to_wire()
+                payload += struct.pack(">H", len(w)) + w
+            await stream.send_all(payload)
+            buf = b""
+            got = []
+            with trio.fail_after(5):
+                while len(got) < len(ids):
+                    buf += await stream.receive_some(65536)
+                    while len(buf) >= 2 and len(buf) >= 2 + struct.unpack(">H", buf[:2])[0]:
+                        n = struct.unpack(">H", buf[:2])[0]
+                        got.append(dns.message.from_wire(buf[2 : 2 + n]))
+                        buf = buf[2 + n :]
+            assert sorted(m.id for m in got) == ids
+            for m in got:
+                assert m.question[0].name.to_text() == f"n{m.id}.example.org."
+
+
+async def test_tcp_idle_connection_is_closed_after_read_timeout(monkeypatch):
+    from pycoredns import server
+
+    monkeypatch.setattr(server, "READ_TIMEOUT", 0.3)
+    async with running(". {\n whoami\n}\n") as srv:
+        stream = await trio.open_tcp_stream("127.0.0.1", srv.port())
+        async with stream:
+            with trio.fail_after(3):
+                assert await stream.receive_some(10) == b""  # server closed the silent connection
+
+
+async def test_tcp_connection_cap_keeps_extra_clients_waiting(monkeypatch):
+    from pycoredns import server
+
+    monkeypatch.setattr(server, "MAX_TCP_CONNECTIONS", 2)
+    async with running(". {\n whoami\n}\n") as srv:
+        idle = [await trio.open_tcp_stream("127.0.0.1", srv.port()) for _ in range(2)]
+        # a third client is not served while two idle connections hold every slot...
+        with pytest.raises(dns.exception.Timeout):
+            await query(srv.port(), "example.org", "A", tcp=True, timeout=0.5)
+        for s in idle:
+            await s.aclose()
+        # ...and is served once they are gone; UDP was never affected
+        r = await query(srv.port(), "example.org", "A", tcp=True)
+        assert r.rcode() == 0
+
+
+async def test_in_process_resolve_without_sockets():
+    async with running(". {\n chaos CoreDNS-x\n whoami\n}\n") as srv:
+        reply = await srv.resolve("example.org.", "A")
+        assert reply.header.rcode == 0 and reply.header.aa
+        reply = await srv.resolve("version.bind.", "TXT", qclass=3)
+        assert str(reply.rr[0].rdata) == '"CoreDNS-x"'
+
+
+async def test_any_answers_hinfo():
+    async with running(". {\n any\n whoami\n}\n") as srv:
+        r = await query(srv.port(), "example.org", "ANY")
+        assert r.answer[0].rdtype == dns.rdatatype.HINFO and r.answer[0].ttl == 8482
+        assert r.answer[0][0].to_text() == '"ANY obsoleted" "See RFC 8482"'
+        r = await query(srv.port(), "example.org", "A")
+        assert not r.answer
+
+
+async def test_minimal_strips_additional_only_on_success():
+    # whoami answers with an empty answer section (a NOERROR "no data" without SOA counts as
+    # NOERROR for typify): minimal must keep additional there because there is no answer.
+    async with running(". {\n minimal\n whoami\n}\n") as srv:
+        r = await query(srv.port(), "example.org", "A")
+        assert r.rcode() == 0
+
+
+async def test_duplicate_zone_is_a_startup_error():
+    from pycoredns.instance import StartupError
+
+    with pytest.raises(StartupError, match=r"cannot serve dns://example.org.:\d+ - it is already defined"):
+        async with running("example.org {\n whoami\n}\nexample.org {\n whoami\n}\n"):
+            pass
+
+
+async def test_plugin_error_is_prefixed():
+    from pycoredns.instance import StartupError
+
+    with pytest.raises(StartupError) as e:
+        async with running(". {\n whoami extra\n}\n"):
+            pass
+    assert str(e.value) == (
+        "plugin/whoami: Corefile:2 - Error during parsing: Wrong argument count or unexpected line ending after 'extra'")
+
+
+async def test_unimplemented_known_directive():
+    from pycoredns.instance import StartupError
+
+    with pytest.raises(StartupError, match=r"no action found for directive 'dnssec' with server type 'dns'"):
+        async with running(". {\n dnssec\n}\n"):
+            pass
+
+
+async def test_many_concurrent_udp_queries_all_answered():
+    async with running(". {\n whoami\n}\n") as srv:
+        results: list[int] = []
+
+        async def one(i: int) -> None:
+            r = await query(srv.port(), f"q{i}.example.org", "A")
+            results.append(r.rcode())
+
+        async with trio.open_nursery() as n:
+            for i in range(200):
+                n.start_soon(one, i)
+        assert results == [0] * 200
