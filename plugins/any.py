@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dnslib import QTYPE, RR, RD
+from dnslib import QTYPE, RD, RR
 
 from pycoredns.plugin import NEXT, Controller, SyncHandler
 from pycoredns.request import Request, ResponseWriter
-
 
 HINFO_RDATA = b"\x0dANY obsoleted\x0cSee RFC 8482"  # two character-strings: CPU and OS
 

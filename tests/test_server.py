@@ -242,8 +242,8 @@ async def test_plugin_error_is_prefixed():
     with pytest.raises(StartupError) as e:
         async with running(". {\n whoami extra\n}\n"):
             pass
-    assert str(e.value) == (
-        "plugin/whoami: Corefile:2 - Error during parsing: Wrong argument count or unexpected line ending after 'extra'")
+    assert str(e.value) == ("plugin/whoami: Corefile:2 - Error during parsing: "
+                            "Wrong argument count or unexpected line ending after 'extra'")
 
 
 async def test_unimplemented_known_directive():
