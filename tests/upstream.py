@@ -1,0 +1,499 @@
+"""Real upstream DNS servers for tests: unbound on loopback, plus black-hole, dead-port and garbage helpers.
+
+    with Unbound() as u:                      # or: async with Unbound() as u:
+        corefile = f". {{\n forward . 127.0.0.1:{u.port}\n}}\n"
+
+`Unbound` runs the Debian /usr/sbin/unbound in the foreground on 127.0.0.1 (UDP+TCP on one ephemeral
+port, optionally DoT on a second one), answering only from local-data: the root is a `refuse` (or
+`static`) local zone and the only outgoing interface is 127.0.0.1, so it never sends a packet off the
+machine. `DEFAULT_ZONES` has the shapes forward/cache tests need (TTLs, CNAME, NXDOMAIN/NODATA with
+SOA, many A records, TXT answers above 512 and 1232 bytes, MX).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import ipaddress
+import os
+import selectors
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+import trio
+
+UNBOUND = "/usr/sbin/unbound"
+
+
+def _txt(n_strings: int, size: int, ch: str) -> str:
+    return " ".join('"' + (ch * size) + '"' for _ in range(n_strings))
+
+
+#: Default zone data. Names used by tests: a (A ttl 300), a6 (A + AAAA), short (A ttl 5), long (A ttl 86400),
+#: www (CNAME -> a), nodata (A only: AAAA is NODATA), many (20 A records), mx (MX), medium (TXT ~800 bytes:
+#: > 512), big (TXT ~2000 bytes: > 1232). Any other name in example.org. is NXDOMAIN with the SOA.
+DEFAULT_ZONES: dict[str, list[str]] = {
+    "example.org.": [
+        "example.org. 3600 IN SOA ns.example.org. hostmaster.example.org. 1 3600 600 86400 30",
+        "example.org. 3600 IN NS ns.example.org.",
+        "ns.example.org. 3600 IN A 192.0.2.53",
+        "a.example.org. 300 IN A 192.0.2.1",
+        "a6.example.org. 300 IN A 192.0.2.6",
+        "a6.example.org. 300 IN AAAA 2001:db8::6",
+        "short.example.org. 5 IN A 192.0.2.5",
+        "long.example.org. 86400 IN A 192.0.2.86",
+        "www.example.org. 120 IN CNAME a.example.org.",
+        "nodata.example.org. 300 IN A 192.0.2.7",
+        *[f"many.example.org. 60 IN A 192.0.2.{i}" for i in range(100, 120)],
+        "mx.example.org. 300 IN MX 10 mail.example.org.",
+        "mail.example.org. 300 IN A 192.0.2.25",
+        f"medium.example.org. 60 IN TXT {_txt(3, 250, 'm')}",
+        f"big.example.org. 60 IN TXT {_txt(4, 250, 'b')}",
+        f"big.example.org. 60 IN TXT {_txt(4, 250, 'c')}",
+    ],
+    "example.net.": [
+        "example.net. 3600 IN SOA ns.example.net. hostmaster.example.net. 1 3600 600 86400 60",
+        "a.example.net. 300 IN A 198.51.100.1",
+    ],
+}
+
+
+def free_port(kind: int = socket.SOCK_DGRAM, both: bool = True) -> int:
+    """A port on 127.0.0.1 free right now (for UDP and TCP when `both`)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            if not both:
+                return port
+            other = socket.SOCK_STREAM if kind == socket.SOCK_DGRAM else socket.SOCK_DGRAM
+            with socket.socket(socket.AF_INET, other) as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free port")
+
+
+def _probe_query(name: str = "example.org.", qtype: int = 6, qid: int = 0x4242) -> bytes:
+    """A minimal wire query (no EDNS) for readiness checks."""
+    labels = b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split(".") if p) + b"\x00"
+    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + labels + struct.pack("!HH", qtype, 1)
+
+
+def make_tls_cert(directory: str, names: Iterable[str] = ("dns.example.test",)) -> tuple[str, str]:
+    """A self-signed certificate (also its own CA) for `names` and 127.0.0.1; returns (cert_path, key_path)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    names = list(names)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    now = datetime.datetime.now(datetime.UTC)
+    san = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(san), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                  serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class _SyncAsync:
+    """Mixin: `start()`/`stop()` become both a sync and a trio async context manager."""
+
+    def start(self):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def stop(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    async def __aenter__(self):
+        return await trio.to_thread.run_sync(self.start)
+
+    async def __aexit__(self, *exc) -> None:
+        await trio.to_thread.run_sync(self.stop)
+
+
+class Unbound(_SyncAsync):
+    """A real unbound on 127.0.0.1 serving `zones` from local-data; `port` (UDP+TCP), `tls_port` with `tls=True`.
+
+    `zones` maps a zone apex to RR lines; a zone without an SOA line gets one (so negative answers carry
+    it). `zone_type` is the local-zone type (static: NXDOMAIN/NODATA for unknown names). `root` is the
+    local-zone type for "." (refuse: names outside the zones are REFUSED; static: NXDOMAIN).
+    `extra` is appended verbatim to the server: clause.
+    """
+
+    def __init__(self, zones: dict[str, list[str]] | None = None, *, port: int = 0, tls: bool = False,
+                 tls_names: Iterable[str] = ("dns.example.test",), zone_type: str = "static",
+                 root: str = "refuse", extra: str = "", ready_timeout: float = 10.0) -> None:
+        if not os.path.exists(UNBOUND):
+            raise RuntimeError(f"{UNBOUND} not installed (apt-get install unbound)")
+        self.zones = DEFAULT_ZONES if zones is None else zones
+        self.port = port
+        self.tls = tls
+        self.tls_port = 0
+        self.tls_names = list(tls_names)
+        self.zone_type = zone_type
+        self.root = root
+        self.extra = extra
+        self.ready_timeout = ready_timeout
+        self.dir = tempfile.mkdtemp(prefix="unbound-test-")
+        self.cert_file = self.key_file = ""
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def addr(self) -> str:
+        """`127.0.0.1:PORT` for a Corefile."""
+        return f"127.0.0.1:{self.port}"
+
+    def config(self) -> str:
+        """The unbound.conf text for the current ports."""
+        lines = [
+            "server:",
+            f"  interface: 127.0.0.1@{self.port}",
+            f"  port: {self.port}",
+            "  do-ip4: yes", "  do-ip6: no", "  do-udp: yes", "  do-tcp: yes",
+            "  do-daemonize: no", '  chroot: ""', '  username: ""', f'  directory: "{self.dir}"',
+            '  pidfile: ""', '  logfile: ""', "  use-syslog: no", "  verbosity: 0", "  log-time-ascii: yes",
+            "  num-threads: 1", "  so-reuseport: no",
+            "  access-control: 127.0.0.0/8 allow", "  access-control: ::1 allow",
+            '  module-config: "iterator"', "  do-not-query-localhost: no",
+            "  outgoing-interface: 127.0.0.1", "  rrset-roundrobin: no", "  minimal-responses: no",
+            "  edns-buffer-size: 1232", "  max-udp-size: 1232", "  msg-buffer-size: 65552",
+            "  incoming-num-tcp: 64", "  tcp-idle-timeout: 30000",
+            f'  local-zone: "." {self.root}',
+        ]
+        if self.tls:
+            lines += [f"  interface: 127.0.0.1@{self.tls_port}", f"  tls-port: {self.tls_port}",
+                      f'  tls-service-key: "{self.key_file}"', f'  tls-service-pem: "{self.cert_file}"']
+        for zone, rrs in self.zones.items():
+            lines.append(f'  local-zone: "{zone}" {self.zone_type}')
+            if not any(_is_soa(zone, rr) for rr in rrs):
+                lines.append(f"  local-data: '{zone} 3600 IN SOA ns.{zone} hostmaster.{zone} 1 3600 600 86400 60'")
+            for rr in rrs:
+                lines.append(f"  local-data: '{rr}'")
+        if self.extra:
+            lines.append(self.extra)
+        lines += ["remote-control:", "  control-enable: no"]
+        return "\n".join(lines) + "\n"
+
+    def start(self) -> Unbound:
+        """Start (on the same port(s) when restarting) and wait until it answers over UDP and TCP."""
+        if self.proc is not None:
+            return self
+        if self.tls and not self.cert_file:
+            self.cert_file, self.key_file = make_tls_cert(self.dir, self.tls_names)
+        fixed = bool(self.port)
+        last = ""
+        for _ in range(5):
+            if not fixed:
+                self.port = free_port()
+            if self.tls and not self.tls_port:
+                self.tls_port = free_port(socket.SOCK_STREAM, both=False)
+            conf = os.path.join(self.dir, "unbound.conf")
+            with open(conf, "w") as f:
+                f.write(self.config())
+            self.proc = subprocess.Popen([UNBOUND, "-d", "-c", conf], stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE, text=True)
+            if self._wait_ready():
+                return self
+            last = self._kill()
+            if fixed:
+                # The old socket may linger a moment after a restart: retry the same port.
+                time.sleep(0.2)
+        raise RuntimeError(f"unbound did not start on 127.0.0.1:{self.port}: {last}")
+
+    def _wait_ready(self) -> bool:
+        """Bounded wait until UDP and TCP (and DoT's TCP port) answer."""
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                return False
+            if self._answers_udp() and self._answers_tcp() and (not self.tls or self._connects(self.tls_port)):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def _answers_udp(self) -> bool:
+        zone = next(iter(self.zones), ".")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.2)
+            try:
+                s.sendto(_probe_query(zone), ("127.0.0.1", self.port))
+                return len(s.recv(4096)) >= 12
+            except OSError:
+                return False
+
+    def _answers_tcp(self) -> bool:
+        zone = next(iter(self.zones), ".")
+        q = _probe_query(zone)
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(struct.pack("!H", len(q)) + q)
+                return len(s.recv(4096)) >= 14
+        except OSError:
+            return False
+
+    @staticmethod
+    def _connects(port: int) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def _kill(self) -> str:
+        """Kill the process now; returns its stderr."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return ""
+        if proc.poll() is None:
+            proc.kill()
+        try:
+            _, err = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            err = ""
+        return err or ""
+
+    def stop(self) -> None:
+        """Kill unbound (SIGKILL: a dead upstream is what tests want); the ports stay reserved for restart()."""
+        self._kill()
+
+    def restart(self) -> Unbound:
+        """Stop and start again on the same port(s)."""
+        self.stop()
+        return self.start()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    async def __aexit__(self, *exc) -> None:
+        await trio.to_thread.run_sync(self.__exit__)
+
+
+def _is_soa(zone: str, rr: str) -> bool:
+    parts = rr.split()
+    return len(parts) >= 4 and parts[0].lower() == zone.lower() and "SOA" in (p.upper() for p in parts[1:4])
+
+
+class _Listener(_SyncAsync):
+    """A UDP socket and a TCP listener on one 127.0.0.1 port served by a daemon thread (bounded select loop)."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.udp: socket.socket | None = None
+        self.tcp: socket.socket | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.queries = 0  # UDP datagrams + TCP messages received (tests may read it)
+
+    @property
+    def addr(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        for _ in range(20):
+            port = free_port()
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                udp.bind(("127.0.0.1", port))
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                udp.close()
+                tcp.close()
+                continue
+            tcp.listen(256)
+            self.udp, self.tcp, self.port = udp, tcp, port
+            break
+        else:
+            raise RuntimeError("no free port")
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        for s in (self.udp, self.tcp):
+            if s is not None:
+                s.close()
+
+    def _loop(self) -> None:
+        assert self.udp is not None and self.tcp is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self.udp, selectors.EVENT_READ, "udp")
+        sel.register(self.tcp, selectors.EVENT_READ, "listen")
+        conns: dict[socket.socket, bytearray] = {}
+        try:
+            while not self._stop.is_set():
+                for key, _ in sel.select(0.05):
+                    sock = key.fileobj
+                    assert isinstance(sock, socket.socket)
+                    if key.data == "udp":
+                        try:
+                            data, peer = sock.recvfrom(65535)
+                        except OSError:
+                            continue
+                        self.queries += 1
+                        for reply in self.on_query(data):
+                            with contextlib.suppress(OSError):
+                                sock.sendto(reply, peer)
+                    elif key.data == "listen":
+                        with contextlib.suppress(OSError):
+                            conn, _ = sock.accept()
+                            conns[conn] = bytearray()
+                            sel.register(conn, selectors.EVENT_READ, "conn")
+                    else:
+                        try:
+                            chunk = sock.recv(65535)
+                        except OSError:
+                            chunk = b""
+                        if not chunk:
+                            sel.unregister(sock)
+                            sock.close()
+                            conns.pop(sock, None)
+                            continue
+                        buf = conns[sock]
+                        buf += chunk
+                        while len(buf) >= 2 and len(buf) >= 2 + (n := struct.unpack("!H", buf[:2])[0]):
+                            msg = bytes(buf[2:2 + n])
+                            del buf[:2 + n]
+                            self.queries += 1
+                            for reply in self.on_query(msg):
+                                with contextlib.suppress(OSError):
+                                    sock.sendall(struct.pack("!H", len(reply)) + reply)
+        finally:
+            for c in conns:
+                c.close()
+            sel.close()
+
+    def on_query(self, data: bytes) -> list[bytes]:
+        """Replies to send for one query (none by default)."""
+        return []
+
+
+class BlackHole(_Listener):
+    """UDP+TCP on one port: reads every query (counted in `queries`) and never answers."""
+
+
+class DeadPort:
+    """A 127.0.0.1 port with nothing listening (UDP gets ICMP port unreachable, TCP gets RST)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+
+    @property
+    def addr(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def __enter__(self) -> DeadPort:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    async def __aenter__(self) -> DeadPort:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        pass
+
+
+def _question_end(msg: bytes) -> int:
+    """Offset after the first question (uncompressed name, as in queries)."""
+    off = 12
+    while off < len(msg) and msg[off]:
+        off += 1 + msg[off]
+    return off + 5
+
+
+def reply_for(query: bytes, *, qid: int | None = None, rcode: int = 0, answer_a: str | None = "192.0.2.99",
+              flags: int = 0x8180, question: bytes | None = None, pad_to: int = 0) -> bytes:
+    """A hand-built reply to `query`: same question (or `question`), one A record, optional ID/flags/padding.
+
+    `pad_to` appends a TXT-free padding record count trick: extra A records until the reply is >= pad_to bytes.
+    """
+    qend = _question_end(query)
+    q = question if question is not None else query[12:qend]
+    rid = struct.unpack("!H", query[:2])[0] if qid is None else qid
+    answers = b""
+    count = 0
+    if answer_a is not None:
+        rr = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton(answer_a)
+        answers, count = rr, 1
+        while pad_to and 12 + len(q) + len(answers) < pad_to:
+            answers += rr
+            count += 1
+    header = struct.pack("!HHHHHH", rid, flags | rcode, 1, count, 0, 0)
+    return header + q + answers
+
+
+class GarbageUpstream(_Listener):
+    """UDP+TCP upstream misbehaving per `mode`, for bad-input tests.
+
+    modes: garbage (random bytes), short (5 bytes), wrong_id (reply with another ID only),
+    wrong_id_then_ok (a wrong-ID reply, then the right one), wrong_question (right ID, other question),
+    oversized (a valid 4000-byte reply even without EDNS), ok (a valid reply, A 192.0.2.99),
+    or a callable `query -> list[bytes]`.
+    """
+
+    def __init__(self, mode: str | Callable[[bytes], list[bytes]] = "garbage") -> None:
+        super().__init__()
+        self.mode = mode
+
+    def on_query(self, data: bytes) -> list[bytes]:
+        if len(data) < 12:
+            return []
+        if callable(self.mode):
+            return self.mode(data)
+        qid = struct.unpack("!H", data[:2])[0]
+        other = (qid + 1) & 0xFFFF
+        if self.mode == "garbage":
+            return [os.urandom(40)]
+        if self.mode == "short":
+            return [data[:2] + b"\x81\x80\x00"]
+        if self.mode == "wrong_id":
+            return [reply_for(data, qid=other)]
+        if self.mode == "wrong_id_then_ok":
+            return [reply_for(data, qid=other, answer_a="192.0.2.66"), reply_for(data)]
+        if self.mode == "wrong_question":
+            return [reply_for(data, question=_probe_query("wrong.example.com.", 1)[12:])]
+        if self.mode == "oversized":
+            return [reply_for(data, pad_to=4000)]
+        if self.mode == "ok":
+            return [reply_for(data)]
+        raise ValueError(f"unknown mode {self.mode!r}")
