@@ -585,25 +585,42 @@ def test_import_empty_file_at_end(tmp_path: Path) -> None:
     assert summary(p(". {\n whoami\n}\nimport empty.conf", filename=main)) == [(["."], {"whoami": ["whoami"]})]
 
 
+def test_self_importing_file_terminates_at_the_real_limit(tmp_path: Path) -> None:
+    main = tmp_path / "Corefile"
+    main.write_text("import Corefile\n")
+    t0 = time.monotonic()
+    msg = perr("import Corefile\n", filename=str(main))
+    assert time.monotonic() - t0 < 10
+    # caddy's message prints the snippet limit (10000) although the file limit is 100000
+    assert msg == f"{main}:1 - Error during parsing: maximum file import depth (10000) exceeded"
+
+
 @pytest.mark.parametrize(
     "body",
     [
-        "import Corefile\n",
         "import Corefile\n. {\n whoami\n}\n",
         ". {\n whoami\n}\nimport ./Corefile\n",
+        "(s) {\n whoami\n}\n. {\n import s\n}\nimport Corefile\n",
     ],
 )
-def test_self_importing_file_terminates(tmp_path: Path, body: str) -> None:
+def test_self_importing_file_terminates(tmp_path: Path, body: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pycoredns.corefile.parser as parser_mod
+
+    monkeypatch.setattr(parser_mod, "MAX_FILE_EXPANSIONS", 2000)  # same code path, faster test
     main = tmp_path / "Corefile"
     main.write_text(body)
-    t0 = time.monotonic()
     msg = perr(body, filename=str(main))
-    assert time.monotonic() - t0 < 10
-    assert msg.endswith(" - Error during parsing: maximum file import depth (10000) exceeded")
-    assert msg.startswith(f"{main}:")
+    if "(s)" in body:  # the re-imported file redeclares its own snippet first
+        assert msg == f"{main}:1 - Error during parsing: redeclaration of previously declared snippet s"
+    else:
+        assert msg.startswith(f"{main}:")
+        assert msg.endswith(" - Error during parsing: maximum file import depth (10000) exceeded")
 
 
-def test_self_importing_file_inside_block_without_validation(tmp_path: Path) -> None:
+def test_self_importing_file_inside_block_without_validation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pycoredns.corefile.parser as parser_mod
+
+    monkeypatch.setattr(parser_mod, "MAX_FILE_EXPANSIONS", 2000)
     main = tmp_path / "Corefile"
     body = ". {\n hosts {\n  import Corefile\n }\n}\n"
     main.write_text(body)
@@ -612,6 +629,16 @@ def test_self_importing_file_inside_block_without_validation(tmp_path: Path) -> 
     # with validation too: inside hosts' braces the imported tokens are sub-options, never checked
     with pytest.raises(CorefileError, match=r"maximum file import depth \(10000\) exceeded"):
         p(body, filename=str(main))
+
+
+def test_mutual_file_imports_terminate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pycoredns.corefile.parser as parser_mod
+
+    monkeypatch.setattr(parser_mod, "MAX_FILE_EXPANSIONS", 500)
+    write(tmp_path / "a.conf", "import b.conf\n")
+    write(tmp_path / "b.conf", "import a.conf\n")
+    msg = perr("import a.conf\n", filename=str(tmp_path / "Corefile"))
+    assert msg.endswith("maximum file import depth (10000) exceeded")
 
 
 # ---------------------------------------------------------------------------------------- fingerprint
