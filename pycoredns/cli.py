@@ -11,7 +11,7 @@ import trio
 
 from . import COREDNS_VERSION, __version__, directives, log
 from .instance import StartupError
-from .process import Process
+from .process import Process, _only_leaf
 
 DEFAULT_COREFILE = ".:{port} {{\nwhoami\nlog\n}}\n"
 
@@ -86,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     except StartupError as e:
         print(str(e), file=sys.stderr)
         return 1
+    except BaseExceptionGroup as eg:
+        leaf = _only_leaf(eg)
+        if isinstance(leaf, StartupError):
+            print(str(leaf), file=sys.stderr)
+            return 1
+        raise
     except KeyboardInterrupt:
         return 2
     return process.exit_code

@@ -64,33 +64,36 @@ class ServerProcess:
 
     def __init__(self, args: list[str], cwd: str | None = None, env: dict | None = None) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "pycoredns", *args], cwd=cwd,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=False,
                                      env={**os.environ, **(env or {})})
         self.lines: list[str] = []
+        self._buf = b""
 
     def wait_for_line(self, text: str, timeout: float = 10.0) -> str:
         """Read stdout until a line containing `text` (bounded by `timeout`)."""
-        import selectors
+        import select
 
-        sel = selectors.DefaultSelector()
         assert self.proc.stdout is not None
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
             for line in self.lines:
                 if text in line:
                     return line
-            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
                 break
-            line = self.proc.stdout.readline()
-            if not line:
+            chunk = os.read(fd, 65536)
+            if not chunk:
                 break
-            self.lines.append(line.rstrip("\n"))
+            self._buf += chunk
+            *complete, self._buf = self._buf.split(b"\n")
+            self.lines.extend(c.decode(errors="replace") for c in complete)
         raise AssertionError(f"no line with {text!r}; got {self.lines!r}; stderr={self._stderr()}")
 
     def _stderr(self) -> str:
         if self.proc.poll() is not None and self.proc.stderr:
-            return self.proc.stderr.read()
+            return self.proc.stderr.read().decode(errors="replace")
         return "(running)"
 
     def stop(self) -> int:
