@@ -9,7 +9,6 @@ is released.
 from __future__ import annotations
 
 import base64
-import copy
 import ipaddress
 import json
 import random
@@ -44,6 +43,12 @@ class Event:
     kind: str
     obj: Obj
     old: Obj | None
+
+
+def clone(obj: Any) -> Any:
+    """Deep copy through JSON: several times faster than copy.deepcopy, and it turns YAML's dates
+    into strings as the JSON API would."""
+    return json.loads(json.dumps(obj, default=str))
 
 
 def now_timestamp() -> str:
@@ -154,7 +159,7 @@ class Store:
 
     def get(self, kind: str, namespace: str | None, name: str) -> Obj:
         """A copy of one object; raises APIError 404 if absent."""
-        return copy.deepcopy(self.get_ref(kind, namespace, name))
+        return clone(self.get_ref(kind, namespace, name))
 
     def list_refs(
         self,
@@ -211,7 +216,7 @@ class Store:
 
     def list(self, kind: str, namespace: str | None = None) -> list[Obj]:
         """Copies of all objects of a kind (optionally in one namespace)."""
-        return copy.deepcopy(self.list_refs(kind, namespace)[0])
+        return clone(self.list_refs(kind, namespace)[0])
 
     def events_since(self, rv: int) -> list[Event]:
         """Events newer than ``rv``; raises 410 Expired when they are no longer all kept."""
@@ -263,7 +268,11 @@ class Store:
 
     def create(self, obj: Obj, namespace: str | None = None) -> Obj:
         """Create like POST: defaults, uid, timestamps; 409 AlreadyExists; 404 for a missing namespace."""
-        obj = copy.deepcopy(obj)
+        with self.lock:
+            return clone(self._create(clone(obj), namespace))
+
+    def _create(self, obj: Obj, namespace: str | None) -> Obj:
+        """create() on a dict the store may keep; returns the stored object."""
         k = kind_of(obj)
         md = obj.setdefault("metadata", {})
         obj["apiVersion"] = k.api_version
@@ -284,12 +293,15 @@ class Store:
             else:
                 md.pop("generation", None)
             self._default(k, obj, None)
-            out = self._commit("ADDED", k.kind, obj, None, key)
-            return copy.deepcopy(out)
+            return self._commit("ADDED", k.kind, obj, None, key)
 
     def update(self, obj: Obj, namespace: str | None = None, *, check_version: bool = True) -> Obj:
         """Replace like PUT: 404 if absent, 409 Conflict when a given resourceVersion is stale."""
-        obj = copy.deepcopy(obj)
+        with self.lock:
+            return clone(self._update(clone(obj), namespace, check_version))
+
+    def _update(self, obj: Obj, namespace: str | None, check_version: bool) -> Obj:
+        """update() on a dict the store may keep; returns the stored object."""
         k = kind_of(obj)
         md = obj.setdefault("metadata", {})
         obj["apiVersion"] = k.api_version
@@ -318,12 +330,15 @@ class Store:
                 md["generation"] = omd["generation"] + (1 if changed else 0)
             self._default(k, obj, old)
             if self._same(obj, old):
-                return copy.deepcopy(old)  # a no-op update does not bump the resourceVersion
-            out = self._commit("MODIFIED", k.kind, obj, old, key)
-            return copy.deepcopy(out)
+                return old  # a no-op update does not bump the resourceVersion
+            return self._commit("MODIFIED", k.kind, obj, old, key)
 
     def apply(self, obj: Obj, namespace: str | None = None) -> Obj:
         """Create, or replace unconditionally if it exists (handy for fixtures and tests)."""
+        with self.lock:
+            return clone(self._apply(clone(obj), namespace))
+
+    def _apply(self, obj: Obj, namespace: str | None) -> Obj:
         k = kind_of(obj)
         md = obj.get("metadata") or {}
         ns = (md.get("namespace") or namespace or "default") if k.namespaced else None
@@ -331,8 +346,8 @@ class Store:
             try:
                 self.get_ref(k.kind, ns, md.get("name", ""))
             except APIError:
-                return self.create(obj, namespace)
-            return self.update(obj, namespace, check_version=False)
+                return self._create(obj, namespace)
+            return self._update(obj, namespace, False)
 
     def delete(
         self,
@@ -355,7 +370,7 @@ class Store:
             if precondition_rv and precondition_rv != old["metadata"].get("resourceVersion"):
                 raise errors.conflict(k.plural, name, k.group)
             if kind == "Namespace":
-                term = copy.deepcopy(old)
+                term = clone(old)
                 term["metadata"]["deletionTimestamp"] = now_timestamp()
                 term["status"] = {"phase": "Terminating"}
                 self._commit("MODIFIED", kind, term, old, name)
@@ -365,14 +380,13 @@ class Store:
                             obj = self._objs[other.kind][key]
                             self.delete(other.kind, name, obj["metadata"]["name"])
                 old = term
-            gone = copy.deepcopy(old)
+            gone = clone(old)
             self._release(k, old)
-            out = self._commit("DELETED", kind, gone, old, object_key(old))
-            return copy.deepcopy(out)
+            return clone(self._commit("DELETED", kind, gone, old, object_key(old)))
 
     def load(self, objs: Iterable[Obj]) -> int:
         """Apply many objects: namespaces first, missing namespaces created. Returns the count."""
-        objs = list(objs)
+        objs = clone(list(objs))
         order = {"Namespace": 0, "Service": 1, "Pod": 2, "Endpoints": 3, "EndpointSlice": 4}
         objs.sort(key=lambda o: order.get(str(o.get("kind")), 9))
         with self.lock:
@@ -381,16 +395,15 @@ class Store:
                 if k.namespaced:
                     ns = (o.get("metadata") or {}).get("namespace") or "default"
                     if ns not in self._objs["Namespace"]:
-                        self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+                        self._create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, None)
                 if k.kind == "EndpointSlice":
-                    o = self._link_uids(o)
-                self.apply(o)
+                    self._link_uids(o)
+                self._apply(o, None)
         return len(objs)
 
-    def _link_uids(self, obj: Obj) -> Obj:
+    def _link_uids(self, obj: Obj) -> None:
         """Fill the uids that fixture files cannot know: ownerReferences to the Service and
         endpoints' targetRefs to Pods, as the endpointslice controller writes them."""
-        obj = copy.deepcopy(obj)
         ns = (obj.get("metadata") or {}).get("namespace") or "default"
 
         def uid(kind: str, name: str | None) -> str | None:
@@ -404,7 +417,6 @@ class Store:
             tr = ep.get("targetRef")
             if tr and tr.get("kind") == "Pod" and not tr.get("uid") and (u := uid("Pod", tr.get("name"))):
                 tr["uid"] = u
-        return obj
 
     # ------------------------------------------------------------------ helpers
 
