@@ -898,3 +898,18 @@ def test_comment_glued_to_argument_keeps_line_going() -> None:
     assert texts(b.tokens["bind"]) == ["bind", "127.0.0.1", "glued"]
     (b,) = p(". {\n bind 127.0.0.1 # comment glued\n}")
     assert texts(b.tokens["bind"]) == ["bind", "127.0.0.1"]
+
+
+def test_import_broken_symlink(tmp_path: Path) -> None:
+    (tmp_path / "dangling.conf").symlink_to(tmp_path / "missing-target")
+    main = str(tmp_path / "Corefile")
+    link = tmp_path / "dangling.conf"
+    assert perr("import dangling.conf\n", filename=main) == (
+        f"{main}:1 - Error during parsing: Could not import {link}: open {link}: no such file or directory"
+    )
+
+
+def test_tokens_are_values() -> None:
+    a = lex("x", "F")[0]
+    assert a == Token("x", "F", 1, 0)
+    assert len({a, Token("x", "F", 1)}) == 1

@@ -70,11 +70,12 @@ class Dispenser:
         return False
 
     def next_block(self) -> bool:
-        """caddy's NextBlock: True for each token that starts a line inside ``{ ... }``.
+        """caddy's NextBlock: step to the next token inside ``{ ... }``; False at its ``}``.
 
-        The ``{`` must be the next token on the directive's line; a ``{`` on the following line is
-        not a block (the plugin then sees it as another instance of the directive). Nested blocks
-        are not supported, as in caddy.
+        Callers read one option per call and consume the rest of its line themselves (e.g. with
+        :meth:`remaining_args`). The ``{`` must be the next token on the directive's line; a ``{``
+        on the following line is not a block (the plugin then sees it as another instance of the
+        directive). Nested blocks are not tracked, as in caddy.
         """
         if self.nesting > 0:
             self.next()

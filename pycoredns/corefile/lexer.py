@@ -33,11 +33,14 @@ _WS: /[{_GO_SPACE}]+/
 COMMENT: /#[^\n]*/
 QUOTED: /"(?:[^"\\]|\\[\s\S])*(?:"|\\?\Z)/
 WORD: /[^{_GO_SPACE}"#][^{_WORD_END}#]*(?:#[^{_WORD_END}]*)?/
+start: (WORD | QUOTED)*
 %ignore _WS
 %ignore COMMENT
 """
 
-_lark = Lark(_GRAMMAR, parser=None, lexer="basic", start=[])
+# Only the lexer is used (``.lex()``); the block structure is built by hand (see parser.py). The
+# trivial LALR rule just keeps this portable across lark 1.x instead of relying on lexer-only mode.
+_lark = Lark(_GRAMMAR, parser="lalr", lexer="basic")
 _ESCAPE = re.compile(r"\\([\s\S])")
 
 
