@@ -25,7 +25,7 @@ SUPPORTED_OPTIONS = {3, 9, 10, 11, 12}  # NSID, EXPIRE, COOKIE, TCP-KEEPALIVE, P
 class Edns:
     """The request's OPT record, read off the wire."""
 
-    __slots__ = ("do", "flags", "options", "udp_size", "version")
+    __slots__ = ("_mirrored", "do", "flags", "options", "udp_size", "version")
 
     def __init__(self, udp_size: int, version: int, flags: int, options: bytes) -> None:
         self.udp_size = udp_size
@@ -33,6 +33,7 @@ class Edns:
         self.flags = flags
         self.do = bool(flags & 0x8000)
         self.options = options
+        self._mirrored: bytes | None = None
 
     def option_list(self) -> list[tuple[int, bytes]]:
         out = []
@@ -46,12 +47,15 @@ class Edns:
 
     def mirrored(self) -> bytes:
         """The OPT the server attaches to a reply that has none (CoreDNS SizeAndDo)."""
+        if self._mirrored is not None:
+            return self._mirrored
         opts = b"".join(
             struct.pack(">HH", code, len(val)) + val
             for code, val in self.option_list()
             if code in SUPPORTED_OPTIONS
         )
-        return b"\x00" + _OPT_FIXED.pack(41, self.udp_size, 0, 0, self.flags & 0xFF00, len(opts)) + opts
+        self._mirrored = b"\x00" + _OPT_FIXED.pack(41, self.udp_size, 0, 0, self.flags & 0xFF00, len(opts)) + opts
+        return self._mirrored
 
 
 class Rejected(Exception):
@@ -107,7 +111,14 @@ class Request:
         except wire.WireError:
             raise Rejected(_reject(data, wire.FORMERR)) from None
         self.edns: Edns | None = None
-        if an or ns or ar:
+        qend = self.qend
+        if ar == 1 and not an and not ns and data[qend : qend + 3] == b"\x00\x00\x29" and len(data) >= qend + 11:
+            # the common case: one OPT right after the question
+            _t, size, _ext, version, flags16, rdlen = _OPT_FIXED.unpack_from(data, qend + 1)
+            if qend + 11 + rdlen > len(data):
+                raise Rejected(_reject(data, wire.FORMERR, data[12:qend]))
+            self.edns = Edns(size, version, flags16, data[qend + 11 : qend + 11 + rdlen])
+        elif an or ns or ar:
             try:
                 self.edns = _find_opt(data, self.qend, an, ns, ar)
             except wire.WireError:

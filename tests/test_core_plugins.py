@@ -100,7 +100,8 @@ async def test_errors_unknown_option():
     with pytest.raises(StartupError) as e:
         async with running(". {\n errors {\n  bogus\n }\n}\n"):
             pass
-    assert str(e.value) == "plugin/errors: Corefile:3 - Syntax error: Unexpected token 'bogus', expecting 'Unknown field bogus'"
+    assert str(e.value) == ("plugin/errors: Corefile:3 - Syntax error: Unexpected token 'bogus', "
+                            "expecting 'Unknown field bogus'")
 
 
 async def test_bind_listens_only_on_the_given_address():
