@@ -913,3 +913,76 @@ def test_tokens_are_values() -> None:
     a = lex("x", "F")[0]
     assert a == Token("x", "F", 1, 0)
     assert len({a, Token("x", "F", 1)}) == 1
+
+
+# caddy's own dispenser tests, restated (cursor positions included)
+
+
+def _lexd(src: str) -> Dispenser:
+    return Dispenser("Testfile", lex(src, "Testfile"))
+
+
+def test_caddy_dispenser_next() -> None:
+    d = _lexd("host:port\n  dir1 arg1\n  dir2 arg2 arg3\n  dir3")
+    assert d.val() == ""
+    for cursor, val in enumerate(["host:port", "dir1", "arg1", "dir2", "arg2", "arg3", "dir3"]):
+        assert d.next() and d.cursor == cursor and d.val() == val
+    assert not d.next() and d.cursor == 6 and d.val() == "dir3"
+
+
+def test_caddy_dispenser_next_line() -> None:
+    d = _lexd("host:port\n  dir1 arg1\n  dir2 arg2 arg3")
+    assert d.next_line() and (d.cursor, d.val()) == (0, "host:port")
+    assert d.next_line() and (d.cursor, d.val()) == (1, "dir1")
+    assert not d.next_line() and d.cursor == 1
+    d.next()
+    assert d.next_line() and (d.cursor, d.val()) == (3, "dir2")
+    d.next()
+    assert not d.next_line() and d.val() == "arg2"
+    d.next()
+    assert not d.next_line() and d.val() == "arg3"
+
+
+def test_caddy_dispenser_next_block() -> None:
+    d = _lexd("foobar1 {\n  sub1 arg1\n  sub2\n}\nfoobar2 {\n}")
+    assert not d.next_block() and (d.cursor, d.nesting) == (-1, 0)
+    d.next()
+    assert d.next_block() and (d.cursor, d.nesting) == (2, 1)
+    assert d.next_block() and (d.cursor, d.nesting) == (3, 1)
+    assert d.next_block() and (d.cursor, d.nesting) == (4, 1)
+    assert not d.next_block() and (d.cursor, d.nesting) == (5, 0)
+    d.next()
+    assert not d.next_block() and (d.cursor, d.nesting) == (8, 0)  # empty block: as if absent
+
+
+def test_caddy_dispenser_next_block_stops_at_eof() -> None:
+    d = _lexd("foobar {\n  sub1 arg1")
+    assert d.next() and d.next_block()
+    steps = 0
+    while d.next_block():
+        steps += 1
+        assert steps < 10
+    assert d.val() == "arg1"
+
+
+def test_caddy_dispenser_remaining_args() -> None:
+    d = _lexd("dir1 arg1 arg2 arg3\n dir2 arg4 arg5\n dir3 arg6 { arg7\n dir4")
+    d.next()
+    assert d.remaining_args() == ["arg1", "arg2", "arg3"]
+    d.next()
+    assert d.remaining_args() == ["arg4", "arg5"]
+    d.next()
+    assert d.remaining_args() == ["arg6"]
+    d.next()
+    d.next()
+    d.next()
+    assert d.val() == "dir4" and d.remaining_args() == []
+
+
+def test_caddy_dispenser_arg_err_err() -> None:
+    d = _lexd("dir1 {\n  }\n  dir2 arg1 arg2")
+    d.cursor = 1
+    assert str(d.arg_err()) == "Testfile:1 - Error during parsing: Unexpected token '{', expecting argument"
+    d.cursor = 5
+    assert "arg2" in str(d.arg_err())
+    assert str(d.err("foobar")) == "Testfile:3 - Error during parsing: foobar"

@@ -78,7 +78,8 @@ class Dispenser:
         directive). Nested blocks are not tracked, as in caddy.
         """
         if self.nesting > 0:
-            self.next()
+            if not self.next():  # unclosed block: stop instead of spinning (caddy, 2025)
+                return False
             if self.val() == "}":
                 self.nesting -= 1
                 return False
