@@ -986,3 +986,48 @@ def test_caddy_dispenser_arg_err_err() -> None:
     d.cursor = 5
     assert "arg2" in str(d.arg_err())
     assert str(d.err("foobar")) == "Testfile:3 - Error during parsing: foobar"
+
+
+@pytest.mark.parametrize(
+    ("src", "msg_end"),
+    [
+        ('import }{$"', 'File to import not found: }{$"'),
+        ("import {$}", "File to import not found: {$}"),
+        ("import {%}", "File to import not found: {%}"),
+        ("import {$$}", "Import requires a non-empty filepath"),  # variable "$" is unset
+        ("import /*/*.txt", "Glob pattern may only contain one wildcard (*), but has others: /*/*.txt"),
+        ("import /???/?*?o", "Glob pattern may only contain one wildcard (*), but has others: /???/?*?o"),
+        ("import /??", "Glob pattern may only contain one wildcard (*), but has others: /??"),
+        ("import /[a-z]", "Glob pattern may only contain one wildcard (*), but has others: /[a-z]"),
+    ],
+)
+def test_caddy_fuzz_imports(src: str, msg_end: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert perr(src) == f"Corefile:1 - Error during parsing: {msg_end}"
+
+
+def test_import_word_mid_line_in_imported_file(tmp_path: Path) -> None:
+    write(tmp_path / "site", "\nexample.com {\n  # 'import' here is only an argument\n  hosts / import password\n}\n")
+    (b,) = p("import site", filename=str(tmp_path / "Corefile"))
+    assert texts(b.tokens["hosts"]) == ["hosts", "/", "import", "password"]
+
+
+def test_snippet_defined_before_imported_file_uses_it(tmp_path: Path) -> None:
+    write(tmp_path / "site", "example.com {\n  import common\n}\n")
+    (b,) = p("(common) {\n  log foo\n}\nimport site\n", filename=str(tmp_path / "Corefile"))
+    assert texts(b.keys) == ["example.com"] and texts(b.tokens["log"]) == ["log", "foo"]
+
+
+def test_snippet_self_import_via_recursion_guard() -> None:
+    assert perr("(loop) {\n{ }\nimport loop\n}\nimport loop\n") == (
+        "Corefile:4 - Error during parsing: maximum snippet import depth (10000) exceeded"
+    )
+
+
+def test_one_glob_with_many_files_counts_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pycoredns.corefile.parser as parser_mod
+
+    monkeypatch.setattr(parser_mod, "MAX_FILE_EXPANSIONS", 10)
+    for i in range(100):
+        (tmp_path / f"part_{i:03d}").write_text("")
+    assert p(f"import {tmp_path}/*") == []
