@@ -1,0 +1,183 @@
+"""hosts plugin: answers, NODATA, SERVFAIL, fallthrough, PTR, zones, ttl, reload, errors, metrics."""
+
+from __future__ import annotations
+
+import os
+
+import dns.rcode
+import dns.rdatatype
+import pytest
+import trio
+from conftest import query, running
+
+from pycoredns import metrics
+from pycoredns.instance import StartupError
+
+AA = 0x0400
+
+HOSTS_FILE = """\
+# a comment line
+10.0.0.1   web.example.org www.example.org   # trailing comment
+10.0.0.2   web.example.org
+fe80::1%eth0  web.example.org
+2001:db8::5   v6only.example.org
+::ffff:192.0.2.9  mapped.example.org
+not-an-ip  broken.example.org
+10.0.0.9
+192.0.2.1  outside.example.net
+"""
+
+
+def _rdata(r, rdtype: str) -> list[str]:
+    return [rd.to_text() for rrset in r.answer if rrset.rdtype == dns.rdatatype.from_text(rdtype) for rd in rrset]
+
+
+def _corefile(path: str, extra: str = "", zones: str = "") -> str:
+    return f"example.org {{\n hosts {path} {zones} {{\n{extra}\n }}\n whoami\n}}\n"
+
+
+async def test_file_and_inline_answers(tmp_path):
+    f = tmp_path / "hosts"
+    f.write_text(HOSTS_FILE)
+    cf = _corefile(str(f), "  10.0.0.3 web.example.org\n  ttl 300")
+    async with running(cf) as srv:
+        r = await query(srv.port(), "web.example.org", "A")
+        assert r.rcode() == dns.rcode.NOERROR
+        assert r.flags & AA
+        assert _rdata(r, "A") == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]  # file first, then inline
+        assert r.answer[0].ttl == 300
+        r = await query(srv.port(), "web.example.org", "AAAA", tcp=True)
+        assert _rdata(r, "AAAA") == ["fe80::1"]  # the IPv6 zone is stripped
+        r = await query(srv.port(), "mapped.example.org", "A")
+        assert _rdata(r, "A") == ["192.0.2.9"]
+        r = await query(srv.port(), "www.example.org", "A")
+        assert _rdata(r, "A") == ["10.0.0.1"]
+
+
+async def test_nodata_servfail_and_default_ttl(tmp_path):
+    f = tmp_path / "hosts"
+    f.write_text(HOSTS_FILE)
+    async with running(_corefile(str(f))) as srv:
+        for qtype in ("AAAA", "MX", "TXT"):
+            r = await query(srv.port(), "www.example.org", qtype)
+            assert r.rcode() == dns.rcode.NOERROR and r.flags & AA
+            assert not r.answer and not r.authority  # NODATA without SOA
+        r = await query(srv.port(), "v6only.example.org", "AAAA")
+        assert r.answer[0].ttl == 3600
+        # nonexistent name, no fallthrough: SERVFAIL written by the server
+        r = await query(srv.port(), "missing.example.org", "A")
+        assert r.rcode() == dns.rcode.SERVFAIL
+        assert not r.answer
+        # garbage lines were skipped, not fatal
+        r = await query(srv.port(), "broken.example.org", "A")
+        assert r.rcode() == dns.rcode.SERVFAIL
+
+
+async def test_fallthrough_and_zones(tmp_path):
+    f = tmp_path / "hosts"
+    f.write_text(HOSTS_FILE)
+    cf = ". {\n hosts %s example.org {\n  fallthrough sub.example.org\n }\n whoami\n}\n" % f
+    async with running(cf) as srv:
+        # outside the hosts zones: next plugin (whoami) regardless of fallthrough
+        r = await query(srv.port(), "outside.example.net", "A")
+        assert r.rcode() == dns.rcode.NOERROR and not r.answer and r.additional
+        # inside, fallthrough zone: next
+        r = await query(srv.port(), "x.sub.example.org", "A")
+        assert r.rcode() == dns.rcode.NOERROR and r.additional
+        # inside, not in fallthrough zones: SERVFAIL
+        r = await query(srv.port(), "x.example.org", "A")
+        assert r.rcode() == dns.rcode.SERVFAIL
+
+
+async def test_ptr_and_no_reverse(tmp_path):
+    f = tmp_path / "hosts"
+    f.write_text(HOSTS_FILE)
+    # PTR works for reverse names outside the hosts zones (a root block routes them to hosts)
+    cf = ". {\n hosts %s example.org\n whoami\n}\n" % f
+    async with running(cf) as srv:
+        r = await query(srv.port(), "1.0.0.10.in-addr.arpa", "PTR")
+        assert r.flags & AA
+        assert _rdata(r, "PTR") == ["web.example.org.", "www.example.org."]
+        assert str(r.answer[0].name) == "1.0.0.10.in-addr.arpa."
+        r = await query(srv.port(), "5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", "PTR")
+        assert _rdata(r, "PTR") == ["v6only.example.org."]
+        # reverse miss and names outside the zones: next plugin
+        r = await query(srv.port(), "1.2.0.192.in-addr.arpa", "PTR")
+        assert not r.answer and r.additional
+        r = await query(srv.port(), "99.0.0.10.in-addr.arpa", "PTR")
+        assert not r.answer and r.additional
+    cf = ". {\n hosts %s example.org {\n  no_reverse\n }\n whoami\n}\n" % f
+    async with running(cf) as srv:
+        r = await query(srv.port(), "1.0.0.10.in-addr.arpa", "PTR")
+        assert not r.answer and r.additional
+        r = await query(srv.port(), "web.example.org", "A")
+        assert len(_rdata(r, "A")) == 2
+
+
+async def test_owner_is_lowercased_qname(tmp_path):
+    f = tmp_path / "hosts"
+    f.write_text("10.0.0.1 Web.Example.ORG\n")
+    async with running(_corefile(str(f))) as srv:
+        r = await query(srv.port(), "WEB.example.org", "A")
+        assert _rdata(r, "A") == ["10.0.0.1"]
+        assert r.answer[0].name.to_text() == "web.example.org."
+        assert r.question[0].name.to_text() == "WEB.example.org."
+
+
+async def test_reload_on_change(tmp_path):
+    f = tmp_path / "hosts"
+    f.write_text("10.0.0.1 web.example.org\n")
+    async with running(_corefile(str(f), "  reload 50ms")) as srv:
+        r = await query(srv.port(), "web.example.org", "A")
+        assert _rdata(r, "A") == ["10.0.0.1"]
+        assert metrics.REGISTRY.metrics["coredns_hosts_entries"].get() == 1
+        f.write_text("10.0.0.7 web.example.org\n10.0.0.8 new.example.org\n")
+        st = os.stat(f)
+        os.utime(f, (st.st_atime, st.st_mtime + 5))
+        answers: list[str] = []
+        for _ in range(100):  # bounded: 100 x 20ms
+            answers = _rdata(await query(srv.port(), "new.example.org", "A"), "A")
+            if answers:
+                break
+            await trio.sleep(0.02)
+        assert answers == ["10.0.0.8"]
+        assert _rdata(await query(srv.port(), "web.example.org", "A"), "A") == ["10.0.0.7"]
+        assert metrics.REGISTRY.metrics["coredns_hosts_entries"].get() == 2
+        stamp = metrics.REGISTRY.metrics["coredns_hosts_reload_timestamp_seconds"].get()
+        assert stamp == pytest.approx(os.stat(f).st_mtime)
+
+
+async def test_missing_file_only_warns(tmp_path):
+    cf = _corefile(str(tmp_path / "nope"), "  10.0.0.4 inline.example.org")
+    async with running(cf) as srv:
+        r = await query(srv.port(), "inline.example.org", "A")
+        assert _rdata(r, "A") == ["10.0.0.4"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("  ttl 0", "ttl provided is invalid"),
+        ("  ttl 70000", "ttl provided is invalid"),
+        ("  ttl abc", "ttl needs a number of second"),
+        ("  ttl", "ttl needs a time in second"),
+        ("  reload", "reload needs a duration (zero seconds to disable)"),
+        ("  reload 5", "invalid duration for reload '5'"),
+        ("  reload -1s", "invalid negative duration for reload '-1s'"),
+        ("  fallthrough\n  10.0.0.1 late.example.org", "unknown property '10.0.0.1'"),
+    ],
+)
+async def test_config_errors(tmp_path, body, message):
+    cf = _corefile(str(tmp_path / "hosts"), body)
+    with pytest.raises(StartupError) as ei:
+        async with running(cf):
+            pass
+    assert str(ei.value).startswith("plugin/hosts: Corefile:")
+    assert str(ei.value).endswith("Error during parsing: " + message)
+
+
+async def test_once_per_block(tmp_path):
+    cf = f"example.org {{\n hosts {tmp_path}/a\n hosts {tmp_path}/b\n}}\n"
+    with pytest.raises(StartupError, match="plugin/hosts: this plugin can only be used once per Server Block"):
+        async with running(cf):
+            pass
