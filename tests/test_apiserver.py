@@ -145,6 +145,7 @@ def test_list_fixture_cluster(api: APIServer) -> None:
             ns1 = await v1.list_namespaced_service("ns1")
             assert all(s.metadata.namespace == "ns1" for s in ns1.items) and len(ns1.items) == 11
             slices = await client.DiscoveryV1Api(c).list_endpoint_slice_for_all_namespaces()
+            assert len(slices.items) == 15
             dns = [s for s in slices.items if s.metadata.labels["kubernetes.io/service-name"] == "kube-dns"]
             assert sorted(a for s in dns for e in s.endpoints for a in e.addresses) == ["10.244.0.2", "10.244.0.3"]
             ms = await client.DiscoveryV1Api(c).list_namespaced_endpoint_slice(
@@ -426,6 +427,26 @@ def test_unreachable_503(api: APIServer) -> None:
     run(go)
 
 
+def test_restart_keeps_port_and_state(api: APIServer) -> None:
+    url = api.url
+    api.create(svc("kept"))
+    api.stop()
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url + "/api", timeout=2)
+    api.start()
+    assert api.url == url
+    assert http(api, "/api/v1/namespaces/ns1/services/kept")[0] == 200
+
+
+def test_control_endpoints(api: APIServer) -> None:
+    assert http(api, "/_control/unreachable?seconds=0.5&mode=503", method="POST")[0] == 200
+    time.sleep(0.2)
+    assert http(api, "/api/v1/namespaces")[0] == 503
+    time.sleep(0.6)
+    assert http(api, "/api/v1/namespaces")[0] == 200
+    assert http(api, "/_control/drop-watches", method="POST") == (200, {"dropped": 0})
+
+
 # ---------------------------------------------------------------------------------------- selectors
 
 
@@ -494,6 +515,9 @@ def test_create_update_delete_semantics(api: APIServer) -> None:
             assert ei.value.status == 409 and json.loads(ei.value.body)["reason"] == "Conflict"
             patched = await v1.patch_namespaced_service("c1", "ns2", {"metadata": {"labels": {"p": "q"}}})
             assert patched.metadata.labels == {"a": "b", "p": "q"}
+            jp = await v1.patch_namespaced_service(
+                "c1", "ns2", [{"op": "replace", "path": "/spec/ports/0/port", "value": 54}])
+            assert jp.spec.ports[0].port == 54
             await v1.delete_namespaced_service("c1", "ns2")
             with pytest.raises(ApiException) as ei:
                 await v1.delete_namespaced_service("c1", "ns2")

@@ -216,6 +216,9 @@ class APIServer:
         self._abort_connections()
         if self._runner is not None:
             await self._runner.cleanup()
+        self._watchers.clear()
+        self._unreachable = None
+        self._loop = None
 
     def _call(self, fn: Any, *args: Any) -> Any:
         """Run ``fn`` on the server loop and wait for it (directly when already on it)."""
@@ -368,7 +371,7 @@ class APIServer:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         try:
-            if self._unreachable == "503":
+            if self._unreachable == "503" and not request.path.startswith("/_control/"):
                 raise APIError(503, "ServiceUnavailable",
                                "the server is currently unable to handle the request")
             return await self._route(request)
@@ -479,7 +482,17 @@ class APIServer:
                                      f"the URL ({name})")
         md["name"] = name
 
+    @staticmethod
+    def _reject_protobuf(request: web.Request) -> None:
+        if "protobuf" in request.content_type or "cbor" in request.content_type:
+            # kubectl's typed commands (create namespace/service, expose, run) send protobuf.
+            raise APIError(415, "UnsupportedMediaType",
+                           f"the body of the request was in an unknown format - accepted media types "
+                           f"include: application/json, application/yaml (this test apiserver does not "
+                           f"speak {request.content_type}; use kubectl create -f / apply -f)")
+
     async def _body(self, request: web.Request, k: Kind) -> Obj:
+        self._reject_protobuf(request)
         raw = await request.read()
         try:
             obj = yaml.safe_load(raw) if "yaml" in request.content_type else json.loads(raw)
@@ -649,7 +662,8 @@ class APIServer:
             if initial:
                 await resp.write(b"".join(self._event_line(w, t, o) for t, o in initial))
             if bookmarks:
-                await resp.write(self._bookmark(k, max(w.last_rv, self._dispatched_rv), send_initial))
+                # Only w.last_rv is safe here: events newer than it may already sit in the queue.
+                await resp.write(self._bookmark(k, w.last_rv, send_initial))
             next_bm = loop.time() + self.bookmark_interval
             while True:
                 now = loop.time()
