@@ -17,7 +17,7 @@ class Any(SyncHandler):
         if req.qtype != QTYPE.ANY:
             return NEXT
         m = req.reply_record()
-        m.add_answer(RR(req.qname, QTYPE.HINFO, rclass=req.qclass, ttl=8482, rdata=RD(HINFO_RDATA)))
+        m.add_answer(RR(req.qlabel, QTYPE.HINFO, rclass=req.qclass, ttl=8482, rdata=RD(HINFO_RDATA)))
         w.write(m)
         return 0
 

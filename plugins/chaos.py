@@ -39,7 +39,7 @@ class Chaos(SyncHandler):
             return NEXT
         m = req.reply_record()
         for t in texts:
-            m.add_answer(RR(req.qname, QTYPE.TXT, rclass=CLASS.CH, ttl=0, rdata=TXT(t.encode()[:255])))
+            m.add_answer(RR(req.qlabel, QTYPE.TXT, rclass=CLASS.CH, ttl=0, rdata=TXT(t.encode()[:255])))
         w.write(m)
         return 0
 

@@ -13,11 +13,8 @@ class _MinimalWriter(WriterWrapper):
 
     def write(self, reply: Reply) -> None:
         data = wire.to_bytes(reply)
-        if response.typify(data) == response.Type.NOERROR and (data[8] or data[9] or data[10] or data[11]):
-            rec = wire.to_record(data)
-            rec.auth = []
-            rec.ar = [r for r in rec.ar if r.rtype == wire.TYPE_OPT]
-            reply = rec
+        if (data[8] or data[9] or data[10] or data[11]) and response.typify(data) == response.Type.NOERROR:
+            reply = wire.answer_only(data)
         super().write(reply)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Any
 
-from dnslib import DNSRecord
+from dnslib import DNSHeader, DNSLabel, DNSQuestion, DNSRecord
 
 from . import wire
 from .wire import Reply
@@ -152,15 +152,30 @@ class Request:
         return self._qname
 
     @property
+    def qlabel(self) -> DNSLabel:
+        """The qname as a dnslib label (case preserved, any bytes): use it as the owner of answers."""
+        labels, _ = wire.read_name(self.wire, 12)
+        return DNSLabel(labels)
+
+    @property
     def question(self) -> bytes:
         """The question section exactly as sent."""
         return self.wire[12 : self.qend]
 
     @property
     def msg(self) -> DNSRecord:
-        """The full dnslib parse, done on first use."""
+        """The full dnslib parse, done on first use.
+
+        dnslib refuses some messages miekg/dns accepts (labels that are not UTF-8): that becomes a
+        SERVFAIL with an error for `errors` to log, never a panic.
+        """
         if self._msg is None:
-            self._msg = DNSRecord.parse(self.wire)
+            try:
+                self._msg = DNSRecord.parse(self.wire)
+            except Exception as e:
+                from .plugin import PluginError
+
+                raise PluginError(wire.SERVFAIL, f"cannot parse query: {e}") from None
         return self._msg
 
     # -- EDNS and size -------------------------------------------------------------------------
@@ -201,13 +216,12 @@ class Request:
         return self.reply_header(rcode) + self.question
 
     def reply_record(self) -> DNSRecord:
-        """A dnslib reply skeleton (SetReply semantics) for plugins that build with dnslib."""
-        m = self.msg
-        r = DNSRecord(header=m.header.__class__(id=self.id, qr=1, opcode=m.header.opcode,
-                                                rd=m.header.rd, bitmap=0), q=m.q)
-        r.header.rd = m.header.rd
-        r.header.cd = m.header.cd
-        return r
+        """A dnslib reply skeleton (SetReply semantics) for plugins that build with dnslib.
+
+        Built from the wire question, so it works for any name the server accepted.
+        """
+        hdr = DNSHeader(id=self.id, bitmap=(self.flags & (0x7800 | wire.RD | wire.CD)) | wire.QR)
+        return DNSRecord(header=hdr, q=DNSQuestion(self.qlabel, self.qtype, self.qclass))
 
     def copy_with(self, qname: str | None = None, qtype: int | None = None, qclass: int | None = None,
                   flags: int | None = None) -> Request:

@@ -342,3 +342,23 @@ def uncompressed_length(data: bytes) -> int:
         total += sum(len(x) + 1 for x in labels) + 1 + 10 + rdlen
         off += 10 + rdlen
     return total
+
+
+def answer_only(data: bytes) -> bytes:
+    """The message with authority and additional removed, except an OPT record (minimal responses)."""
+    _id, _flags, qd, an, ns, ar = header(data)
+    off = 12
+    for _ in range(qd):
+        off = skip_name(data, off) + 4
+    for _ in range(an):
+        _t, _ttl, off = skip_rr(data, off)
+    end_answer = off
+    for _ in range(ns):
+        _t, _ttl, off = skip_rr(data, off)
+    opt = b""
+    for _ in range(ar):
+        start = off
+        rtype, _ttl, off = skip_rr(data, off)
+        if rtype == TYPE_OPT and not opt:
+            opt = data[start:off]
+    return data[:8] + b"\x00\x00" + (b"\x00\x01" if opt else b"\x00\x00") + data[12:end_answer] + opt

@@ -220,12 +220,12 @@ async def test_any_answers_hinfo():
         assert not r.answer
 
 
-async def test_minimal_strips_additional_only_on_success():
-    # whoami answers with an empty answer section (a NOERROR "no data" without SOA counts as
-    # NOERROR for typify): minimal must keep additional there because there is no answer.
+async def test_minimal_strips_additional_on_noerror():
+    # whoami's reply is NOERROR without SOA: typify calls it NoError, so minimal strips the extras,
+    # keeping the OPT the client asked for.
     async with running(". {\n minimal\n whoami\n}\n") as srv:
-        r = await query(srv.port(), "example.org", "A")
-        assert r.rcode() == 0
+        r = await query(srv.port(), "example.org", "A", use_edns=0)
+        assert r.rcode() == 0 and not r.additional and r.edns == 0
 
 
 async def test_duplicate_zone_is_a_startup_error():
