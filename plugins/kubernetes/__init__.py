@@ -1,0 +1,603 @@
+"""kubernetes: cluster DNS from a watched Kubernetes API (CoreDNS `kubernetes`, reference §3.1).
+
+Setup parses the stanza; the watch thread (`watch.py`) feeds reduced objects into the record index
+(`index.py`), which precomputes wire answers. `serve_fast` answers from that index without waiting;
+only ExternalName A/AAAA (a self-lookup of the target) goes through `serve_dns`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import struct
+import time
+from typing import Any
+
+import trio
+
+from pycoredns import wire
+from pycoredns.log import plugin_logger
+from pycoredns.metrics import REGISTRY, exponential_buckets
+from pycoredns.plugin import NEXT, ConfigError, Controller, Handler
+from pycoredns.request import Request, ResponseWriter
+from pycoredns.util import Fallthrough, normalize_zones, parse_duration, zone_match
+
+from . import objects
+from .index import AAAA, CNAME, NS, OWNER, SOA, TXT, A, Index, addr_rr, label, rr, zone_pointer
+from .watch import POD_FIELD_SELECTOR, Connection, KindSpec, Watcher
+
+log = plugin_logger("kubernetes")
+
+DNS_SCHEMA_VERSION = "1.1.0"
+AXFR, IXFR = 252, 251
+MAX_CNAME_DEPTH = 10
+_CNAME_DEPTH = "kubernetes/cname-depth"
+
+programming_duration = REGISTRY.histogram(
+    "coredns_kubernetes_dns_programming_duration_seconds",
+    "Histogram of the time (in seconds) it took to program a dns instance.",
+    exponential_buckets(0.001, 2, 20), ("service_kind",))
+request_duration = REGISTRY.histogram(
+    "coredns_kubernetes_rest_client_request_duration_seconds",
+    "Request latency in seconds. Broken down by verb and host.",
+    [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60], ("verb", "host"))
+rate_limiter_duration = REGISTRY.histogram(
+    "coredns_kubernetes_rest_client_rate_limiter_duration_seconds",
+    "Client side rate limiter latency in seconds. Broken down by verb and host.",
+    [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60], ("verb", "host"))
+requests_total = REGISTRY.counter(
+    "coredns_kubernetes_rest_client_requests_total",
+    "Number of HTTP requests, partitioned by status code, method, and host.", ("code", "method", "host"))
+
+REDUCERS = {"namespaces": objects.reduce_namespace, "services": objects.reduce_service,
+            "endpointslices": objects.reduce_slice, "pods": objects.reduce_pod}
+
+
+def local_ips() -> list[str]:
+    """Non-loopback addresses of this host (what CoreDNS puts behind `ns.dns.<zone>`)."""
+    found: list[str] = []
+    candidates: list[str] = []
+    try:
+        candidates += [ai[4][0] for ai in socket.getaddrinfo(socket.gethostname(), None)]
+    except OSError:
+        pass
+    for fam, probe in ((socket.AF_INET, "10.255.255.255"), (socket.AF_INET6, "fd00::1")):
+        try:
+            with socket.socket(fam, socket.SOCK_DGRAM) as s:
+                s.connect((probe, 53))
+                candidates.append(s.getsockname()[0])
+        except OSError:
+            pass
+    for ip in candidates:
+        try:
+            a = ipaddress.ip_address(ip.split("%")[0])
+        except ValueError:
+            continue
+        if not (a.is_loopback or a.is_link_local or a.is_unspecified) and str(a) not in found:
+            found.append(str(a))
+    return found
+
+
+def resolv_search(path: str = "/etc/resolv.conf") -> list[str]:
+    """Search domains of this host's resolv.conf (autopath appends them)."""
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    out: list[str] = []
+    for line in lines:
+        parts = line.split()
+        if parts and parts[0] in ("search", "domain"):
+            out = normalize_zones(parts[1:])
+    return out
+
+
+class Kubernetes(Handler):
+    name = "kubernetes"
+
+    def __init__(self, zones: list[str]) -> None:
+        self.zones = zones
+        forward = [z for z in zones if not _is_reverse(z)]
+        self.primary = forward[0]
+        self.ttl = 5
+        self.pods = "disabled"
+        self.pod_names = False
+        self.endpoints = True
+        self.ignore_empty = False
+        self.namespaces: list[str] = []
+        self.namespace_labels = ""
+        self.labels = ""
+        self.fall = Fallthrough()
+        self.startup_timeout = 5.0
+        self.conn = Connection()
+        self.index: Index | None = None
+        self.synced = False
+        self.watcher: Watcher | None = None
+        self.local_ips: list[str] = []
+        self.search = resolv_search()
+        self._needed: set[str] = set()
+        self._zone_labels = {z: len(wire.label_offsets(wire.text_to_wire(z))) - 1 for z in zones}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def build(self) -> None:
+        """Create the index once the options are known."""
+        fwd = [z for z in self.zones if not _is_reverse(z)]
+        self.index = Index(fwd, self.ttl, self.pod_names, self.endpoints, self.ignore_empty, self.namespaces)
+        self._needed = {"namespaces", "services"}
+        if self.endpoints:
+            self._needed.add("endpointslices")
+        if self.pods == "verified":
+            self._needed.add("pods")
+        self.local_ips = local_ips()
+
+    def kinds(self) -> list[KindSpec]:
+        out = []
+        for k in ("namespaces", "services", "endpointslices", "pods"):
+            if k not in self._needed:
+                continue
+            out.append(KindSpec(k, self.namespace_labels if k == "namespaces" else self.labels,
+                                POD_FIELD_SELECTOR if k == "pods" else "", REDUCERS[k]))
+        return out
+
+    async def start(self) -> None:
+        """on_startup: start watching and block until synced or `startup_timeout` passes."""
+        self.watcher = Watcher(self.conn, self.kinds(), self.deliver)
+        self.watcher.start()
+        deadline = trio.current_time() + self.startup_timeout
+        next_log = trio.current_time() + 0.5
+        while not self.synced:
+            now = trio.current_time()
+            if now >= deadline:
+                log.warning("starting server with unsynced Kubernetes API")
+                return
+            if now >= next_log:
+                log.info("waiting for Kubernetes API before starting server")
+                next_log += 0.5
+            await trio.sleep(min(0.1, max(0.0, deadline - now)))
+
+    async def stop(self) -> None:
+        if self.watcher is not None:
+            w, self.watcher = self.watcher, None
+            await trio.to_thread.run_sync(w.stop)
+
+    def ready(self) -> bool:
+        return self.synced
+
+    def deliver(self, batch: list[tuple]) -> None:
+        """Apply a batch of events from the watch thread (trio loop, never raises)."""
+        idx = self.index
+        assert idx is not None
+        slices_seen: list[objects.Slice] = []
+        for ev in batch:
+            op = ev[0]
+            if op == "request":
+                _op, verb, code, host, seconds, wait = ev
+                requests_total.inc(code, verb, host)
+                request_duration.observe(seconds, verb, host)
+                rate_limiter_duration.observe(wait, verb, host)
+            elif op == "synced":
+                idx.synced_kinds.add(ev[1])
+            elif op == "replace":
+                kind, items = ev[1], ev[2]
+                seen = {key for key, _ in items}
+                for key in idx.keys_of(kind):
+                    if key not in seen:
+                        self._set(kind, key, None)
+                for key, obj in items:
+                    self._set(kind, key, obj)
+            elif op == "upsert":
+                self._set(ev[1], ev[2], ev[3])
+                if ev[1] == "endpointslices" and ev[3] is not None:
+                    slices_seen.append(ev[3])
+            elif op == "delete":
+                self._set(ev[1], ev[2], None)
+        idx.apply()
+        if not self.synced and self._needed <= idx.synced_kinds:
+            self.synced = True
+        now = time.time()
+        for sl in slices_seen:
+            if sl.trigger is not None:
+                svc = idx.services.get((sl.ns, sl.service))
+                kind = "cluster_ip" if svc is None or not svc.headless else (
+                    "headless_with_selector" if svc.selector else "headless_without_selector")
+                programming_duration.observe(max(0.0, now - sl.trigger), kind)
+
+    def _set(self, kind: str, key: tuple[str, str], obj: Any) -> None:
+        idx = self.index
+        assert idx is not None
+        if kind == "namespaces":
+            idx.set_namespace(key[1], obj is not None)
+        elif kind == "services":
+            if obj is not None and self.namespaces and obj.ns not in self.namespaces:
+                obj = None
+            idx.set_service(key, obj)
+        elif kind == "endpointslices":
+            idx.set_slice(key, obj)
+        elif kind == "pods":
+            idx.set_pod(key, obj)
+
+    # -- autopath -------------------------------------------------------------------------------
+    def autopath_search(self, req: Request) -> list[str] | None:
+        """CoreDNS's AutoPath(): the client pod's search list, only with `pods verified`."""
+        if self.pods != "verified" or self.index is None:
+            return None
+        nss = self.index.pod_ip_ns.get(req.remote[0].split("%")[0])
+        if not nss:
+            return None
+        ns = next(iter(nss))
+        z = self.primary
+        return [f"{ns}.svc.{z}", f"svc.{z}", z, *self.search, ""]
+
+    # -- serving --------------------------------------------------------------------------------
+    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
+        idx = self.index
+        if idx is not None:
+            hit = idx.answers.get((req.qname_wire, req.qtype))
+            if hit is not None:
+                an, ar, body = hit
+                w.write(req.reply_header(0, an, 0, ar, aa=True) + req.question + body)
+                return 0
+        out = self.decide(req)
+        if out is NEXT:
+            return self.next_fast(req, w)
+        if isinstance(out, str):
+            return None  # ExternalName A/AAAA: needs a self-lookup
+        return self._emit(out, w)
+
+    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
+        idx = self.index
+        hit = idx.answers.get((req.qname_wire, req.qtype)) if idx is not None else None
+        if hit is not None:
+            an, ar, body = hit
+            w.write(req.reply_header(0, an, 0, ar, aa=True) + req.question + body)
+            return 0
+        out = self.decide(req)
+        if out is NEXT:
+            return await self.next_or_failure(req, w)
+        if isinstance(out, str):
+            return await self._external(req, w, out)
+        return self._emit(out, w)
+
+    @staticmethod
+    def _emit(out: Any, w: ResponseWriter) -> int:
+        if isinstance(out, int):
+            return out  # REFUSED: not written
+        reply, rcode = out
+        w.write(reply)
+        return rcode
+
+    def decide(self, req: Request) -> Any:
+        """Everything but a precomputed hit: NEXT, an rcode to return, (reply, rcode) or a CNAME target."""
+        zone = zone_match(self.zones, req.name)
+        if zone is None or self.index is None:
+            return NEXT
+        qtype = req.qtype
+        if qtype in (AXFR, IXFR):
+            return wire.REFUSED
+        qw = req.qname_wire
+        nz = self._zone_labels[zone]
+        offs = wire.label_offsets(qw)
+        rel_end = offs[len(offs) - 1 - nz]
+        zp = zone_pointer(rel_end)
+        rel = _labels(qw[:rel_end])
+        outcome = self._classify(req, rel, qtype, zone, zp)
+        if isinstance(outcome, (tuple, str)):
+            return outcome
+        if outcome == wire.NXDOMAIN:
+            if self.fall.through(req.name):
+                return NEXT
+            if not self.synced:  # written, so returned as success (CoreDNS's BackendError)
+                return self._negative(req, wire.SERVFAIL, zp), wire.NOERROR
+        return self._negative(req, outcome, zp), outcome
+
+    def _negative(self, req: Request, rcode: int, zp: bytes) -> bytes:
+        assert self.index is not None
+        return req.reply_header(rcode, 0, 1, 0, aa=True) + req.question + self.index.soa(zp)
+
+    def _positive(self, req: Request, answers: list[bytes], extra: list[bytes] = ()) -> tuple[bytes, int]:  # type: ignore[assignment]
+        return (req.reply_header(0, len(answers), 0, len(extra), aa=True) + req.question
+                + b"".join(answers) + b"".join(extra)), 0
+
+    def _classify(self, req: Request, rel: list[bytes], qtype: int, zone: str, zp: bytes) -> Any:
+        """NODATA (0) / NXDOMAIN (3), a positive (reply, rcode), or an ExternalName target (str)."""
+        idx = self.index
+        assert idx is not None
+        n = len(rel)
+        txt_nx = wire.NXDOMAIN if qtype == TXT else wire.NOERROR  # the TXT quirk on empty nodes
+        if n == 0:
+            if qtype == SOA:
+                return self._positive(req, [idx.soa(zp)])
+            if qtype == NS:
+                return self._ns(req, zp)
+            return txt_nx
+        if _is_reverse(zone):
+            return wire.NOERROR if req.qname_wire in idx.exists else wire.NXDOMAIN
+        top = rel[-1]
+        if n == 1 and top == b"dns-version":
+            if qtype == TXT:
+                v = DNS_SCHEMA_VERSION.encode()
+                return self._positive(req, [rr(OWNER, TXT, 28800, bytes([len(v)]) + v)])
+            return wire.NXDOMAIN
+        if n == 2 and rel == [b"ns", b"dns"]:
+            if qtype in (A, AAAA):
+                fam = [ip for ip in self.local_ips if (":" in ip) == (qtype == AAAA)]
+                if fam:
+                    return self._positive(req, [addr_rr(OWNER, ip, self.ttl) for ip in fam])
+                return wire.NOERROR
+            return wire.NXDOMAIN
+        if top not in (b"svc", b"pod"):
+            return wire.NXDOMAIN
+        if n == 1:
+            return txt_nx
+        ns = rel[-2].decode(errors="replace")
+        if top == b"pod":
+            if self.pods == "disabled" or not idx.exposed(ns):
+                return wire.NXDOMAIN
+            if n == 2:
+                return txt_nx
+            if n > 4:
+                return wire.NXDOMAIN
+            return self._pod(req, rel[-3].decode(errors="replace"), ns, qtype)
+        if not idx.exposed(ns):
+            return wire.NXDOMAIN
+        if n == 2:
+            return txt_nx
+        if n > 5:
+            return wire.NXDOMAIN
+        target = idx.exists.get(req.qname_wire)
+        if target is None:
+            return wire.NXDOMAIN
+        if target and qtype in (A, AAAA):
+            return target
+        return wire.NOERROR
+
+    def _pod(self, req: Request, text: str, ns: str, qtype: int) -> Any:
+        v4 = text.count("-") == 3 and "--" not in text
+        ip_text = text.replace("-", "." if v4 else ":")
+        try:
+            ip = ipaddress.ip_address(ip_text)
+        except ValueError:
+            return wire.NXDOMAIN
+        assert self.index is not None
+        if self.pods == "verified" and ns not in self.index.pod_ip_ns.get(str(ip), {}):
+            return wire.NXDOMAIN
+        if qtype == (AAAA if ip.version == 6 else A):
+            return self._positive(req, [addr_rr(OWNER, str(ip), self.ttl)])
+        return wire.NOERROR
+
+    def _ns(self, req: Request, zp: bytes) -> tuple[bytes, int]:
+        """NS at the apex: our own service if a local IP is one of its endpoints, else ns.dns."""
+        idx = self.index
+        assert idx is not None
+        answers: list[bytes] = []
+        extra: list[bytes] = []
+        seen: set[tuple[str, str]] = set()
+        for ip in self.local_ips:
+            for key in idx.services_with_endpoint(ip):
+                svc = idx.services.get(key)
+                if svc is None or key in seen:
+                    continue
+                seen.add(key)
+                owner = label(svc.name) + label(svc.ns) + label("svc") + zp
+                answers.append(rr(OWNER, NS, self.ttl, owner))
+                extra += [addr_rr(owner, a, self.ttl) for a in (svc.ips or [ip])]
+        if not answers:
+            owner = label("ns") + label("dns") + zp
+            answers.append(rr(OWNER, NS, self.ttl, owner))
+            extra += [addr_rr(owner, a, self.ttl) for a in self.local_ips]
+        return self._positive(req, answers, extra)
+
+    async def _external(self, req: Request, w: ResponseWriter, target: str) -> int:
+        """ExternalName A/AAAA: the CNAME, then the target resolved through this server itself."""
+        cname = rr(OWNER, CNAME, self.ttl, wire.text_to_wire(target))
+        depth = (req.meta or {}).get(_CNAME_DEPTH, 0)
+        extra: list[bytes] = []
+        if req.listener is not None and depth < MAX_CNAME_DEPTH and target.lower() != req.name:
+            sub = req.copy_with(qname=target)
+            sub.meta = {**(req.meta or {}), _CNAME_DEPTH: depth + 1}
+            try:
+                reply = await req.listener.resolve(sub)
+                if reply is not None:
+                    extra = answer_records(wire.to_bytes(reply))
+            except Exception as e:  # a garbage upstream reply: keep the CNAME alone
+                log.debug(f"resolving ExternalName target {target}: {e!r}")
+        body = cname + b"".join(extra)
+        w.write(req.reply_header(0, 1 + len(extra), 0, 0, aa=True) + req.question + body)
+        return 0
+
+
+def answer_records(reply: bytes) -> list[bytes]:
+    """The answer records of a reply, uncompressed so they can be spliced into another message.
+
+    Only types whose rdata is raw or a single name (what an A/AAAA answer holds: CNAME, A, AAAA,
+    DNAME...) are kept; anything else is dropped rather than copied with dangling pointers.
+    """
+    _id, _f, qd, an, _ns, _ar = wire.header(reply)
+    off = 12
+    for _ in range(qd):
+        off = wire.skip_name(reply, off) + 4
+    out = []
+    for _ in range(an):
+        labels, off = wire.read_name(reply, off)
+        if off + 10 > len(reply):
+            raise wire.WireError("record overruns message")
+        rtype, _c, _ttl, rdlen = struct.unpack_from(">HHIH", reply, off)
+        head = reply[off : off + 8]
+        rdata = reply[off + 10 : off + 10 + rdlen]
+        if len(rdata) != rdlen:
+            raise wire.WireError("rdata overruns message")
+        if rtype in (CNAME, 39):  # CNAME, DNAME: expand the target
+            names, _ = wire.read_name(reply, off + 10)
+            rdata = _name_wire(names)
+        elif rtype not in (A, AAAA, TXT):
+            off += 10 + rdlen
+            continue
+        out.append(_name_wire(labels) + head + struct.pack(">H", len(rdata)) + rdata)
+        off += 10 + rdlen
+    return out
+
+
+def _name_wire(labels: list[bytes]) -> bytes:
+    return b"".join(bytes([len(x)]) + x for x in labels) + b"\x00"
+
+
+def _labels(w: bytes) -> list[bytes]:
+    out = []
+    off = 0
+    while off < len(w) and w[off]:
+        n = w[off]
+        out.append(w[off + 1 : off + 1 + n])
+        off += 1 + n
+    return out
+
+
+def _is_reverse(zone: str) -> bool:
+    return zone.endswith("in-addr.arpa.") or zone.endswith("ip6.arpa.")
+
+
+# -- setup ---------------------------------------------------------------------------------------
+
+_NUMERIC = ("apiserver_qps", "apiserver_burst", "apiserver_max_inflight")
+
+
+def setup(c: Controller) -> None:
+    k: Kubernetes | None = None
+    for _ in c.occurrences(once=True):
+        k = parse(c)
+    assert k is not None
+    k.build()
+    c.on_startup(k.start)
+    c.on_shutdown(k.stop)
+    c.add_handler(k)
+
+
+def parse(c: Controller) -> Kubernetes:
+    args = c.remaining_args()
+    zones = normalize_zones(args) if args else list(c.zones)
+    if not any(not _is_reverse(z) for z in zones):
+        raise ConfigError("non-reverse zone name must be used")
+    k = Kubernetes(zones)
+    endpoints: list[str] = []
+    while c.next_block():
+        opt = c.val()
+        a = c.remaining_args()
+        if opt == "endpoint_pod_names" or opt == "noendpoints":
+            if a:
+                raise c.arg_err()
+            if opt == "endpoint_pod_names":
+                k.pod_names = True
+            else:
+                k.endpoints = False
+        elif opt == "pods":
+            if len(a) != 1:
+                raise c.arg_err()
+            if a[0] not in ("disabled", "insecure", "verified"):
+                raise ConfigError(f"wrong value for pods: {a[0]},  must be one of: disabled, verified, insecure")
+            k.pods = a[0]
+        elif opt == "namespaces":
+            if not a:
+                raise c.arg_err()
+            k.namespaces += a
+        elif opt == "endpoint":
+            if not a:
+                raise c.arg_err()
+            if len(a) > 1:
+                log.warning(f"Multiple endpoints have been deprecated, only the first specified endpoint "
+                            f"'{a[0]}' is used")
+            endpoints = a
+        elif opt == "tls":
+            if len(a) != 3:
+                raise c.arg_err()
+            k.conn.tls = (c.path(a[0]), c.path(a[1]), c.path(a[2]))
+        elif opt in ("labels", "namespace_labels"):
+            if not a:
+                raise c.arg_err()
+            sel = " ".join(a)
+            _check_selector(sel, opt)
+            if opt == "labels":
+                k.labels = sel
+            else:
+                k.namespace_labels = sel
+        elif opt == "fallthrough":
+            k.fall.set_zones(a)
+        elif opt == "ttl":
+            if not a:
+                raise c.arg_err()
+            try:
+                t = int(a[0])
+            except ValueError:
+                raise ConfigError(f'strconv.Atoi: parsing "{a[0]}": invalid syntax') from None
+            if not 0 <= t <= 3600:
+                raise c.err(f"ttl must be in range [0, 3600]: {t}")
+            k.ttl = t
+        elif opt == "ignore":
+            if a and a[0] != "empty_service":
+                raise ConfigError(f"unable to parse ignore value: '{a[0]}'")
+            if a:
+                k.ignore_empty = True
+        elif opt == "kubeconfig":
+            if len(a) not in (1, 2):
+                raise c.arg_err()
+            k.conn.kubeconfig = c.path(a[0])
+            k.conn.context = a[1] if len(a) == 2 else ""
+        elif opt == "startup_timeout":
+            if len(a) != 1:
+                raise c.arg_err()
+            try:
+                k.startup_timeout = parse_duration(a[0])
+            except ValueError as e:
+                raise c.err(str(e)) from None
+        elif opt in _NUMERIC:
+            if len(a) != 1:
+                raise c.arg_err()
+            try:
+                v = float(a[0]) if opt == "apiserver_qps" else int(a[0])
+            except ValueError:
+                raise c.err(f"{opt} must be a number: {a[0]}") from None
+            if v < 0:
+                raise c.err(f"{opt} must be >= 0: {a[0]}")
+            if opt == "apiserver_qps":
+                k.conn.qps = float(v)
+            elif opt == "apiserver_burst":
+                k.conn.burst = int(v)
+            else:
+                k.conn.max_inflight = int(v)
+        elif opt in ("multicluster", "zonal"):
+            raise c.err(f"{opt} is not supported by pycoredns")
+        else:
+            raise c.err(f"unknown property '{opt}'")
+    if k.namespaces and k.namespace_labels:
+        raise c.err("namespaces and namespace_labels cannot both be set")
+    if endpoints and not k.conn.kubeconfig:
+        k.conn.endpoint = endpoints[0]
+    if not k.conn.kubeconfig and not k.conn.endpoint and not (
+            os.environ.get("KUBERNETES_SERVICE_HOST") and os.environ.get("KUBERNETES_SERVICE_PORT")):
+        log.warning("no kubeconfig or endpoint and not running in a cluster: the API will be unreachable")
+    if k.conn.kubeconfig and not os.path.isfile(k.conn.kubeconfig):
+        raise ConfigError(f"kubeconfig {k.conn.kubeconfig}: no such file")
+    if k.pods == "verified":
+        k.search = resolv_search()
+    return k
+
+
+def _check_selector(sel: str, opt: str) -> None:
+    """A light syntax check of a label selector (the API server does the full one)."""
+    import re
+
+    term = re.compile(r"^\s*!?[A-Za-z0-9./_-]+\s*(?:(?:==?|!=)\s*[A-Za-z0-9._-]*|\s+(?:in|notin)\s*\([^)]*\))?\s*$")
+    depth = 0
+    parts, cur = [], ""
+    for ch in sel:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    if any(not term.match(p) for p in parts):
+        what = "label" if opt == "labels" else "namespace_label"
+        raise ConfigError(f"unable to parse {what} selector value: '{sel}'")

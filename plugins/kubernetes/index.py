@@ -1,0 +1,382 @@
+"""The record index: reduced objects in, precomputed wire answers out.
+
+Every change marks the services it touches dirty; `apply()` rebuilds only those, replacing their
+entries in `answers` ((lowercased qname wire, qtype) -> (ancount, arcount, record bytes)) and in
+`exists` (qname wire -> ExternalName target or ""). A query for a service/endpoint/SRV/PTR name is
+one dict lookup; the reply is the header, the client's own question, and these bytes.
+
+Record owners are the pointer 0xC00C (the qname as the client spelled it) and in-zone names inside
+answers point at the zone's labels in that question (their offset only depends on the qname length,
+which the key fixes), so the zone keeps the client's spelling the way CoreDNS builds it. SRV targets
+are never compressed (RFC 2782), so they carry the zone as configured.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+import time
+from collections.abc import Iterable
+
+from pycoredns import wire
+
+from .objects import Pod, Port, Service, Slice
+
+A, NS, CNAME, SOA, PTR, TXT, AAAA, SRV = 1, 2, 5, 6, 12, 16, 28, 33
+Key = tuple[str, str]  # (namespace, name)
+Answer = tuple[int, int, bytes]  # ancount, arcount, answer + additional record bytes
+
+_RR = struct.Struct(">HHIH")
+
+
+def label(text: str) -> bytes:
+    b = text.encode()
+    if not 0 < len(b) < 64:
+        raise ValueError(f"bad DNS label {text!r}")
+    return bytes([len(b)]) + b
+
+
+def labels_wire(*labels: str) -> bytes:
+    return b"".join(label(x) for x in labels)
+
+
+def rr(owner: bytes, rtype: int, ttl: int, rdata: bytes) -> bytes:
+    return owner + _RR.pack(rtype, 1, ttl, len(rdata)) + rdata
+
+
+def addr_rr(owner: bytes, ip: str, ttl: int) -> bytes:
+    packed = ipaddress.ip_address(ip).packed
+    return rr(owner, AAAA if len(packed) == 16 else A, ttl, packed)
+
+
+def zone_pointer(rel_len: int) -> bytes:
+    """Pointer to the zone labels in the question of a query whose relative part is `rel_len` bytes."""
+    return struct.pack(">H", 0xC000 | (12 + rel_len))
+
+
+OWNER = b"\xc0\x0c"
+
+
+def endpoint_name(addr_ip: str, hostname: str, target: str, pod_names: bool) -> str:
+    """Endpoint label: hostname, else (endpoint_pod_names) the pod name under 64 chars, else dashed IP."""
+    if hostname:
+        return hostname
+    if pod_names and target and len(target) < 64:
+        return target
+    dashed = addr_ip.replace(".", "-").replace(":", "-")
+    return dashed + "0" if dashed.endswith("-") else dashed
+
+
+def reverse_wire(ip: str) -> bytes:
+    return wire.text_to_wire(ipaddress.ip_address(ip).reverse_pointer)
+
+
+class Zone:
+    """A forward zone the plugin serves: its text and wire form."""
+
+    __slots__ = ("text", "wire")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.wire = wire.text_to_wire(text)
+
+
+class Index:
+    """All DNS-visible state of the cluster plus the answers precomputed from it (trio side only)."""
+
+    def __init__(self, zones: list[str], ttl: int = 5, pod_names: bool = False, endpoints: bool = True,
+                 ignore_empty: bool = False, namespaces: Iterable[str] = ()) -> None:
+        self.zones = [Zone(z) for z in zones]
+        self.primary = self.zones[0].text if self.zones else ""
+        self.ttl = ttl
+        self.pod_names = pod_names
+        self.endpoints = endpoints
+        self.ignore_empty = ignore_empty
+        self.only_ns = set(namespaces)
+        # reduced objects
+        self.namespaces: set[str] = set()
+        self.services: dict[Key, Service] = {}
+        self.slices: dict[Key, Slice] = {}
+        self.svc_slices: dict[Key, set[str]] = {}
+        self.ns_services: dict[str, set[str]] = {}
+        self.pods: dict[Key, Pod] = {}
+        self.pod_ip_ns: dict[str, dict[str, int]] = {}  # ip -> {namespace: count}
+        # derived
+        self.answers: dict[tuple[bytes, int], Answer] = {}
+        self.exists: dict[bytes, str] = {}
+        self._owned: dict[Key, list[tuple[bytes, int]]] = {}
+        self._owned_names: dict[Key, list[bytes]] = {}
+        self._ptr_src: dict[str, dict[Key, tuple[bool, tuple[str, ...]]]] = {}  # ip -> svc -> (clusterIP?, names)
+        self._svc_ips: dict[Key, list[str]] = {}
+        self.dirty: set[Key] = set()
+        self.serial = 0
+        self.synced_kinds: set[str] = set()
+
+    # -- changes ------------------------------------------------------------------------------
+    def exposed(self, ns: str) -> bool:
+        return ns in self.namespaces and (not self.only_ns or ns in self.only_ns)
+
+    def _changed(self) -> None:
+        self.serial = int(time.time()) & 0xFFFFFFFF
+
+    def set_namespace(self, name: str, present: bool) -> None:
+        if present == (name in self.namespaces):
+            return
+        if present:
+            self.namespaces.add(name)
+        else:
+            self.namespaces.discard(name)
+        self._changed()
+        self.dirty.update((name, s) for s in self.ns_services.get(name, ()))
+
+    def set_service(self, key: Key, svc: Service | None) -> None:
+        old = self.services.get(key)
+        if old == svc:
+            return
+        if svc is None:
+            del self.services[key]
+            names = self.ns_services.get(key[0])
+            if names is not None:
+                names.discard(key[1])
+        else:
+            self.services[key] = svc
+            self.ns_services.setdefault(key[0], set()).add(key[1])
+        self._changed()
+        self.dirty.add(key)
+
+    def set_slice(self, key: Key, sl: Slice | None) -> None:
+        old = self.slices.get(key)
+        if old == sl:
+            return
+        if old is not None:
+            self.svc_slices.get((old.ns, old.service), set()).discard(key[1])
+            self.dirty.add((old.ns, old.service))
+        if sl is None:
+            self.slices.pop(key, None)
+        else:
+            self.slices[key] = sl
+            self.svc_slices.setdefault((sl.ns, sl.service), set()).add(key[1])
+            self.dirty.add((sl.ns, sl.service))
+        self._changed()
+
+    def set_pod(self, key: Key, pod: Pod | None) -> None:
+        old = self.pods.get(key)
+        if old == pod:
+            return
+        if old is not None:
+            counts = self.pod_ip_ns.get(old.ip, {})
+            counts[old.ns] = counts.get(old.ns, 1) - 1
+            if counts[old.ns] <= 0:
+                del counts[old.ns]
+            if not counts:
+                self.pod_ip_ns.pop(old.ip, None)
+        if pod is None:
+            self.pods.pop(key, None)
+        else:
+            self.pods[key] = pod
+            counts = self.pod_ip_ns.setdefault(pod.ip, {})
+            counts[pod.ns] = counts.get(pod.ns, 0) + 1
+        self._changed()
+
+    def keys_of(self, kind: str) -> list[Key]:
+        """Current keys of one object kind (a relist deletes the ones it did not see)."""
+        if kind == "namespaces":
+            return [("", n) for n in self.namespaces]
+        return list({"services": self.services, "endpointslices": self.slices, "pods": self.pods}[kind])
+
+    # -- rebuild ------------------------------------------------------------------------------
+    def apply(self) -> list[Key]:
+        """Rebuild the answers of every dirty service; returns the keys rebuilt."""
+        done = list(self.dirty)
+        self.dirty.clear()
+        ptr_dirty: set[str] = set()
+        for key in done:
+            self._drop(key, ptr_dirty)
+            svc = self.services.get(key)
+            if svc is not None and self.exposed(key[0]):
+                try:
+                    self._build(svc, ptr_dirty)
+                except ValueError:  # a name no DNS label can carry: the service gets no records
+                    self._drop(key, ptr_dirty)
+        for ip in ptr_dirty:
+            self._build_ptr(ip)
+        return done
+
+    def _drop(self, key: Key, ptr_dirty: set[str]) -> None:
+        for k in self._owned.pop(key, ()):
+            self.answers.pop(k, None)
+        for n in self._owned_names.pop(key, ()):
+            self.exists.pop(n, None)
+        for ip in self._svc_ips.pop(key, ()):
+            src = self._ptr_src.get(ip)
+            if src is not None:
+                src.pop(key, None)
+                if not src:
+                    del self._ptr_src[ip]
+            ptr_dirty.add(ip)
+
+    def ready_addresses(self, key: Key) -> list[tuple[Slice, list[tuple[str, str]]]]:
+        """Per slice: (slice, [(endpoint label, ip)]) for the service's ready addresses."""
+        out = []
+        if not self.endpoints:
+            return out
+        for name in sorted(self.svc_slices.get(key, ())):
+            sl = self.slices.get((key[0], name))
+            if sl is not None:
+                out.append((sl, [(endpoint_name(a.ip, a.hostname, a.target, self.pod_names), a.ip) for a in sl.addrs]))
+        return out
+
+    def _build(self, svc: Service, ptr_dirty: set[str]) -> None:
+        key = (svc.ns, svc.name)
+        owned: list[tuple[bytes, int]] = []
+        names: list[bytes] = []
+        ptr_ips: list[str] = []
+        # registered first, so that a build failing half-way is dropped completely
+        self._owned[key], self._owned_names[key], self._svc_ips[key] = owned, names, ptr_ips
+        ttl = self.ttl
+        slices = self.ready_addresses(key)
+
+        def put(rel: bytes, zone: Zone, qtype: int, an: list[bytes], ad: list[bytes] = ()) -> None:  # type: ignore[assignment]
+            if an:
+                k = (rel + zone.wire, qtype)
+                self.answers[k] = (len(an), len(ad), b"".join(an) + b"".join(ad))
+                owned.append(k)
+
+        def name(rel: bytes, zone: Zone, target: str = "") -> None:
+            n = rel + zone.wire
+            self.exists[n] = target
+            names.append(n)
+
+        base = labels_wire(svc.name, svc.ns, "svc")
+        if svc.external:
+            try:
+                ipaddress.ip_address(svc.external.rstrip("."))
+                return  # an IP literal yields nothing (NXDOMAIN)
+            except ValueError:
+                pass
+            target = svc.external if svc.external.endswith(".") else svc.external + "."
+            try:
+                tw = wire.text_to_wire(target.lower())
+            except (ValueError, UnicodeError):
+                return
+            for z in self.zones:
+                put(base, z, CNAME, [rr(OWNER, CNAME, ttl, tw)])
+                name(base, z, target)
+            return
+
+        # endpoint labels -> ips (deduplicated, ordered)
+        by_label: dict[str, list[str]] = {}
+        all_ips: list[str] = []
+        for _sl, addrs in slices:
+            for lab, ip in addrs:
+                ips = by_label.setdefault(lab, [])
+                if ip not in ips:
+                    ips.append(ip)
+                if ip not in all_ips:
+                    all_ips.append(ip)
+        if svc.headless:
+            if not all_ips:
+                return
+            svc_ips = all_ips
+        else:
+            if self.ignore_empty and not all_ips:
+                return
+            svc_ips = list(svc.ips)
+
+        for z in self.zones:
+            zp = zone_pointer(len(base))
+            name(base, z)
+            self._put_addrs(put, base, z, svc_ips)
+            # SRV: bare name (every port) and _port._proto (named ports)
+            if svc.headless:
+                cands = [(lab, ip, p) for sl, addrs in slices for lab, ip in addrs for p in sl.ports]
+            else:
+                cands = [("", "", p) for p in svc.ports]
+            self._put_srv(put, name, base, z, zp, svc, cands, svc_ips, by_label)
+            for lab, ips in by_label.items():
+                rel = label(lab) + base
+                name(rel, z)
+                self._put_addrs(put, rel, z, ips)
+        # reverse: ClusterIPs, then ready endpoints
+        primary = labels_wire(svc.name, svc.ns, "svc")
+        if self.zones:
+            zw = self.zones[0].wire
+            for ip in svc.ips:
+                self._ptr_src.setdefault(ip, {})[key] = (True, (wire.wire_name_to_text(primary + zw),))
+                ptr_ips.append(ip)
+            targets: dict[str, list[str]] = {}
+            for lab, ips in by_label.items():
+                for ip in ips:
+                    targets.setdefault(ip, []).append(wire.wire_name_to_text(label(lab) + primary + zw))
+            for ip, tl in targets.items():
+                if ip in svc.ips:
+                    continue
+                self._ptr_src.setdefault(ip, {})[key] = (False, tuple(tl))
+                ptr_ips.append(ip)
+        ptr_dirty.update(ptr_ips)
+
+    def _put_addrs(self, put, rel: bytes, zone: Zone, ips: list[str]) -> None:
+        v4 = [addr_rr(OWNER, ip, self.ttl) for ip in ips if ":" not in ip]
+        v6 = [addr_rr(OWNER, ip, self.ttl) for ip in ips if ":" in ip]
+        put(rel, zone, A, v4)
+        put(rel, zone, AAAA, v6)
+
+    def _put_srv(self, put, name, base: bytes, z: Zone, zp: bytes, svc: Service,
+                 cands: list[tuple[str, str, Port]], svc_ips: list[str], by_label: dict[str, list[str]]) -> None:
+        """Bare-name SRV over every port, `_port._proto` SRV per named port, weights floor(100/N)."""
+        groups: dict[tuple[str, str] | None, list[tuple[str, str, Port]]] = {None: []}
+        for c in cands:
+            if c[2].port == -1:
+                continue
+            groups[None].append(c)
+            if c[2].name:
+                groups.setdefault((c[2].name, c[2].proto), []).append(c)
+        for group, items in groups.items():
+            if not items:
+                continue
+            rel = base if group is None else label("_" + group[0]) + label("_" + group[1]) + base
+            zptr = zone_pointer(len(rel))
+            weight = 100 // len(items)
+            seen: set[tuple[str, int]] = set()
+            an: list[bytes] = []
+            ad: list[bytes] = []
+            seen_ad: set[tuple[str, str]] = set()
+            for lab, _ip, p in items:
+                target_rel = (label(lab) if lab else b"") + base
+                if (lab, p.port) in seen:
+                    continue
+                seen.add((lab, p.port))
+                tw = target_rel + z.wire
+                an.append(rr(OWNER, SRV, self.ttl, struct.pack(">HHH", 0, weight, p.port) + tw))
+                for ip in (by_label.get(lab, []) if lab else svc_ips):
+                    if (lab, ip) not in seen_ad:
+                        seen_ad.add((lab, ip))
+                        ad.append(addr_rr(target_rel + zptr, ip, self.ttl))
+            put(rel, z, SRV, an, ad)
+            if group is not None:
+                name(rel, z)
+                # quirk kept from CoreDNS: A/AAAA on a _port._proto name answer the service's addresses
+                self._put_addrs(put, rel, z, svc_ips)
+
+    def _build_ptr(self, ip: str) -> None:
+        rw = reverse_wire(ip)
+        k = (rw, PTR)
+        src = self._ptr_src.get(ip)
+        if not src:
+            self.answers.pop(k, None)
+            self.exists.pop(rw, None)
+            return
+        cluster = [names for is_cip, names in src.values() if is_cip]
+        chosen = cluster[:1] if cluster else [names for _c, names in src.values()]
+        an = [rr(OWNER, PTR, self.ttl, wire.text_to_wire(t)) for names in chosen for t in names]
+        self.answers[k] = (len(an), 0, b"".join(an))
+        self.exists[rw] = ""
+
+    def services_with_endpoint(self, ip: str) -> list[Key]:
+        return list(self._ptr_src.get(ip, {}))
+
+    # -- synthesised records --------------------------------------------------------------------
+    def soa(self, zone_ptr: bytes) -> bytes:
+        rdata = (label("ns") + label("dns") + zone_ptr + label("hostmaster") + zone_ptr
+                 + struct.pack(">IIIII", self.serial, 7200, 1800, 86400, self.ttl))
+        return rr(zone_ptr, SOA, min(self.ttl, 300), rdata)

@@ -1,0 +1,327 @@
+"""List+watch on kubernetes-asyncio in its own thread, feeding reduced objects into trio.
+
+The server runs on trio, the client on asyncio. Rather than mixing loops, the client gets a dedicated
+asyncio event loop in a daemon thread. Each watched kind runs one task there: list (in pages of 500),
+then watch from the list's resourceVersion with bookmarks, resume from the last resourceVersion seen
+when a stream ends or breaks, relist when the server says 410 Gone, back off on errors. Objects are
+reduced in that thread (JSON parse + reduce, the expensive part stays off the DNS loop) and appended
+to a pending batch; the first append of a batch schedules one `drain` on the trio loop with
+`TrioToken.run_sync_soon` (thread-safe, non-blocking). The drain applies the whole batch in one go,
+so a 50,000-endpoint initial list rebuilds each service once, not once per slice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from pycoredns.log import plugin_logger
+
+from . import objects
+
+log = plugin_logger("kubernetes")
+
+POD_FIELD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed,status.phase!=Unknown"
+PAGE = 500
+Event = tuple  # ("replace", kind, [(key, obj)]) | ("upsert", kind, key, obj) | ("delete", kind, key)
+#                | ("synced", kind) | ("request", verb, code, host, seconds, wait)
+
+
+@dataclass
+class Connection:
+    """How to reach the API: kubeconfig [context], endpoint URL [+ tls], or in-cluster."""
+
+    kubeconfig: str = ""
+    context: str = ""
+    endpoint: str = ""
+    tls: tuple[str, str, str] | None = None
+    qps: float = 0.0
+    burst: int = 0
+    max_inflight: int = 0
+
+
+@dataclass
+class KindSpec:
+    name: str  # namespaces, services, endpointslices, pods
+    label_selector: str = ""
+    field_selector: str = ""
+    reduce: Callable[[Any], Any] = field(default=objects.reduce_service)
+
+
+class Gone(Exception):
+    """410: the resourceVersion is too old; relist."""
+
+
+class _Limiter:
+    """Token bucket for apiserver_qps/apiserver_burst (client-go's default flow control)."""
+
+    def __init__(self, qps: float, burst: int) -> None:
+        self.qps = qps
+        self.tokens = float(max(burst, 1))
+        self.burst = float(max(burst, 1))
+        self.stamp = time.monotonic()
+
+    async def wait(self) -> float:
+        if self.qps <= 0:
+            return 0.0
+        started = time.monotonic()
+        while True:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.qps)
+            self.stamp = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return time.monotonic() - started
+            await asyncio.sleep((1 - self.tokens) / self.qps)
+
+
+def _key(obj: Any) -> tuple[str, str] | None:
+    md = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(md, dict) or not isinstance(md.get("name"), str):
+        return None
+    return (md.get("namespace") or ""), md["name"]
+
+
+def _rv(obj: Any) -> str | None:
+    md = obj.get("metadata") if isinstance(obj, dict) else None
+    rv = md.get("resourceVersion") if isinstance(md, dict) else None
+    return rv if isinstance(rv, str) and rv else None
+
+
+class Watcher:
+    """Owns the asyncio thread; `post`ed events reach `deliver(batch)` on the trio loop."""
+
+    def __init__(self, conn: Connection, kinds: list[KindSpec], deliver: Callable[[list[Event]], None]) -> None:
+        self.conn = conn
+        self.kinds = kinds
+        self.deliver = deliver
+        self._pending: list[Event] = []
+        self._lock = threading.Lock()
+        self._scheduled = False
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._main: asyncio.Task | None = None
+        self.host = ""
+
+    # -- bridge -------------------------------------------------------------------------------
+    def post(self, ev: Event) -> None:
+        """Called from the asyncio thread: queue an event, wake trio once per batch."""
+        with self._lock:
+            self._pending.append(ev)
+            if self._scheduled or self._token is None:
+                return
+            self._scheduled = True
+        try:
+            self._token.run_sync_soon(self._drain)
+        except trio.RunFinishedError:
+            pass
+
+    def _drain(self) -> None:
+        """Runs on the trio loop (outside any task): must never raise."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+            self._scheduled = False
+        try:
+            self.deliver(batch)
+        except Exception as e:  # a bug here must not take the DNS loop down
+            log.error(f"applying {len(batch)} API events failed: {e!r}")
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the thread; must be called from trio (the token is taken here)."""
+        self._token = trio.lowlevel.current_trio_token()
+        started = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            self._main = loop.create_task(self._run())
+            started.set()
+            try:
+                loop.run_until_complete(self._main)
+            except (asyncio.CancelledError, Exception):
+                pass
+            finally:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="kubernetes-watch", daemon=True)
+        self._thread.start()
+        started.wait(5)
+
+    def stop(self) -> None:
+        """Cancel the watches; blocking join (call through trio.to_thread)."""
+        loop, main = self._loop, self._main
+        if loop is not None and main is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(main.cancel)
+            except RuntimeError:
+                pass
+        if self._thread is not None:
+            self._thread.join(10)
+        self._token = None
+
+    # -- asyncio side ------------------------------------------------------------------------
+    async def _client(self) -> Any:
+        from kubernetes_asyncio import client, config
+
+        cfg = client.Configuration()
+        if self.conn.kubeconfig:
+            await config.load_kube_config(self.conn.kubeconfig, context=self.conn.context or None,
+                                          client_configuration=cfg)
+        elif self.conn.endpoint:
+            cfg.host = self.conn.endpoint
+            if self.conn.tls:
+                cfg.cert_file, cfg.key_file, cfg.ssl_ca_cert = self.conn.tls
+        else:
+            config.load_incluster_config(client_configuration=cfg)
+        if self.conn.max_inflight:
+            cfg.connection_pool_maxsize = self.conn.max_inflight
+        self.host = cfg.host.split("://", 1)[-1]
+        return client.ApiClient(cfg)
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                api = await self._client()
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.error(f"cannot configure the Kubernetes client: {e}")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+        limiter = _Limiter(self.conn.qps, self.conn.burst)
+        try:
+            await asyncio.gather(*(self._kind(api, k, limiter) for k in self.kinds))
+        finally:
+            await api.close()
+
+    def _method(self, api: Any, kind: str) -> Callable[..., Any]:
+        from kubernetes_asyncio import client
+
+        if kind == "endpointslices":
+            return client.DiscoveryV1Api(api).list_endpoint_slice_for_all_namespaces
+        core = client.CoreV1Api(api)
+        return {"namespaces": core.list_namespace, "services": core.list_service_for_all_namespaces,
+                "pods": core.list_pod_for_all_namespaces}[kind]
+
+    async def _call(self, fn: Callable[..., Any], limiter: _Limiter, verb: str, **kw: Any) -> Any:
+        """One request with the rate limiter, error mapping and the client metrics."""
+        wait = await limiter.wait()
+        started = time.monotonic()
+        resp = await fn(_preload_content=False, **kw)
+        self.post(("request", verb, str(resp.status), self.host, time.monotonic() - started, wait))
+        if resp.status == 410:
+            resp.release()
+            raise Gone()
+        if resp.status != 200:
+            body = (await resp.read())[:200]
+            raise RuntimeError(f"HTTP {resp.status}: {body.decode(errors='replace')}")
+        return resp
+
+    async def _list(self, fn: Callable[..., Any], spec: KindSpec, limiter: _Limiter) -> tuple[list, str]:
+        items: list[tuple[tuple[str, str], Any]] = []
+        cont = ""
+        rv = ""
+        for _ in range(100000):
+            kw: dict[str, Any] = {"limit": PAGE}
+            if cont:
+                kw["_continue"] = cont
+            self._selectors(spec, kw)
+            resp = await self._call(fn, limiter, "LIST", **kw)
+            try:
+                data = json.loads(await resp.read())
+            except ValueError as e:
+                raise RuntimeError(f"list {spec.name}: bad JSON: {e}") from None
+            if not isinstance(data, dict):
+                raise RuntimeError(f"list {spec.name}: not an object list")
+            for obj in data.get("items") or ():
+                key = _key(obj)
+                if key is not None:
+                    items.append((key, spec.reduce(obj)))
+            md = data.get("metadata") or {}
+            rv = md.get("resourceVersion") or rv
+            cont = md.get("continue") or ""
+            if not cont:
+                break
+        return items, rv
+
+    @staticmethod
+    def _selectors(spec: KindSpec, kw: dict[str, Any]) -> None:
+        if spec.label_selector:
+            kw["label_selector"] = spec.label_selector
+        if spec.field_selector:
+            kw["field_selector"] = spec.field_selector
+
+    async def _kind(self, api: Any, spec: KindSpec, limiter: _Limiter) -> None:
+        fn = self._method(api, spec.name)
+        rv = ""
+        backoff = 0.2
+        synced = False
+        while True:
+            try:
+                if not rv:
+                    items, rv = await self._list(fn, spec, limiter)
+                    self.post(("replace", spec.name, items))
+                    if not synced:
+                        synced = True
+                        self.post(("synced", spec.name))
+                rv = await self._watch(fn, spec, limiter, rv)
+                backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Gone:
+                log.info(f"watch of {spec.name}: resourceVersion {rv} is gone, relisting")
+                rv = ""
+            except Exception as e:
+                log.warning(f"watch of {spec.name} failed (retrying in {backoff:.1f}s): {e or type(e).__name__}")
+                await asyncio.sleep(backoff * (1 + random.random() / 2))
+                backoff = min(backoff * 2, 5.0)
+
+    async def _watch(self, fn: Callable[..., Any], spec: KindSpec, limiter: _Limiter, rv: str) -> str:
+        """Follow one watch stream; returns the resourceVersion to resume from."""
+        timeout = random.randint(300, 600)
+        kw: dict[str, Any] = {"watch": True, "resource_version": rv, "allow_watch_bookmarks": True,
+                              "timeout_seconds": timeout}
+        self._selectors(spec, kw)
+        resp = await self._call(fn, limiter, "WATCH", **kw)
+        try:
+            while True:
+                line = await asyncio.wait_for(resp.content.readline(), timeout + 30)
+                if not line:
+                    return rv  # stream ended: resume
+                try:
+                    ev = json.loads(line)
+                    etype, obj = ev["type"], ev["object"]
+                except (ValueError, KeyError, TypeError):
+                    raise RuntimeError(f"garbage in watch stream: {line[:80]!r}") from None
+                if etype == "ERROR":
+                    code = obj.get("code") if isinstance(obj, dict) else None
+                    if code == 410:
+                        raise Gone()
+                    raise RuntimeError(f"watch error: {obj.get('message') if isinstance(obj, dict) else obj}")
+                new_rv = _rv(obj)
+                if etype == "BOOKMARK":
+                    rv = new_rv or rv
+                    continue
+                key = _key(obj)
+                if key is None:
+                    continue
+                if etype == "DELETED":
+                    self.post(("delete", spec.name, key))
+                elif etype in ("ADDED", "MODIFIED"):
+                    self.post(("upsert", spec.name, key, spec.reduce(obj)))
+                rv = new_rv or rv
+        finally:
+            resp.release()
