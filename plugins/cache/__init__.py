@@ -1,0 +1,665 @@
+"""cache: a positive and a denial cache in front of the rest of the chain (CoreDNS `cache`).
+
+Hits are served synchronously from stored wire bytes (`serve_fast`, no dnslib, no task); misses
+run the rest of the chain with a writer that classifies the reply, stores it and writes it downstream
+with uniform TTLs. Prefetch and serve_stale refreshes run in the background, one per entry at a time.
+See README.md next to this file for the syntax and where we differ from CoreDNS.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+import weakref
+from collections.abc import Iterable
+
+import trio
+
+from pycoredns import metrics, response, wire
+from pycoredns.log import plugin_logger
+from pycoredns.plugin import ConfigError, Controller, Handler, PluginError
+from pycoredns.request import Recorder, Request, ResponseWriter, WriterWrapper
+from pycoredns.util import fqdn, parse_duration, zone_match
+from pycoredns.wire import Reply
+
+from .store import SHARDS, Entry, Store, strip_opt
+
+log = plugin_logger("cache")
+
+SUCCESS = "success"
+DENIAL = "denial"
+MAX_TTL = 3600
+MAX_NTTL = 1800
+MIN_TTL = 5
+DEFAULT_CAP = 10000
+DEFAULT_PREFETCH_WINDOW = 60.0
+DEFAULT_PERCENTAGE = 10
+DEFAULT_STALE = 3600.0
+MAX_SERVFAIL = 300.0
+MAX_FAILURE_RECHECK = 300.0
+NO_RRS_TTL = 5  # a reply without records is kept this long (before clamping)
+REFRESH_LIMIT = 30.0  # a background refresh never runs longer than this
+TYPE_ANY = 255
+TYPE_CNAME = 5
+_EXTRA_DIGITS = re.compile(r"[+-]?[0-9]+\Z")
+
+# -- metrics (CoreDNS names, help texts and labels) ---------------------------------------------
+_LIVE: weakref.WeakSet[Cache] = weakref.WeakSet()
+
+
+def _entries() -> Iterable[tuple[tuple[str, ...], float]]:
+    for c in list(_LIVE):
+        yield (c.server, SUCCESS, c.zones_label, ""), float(len(c.pcache))
+        yield (c.server, DENIAL, c.zones_label, ""), float(len(c.ncache))
+
+
+R = metrics.REGISTRY
+entries_gauge = R.gauge_func("coredns_cache_entries", "The number of elements in the cache.", _entries,
+                             ("server", "type", "zones", "view"))
+requests_total = R.counter("coredns_cache_requests_total", "The count of cache requests.",
+                           ("server", "zones", "view"))
+hits_total = R.counter("coredns_cache_hits_total", "The count of cache hits.", ("server", "type", "zones", "view"))
+misses_total = R.counter(
+    "coredns_cache_misses_total",
+    "The count of cache misses. Deprecated, derive misses from cache hits/requests counters.",
+    ("server", "zones", "view"))
+prefetch_total = R.counter("coredns_cache_prefetch_total",
+                           "The number of times the cache has prefetched a cached item.", ("server", "zones", "view"))
+drops_total = R.counter("coredns_cache_drops_total",
+                        "The number responses that are not cached, because the reply is malformed.",
+                        ("server", "zones", "view"))
+served_stale_total = R.counter("coredns_cache_served_stale_total",
+                               "The number of requests served from stale cache entries.", ("server", "zones", "view"))
+evictions_total = R.counter("coredns_cache_evictions_total", "The count of cache evictions.",
+                            ("server", "type", "zones", "view"))
+
+
+def _inc(counter: metrics.Counter, labels: tuple[str, ...]) -> None:
+    v = counter.values
+    v[labels] = v.get(labels, 0.0) + 1.0
+
+
+class _Labels:
+    """Label tuples of one (server, zones) pair, built once so that counting is a dict add."""
+
+    __slots__ = ("denial", "plain", "success")
+
+    def __init__(self, server: str, zones: str) -> None:
+        self.plain = (server, zones, "")
+        self.success = (server, SUCCESS, zones, "")
+        self.denial = (server, DENIAL, zones, "")
+
+
+# -- the handler --------------------------------------------------------------------------------
+
+
+class Cache(Handler):
+    name = "cache"
+
+    def __init__(self) -> None:
+        self.zones: list[str] = ["."]
+        self.zones_label = "."
+        self.server = ""
+        self.instance = None
+        self.pcap = DEFAULT_CAP
+        self.pttl = float(MAX_TTL)
+        self.minpttl = float(MIN_TTL)
+        self.ncap = DEFAULT_CAP
+        self.nttl = float(MAX_NTTL)
+        self.minnttl = float(MIN_TTL)
+        self.failttl = float(MIN_TTL)
+        self.prefetch = 0
+        self.prefetch_window = DEFAULT_PREFETCH_WINDOW
+        self.percentage = DEFAULT_PERCENTAGE
+        self.stale_up_to = 0.0
+        self.verify = False
+        self.verify_timeout = 0.0
+        self.stale_ttl = 0
+        self.failure_recheck = 0.0
+        self.prefer_positive = False
+        self.pexcept: list[str] = []
+        self.nexcept: list[str] = []
+        self.keepttl = False
+        self.pcache = Store(self.pcap)
+        self.ncache = Store(self.ncap)
+        self._all = True
+        self._zone_wires: frozenset[bytes] = frozenset()
+        self._labels: dict[str, _Labels] = {}
+
+    def finish(self) -> None:
+        """Build the stores and the zone matcher once the options are known."""
+        self.pcache = Store(self.pcap)
+        self.ncache = Store(self.ncap)
+        self.zones_label = ",".join(self.zones)
+        self._all = "." in self.zones
+        self._zone_wires = frozenset(wire.text_to_wire(z).lower() for z in self.zones)
+
+    # -- keys, zones, labels ------------------------------------------------------------------
+    def in_zones(self, qn: bytes) -> bool:
+        """Whether the lowercased wire qname is at or below one of our zones (label-wise)."""
+        if self._all:
+            return True
+        zw = self._zone_wires
+        off = 0
+        while True:
+            if (qn[off:] if off else qn) in zw:
+                return True
+            n = qn[off]
+            if n == 0:
+                return False
+            off += 1 + n
+
+    def labels(self, req: Request) -> _Labels:
+        lst = req.listener
+        server = lst.label if lst is not None else self.server
+        lb = self._labels.get(server)
+        if lb is None:
+            lb = self._labels[server] = _Labels(server, self.zones_label)
+        return lb
+
+    def lookup(self, shard: int, key: tuple, now: float) -> Entry | None:
+        """The entry to answer from (fresh or servable stale), denial first as in CoreDNS."""
+        n = self.ncache.shards[shard].get(key)
+        p = self.pcache.shards[shard].get(key)
+        if p is not None and self.prefer_positive and self._servable(p, now):
+            return p
+        if n is not None and self._servable(n, now):
+            if n.servfail and p is not None and p.ttl(now) > 0:
+                return p  # HEAD: a cached SERVFAIL does not hide a still-valid positive entry
+            return n
+        if p is not None and self._servable(p, now):
+            return p
+        return None
+
+    def _servable(self, e: Entry, now: float) -> bool:
+        ttl = e.ttl(now)
+        return ttl > 0 or (self.stale_up_to > 0 and -ttl < self.stale_up_to)
+
+    # -- the hot path ---------------------------------------------------------------------------
+    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
+        qn = req.qname_wire
+        if not self._all and not self.in_zones(qn):
+            return self.next_fast(req, w)
+        edns = req.edns
+        do = edns is not None and edns.do
+        key = (qn, req.qtype, req.qclass, do, bool(req.flags & wire.CD))
+        shard = hash(qn) & (SHARDS - 1)
+        now = time.monotonic()
+        rc = self.try_cached(req, w, key, shard, now, do)
+        if rc is not None or self.lookup(shard, key, now) is not None:
+            return rc  # served, or a stale entry that needs `verify` (async)
+        # A miss: synchronous backends (whoami, hosts, precomputed answers) fill the cache here.
+        cw = CacheWriter(w, self, req, key, shard)
+        rc = self.next_fast(self.downstream(req, req.proto), cw)
+        if rc is not None:
+            lb = self.labels(req)
+            _inc(requests_total, lb.plain)
+            _inc(misses_total, lb.plain)
+        return rc
+
+    def try_cached(self, req: Request, w: ResponseWriter, key: tuple, shard: int, now: float,
+                   do: bool) -> int | None:
+        """Answer from the cache if that needs no waiting; None on a miss or a stale `verify` entry."""
+        e = self.lookup(shard, key, now)
+        if e is None:
+            return None
+        ttl = e.ttl(now)
+        if ttl <= 0:  # stale
+            if self.verify and not self._hold_stale(e, now):
+                return None
+            lb = self.labels(req)
+            _inc(requests_total, lb.plain)
+            _inc(hits_total, lb.success if e.positive else lb.denial)
+            _inc(served_stale_total, lb.plain)
+            if not self.verify:
+                self.start_refresh(req, key, shard, e, now, prefetch=False)
+            w.write(e.reply(req.id, req.flags, req.wire[12 : req.qend], do or bool(req.flags & wire.AD),
+                            self.stale_ttl))
+            return e.ret
+        lb = self.labels(req)
+        _inc(requests_total, lb.plain)
+        _inc(hits_total, lb.success if e.positive else lb.denial)
+        if self.prefetch > 0 and self._should_prefetch(e, now, ttl):
+            self.start_refresh(req, key, shard, e, now, prefetch=True)
+        w.write(e.reply(req.id, req.flags, req.wire[12 : req.qend], do or bool(req.flags & wire.AD),
+                        e.orig_ttl if self.keepttl else ttl))
+        return e.ret
+
+    def _should_prefetch(self, e: Entry, now: float, ttl: int) -> bool:
+        hits = e.popular(self.prefetch_window, now)
+        threshold = math.ceil(self.percentage / 100 * e.orig_ttl)
+        return hits >= self.prefetch and ttl <= threshold and not e.refreshing
+
+    def _hold_stale(self, e: Entry, now: float) -> bool:
+        """verify mode with FAILURE_RECHECK: serve stale while a refresh runs or after a failure."""
+        if self.failure_recheck <= 0:
+            return False
+        return e.refreshing or now - e.failed_at < self.failure_recheck
+
+    # -- the slow path --------------------------------------------------------------------------
+    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
+        qn = req.qname_wire
+        if not self.in_zones(qn):
+            return await self.next_or_failure(req, w)
+        do = req.do
+        key = (qn, req.qtype, req.qclass, do, bool(req.flags & wire.CD))
+        shard = hash(qn) & (SHARDS - 1)
+        now = time.monotonic()
+        rc = self.try_cached(req, w, key, shard, now, do)
+        if rc is not None:
+            return rc
+        lb = self.labels(req)
+        _inc(requests_total, lb.plain)
+        e = self.lookup(shard, key, now)
+        if e is None:
+            _inc(misses_total, lb.plain)
+            return await self.next_or_failure(self.downstream(req, req.proto), CacheWriter(w, self, req, key, shard))
+        # A stale entry in `verify` mode: ask the chain first, serve stale only if that fails.
+        _inc(hits_total, lb.success if e.positive else lb.denial)
+        rc = await self._verify(req, w, key, shard, e)
+        if rc is not None:
+            return rc
+        _inc(served_stale_total, lb.plain)
+        w.write(e.reply(req.id, req.flags, req.question, do or bool(req.flags & wire.AD), self.stale_ttl))
+        return e.ret
+
+    async def _verify(self, req: Request, w: ResponseWriter, key: tuple, shard: int, e: Entry) -> int | None:
+        rec = RefreshWriter(self, req, key, shard, e)
+        dreq = self.downstream(req, req.proto)
+        e.refreshing = True
+        nursery = self.instance.nursery if self.instance is not None else None
+        if self.verify_timeout > 0 and nursery is not None:
+            done = trio.Event()
+            nursery.start_soon(self._refresh, dreq, rec, e, done)
+            with trio.move_on_after(self.verify_timeout):
+                await done.wait()
+            # On timeout the refresh goes on in the background and updates the cache if it succeeds.
+        else:
+            await self._refresh(dreq, rec, e, None)
+        if rec.refreshed and rec.out is not None:
+            w.write(rec.out)
+            return rec.rc
+        return None
+
+    # -- refreshes ------------------------------------------------------------------------------
+    def downstream(self, req: Request, proto: str) -> Request:
+        """The query the rest of the chain sees: a copy with AD set (HEAD), same id and question."""
+        if req.flags & wire.AD and proto == req.proto:
+            return req
+        data = req.wire[:2] + (req.flags | wire.AD).to_bytes(2, "big") + req.wire[4:]
+        r = Request(data, req.remote, proto, req.local, req.listener)
+        r.zone = req.zone
+        r.meta = req.meta
+        return r
+
+    def start_refresh(self, req: Request, key: tuple, shard: int, e: Entry, now: float, prefetch: bool) -> None:
+        """Refresh `e` in the background: at most one in flight per entry, none within FAILURE_RECHECK."""
+        if e.refreshing or now - e.failed_at < self.failure_recheck:
+            return
+        nursery = self.instance.nursery if self.instance is not None else None
+        if nursery is None:
+            return
+        e.refreshing = True
+        if prefetch:
+            _inc(prefetch_total, self.labels(req).plain)
+        # Like CoreDNS, the refresh claims TCP so that nothing truncates the reply.
+        dreq = self.downstream(req, "tcp")
+        nursery.start_soon(self._refresh, dreq, RefreshWriter(self, req, key, shard, e), e, None)
+
+    async def _refresh(self, dreq: Request, rec: RefreshWriter, e: Entry, done: trio.Event | None) -> None:
+        try:
+            with trio.move_on_after(REFRESH_LIMIT):
+                await self.next_or_failure(dreq, rec)
+        except PluginError as ex:
+            log.debug(f"refresh of {dreq.name} failed: {ex}")
+        except Exception as ex:  # a broken plugin below must not take the cache down
+            log.warning(f"refresh of {dreq.name} failed: {type(ex).__name__}: {ex}")
+        finally:
+            e.refreshing = False
+            if rec.refreshed:
+                if rec.entry is not None:  # keep the popularity gathered so far (freq.Reset)
+                    rec.entry.hits = e.hits
+                    rec.entry.last = time.monotonic()
+            else:
+                e.failed_at = time.monotonic()
+            if done is not None:
+                done.set()
+
+    # -- storing --------------------------------------------------------------------------------
+    def ingest(self, req: Request, key: tuple, shard: int, reply: Reply,
+               refresh_of: Entry | None = None) -> tuple[Reply, Entry | None, bool]:
+        """Classify and maybe store a reply: (what to write downstream, stored entry, refreshed).
+
+        `refreshed` tells a refresh whether the reply may replace the stale entry (RFC 8767: a
+        matching, complete NOERROR or NXDOMAIN). A reply that does not unpack is passed on as it is
+        and counted in coredns_cache_drops_total.
+        """
+        try:
+            data = wire.to_bytes(reply)
+            message, qend, ttl_offsets = strip_opt(data)
+            t = response.typify(data)
+        except Exception:
+            _inc(drops_total, self.labels(req).plain)
+            return reply, None, False
+        return self._ingest(req, key, shard, data, message, qend, ttl_offsets, t, refresh_of)
+
+    def _ingest(self, req: Request, key: tuple, shard: int, data: bytes, message: bytes, qend: int,
+                ttl_offsets: list[int], t: response.Type, refresh_of: Entry | None) -> tuple[bytes, Entry | None, bool]:
+        lb = self.labels(req)
+        if t in (response.Type.META, response.Type.UPDATE):
+            return data, None, False
+        flags = (data[2] << 8) | data[3]
+        rcode = flags & 0xF
+        if t == response.Type.NOERROR and not _answers(message, qend, req.qtype):
+            t = response.Type.NODATA if _has_soa(message, qend) else response.Type.OTHERERROR
+        elif t == response.Type.NAMEERROR and data[6:8] != b"\x00\x00":
+            t = response.Type.OTHERERROR  # NXDOMAIN with a non-empty answer is not stored
+        positive = t in (response.Type.NOERROR, response.Type.DELEGATION)
+        min_ttl = wire.min_ttl(message, ttl_offsets)
+        msg_ttl = NO_RRS_TTL if min_ttl is None else min_ttl
+        if t in (response.Type.NAMEERROR, response.Type.NODATA):
+            duration = min(max(msg_ttl, self.minnttl), self.nttl)
+        elif t == response.Type.SERVERERROR:
+            duration = self.failttl
+        else:
+            duration = min(max(msg_ttl, self.minpttl), self.pttl)
+        ttl = int(duration)
+        matched = _question_matches(data, req)
+        refreshed = matched and rcode in (wire.NOERROR, wire.NXDOMAIN) and not flags & wire.TC
+        if refresh_of is not None and refresh_of.positive and not positive and self.prefer_positive:
+            refreshed = False  # last-known-good positive answer wins over a new denial
+        entry = None
+        if not flags & wire.TC and t != response.Type.OTHERERROR and duration > 0:
+            if not matched:
+                _inc(drops_total, lb.plain)
+            elif refresh_of is None or refreshed:
+                entry = self._store(req, key, shard, message, qend, ttl_offsets, ttl, positive, lb)
+        out = bytearray(data)
+        wire.set_ttls(out, _ttl_offsets_of(data, message, ttl_offsets), ttl)
+        if not req.do and not req.flags & wire.AD:
+            out[3] &= ~wire.AD & 0xFF  # AD only for clients that asked for DNSSEC or sent AD
+        return bytes(out), entry, refreshed
+
+    def _store(self, req: Request, key: tuple, shard: int, message: bytes, qend: int, ttl_offsets: list[int],
+               ttl: int, positive: bool, lb: _Labels) -> Entry | None:
+        zones = self.pexcept if positive else self.nexcept
+        if zones and zone_match(zones, req.name) is not None:
+            return None
+        entry = Entry(message, qend, ttl_offsets, ttl, time.monotonic(), positive)
+        if positive:
+            if self.pcache.add(shard, key, entry):
+                _inc(evictions_total, lb.success)
+            self.ncache.remove(shard, key)  # a positive answer supersedes a cached denial
+        else:
+            if self.ncache.add(shard, key, entry):
+                _inc(evictions_total, lb.denial)
+            if not entry.servfail and not self.prefer_positive:
+                self.pcache.remove(shard, key)
+        return entry
+
+
+def _ttl_offsets_of(data: bytes, message: bytes, stripped_offsets: list[int]) -> list[int]:
+    """TTL offsets in the original reply (the stripped copy lost the OPT, which shifts later records)."""
+    if message is data:
+        return stripped_offsets
+    return wire.rr_layout(data)[1]
+
+
+def _question_matches(data: bytes, req: Request) -> bool:
+    """CoreDNS request.Match: a reply (QR) to exactly this question, name compared case-insensitively."""
+    if len(data) < 12 or not data[2] & 0x80 or data[4:6] != b"\x00\x01":
+        return False
+    q = req.qname_wire
+    end = 12 + len(q)
+    return data[12:end].lower() == q and data[end : end + 4] == req.wire[req.qend - 4 : req.qend]
+
+
+def _answer_types(message: bytes, qend: int) -> list[int]:
+    an = (message[6] << 8) | message[7]
+    out = []
+    off = qend
+    for _ in range(an):
+        rtype, _ttl, off = wire.skip_rr(message, off)
+        out.append(rtype)
+    return out
+
+
+def _answers(message: bytes, qend: int, qtype: int) -> bool:
+    """HEAD: does a NOERROR answer section answer the question (not a CNAME chain cut short)?"""
+    types = _answer_types(message, qend)
+    return not types or qtype in (TYPE_ANY, TYPE_CNAME) or qtype in types or TYPE_CNAME not in types
+
+
+def _has_soa(message: bytes, qend: int) -> bool:
+    _id, _f, _qd, an, ns, _ar = wire.header(message)
+    off = qend
+    for _ in range(an):
+        _t, _ttl, off = wire.skip_rr(message, off)
+    for _ in range(ns):
+        rtype, _ttl, off = wire.skip_rr(message, off)
+        if rtype == response.TYPE_SOA:
+            return True
+    return False
+
+
+# -- writers ------------------------------------------------------------------------------------
+
+
+class CacheWriter(WriterWrapper):
+    """A miss: store what the chain writes, then pass it on with uniform TTLs."""
+
+    __slots__ = ("cache", "key", "req", "shard")
+
+    def __init__(self, inner: ResponseWriter, cache: Cache, req: Request, key: tuple, shard: int) -> None:
+        super().__init__(inner)
+        self.cache = cache
+        self.req = req
+        self.key = key
+        self.shard = shard
+
+    def write(self, reply: Reply) -> None:
+        out, _entry, _ok = self.cache.ingest(self.req, self.key, self.shard, reply)
+        self.written = True
+        self.inner.write(out)
+
+
+class RefreshWriter(Recorder):
+    """A prefetch, stale refresh or verify: store an acceptable reply, keep it, send nothing."""
+
+    __slots__ = ("cache", "entry", "key", "old", "out", "rc", "refreshed", "req", "shard")
+
+    def __init__(self, cache: Cache, req: Request, key: tuple, shard: int, old: Entry) -> None:
+        super().__init__()
+        self.cache = cache
+        self.req = req
+        self.key = key
+        self.shard = shard
+        self.old = old
+        self.out: bytes | None = None  # the reply as the client would get it (set when refreshed)
+        self.entry: Entry | None = None
+        self.refreshed = False
+        self.rc = 0
+
+    def write(self, reply: Reply) -> None:
+        if self.written:
+            return
+        super().write(reply)
+        out, self.entry, self.refreshed = self.cache.ingest(self.req, self.key, self.shard, reply, self.old)
+        if self.refreshed:
+            self.out = wire.to_bytes(out)
+            self.rc = self.out[3] & 0xF
+
+
+# -- setup --------------------------------------------------------------------------------------
+
+
+def _atoi(s: str) -> int:
+    """Go's strconv.Atoi with its error texts."""
+    if not _EXTRA_DIGITS.match(s):
+        raise ConfigError(f"strconv.Atoi: parsing {json.dumps(s, ensure_ascii=False)}: invalid syntax")
+    v = int(s)
+    if not -(2**63) <= v < 2**63:
+        raise ConfigError(f"strconv.Atoi: parsing {json.dumps(s, ensure_ascii=False)}: value out of range")
+    return v
+
+
+def _duration(s: str) -> float:
+    try:
+        return parse_duration(s)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _ttl(s: str) -> int:
+    v = _atoi(s)
+    if v <= 0:
+        raise ConfigError(f"cache TTL can not be zero or negative: {v}")
+    return v
+
+
+def _minttl(s: str) -> int:
+    v = _atoi(s)
+    if v < 0:
+        raise ConfigError(f"cache min TTL can not be negative: {v}")
+    return v
+
+
+def _parse_stale(c: Controller, ca: Cache, args: list[str]) -> None:
+    """serve_stale [DURATION] [immediate [RESPONSE_TTL [FAILURE_RECHECK]] | verify [VERIFY_TIMEOUT ...]]."""
+    if len(args) > 5:
+        raise c.arg_err()
+    ca.stale_up_to = DEFAULT_STALE
+    if args:
+        d = _duration(args[0])
+        if d < 0:
+            raise ConfigError("invalid negative duration for serve_stale")
+        ca.stale_up_to = d
+    ca.verify = False
+    if len(args) < 2:
+        return
+    mode = args[1].lower()
+    if mode not in ("immediate", "verify"):
+        raise ConfigError(f"invalid value for serve_stale refresh mode: {mode}")
+    ca.verify = mode == "verify"
+    rest = args[2:]
+    if ca.verify and rest:
+        t = _duration(rest.pop(0))
+        if t < 0:
+            raise ConfigError("invalid negative verify timeout for serve_stale")
+        ca.verify_timeout = t
+    if len(rest) > 2:
+        raise c.arg_err()
+    if rest:
+        t = _duration(rest[0])
+        if t < 0:
+            raise ConfigError("invalid negative response TTL for serve_stale")
+        ca.stale_ttl = int(t)
+    if len(rest) > 1:
+        t = _duration(rest[1])
+        if t < 0:
+            raise ConfigError("invalid negative failure recheck for serve_stale")
+        if t > MAX_FAILURE_RECHECK:
+            raise ConfigError("serve_stale failure recheck over 5 minutes is not permitted")
+        ca.failure_recheck = t
+
+
+def _parse_prefetch(c: Controller, ca: Cache, args: list[str]) -> None:
+    if not args or len(args) > 3:
+        raise c.arg_err()
+    amount = _atoi(args[0])
+    if amount < 0:
+        raise ConfigError(f"prefetch amount should be positive: {amount}")
+    ca.prefetch = amount
+    if len(args) > 1:
+        ca.prefetch_window = _duration(args[1])
+    if len(args) > 2:
+        pct = args[2]
+        last = pct[-1:] or "\x00"
+        if last != "%":
+            raise ConfigError(f"last character of percentage should be `%`, but is: '{last}'")
+        num = _atoi(pct[:-1])
+        if num < 10 or num > 90:
+            raise ConfigError(f"percentage should fall in range [10, 90]: {num}")
+        ca.percentage = num
+
+
+def parse(c: Controller) -> Cache:
+    ca = Cache()
+    for _ in c.occurrences(once=True):
+        args = c.remaining_args()
+        if args and _EXTRA_DIGITS.match(args[0]):
+            ttl = _ttl(args[0])
+            ca.pttl = ca.nttl = float(ttl)
+            args = args[1:]
+        ca.zones = c.zones_from(args)
+        while c.next_block():
+            opt = c.val()
+            args = c.remaining_args()
+            if opt in (SUCCESS, DENIAL):
+                if not args:
+                    raise c.arg_err()
+                cap = _atoi(args[0])
+                ttl = float(_ttl(args[1])) if len(args) > 1 else None
+                minttl = float(_minttl(args[2])) if len(args) > 2 else None
+                if opt == SUCCESS:
+                    ca.pcap = cap
+                    ca.pttl = ca.pttl if ttl is None else ttl
+                    ca.minpttl = ca.minpttl if minttl is None else minttl
+                else:
+                    ca.ncap = cap
+                    ca.nttl = ca.nttl if ttl is None else ttl
+                    ca.minnttl = ca.minnttl if minttl is None else minttl
+            elif opt == "prefetch":
+                _parse_prefetch(c, ca, args)
+            elif opt == "serve_stale":
+                _parse_stale(c, ca, args)
+            elif opt == "serve_stale_policy":
+                if len(args) != 1:
+                    raise c.arg_err()
+                if args[0].lower() != "prefer_positive":
+                    raise ConfigError(f"invalid value for serve_stale_policy: {args[0]}")
+                ca.prefer_positive = True
+            elif opt == "servfail":
+                if len(args) != 1:
+                    raise c.arg_err()
+                d = _duration(args[0])
+                if d < 0:
+                    raise ConfigError("invalid negative ttl for servfail")
+                if d > MAX_SERVFAIL:
+                    raise ConfigError("caching SERVFAIL responses over 5 minutes is not permitted")
+                ca.failttl = d
+            elif opt == "disable":
+                if not args:
+                    raise c.arg_err()
+                zones = [fqdn(z).lower() for z in args[1:]] or ["."]
+                if args[0] == DENIAL:
+                    ca.nexcept = zones
+                elif args[0] == SUCCESS:
+                    ca.pexcept = zones
+                else:
+                    raise ConfigError(f'cache type for disable must be "{SUCCESS}" or "{DENIAL}"')
+            elif opt == "keepttl":
+                if args:
+                    raise c.arg_err()
+                ca.keepttl = True
+            else:
+                raise c.arg_err()
+    if ca.prefer_positive and ca.stale_up_to <= 0:
+        raise ConfigError("serve_stale_policy requires serve_stale")
+    ca.finish()
+    return ca
+
+
+def setup(c: Controller) -> None:
+    ca = parse(c)
+    ca.server = c.server_label()
+    ca.instance = c.instance
+    c.add_handler(ca)
+    _LIVE.add(ca)
+
+    async def _forget() -> None:
+        _LIVE.discard(ca)
+
+    c.on_shutdown(_forget)

@@ -1,0 +1,179 @@
+"""The cache's storage: sharded, hard-bounded maps of wire-level entries, and the hit builder.
+
+An entry keeps the upstream reply as bytes (question section included, OPT removed) plus the
+offsets of every TTL word, so that a hit is a header pack, the request's own question bytes and a
+record section whose TTL words were rewritten once per remaining-TTL second (then reused). No dnslib
+on the hit path: that is what makes a Python cache hit cost a couple of microseconds.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+
+from pycoredns import wire
+
+SHARDS = 256
+MIN_SHARD_SIZE = 4
+
+_I = struct.Struct(">I")
+_HH = struct.Struct(">HH")
+# Bits of the request's flags word copied into a hit: opcode, RD, CD (miekg SetReply).
+REQ_BITS = 0x7800 | wire.RD | wire.CD
+HIT_BASE = wire.QR | wire.AA  # AA forced on every hit (CoreDNS's glibc workaround)
+
+
+class Entry:
+    """One stored reply: everything a hit needs, precomputed."""
+
+    __slots__ = (
+        "ad",
+        "body",
+        "body_ttl",
+        "counts",
+        "failed_at",
+        "hflags",
+        "hits",
+        "last",
+        "orig_ttl",
+        "positive",
+        "qend",
+        "rcode",
+        "refreshing",
+        "ret",
+        "servfail",
+        "slot",
+        "stored",
+        "template",
+        "ttl_offsets",
+    )
+
+    def __init__(self, message: bytes, qend: int, ttl_offsets: list[int], orig_ttl: int, stored: float,
+                 positive: bool) -> None:
+        """`message` is the reply without OPT; `ttl_offsets` are absolute offsets into it."""
+        flags = (message[2] << 8) | message[3]
+        self.template = message
+        self.qend = qend
+        self.ttl_offsets = [o - qend for o in ttl_offsets]
+        self.counts = message[4:12]
+        self.rcode = flags & 0xF
+        self.hflags = flags & (wire.RA | 0xF)
+        self.ad = bool(flags & wire.AD)
+        self.servfail = self.rcode in (wire.SERVFAIL, wire.NOTIMP)
+        # What a hit returns to the chain: the rcode when it is a "written" one, else NOERROR as
+        # CoreDNS's cache does (it always returns RcodeSuccess after writing a hit).
+        self.ret = self.rcode if self.rcode not in (1, 2, 4, 5) else 0
+        self.orig_ttl = orig_ttl
+        self.stored = stored
+        self.positive = positive
+        self.body = b""
+        self.body_ttl = -1
+        self.hits = 0  # prefetch popularity (CoreDNS freq.Freq)
+        self.last = float("-inf")
+        self.refreshing = False  # a background refresh is in flight (single-flight)
+        self.failed_at = float("-inf")
+        self.slot = -1
+
+    def ttl(self, now: float) -> int:
+        """Remaining whole seconds; <= 0 means expired (HEAD's freshness rule)."""
+        return self.orig_ttl - int(now - self.stored)
+
+    def records(self, ttl: int) -> bytes:
+        """The record sections with every TTL set to `ttl` (rebuilt only when `ttl` changes)."""
+        if ttl == self.body_ttl:
+            return self.body
+        buf = bytearray(self.template[self.qend :])
+        pack = _I.pack_into
+        for o in self.ttl_offsets:
+            pack(buf, o, ttl)
+        self.body = bytes(buf)
+        self.body_ttl = ttl
+        return self.body
+
+    def reply(self, qid: int, req_flags: int, question: bytes, ad_ok: bool, ttl: int) -> bytes:
+        """The hit for a request: its id, opcode/RD/CD and question; AA=1, RA/rcode/AD as stored."""
+        flags = HIT_BASE | (req_flags & REQ_BITS) | self.hflags
+        if self.ad and ad_ok:
+            flags |= wire.AD
+        return _HH.pack(qid, flags) + self.counts + question + self.records(ttl)
+
+    def popular(self, window: float, now: float) -> int:
+        """Count one hit (CoreDNS freq.Update): a gap of `window` or more restarts the count."""
+        if self.last < now - window:
+            self.hits = 1
+        else:
+            self.hits += 1
+        self.last = now
+        return self.hits
+
+
+class Store:
+    """One cache (positive or denial): 256 shards, each holding at most max(CAP/256, 4) entries.
+
+    A full shard evicts one random entry to admit a new key, so the entry count is a hard bound.
+    Expired entries are not swept (as in CoreDNS); they stay until overwritten or evicted.
+    """
+
+    __slots__ = ("keys", "shard_size", "shards")
+
+    def __init__(self, capacity: int) -> None:
+        size = int(capacity / SHARDS)  # Go's integer division truncates towards zero
+        self.shard_size = max(size, MIN_SHARD_SIZE)
+        self.shards: list[dict[tuple, Entry]] = [{} for _ in range(SHARDS)]
+        self.keys: list[list[tuple]] = [[] for _ in range(SHARDS)]
+
+    @property
+    def capacity(self) -> int:
+        return self.shard_size * SHARDS
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.shards)
+
+    def get(self, shard: int, key: tuple) -> Entry | None:
+        return self.shards[shard].get(key)
+
+    def add(self, shard: int, key: tuple, entry: Entry) -> bool:
+        """Insert or replace; True when a random entry had to be evicted to make room."""
+        d = self.shards[shard]
+        keys = self.keys[shard]
+        old = d.get(key)
+        if old is not None:
+            entry.slot = old.slot
+            d[key] = entry
+            return False
+        evicted = False
+        if len(d) >= self.shard_size:
+            self._drop_slot(d, keys, random.randrange(len(keys)))
+            evicted = True
+        entry.slot = len(keys)
+        keys.append(key)
+        d[key] = entry
+        return evicted
+
+    def remove(self, shard: int, key: tuple) -> None:
+        d = self.shards[shard]
+        e = d.get(key)
+        if e is not None:
+            self._drop_slot(d, self.keys[shard], e.slot)
+
+    @staticmethod
+    def _drop_slot(d: dict[tuple, Entry], keys: list[tuple], i: int) -> None:
+        """Remove the key at position `i` in O(1): the last key moves into its slot."""
+        victim = keys[i]
+        last = keys.pop()
+        if i < len(keys):
+            keys[i] = last
+            d[last].slot = i
+        del d[victim]
+
+
+def strip_opt(data: bytes) -> tuple[bytes, int, list[int]]:
+    """The reply without its OPT record: (message, end of question, TTL offsets). Raises WireError."""
+    qend, ttls, opt = wire.rr_layout(data)
+    if opt < 0:
+        return data, qend, ttls
+    _t, _ttl, opt_end = wire.skip_rr(data, opt)
+    arcount = ((data[10] << 8) | data[11]) - 1
+    data = data[:10] + arcount.to_bytes(2, "big") + data[12:opt] + data[opt_end:]
+    qend, ttls, _opt = wire.rr_layout(data)
+    return data, qend, ttls
