@@ -290,6 +290,20 @@ def test_watch_410_after_expire(api: APIServer) -> None:
     assert st["reason"] == "Expired" and st["code"] == 410 and "too old resource version" in st["message"]
 
 
+def test_future_resource_version_is_too_large(api: APIServer) -> None:
+    api.too_large_wait = 1.0
+    future = api.resource_version + 2
+    later(0.3, lambda: (api.create(svc("f1")), api.create(svc("f2")), api.create(svc("f3"))))
+    with urllib.request.urlopen(f"{api.url}/api/v1/services?watch=1&resourceVersion={future}"
+                                "&timeoutSeconds=1") as r:
+        evs = [json.loads(x) for x in r.read().splitlines()]
+    assert [e["object"]["metadata"]["name"] for e in evs] == ["f3"]  # waited, then only newer events
+    t0 = time.monotonic()
+    code, st = http(api, f"/api/v1/services?resourceVersion={api.resource_version + 5}")
+    assert code == 504 and st["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge"
+    assert 0.9 < time.monotonic() - t0 < 3
+
+
 def test_history_bound_expires_old_versions() -> None:
     with APIServer(history_size=3) as srv:
         srv.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import socket
 import threading
 from collections.abc import Iterable
@@ -34,6 +35,8 @@ from .selectors import (
     parse_label_selector,
 )
 from .store import Event, Obj, Store
+
+log = logging.getLogger("conformance.apiserver")
 
 _CLOSE = object()  # end the watch cleanly (final chunk)
 _ABORT = object()  # the transport was aborted; just leave
@@ -101,6 +104,7 @@ class APIServer:
         history_size: int = 10000,
         bookmark_interval: float = 5.0,
         watch_timeout: float = 1800.0,
+        too_large_wait: float = 3.0,
     ) -> None:
         self.store = Store(service_cidr=service_cidr, service_cidr_v6=service_cidr_v6,
                            history_size=history_size)
@@ -108,6 +112,7 @@ class APIServer:
         self.port = port
         self.bookmark_interval = bookmark_interval
         self.watch_timeout = watch_timeout
+        self.too_large_wait = too_large_wait
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -377,6 +382,12 @@ class APIServer:
             return await self._route(request)
         except APIError as e:
             return _json(e.status(), e.code)
+        except (web.HTTPException, asyncio.CancelledError):
+            raise
+        except Exception as e:  # a bug here must still look like an apiserver answer
+            log.exception("internal error serving %s %s", request.method, request.path_qs)
+            err = APIError(500, "InternalError", f"Internal error occurred: {type(e).__name__}: {e}")
+            return _json(err.status(), 500)
 
     async def _route(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
@@ -435,7 +446,7 @@ class APIServer:
             if method == "GET":
                 if watch_path or q.get("watch") in ("true", "1", "True"):
                     return await self._watch(request, k, ns)
-                return self._list(request, k, ns)
+                return await self._list(request, k, ns)
             if method == "POST":
                 if k.namespaced and ns is None:
                     raise APIError(405, "MethodNotAllowed",
@@ -512,8 +523,28 @@ class APIServer:
         return (parse_label_selector(q.get("labelSelector")),
                 parse_field_selector(q.get("fieldSelector"), k.kind, k.namespaced))
 
-    def _list(self, request: web.Request, k: Kind, ns: str | None) -> web.Response:
+    async def _wait_for_version(self, rv_param: str | None) -> None:
+        """A resourceVersion from the future: wait (3s by default) like the watch cache, then 504
+        ResourceVersionTooLarge (what a client sees after talking to a newer apiserver / etcd)."""
+        try:
+            want = int(rv_param or "0")
+        except ValueError:
+            raise errors.bad_request(f"invalid resource version: {rv_param}")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.too_large_wait
+        while want > self.store.resource_version:
+            if loop.time() >= deadline:
+                err = APIError(504, "Timeout", f"Too large resource version: {want}, current: "
+                               f"{self.store.resource_version}")
+                err.details = {"causes": [{"reason": "ResourceVersionTooLarge",
+                                           "message": "Too large resource version"}], "retryAfterSeconds": 1}
+                raise err
+            await asyncio.sleep(0.05)
+
+    async def _list(self, request: web.Request, k: Kind, ns: str | None) -> web.Response:
         q = request.query
+        if q.get("resourceVersionMatch") != "Exact" and not q.get("continue"):
+            await self._wait_for_version(q.get("resourceVersion"))
         labels, fields = self._selectors(request, k)
         try:
             limit = int(q.get("limit", "0") or 0)
@@ -627,6 +658,8 @@ class APIServer:
                 start_rv = int(rv_param)
             except ValueError:
                 raise errors.bad_request(f"invalid resource version: {rv_param}")
+        if start_rv:
+            await self._wait_for_version(rv_param)
         w = _Watcher(k, ns, labels, fields, asyncio.Queue(), transport=request.transport,
                      table=tables.wants_table(request.headers.get("Accept", "")),
                      include=q.get("includeObject", "Metadata"))
@@ -644,7 +677,6 @@ class APIServer:
                             initial.append(t)
                 except APIError as e:
                     failure = e
-                cur = max(cur, start_rv)
             w.last_rv = cur
             if failure is None:
                 self._watchers.add(w)
