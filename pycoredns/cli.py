@@ -24,9 +24,37 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-pidfile", "--pidfile", default="", help="Path to write pid file")
     p.add_argument("-plugins", "--plugins", action="store_true", help="List installed plugins")
     p.add_argument("-quiet", "--quiet", action="store_true", help="Quiet mode (no initialization output)")
+    p.add_argument("-lastgood", "--lastgood", default="", metavar="PATH",
+                   help="Store the last configuration that loaded in PATH; start on it when the Corefile fails")
     p.add_argument("-version", "--version", action="store_true", help="Show version")
+    # node-cache mode (k8s-dns-node-cache's flags), active when -localip is given
+    nc = p.add_argument_group("node-local cache networking")
+    nc.add_argument("-localip", "--localip", default="", help="comma-separated local IPs to listen on and manage")
+    nc.add_argument("-setupinterface", "--setupinterface", type=_gobool, nargs="?", const=True, default=True)
+    nc.add_argument("-interfacename", "--interfacename", default="nodelocaldns")
+    nc.add_argument("-setupiptables", "--setupiptables", type=_gobool, nargs="?", const=True, default=True)
+    nc.add_argument("-syncinterval", "--syncinterval", type=float, default=60.0, help="seconds between re-checks")
+    nc.add_argument("-skipteardown", "--skipteardown", type=_gobool, nargs="?", const=True, default=False)
+    nc.add_argument("-health-port", "--health-port", type=int, default=8080)
+    nc.add_argument("-basecorefile", "--basecorefile", default="/etc/coredns/Corefile.base")
+    nc.add_argument("-corefile", "--corefile", default="/etc/Corefile")
+    nc.add_argument("-upstreamsvc", "--upstreamsvc", default="kube-dns")
+    nc.add_argument("-kubednscm", "--kubednscm", default="", help="accepted for compatibility; not read")
+    nc.add_argument("-metrics-listen-address", "--metrics-listen-address", default="0.0.0.0:9353",
+                    help="accepted for compatibility; node-cache metrics are served by the prometheus plugin")
+    nc.add_argument("-reloadwithsignal", "--reloadwithsignal", type=_gobool, nargs="?", const=True, default=False)
     p.add_argument("extra", nargs="*", help=argparse.SUPPRESS)
     return p
+
+
+def _gobool(text: str) -> bool:
+    """Go's flag bool values (`-flag=false`)."""
+    v = text.lower()
+    if v in ("1", "t", "true"):
+        return True
+    if v in ("0", "f", "false"):
+        return False
+    raise argparse.ArgumentTypeError(f"parse error: {text!r}")
 
 
 def make_loader(conf: str, port: int):
@@ -79,10 +107,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f'invalid value "{args.port}" for flag -dns.port', file=sys.stderr)
         return 2
     log.configure()
-    process = Process(make_loader(args.conf, port), dns_port=port, quiet=args.quiet,
-                      pidfile=args.pidfile or None)
+    node = None
+    conf = args.conf
+    if args.localip:
+        node, conf = _node_cache(args, port)
+        if node is None:
+            return 1
+    process = Process(make_loader(conf, port), dns_port=port, quiet=args.quiet,
+                      pidfile=args.pidfile or None, lastgood=args.lastgood or None)
     try:
-        trio.run(_run, process)
+        trio.run(_run, process, node, args)
     except StartupError as e:
         print(str(e), file=sys.stderr)
         return 1
@@ -94,12 +128,49 @@ def main(argv: list[str] | None = None) -> int:
         raise
     except KeyboardInterrupt:
         return 2
+    finally:
+        if node is not None:
+            node.teardown()
     return process.exit_code
 
 
-async def _run(process: Process) -> None:
+def _node_cache(args: argparse.Namespace, port: int):
+    """Set up node-cache networking before the servers start; (None, _) after printing an error."""
+    from . import nodecache
+
+    try:
+        ips = nodecache.parse_local_ips(args.localip)
+    except ValueError as e:
+        print(str(e), file=sys.stderr)
+        return None, ""
+    conf = args.conf or args.corefile
+    if os.path.exists(args.basecorefile):
+        try:
+            nodecache.render_base_corefile(args.basecorefile, conf, ips, args.upstreamsvc)
+        except OSError as e:
+            print(f"Failed to write Corefile: {e}", file=sys.stderr)
+            return None, ""
+    cfg = nodecache.NodeCacheConfig(ips, interface=args.interfacename, setup_interface=args.setupinterface,
+                                    setup_iptables=args.setupiptables, port=port, health_port=args.health_port,
+                                    sync_interval=args.syncinterval, skip_teardown=args.skipteardown)
+    node = nodecache.NodeCache(cfg)
+    try:
+        node.setup_before_start()
+    except OSError as e:
+        print(str(e), file=sys.stderr)
+        node.teardown()
+        return None, ""
+    return node, conf
+
+
+async def _run(process: Process, node=None, args=None) -> None:
     async with trio.open_nursery() as n:
         n.start_soon(_signals, process)
+        if node is not None:
+            n.start_soon(node.run, process.started)
+            if os.path.exists(args.basecorefile):
+                n.start_soon(node.watch_base, args.basecorefile, args.conf or args.corefile,
+                             node.cfg.local_ips, args.upstreamsvc)
         await process.run()
         n.cancel_scope.cancel()
 
