@@ -1,0 +1,109 @@
+"""loadbalance plugin: shuffling through a running server (wire and dnslib paths), prefer, ordering rules."""
+
+from __future__ import annotations
+
+import dns.rcode
+import pytest
+from conftest import query, running
+from dnslib import AAAA, CNAME, MX, RR, TXT, A, DNSRecord
+from pycoredns.plugins.loadbalance import LoadBalance
+
+from pycoredns.instance import StartupError
+
+ADDRS = [f"10.0.0.{i}" for i in range(1, 7)]
+
+
+def _hosts(tmp_path) -> str:
+    f = tmp_path / "hosts"
+    f.write_text("".join(f"{ip} web.example.org\n" for ip in ADDRS) + "2001:db8::1 web.example.org\n")
+    return str(f)
+
+
+def _order(r) -> list[str]:
+    return [rd.to_text() for rrset in r.answer for rd in rrset]
+
+
+async def _orders(port: int, name: str, n: int = 30) -> list[tuple[str, ...]]:
+    return [tuple(_order(await query(port, name, "A"))) for _ in range(n)]
+
+
+async def test_shuffles_wire_and_dnslib_paths(tmp_path):
+    async with running(f"example.org {{\n loadbalance\n hosts {_hosts(tmp_path)}\n}}\n") as srv:
+        for name in ("web.example.org", "WEB.Example.org"):  # pointer owners (wire) / spelled owners (dnslib)
+            orders = await _orders(srv.port(), name)
+            assert all(sorted(o) == sorted(ADDRS) for o in orders)
+            assert len(set(orders)) > 1
+        # non-NOERROR and NODATA replies go out untouched
+        r = await query(srv.port(), "nope.example.org", "A")
+        assert r.rcode() == dns.rcode.SERVFAIL
+        r = await query(srv.port(), "web.example.org", "MX", tcp=True)
+        assert r.rcode() == dns.rcode.NOERROR and not r.answer
+
+
+async def test_prefer_moves_subnet_first(tmp_path):
+    lb = "loadbalance round_robin {\n  prefer 10.0.0.5/32 10.0.0.0/31\n }"
+    cf = f"example.org {{\n {lb}\n hosts {_hosts(tmp_path)}\n}}\n"
+    async with running(cf) as srv:
+        for o in await _orders(srv.port(), "web.example.org", 10):
+            assert o[:2] == ("10.0.0.5", "10.0.0.1")
+            assert sorted(o) == sorted(ADDRS)
+
+
+def _mixed() -> DNSRecord:
+    rec = DNSRecord.question("x.example.org", "A").reply()
+    rec.add_answer(RR("x.example.org", 15, rdata=MX("mx1.example.org", 10)),
+                   RR("x.example.org", 1, rdata=A("10.0.0.1")),
+                   RR("x.example.org", 16, rdata=TXT("t")),
+                   RR("x.example.org", 5, rdata=CNAME("y.example.org")),
+                   RR("y.example.org", 28, rdata=AAAA("2001:db8::1")),
+                   RR("x.example.org", 15, rdata=MX("mx2.example.org", 20)))
+    return rec
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_section_order(as_bytes):
+    lb = LoadBalance([])
+    for _ in range(10):
+        out = lb.reorder(_mixed().pack() if as_bytes else _mixed())
+        rec = DNSRecord.parse(out) if isinstance(out, bytes) else out
+        types = [rr.rtype for rr in rec.rr]
+        assert types[:2] == [5, 16]  # CNAMEs, then the rest in order
+        assert sorted(types[2:4]) == [1, 28] and types[4:] == [15, 15]
+
+
+def test_wire_path_keeps_opt_and_moves_only_bytes():
+    rec = DNSRecord.question("x.example.org", "A").reply()
+    for ip in ADDRS:
+        rec.add_answer(RR("x.example.org", 1, rdata=A(ip), ttl=30))
+    data = rec.pack()
+    data = data[:10] + b"\x00\x01" + data[12:] + b"\x00\x00\x29\x10\x00\x00\x00\x00\x00\x00\x00"
+    lb = LoadBalance([])
+    seen = set()
+    for _ in range(20):
+        out = lb.reorder(data)
+        assert isinstance(out, bytes) and len(out) == len(data) and out.endswith(data[-11:])
+        parsed = DNSRecord.parse(out)
+        assert sorted(str(rr.rdata) for rr in parsed.rr) == sorted(ADDRS)
+        assert all(rr.ttl == 30 for rr in parsed.rr)
+        seen.add(out)
+    assert len(seen) > 1
+    # garbage and error replies pass through unchanged
+    assert lb.reorder(data[:40]) == data[:40]
+    refused = data[:3] + bytes([data[3] | 5]) + data[4:]
+    assert lb.reorder(refused) == refused
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("loadbalance round_robin x", "Error during parsing: unknown property for round_robin"),
+        ("loadbalance random", "plugin/loadbalance: unknown policy: random"),
+        ("loadbalance {\n  prefer 10.0.0.1\n }", 'Error during parsing: invalid CIDR "10.0.0.1"'),
+        ("loadbalance {\n  shuffle\n }", "Error during parsing: unknown property 'shuffle'"),
+    ],
+)
+async def test_config_errors(line, message):
+    with pytest.raises(StartupError) as ei:
+        async with running(f". {{\n {line}\n whoami\n}}\n"):
+            pass
+    assert message in str(ei.value)
