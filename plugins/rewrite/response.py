@@ -180,16 +180,10 @@ class CnameTarget(ResponseRule):
             rec.rr = cnames + [a for a in answers if str(a.rname) == to]
 
 
-def question_of(req: Request) -> DNSQuestion:
-    """The client's question exactly as sent (case preserved)."""
-    labels, _ = wire.read_name(req.wire, 12)
-    return DNSQuestion(DNSLabel(labels), req.qtype, req.qclass)
-
-
 def revert(reply: wire.Reply, req: Request, rules: list[ResponseRule], drop_opt: bool) -> DNSRecord:
     """Restore the original question and apply the response rules (last rule first, like CoreDNS)."""
     rec = wire.to_record(reply)
-    q = question_of(req)
+    q = DNSQuestion(req.qlabel, req.qtype, req.qclass)
     if rec.questions:
         rec.questions[0] = q
     else:
