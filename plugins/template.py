@@ -13,7 +13,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from dnslib import CLASS, EDNS0, QTYPE, RR, DNSRecord, EDNSOption
+from dnslib import EDNS0, QTYPE, RR, DNSRecord, EDNSOption
 
 from pycoredns import metrics, wire
 from pycoredns.corefile.errors import go_quote, go_sprintf
@@ -25,6 +25,7 @@ MAX_REGEX = 10000
 ANY = 255
 TYPE_A, TYPE_AAAA, TYPE_CNAME = 1, 28, 5
 EDE = 15
+CLASSES = {"IN": 1, "CS": 2, "CH": 3, "HS": 4, "NONE": 254, "ANY": 255}  # miekg StringToClass
 DEFAULT_TTL = 3600  # miekg's NewRR default when a template leaves the TTL out
 
 matches_total = metrics.REGISTRY.counter(
@@ -552,7 +553,7 @@ def setup(c: Controller) -> None:
     for _ in c.occurrences():
         if not c.next_arg():
             raise c.arg_err()
-        qclass = {**CLASS.reverse, "CS": 2}.get(c.val()) if c.val().isupper() else None
+        qclass = CLASSES.get(c.val())
         if qclass is None:
             raise c.errf("invalid query class %s", c.val())
         if not c.next_arg():

@@ -12,7 +12,7 @@ import re
 import struct
 from collections.abc import Callable
 
-from dnslib import CLASS, QTYPE
+from dnslib import QTYPE
 
 from pycoredns import wire
 from pycoredns.request import SUPPORTED_OPTIONS, Request
@@ -32,6 +32,7 @@ from .response import (
 STOP, CONTINUE = "stop", "continue"
 EXACT, PREFIX, SUFFIX, SUBSTRING, REGEX = "exact", "prefix", "suffix", "substring", "regex"
 MAX_REGEX = 10000
+CLASSES = {"IN": 1, "CS": 2, "CH": 3, "HS": 4, "NONE": 254, "ANY": 255}  # miekg StringToClass
 EDNS_NSID, EDNS_SUBNET = 3, 8
 
 
@@ -321,7 +322,7 @@ class FieldRule(Rule):
 
 
 def new_field_rule(mode: str, field: str, args: list[str]) -> Rule:
-    table = QTYPE.reverse if field == "qtype" else {**CLASS.reverse, "CS": 2}
+    table = QTYPE.reverse if field == "qtype" else CLASSES
     what = "type" if field == "qtype" else "class"
     vals = []
     for a in args:
