@@ -1,0 +1,262 @@
+"""prometheus: count every query and serve `/metrics` in the Prometheus text format (CoreDNS `metrics`).
+
+The handler wraps the writer with a recorder that notes the reply's rcode, size and which plugin
+wrote it (the first plugin-module frame above the write call, skipping writer wrappers: CoreDNS
+reads the caller's package path the same way), then reports after the chain returns. The fast path
+counts only when `next_fast` returned an rcode, so a query is never counted twice.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import sys
+import time
+from types import CodeType, FrameType
+
+from pycoredns import COREDNS_VERSION, __version__, metrics, wire
+from pycoredns.http import split_address
+from pycoredns.metrics import REGISTRY
+from pycoredns.plugin import ConfigError, Controller, Handler, PluginError, client_write
+from pycoredns.request import Request, ResponseWriter, WriterWrapper
+from pycoredns.util import zone_match
+from pycoredns.wire import Reply
+
+DEFAULT_ADDRESS = "localhost:9153"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+TYPE_DS = 43
+_PLUGIN_PREFIX = "pycoredns.plugins."
+
+build_info = REGISTRY.gauge(
+    "coredns_build_info",
+    "A metric with a constant '1' value labeled by version, revision, and goversion from which CoreDNS was built.",
+    ("version", "revision", "goversion"))
+
+_RCODES = [wire.RCODE_NAMES.get(i, str(i)) for i in range(16)]
+_TYPES = metrics.MONITORED_TYPES
+
+
+# -- who wrote the reply ---------------------------------------------------------------------------
+
+_frame_names: dict[CodeType, str] = {}
+
+
+def _frame_plugin(f: FrameType) -> str | None:
+    """The plugin a frame belongs to: a name, "" for none (core, writer wrappers), None: not cacheable."""
+    code = f.f_code
+    if code.co_name == "write":
+        return ""  # a writer wrapper passing the reply on: look further up
+    module = f.f_globals.get("__name__", "")
+    if module.startswith(_PLUGIN_PREFIX):
+        name = module[len(_PLUGIN_PREFIX) :].split(".", 1)[0]
+        return "" if name == "prometheus" else name
+    if module.startswith("pycoredns") or module.startswith("trio"):
+        return ""
+    owner = f.f_locals.get("self")  # a third-party plugin: ask the handler itself
+    return owner.name if isinstance(owner, Handler) and owner.name else None
+
+
+def writer_plugin(f: FrameType | None) -> str:
+    """Name of the plugin whose code called `write`, looking up to 8 frames up; "" if none."""
+    names = _frame_names
+    for _ in range(8):
+        if f is None:
+            break
+        name = names.get(f.f_code)
+        if name is None:
+            name = _frame_plugin(f)
+            if name is None:
+                f = f.f_back
+                continue
+            names[f.f_code] = name
+        if name:
+            return name
+        f = f.f_back
+    return ""
+
+
+class Recorder(WriterWrapper):
+    """Notes rcode, size and author of the reply; hands bytes on (the server would pack anyway)."""
+
+    __slots__ = ("plugin", "rcode", "size")
+
+    def __init__(self, inner: ResponseWriter) -> None:
+        self.inner = inner
+        self.written = False
+        self.rcode = 0
+        self.size = 0
+        self.plugin = ""
+
+    def write(self, reply: Reply) -> None:
+        data = reply if type(reply) is bytes else bytes(reply if isinstance(reply, bytearray) else reply.pack())
+        self.written = True
+        self.size += len(data)
+        if len(data) >= 4:
+            self.rcode = data[3] & 0x0F
+        self.plugin = writer_plugin(sys._getframe(1))
+        self.inner.write(data)
+
+
+# -- the handler -----------------------------------------------------------------------------------
+
+
+class Metrics(Handler):
+    name = "prometheus"
+
+    def __init__(self, zones: list[str], server: str) -> None:
+        self.zones = zones
+        self.zone_set = frozenset(zones)
+        self.server = server
+
+    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
+        start = time.monotonic()
+        rec = Recorder(w)
+        try:
+            rc = await self.next_or_failure(req, rec)
+        except PluginError as e:
+            self.report(req, rec, e.rcode, start)
+            raise
+        self.report(req, rec, rc, start)
+        return rc
+
+    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
+        start = time.monotonic()
+        rec = Recorder(w)
+        try:
+            rc = self.next_fast(req, rec)
+        except PluginError as e:
+            self.report(req, rec, e.rcode, start)
+            raise
+        if rc is not None:
+            self.report(req, rec, rc, start)
+        return rc
+
+    def report(self, req: Request, rec: Recorder, rc: int, start: float) -> None:
+        """CoreDNS's vars.Report: six metric updates with the labels CoreDNS uses."""
+        listener = req.listener
+        server = listener.label if listener is not None else self.server
+        zone = req.zone
+        if req.qtype == TYPE_DS or zone not in self.zone_set:
+            zone = zone_match(self.zones, req.name) or "."
+        proto = req.proto
+        if req.edns is not None and req.edns.do:
+            metrics.do_requests_total.inc(server, "", zone)
+        metrics.requests_total.inc(server, zone, "", proto, "2" if ":" in req.remote[0] else "1",
+                                   _TYPES.get(req.qtype, "other"))
+        metrics.request_duration.observe(time.monotonic() - start, server, zone, "")
+        metrics.response_size.observe(rec.size, server, zone, "", proto)
+        metrics.request_size.observe(len(req.wire), server, zone, "", proto)
+        rcode = rec.rcode if client_write(rc) else rc
+        metrics.responses_total.inc(server, zone, "", _RCODES[rcode & 0x0F], rec.plugin)
+
+
+# -- process metrics, read from /proc at scrape time -------------------------------------------------
+
+
+class CounterFunc(metrics.GaugeFunc):
+    kind = "counter"
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _statm() -> list[int]:
+    try:
+        with open("/proc/self/statm") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return [0, 0]
+
+
+def _start_time() -> float:
+    """Process start (unix seconds): boot time + starttime ticks of /proc/self/stat."""
+    try:
+        with open("/proc/stat") as f:
+            btime = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return btime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, StopIteration, IndexError, ValueError):
+        return _FALLBACK_START
+
+
+_FALLBACK_START = time.time()
+
+
+def _open_fds() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 0
+
+
+def _register_process_metrics() -> None:
+    start = _start_time()
+    gauges = (
+        ("process_resident_memory_bytes", "Resident memory size in bytes.", lambda: _statm()[1] * _PAGE),
+        ("process_virtual_memory_bytes", "Virtual memory size in bytes.", lambda: _statm()[0] * _PAGE),
+        ("process_open_fds", "Number of open file descriptors.", _open_fds),
+        ("process_max_fds", "Maximum number of open file descriptors.",
+         lambda: resource.getrlimit(resource.RLIMIT_NOFILE)[0]),
+        ("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", lambda: start),
+    )
+    for name, help_text, fn in gauges:
+        REGISTRY.gauge_func(name, help_text, lambda fn=fn: [((), float(fn()))])
+    cpu = CounterFunc("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+                      lambda: [((), sum(os.times()[:2]))])
+    REGISTRY.register(cpu)
+
+
+def expose(method: str, target: str) -> tuple[int, str, bytes]:
+    return 200, CONTENT_TYPE, REGISTRY.expose().encode()
+
+
+# -- setup -----------------------------------------------------------------------------------------
+
+
+def _enabled_labels(block) -> list[tuple[str, str, str, str]]:
+    """coredns_plugin_enabled label sets of a block: each listener address x zone x chain handler."""
+    out = []
+    for a in block.addresses:
+        for h in block.listen_hosts:
+            host = f"[{h}]" if ":" in h else h
+            for handler in block.handlers:
+                out.append((f"{a.transport}://{host}:{a.port}", a.zone, "", handler.name))
+    return out
+
+
+def setup(c: Controller) -> None:
+    addr = DEFAULT_ADDRESS
+    for _ in c.occurrences(once=True):
+        args = c.remaining_args()
+        if len(args) == 1:
+            addr = args[0]
+            try:
+                split_address(addr, 0)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+        elif len(args) > 1:
+            raise c.arg_err()
+        while c.next_block():
+            if c.val() == "tls":
+                raise c.err("tls is not supported by pycoredns")
+            raise c.errf("unknown option: %s", c.val())
+    build_info.set(COREDNS_VERSION, f"pycoredns-{__version__}", f"python{platform.python_version()}", value=1)
+    _register_process_metrics()
+    state = c.instance.__dict__.setdefault("_prometheus", {"addrs": set(), "blocks": []})
+    if addr not in state["addrs"]:
+        state["addrs"].add(addr)
+        c.http_route(addr, "/metrics", expose)
+    if not state["blocks"]:
+
+        async def publish_enabled() -> None:
+            # CoreDNS resets the gauge on restart and each block with prometheus sets its own.
+            metrics.plugin_enabled.values.clear()
+            for block in state["blocks"]:
+                for labels in _enabled_labels(block):
+                    metrics.plugin_enabled.set(*labels, value=1)
+
+        c.on_startup(publish_enabled)
+    state["blocks"].append(c.block)
+    c.add_handler(Metrics(list(c.zones), c.server_label()))

@@ -1,0 +1,152 @@
+"""prometheus plugin: scrape /metrics over HTTP and check names, labels and counts against queries sent."""
+
+from __future__ import annotations
+
+import re
+
+import dns.rcode
+import pytest
+import trio
+from conftest import free_port, query, running
+
+from pycoredns.instance import StartupError
+from pycoredns.metrics import DURATION_BUCKETS
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+async def scrape(port: int, path: str = "/metrics") -> tuple[int, str, str]:
+    """(status, content type, body) of one HTTP GET on 127.0.0.1."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        data = b""
+        with trio.fail_after(5):
+            while chunk := await stream.receive_some(65536):
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    ctype = next((h.split(":", 1)[1].strip() for h in lines if h.lower().startswith("content-type:")), "")
+    return int(lines[0].split()[1]), ctype, body.decode()
+
+
+def samples(text: str) -> dict[tuple[str, frozenset], float]:
+    """Parse the text format strictly enough to catch malformed lines: {(name, labels): value}."""
+    out: dict[tuple[str, frozenset], float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            assert re.match(r"^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$", line), line
+            continue
+        m = _SAMPLE.match(line)
+        assert m, f"bad sample line: {line!r}"
+        labels = frozenset(_LABEL.findall(m.group(3) or ""))
+        key = (m.group(1), labels)
+        assert key not in out, f"duplicate sample {line!r}"
+        out[key] = float(m.group(4))
+    return out
+
+
+def value(s: dict, metric: str, /, **labels: str) -> float:
+    return s.get((metric, frozenset(labels.items())), 0.0)
+
+
+async def test_counts_labels_and_format(tmp_path):
+    port = free_port()
+    hosts = tmp_path / "hosts"
+    hosts.write_text("10.0.0.1 web.hosts.prom.test\n")
+    cf = (f"prom.test {{\n prometheus 127.0.0.1:{port}\n whoami\n}}\n"
+          f"hosts.prom.test {{\n prometheus 127.0.0.1:{port}\n loadbalance\n hosts {hosts}\n}}\n")
+    async with running(cf) as srv:
+        server = srv.instance.first_listener().label
+        for _ in range(3):
+            assert (await query(srv.port(), "a.prom.test", "A")).rcode() == dns.rcode.NOERROR
+        for _ in range(2):
+            await query(srv.port(), "a.prom.test", "AAAA", tcp=True)
+        await query(srv.port(), "a.prom.test", "SRV", want_dnssec=True)
+        await query(srv.port(), "web.hosts.prom.test", "A")
+        await query(srv.port(), "web.hosts.prom.test", "TYPE65280")
+        assert (await query(srv.port(), "nope.hosts.prom.test", "A")).rcode() == dns.rcode.SERVFAIL
+        status, ctype, body = await scrape(port)
+        assert status == 200
+        assert ctype.startswith("text/plain; version=0.0.4")
+        s = samples(body)
+
+        z = dict(server=server, zone="prom.test.", view="")
+        assert value(s, "coredns_dns_requests_total", **z, proto="udp", family="1", type="A") == 3
+        assert value(s, "coredns_dns_requests_total", **z, proto="tcp", family="1", type="AAAA") == 2
+        assert value(s, "coredns_dns_requests_total", **z, proto="udp", family="1", type="SRV") == 1
+        assert value(s, "coredns_dns_do_requests_total", **z) == 1
+        assert value(s, "coredns_dns_responses_total", **z, rcode="NOERROR", plugin="whoami") == 6
+        assert value(s, "coredns_dns_request_duration_seconds_count", **z) == 6
+        assert value(s, "coredns_dns_request_size_bytes_count", **z, proto="udp") == 4
+        assert value(s, "coredns_dns_response_size_bytes_count", **z, proto="tcp") == 2
+        # whoami replies are over 0 and under 511 bytes: every one lands in the le=511 bucket, none in le=0
+        assert value(s, "coredns_dns_response_size_bytes_bucket", **z, proto="udp", le="511") == 4
+        assert value(s, "coredns_dns_response_size_bytes_bucket", **z, proto="udp", le="0") == 0
+        assert value(s, "coredns_dns_request_duration_seconds_bucket", **z, le="+Inf") == 6
+        les = {dict(k[1])["le"] for k in s if k[0] == "coredns_dns_request_duration_seconds_bucket"}
+        assert {float(x) for x in les - {"+Inf"}} == set(DURATION_BUCKETS)
+
+        h = dict(server=server, zone="hosts.prom.test.", view="")
+        assert value(s, "coredns_dns_requests_total", **h, proto="udp", family="1", type="other") == 1
+        # the writer is hosts even through loadbalance's writer wrapper; SERVFAIL is written by the server
+        assert value(s, "coredns_dns_responses_total", **h, rcode="NOERROR", plugin="hosts") == 2
+        assert value(s, "coredns_dns_responses_total", **h, rcode="SERVFAIL", plugin="") == 1
+
+        for name in ("prometheus", "whoami"):
+            assert value(s, "coredns_plugin_enabled", server=server, zone="prom.test.", view="", name=name) == 1
+        for name in ("prometheus", "loadbalance", "hosts"):
+            assert value(s, "coredns_plugin_enabled", server=server, zone="hosts.prom.test.", view="",
+                         name=name) == 1
+        assert not value(s, "coredns_plugin_enabled", server=server, zone="prom.test.", view="", name="hosts")
+        builds = [k for k in s if k[0] == "coredns_build_info"]
+        assert len(builds) == 1 and {n for n, _ in builds[0][1]} == {"version", "revision", "goversion"}
+        assert value(s, "process_resident_memory_bytes") > 1e6
+        assert value(s, "process_open_fds") > 3
+        assert value(s, "process_cpu_seconds_total") > 0
+        assert value(s, "process_start_time_seconds") > 1e9
+        assert "# TYPE process_cpu_seconds_total counter" in body
+        assert "# TYPE coredns_dns_request_duration_seconds histogram" in body
+
+        # a query for no zone: counted by the server as dropped, not by the plugin
+        before = value(s, "coredns_dns_requests_total", server=server, zone="dropped", view="", proto="udp",
+                       family="1", type="A")
+        assert (await query(srv.port(), "example.com", "A")).rcode() == dns.rcode.REFUSED
+        s2 = samples((await scrape(port))[2])
+        assert value(s2, "coredns_dns_requests_total", server=server, zone="dropped", view="", proto="udp",
+                     family="1", type="A") == before + 1
+        assert value(s2, "coredns_dns_requests_total", **z, proto="udp", family="1", type="A") == 3
+        assert (await scrape(port, "/other"))[0] == 404
+
+
+async def test_format_parses_with_prometheus_client():
+    parser = pytest.importorskip("prometheus_client.parser")
+    port = free_port()
+    async with running(f"fmt.prom.test {{\n prometheus 127.0.0.1:{port}\n whoami\n}}\n") as srv:
+        await query(srv.port(), "x.fmt.prom.test", "A")
+        _, _, body = await scrape(port)
+    families = {f.name: f for f in parser.text_string_to_metric_families(body)}
+    assert families["coredns_dns_requests"].type == "counter"
+    assert families["coredns_dns_request_duration_seconds"].type == "histogram"
+    assert families["coredns_plugin_enabled"].type == "gauge"
+    total = sum(s.value for s in families["coredns_dns_requests"].samples
+                if s.labels.get("zone") == "fmt.prom.test." and s.name == "coredns_dns_requests_total")
+    assert total == 1
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("prometheus localhost", "plugin/prometheus: address localhost: missing port in address"),
+        ("prometheus a:1 b:2", "Wrong argument count or unexpected line ending after 'b:2'"),
+        ("prometheus 127.0.0.1:0 {\n  bogus\n }", "Error during parsing: unknown option: bogus"),
+        ("prometheus 127.0.0.1:0\n prometheus 127.0.0.1:0",
+         "plugin/prometheus: this plugin can only be used once per Server Block"),
+    ],
+)
+async def test_config_errors(line, message):
+    with pytest.raises(StartupError) as ei:
+        async with running(f". {{\n {line}\n whoami\n}}\n"):
+            pass
+    assert message in str(ei.value)
