@@ -174,7 +174,7 @@ class Forward(Handler):
         cap = 2 * n if self.max_connect_attempts is None else self.max_connect_attempts
         deadline = trio.current_time() + DEADLINE
         bufsize = req.size()
-        i = fails = attempts = 0
+        i = fails = attempts = failovers = 0
         last_err: UpstreamError | None = None
         while (left := deadline - trio.current_time()) > 0:
             if i >= n:
@@ -216,8 +216,8 @@ class Forward(Handler):
                 w.write(req.empty_reply(wire.FORMERR))
                 return 0
             rcode = reply[3] & 0x0F
-            if rcode in self.failover_rcodes and fails < n:
-                fails += 1
+            if rcode in self.failover_rcodes and failovers < n - 1:
+                failovers += 1  # not reset when the list wraps: after n replies the last one is written
                 continue
             if rcode in self.next_rcodes and isinstance(self.next, Forward):
                 return await self.next_or_failure(req, w)
@@ -539,7 +539,7 @@ def parse_option(c: Controller, f: Forward) -> None:
     elif opt == "expire":
         dur = _duration(_one_arg(c))
         if dur < 0:
-            raise ConfigError(f"expire can't be negative: {format_duration(dur)}")
+            raise ConfigError(f"expire can't be negative: -{format_duration(-dur)}")
         f.expire = dur
     elif opt == "read_timeout":
         dur = _duration(_one_arg(c))

@@ -1,0 +1,499 @@
+"""forward plugin through a running pycoredns, with real unbound upstreams on loopback (tests/upstream.py)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import pytest
+import trio
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from conftest import query, running
+from upstream import BlackHole, DeadPort, GarbageUpstream, Unbound
+
+from pycoredns import metrics
+from pycoredns.instance import StartupError
+
+# A second upstream with different data for the same names, to see which upstream answered.
+ZONES2 = {
+    "example.org.": [
+        "example.org. 3600 IN SOA ns.example.org. hostmaster.example.org. 2 3600 600 86400 30",
+        "a.example.org. 300 IN A 192.0.2.2",
+        "only2.example.org. 300 IN A 192.0.2.22",
+    ],
+    "example.net.": ["a.example.net. 300 IN A 198.51.100.2"],
+}
+
+
+@pytest.fixture(scope="module")
+def ub():
+    with Unbound() as u:
+        yield u
+
+
+@pytest.fixture(scope="module")
+def ub2():
+    with Unbound(ZONES2) as u:
+        yield u
+
+
+def metric(name: str, *labels: str) -> float:
+    m = metrics.REGISTRY.metrics.get(name)
+    return m.get(*labels) if m is not None else 0.0  # type: ignore[attr-defined]
+
+
+def first_a(r: dns.message.Message) -> str:
+    for rrset in r.answer:
+        if rrset.rdtype == dns.rdatatype.A:
+            return rrset[0].address
+    raise AssertionError(f"no A in {r}")
+
+
+def block(to: str, options: str = "", extra: str = "") -> str:
+    opts = f" {{\n{options}\n }}" if options else ""
+    return f". {{\n errors\n{extra} forward . {to}{opts}\n}}\n"
+
+
+async def poll(pred, timeout: float = 5.0, step: float = 0.05) -> bool:
+    with trio.move_on_after(timeout):
+        while not pred():
+            await trio.sleep(step)
+        return True
+    return False
+
+
+# -- answers -------------------------------------------------------------------------------------
+
+
+async def test_answers_pass_through(ub):
+    async with running(block(ub.addr)) as srv:
+        port = srv.port()
+        r = await query(port, "a.example.org", "A")
+        assert r.rcode() == dns.rcode.NOERROR and first_a(r) == "192.0.2.1"
+        assert r.answer[0].ttl == 300 and r.flags & dns.flags.AA
+        r = await query(port, "a6.example.org", "AAAA")
+        assert r.answer[0][0].address == "2001:db8::6"
+        r = await query(port, "www.example.org", "A")
+        assert r.answer[0].rdtype == dns.rdatatype.CNAME
+        r = await query(port, "mx.example.org", "MX")
+        assert r.answer[0][0].exchange.to_text() == "mail.example.org."
+        r = await query(port, "many.example.org", "A")
+        assert len(r.answer[0]) == 20
+        r = await query(port, "A.Example.ORG", "A")  # case preserved in the question, still matches
+        assert r.question[0].name.to_text() == "A.Example.ORG." and first_a(r) == "192.0.2.1"
+
+
+async def test_nxdomain_and_nodata_keep_soa(ub):
+    async with running(block(ub.addr)) as srv:
+        r = await query(srv.port(), "missing.example.org", "A")
+        assert r.rcode() == dns.rcode.NXDOMAIN
+        assert r.authority and r.authority[0].rdtype == dns.rdatatype.SOA
+        r = await query(srv.port(), "nodata.example.org", "AAAA")
+        assert r.rcode() == dns.rcode.NOERROR and not r.answer
+        assert r.authority[0].rdtype == dns.rdatatype.SOA
+        r = await query(srv.port(), "outside.example.com", "A")  # unbound refuses names outside its zones
+        assert r.rcode() == dns.rcode.REFUSED
+
+
+async def test_edns_passed_and_mirrored(ub):
+    async with running(block(ub.addr)) as srv:
+        r = await query(srv.port(), "a.example.org", "A", use_edns=0, payload=1232, want_dnssec=True)
+        assert r.edns == 0 and r.ednsflags & dns.flags.DO
+        assert first_a(r) == "192.0.2.1"
+
+
+async def test_many_queries_in_flight_share_one_socket(ub):
+    """A burst of concurrent UDP queries: every one answered with its own ID and question."""
+    names = [("a", "192.0.2.1"), ("short", "192.0.2.5"), ("long", "192.0.2.86"), ("nodata", "192.0.2.7")]
+    results: list[tuple[str, str]] = []
+    async with running(block(ub.addr)) as srv:
+
+        async def one(i: int) -> None:
+            name, want = names[i % len(names)]
+            r = await query(srv.port(), f"{name}.example.org", "A", timeout=5)
+            results.append((first_a(r), want))
+
+        async with trio.open_nursery() as n:
+            for i in range(200):
+                n.start_soon(one, i)
+    assert len(results) == 200
+    assert all(got == want for got, want in results)
+
+
+# -- transports ----------------------------------------------------------------------------------
+
+
+async def test_protocol_mirrors_client(ub):
+    """UDP client -> UDP upstream (unbound truncates the big TXT); TCP client -> TCP upstream (full answer)."""
+    async with running(block(ub.addr)) as srv:
+        before = metric("coredns_proxy_conn_cache_misses_total", "forward", ub.addr, "tcp")
+        r = await query(srv.port(), "big.example.org", "TXT", use_edns=0, payload=4096)
+        assert r.flags & dns.flags.TC and not r.answer
+        r = await query(srv.port(), "big.example.org", "TXT", tcp=True)
+        assert not r.flags & dns.flags.TC and len(r.answer[0]) == 2
+        assert metric("coredns_proxy_conn_cache_misses_total", "forward", ub.addr, "tcp") == before + 1
+        r = await query(srv.port(), "a.example.org", "A", tcp=True)
+        assert first_a(r) == "192.0.2.1"
+        assert metric("coredns_proxy_conn_cache_hits_total", "forward", ub.addr, "tcp") >= 1
+
+
+async def test_truncated_udp_reply_passed_through(ub):
+    async with running(block(ub.addr)) as srv:
+        r = await query(srv.port(), "medium.example.org", "TXT")  # no EDNS: > 512 bytes
+        assert r.flags & dns.flags.TC and not r.answer
+        r = await query(srv.port(), "medium.example.org", "TXT", use_edns=0, payload=1232)
+        assert not r.flags & dns.flags.TC and r.answer
+
+
+async def test_force_tcp(ub):
+    """force_tcp: a UDP client with a 4096 buffer gets the 2 kB answer unbound only sends over TCP."""
+    async with running(block(ub.addr, "  force_tcp")) as srv:
+        r = await query(srv.port(), "big.example.org", "TXT", use_edns=0, payload=4096)
+        assert not r.flags & dns.flags.TC and len(r.answer[0]) == 2
+
+
+async def test_prefer_udp_retries_truncated_over_tcp(ub):
+    async with running(block(ub.addr, "  prefer_udp")) as srv:
+        udp_before = metric("coredns_proxy_conn_cache_hits_total", "forward", ub.addr, "udp") + metric(
+            "coredns_proxy_conn_cache_misses_total", "forward", ub.addr, "udp")
+        r = await query(srv.port(), "big.example.org", "TXT", tcp=True)
+        assert len(r.answer[0]) == 2
+        udp_after = metric("coredns_proxy_conn_cache_hits_total", "forward", ub.addr, "udp") + metric(
+            "coredns_proxy_conn_cache_misses_total", "forward", ub.addr, "udp")
+        assert udp_after == udp_before + 1  # the TCP client's query went over UDP first
+        r = await query(srv.port(), "big.example.org", "TXT", use_edns=0, payload=4096)
+        assert not r.flags & dns.flags.TC and len(r.answer[0]) == 2
+
+
+async def test_oversized_udp_reply_becomes_empty_tc():
+    with GarbageUpstream("oversized") as g:
+        async with running(block(g.addr)) as srv:
+            r = await query(srv.port(), "x.example.org", "A")  # no EDNS: 512-byte buffer
+            assert r.flags & dns.flags.TC and not r.answer and r.rcode() == dns.rcode.NOERROR
+
+
+# -- policies and failover -----------------------------------------------------------------------
+
+
+async def test_policy_sequential(ub, ub2):
+    async with running(block(f"{ub.addr} {ub2.addr}", "  policy sequential")) as srv:
+        got = {first_a(await query(srv.port(), "a.example.org", "A")) for _ in range(6)}
+        assert got == {"192.0.2.1"}
+
+
+async def test_policy_round_robin(ub, ub2):
+    async with running(block(f"{ub.addr} {ub2.addr}", "  policy round_robin")) as srv:
+        got = [first_a(await query(srv.port(), "a.example.org", "A")) for _ in range(6)]
+        assert all(a != b for a, b in itertools.pairwise(got)), got
+        assert set(got) == {"192.0.2.1", "192.0.2.2"}
+
+
+async def test_policy_random_uses_both(ub, ub2):
+    async with running(block(f"{ub.addr} {ub2.addr}")) as srv:
+        got = {first_a(await query(srv.port(), "a.example.org", "A")) for _ in range(40)}
+        assert got == {"192.0.2.1", "192.0.2.2"}
+
+
+async def test_failover_to_second_upstream_when_first_killed():
+    async with (
+        Unbound() as u1,
+        Unbound(ZONES2) as u2,
+        running(block(f"{u1.addr} {u2.addr}", "  policy sequential")) as srv,
+    ):
+        assert first_a(await query(srv.port(), "a.example.org", "A")) == "192.0.2.1"
+        await trio.to_thread.run_sync(u1.stop)
+        r = await query(srv.port(), "a.example.org", "A")
+        assert first_a(r) == "192.0.2.2"
+        await trio.to_thread.run_sync(u1.start)  # same port again
+        assert first_a(await query(srv.port(), "a.example.org", "A")) == "192.0.2.1"
+
+
+async def test_health_check_marks_down_and_up(ub2):
+    dead = DeadPort()
+    to = f"127.0.0.1:{dead.port}"
+    opts = "  policy sequential\n  max_fails 1\n  health_check 50ms"
+    used = lambda: metric("coredns_proxy_conn_cache_hits_total", "forward", to, "udp") + metric(  # noqa: E731
+        "coredns_proxy_conn_cache_misses_total", "forward", to, "udp")
+    async with running(block(f"{to} {ub2.addr}", opts)) as srv:
+        r = await query(srv.port(), "a.example.org", "A")  # first upstream refuses: answered by the second
+        assert first_a(r) == "192.0.2.2"
+        assert await poll(lambda: metric("coredns_proxy_healthcheck_failures_total", "forward", to) >= 2)
+        n = used()
+        for _ in range(5):
+            assert first_a(await query(srv.port(), "a.example.org", "A")) == "192.0.2.2"
+        assert used() == n  # down: skipped without a try
+        async with Unbound(port=dead.port):
+            async def back() -> bool:
+                return first_a(await query(srv.port(), "a.example.org", "A")) == "192.0.2.1"
+
+            ok = False
+            with trio.move_on_after(5):
+                while not (ok := await back()):
+                    await trio.sleep(0.05)
+            assert ok
+
+
+async def test_all_down_failfast_and_broken_metric():
+    d1, d2 = DeadPort(), DeadPort()
+    opts = "  max_fails 1\n  health_check 50ms\n  failfast_all_unhealthy_upstreams"
+    async with running(block(f"{d1.addr} {d2.addr}", opts)) as srv:
+        r = await query(srv.port(), "a.example.org", "A")
+        assert r.rcode() == dns.rcode.SERVFAIL
+        assert await poll(lambda: metric("coredns_proxy_healthcheck_failures_total", "forward", d2.addr) >= 2
+                          and metric("coredns_proxy_healthcheck_failures_total", "forward", d1.addr) >= 2)
+        before = metric("coredns_forward_healthcheck_broken_total")
+        r = await query(srv.port(), "a.example.org", "A")
+        assert r.rcode() == dns.rcode.SERVFAIL
+        assert metric("coredns_forward_healthcheck_broken_total") == before + 1
+
+
+async def test_failover_rcodes(ub, ub2):
+    opts = "  policy sequential\n  failover NXDOMAIN REFUSED"
+    async with running(block(f"{ub.addr} {ub2.addr}", opts)) as srv:
+        r = await query(srv.port(), "only2.example.org", "A")
+        assert first_a(r) == "192.0.2.22"
+        r = await query(srv.port(), "outside.example.com", "A")  # both REFUSED: the last reply is written
+        assert r.rcode() == dns.rcode.REFUSED
+
+
+async def test_next_rcode_hands_to_following_forward(ub, ub2):
+    corefile = f". {{\n forward . {ub.addr} {{\n  next NXDOMAIN\n }}\n forward . {ub2.addr}\n}}\n"
+    async with running(corefile) as srv:
+        assert first_a(await query(srv.port(), "only2.example.org", "A")) == "192.0.2.22"
+        assert first_a(await query(srv.port(), "a.example.org", "A")) == "192.0.2.1"
+
+
+async def test_next_ignored_without_following_forward(ub):
+    async with running(block(ub.addr, "  next NXDOMAIN", extra=" whoami\n")) as srv:
+        r = await query(srv.port(), "missing.example.org", "A")
+        assert r.rcode() == dns.rcode.NXDOMAIN
+
+
+async def test_except_and_chained_forwards(ub, ub2):
+    corefile = (f". {{\n forward . {ub.addr} {{\n  except example.net\n }}\n"
+                f" forward example.net {ub2.addr}\n}}\n")
+    async with running(corefile) as srv:
+        assert first_a(await query(srv.port(), "a.example.org", "A")) == "192.0.2.1"
+        assert first_a(await query(srv.port(), "a.example.net", "A")) == "198.51.100.2"
+
+
+async def test_except_without_next_is_servfail(ub):
+    async with running(block(ub.addr, "  except example.net")) as srv:
+        r = await query(srv.port(), "a.example.net", "A")
+        assert r.rcode() == dns.rcode.SERVFAIL
+
+
+async def test_from_zone_limits_forwarding(ub):
+    async with running(f". {{\n forward example.org {ub.addr}\n whoami\n}}\n") as srv:
+        assert first_a(await query(srv.port(), "a.example.org", "A")) == "192.0.2.1"
+        r = await query(srv.port(), "a.example.net", "A")  # not in FROM: next plugin (whoami)
+        assert r.additional
+
+
+# -- failures ------------------------------------------------------------------------------------
+
+
+async def test_dead_port_servfail():
+    dead = DeadPort()
+    async with running(block(dead.addr)) as srv:
+        r = await query(srv.port(), "a.example.org", "A")
+        assert r.rcode() == dns.rcode.SERVFAIL
+        r = await query(srv.port(), "a.example.org", "A", tcp=True)
+        assert r.rcode() == dns.rcode.SERVFAIL
+
+
+async def test_black_hole_servfail_within_deadline():
+    with BlackHole() as bh:
+        async with running(block(bh.addr, "  max_fails 0")) as srv:  # no health probes: count queries
+            # Two attempts of 2s each (max_connect_attempts = 2 x upstreams), inside the 5s deadline.
+            r = await query(srv.port(), "a.example.org", "A", timeout=8)
+            assert r.rcode() == dns.rcode.SERVFAIL
+            assert bh.queries == 2
+
+
+async def test_black_hole_does_not_block_other_upstreams(ub):
+    with BlackHole() as bh:
+        corefile = (f"example.net {{\n forward . {bh.addr}\n}}\n"
+                    f". {{\n forward . {ub.addr}\n}}\n")
+        async with running(corefile) as srv:
+            answers: list[str] = []
+            async with trio.open_nursery() as n:
+
+                async def slow() -> None:
+                    r = await query(srv.port(), "a.example.net", "A", timeout=8)
+                    assert r.rcode() == dns.rcode.SERVFAIL
+
+                n.start_soon(slow)
+                await trio.sleep(0.1)
+                for _ in range(10):
+                    answers.append(first_a(await query(srv.port(), "a.example.org", "A", timeout=1)))
+            assert answers == ["192.0.2.1"] * 10
+
+
+async def test_max_concurrent_refused():
+    with BlackHole() as bh:
+        opts = "  max_concurrent 2\n  read_timeout 500ms"
+        async with running(block(bh.addr, opts)) as srv:
+            before = metric("coredns_forward_max_concurrent_rejects_total")
+            rcodes: list[int] = []
+
+            async def one(i: int) -> None:
+                r = await query(srv.port(), f"q{i}.example.org", "A", timeout=5)
+                rcodes.append(r.rcode())
+
+            async with trio.open_nursery() as n:
+                for i in range(6):
+                    n.start_soon(one, i)
+            assert sorted(rcodes) == [dns.rcode.SERVFAIL] * 2 + [dns.rcode.REFUSED] * 4
+            assert metric("coredns_forward_max_concurrent_rejects_total") == before + 4
+
+
+@pytest.mark.parametrize(
+    ("mode", "rcode"),
+    [("garbage", dns.rcode.SERVFAIL), ("short", dns.rcode.SERVFAIL), ("wrong_id", dns.rcode.SERVFAIL),
+     ("wrong_question", dns.rcode.FORMERR)],
+)
+async def test_bad_upstream_replies(mode, rcode, ub):
+    with GarbageUpstream(mode) as g:
+        corefile = (f"example.org {{\n forward . {g.addr} {{\n  read_timeout 300ms\n }}\n}}\n"
+                    f"example.net {{\n forward . {ub.addr}\n}}\n")
+        async with running(corefile) as srv:
+            for tcp in (False, True):
+                r = await query(srv.port(), "a.example.org", "A", tcp=tcp)
+                assert r.rcode() == rcode, (tcp, r)
+            # still serving
+            assert first_a(await query(srv.port(), "a.example.net", "A")) == "198.51.100.1"
+
+
+async def test_mismatched_id_ignored_then_right_reply_used():
+    with GarbageUpstream("wrong_id_then_ok") as g:
+        async with running(block(g.addr)) as srv:
+            for tcp in (False, True):
+                r = await query(srv.port(), "a.example.org", "A", tcp=tcp)
+                assert first_a(r) == "192.0.2.99"
+
+
+# -- TO forms and setup ----------------------------------------------------------------------------
+
+
+def forward_handlers(srv) -> list:
+    return [h for b in srv.instance.blocks for h in b.handlers if h.name == "forward"]
+
+
+async def test_resolv_conf_file(tmp_path, ub):
+    rc = tmp_path / "resolv.conf"
+    rc.write_text("# comment\nsearch example.org\nnameserver 127.0.0.1\nnameserver ::1\noptions ndots:5\n")
+    empty = tmp_path / "empty.conf"
+    empty.write_text("search example.org\n")
+    async with running(block(f"{rc} {empty} {ub.addr}")) as srv:
+        (f,) = forward_handlers(srv)
+        assert [p.to for p in f.proxies] == ["127.0.0.1:53", "[::1]:53", ub.addr]
+
+
+async def test_resolv_conf_without_nameservers_alone_is_an_error(tmp_path):
+    empty = tmp_path / "empty.conf"
+    empty.write_text("search example.org\n")
+    with pytest.raises(StartupError) as ei:
+        async with running(block(str(empty))):
+            pass
+    assert str(ei.value) == "plugin/forward: no nameservers found"
+
+
+async def test_to_forms(ub):
+    to = f"dns://{ub.addr} [::1]:5399 127.0.0.2 localhost"
+    async with running(block(to, "  policy sequential")) as srv:
+        (f,) = forward_handlers(srv)
+        tos = [p.to for p in f.proxies]
+        assert tos[:3] == [ub.addr, "[::1]:5399", "127.0.0.2:53"]
+        assert "127.0.0.1:53" in tos[3:]  # localhost, resolved once at startup
+        assert first_a(await query(srv.port(), "a.example.org", "A")) == "192.0.2.1"
+
+
+async def test_fifteen_upstreams_allowed():
+    to = " ".join(f"127.0.0.{i}:53" for i in range(1, 16))
+    async with running(block(to)) as srv:
+        assert len(forward_handlers(srv)[0].proxies) == 15
+
+
+CONFIG_ERRORS = [
+    ("forward\n", "Wrong argument count or unexpected line ending after 'forward'"),
+    ("forward .\n", "Wrong argument count or unexpected line ending after '.'"),
+    ("forward . " + " ".join(f"127.0.0.{i}" for i in range(1, 17)) + "\n", "more than 15 TOs configured: 16"),
+    ("forward . grpc://127.0.0.1\n", "'grpc' is not supported as a destination protocol in forward: "
+                                     "grpc://127.0.0.1:443"),
+    ("forward . quic://127.0.0.1\n", "'quic' is not supported as a destination protocol in forward: "
+                                     "quic://127.0.0.1:853"),
+    ("forward . 127.0.0.1 {\n policy foo\n}\n", "unknown policy 'foo'"),
+    ("forward . 127.0.0.1 {\n bogus\n}\n", "unknown property 'bogus'"),
+    ("forward . 127.0.0.1 {\n max_fails x\n}\n", 'strconv.ParseUint: parsing "x": invalid syntax'),
+    ("forward . 127.0.0.1 {\n max_fails -1\n}\n", 'strconv.ParseUint: parsing "-1": invalid syntax'),
+    ("forward . 127.0.0.1 {\n max_concurrent -1\n}\n", "max_concurrent can't be negative: -1"),
+    ("forward . 127.0.0.1 {\n max_concurrent x\n}\n", 'strconv.Atoi: parsing "x": invalid syntax'),
+    ("forward . 127.0.0.1 {\n health_check -1s\n}\n", "health_check can't be negative: -1000000000"),
+    ("forward . 127.0.0.1 {\n health_check 1x\n}\n", 'time: invalid duration "1x"'),
+    ("forward . 127.0.0.1 {\n health_check 1s foo\n}\n", "health_check: unknown option foo"),
+    ("forward . 127.0.0.1 {\n expire -1s\n}\n", "expire can't be negative: -1s"),
+    ("forward . 127.0.0.1 {\n failover NOERROR\n}\n", "NoError cannot be used in failover"),
+    ("forward . 127.0.0.1 {\n next FOO\n}\n", "FOO is not a valid rcode"),
+    ("forward . 127.0.0.1 {\n force_tcp yes\n}\n", "Wrong argument count or unexpected line ending after 'yes'"),
+    ("forward . 127.0.0.1 {\n max_fails\n}\n", "Wrong argument count or unexpected line ending after 'max_fails'"),
+    ("forward . tls://127.0.0.1%a.example {\n tls_servername b.example\n}\n",
+     "both forward ('b.example') and proxy level ('a.example') TLS servernames are set for upstream proxy "
+     "'tls://127.0.0.1:853'"),
+    ("forward . /nonexistent/resolv.conf\n", 'not an IP address or file: "/nonexistent/resolv.conf"'),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), CONFIG_ERRORS)
+async def test_config_errors(body, message):
+    with pytest.raises(StartupError) as ei:
+        async with running(f". {{\n {body}}}\n"):
+            pass
+    text = str(ei.value)
+    assert text.startswith("plugin/forward: ")
+    assert text.endswith(message), text
+
+
+# -- DNS over TLS --------------------------------------------------------------------------------
+
+
+async def test_dns_over_tls():
+    async with Unbound(tls=True) as u:
+        to = f"tls://127.0.0.1:{u.tls_port}"
+        opts = f"  tls {u.cert_file}\n  tls_servername dns.example.test"
+        async with running(block(to, opts)) as srv:
+            for tcp in (False, True, False):
+                assert first_a(await query(srv.port(), "a.example.org", "A", tcp=tcp)) == "192.0.2.1"
+            label = f"127.0.0.1:{u.tls_port}"
+            assert metric("coredns_proxy_conn_cache_misses_total", "forward", label, "tcp-tls") >= 1
+            assert metric("coredns_proxy_conn_cache_hits_total", "forward", label, "tcp-tls") >= 2
+        # per-upstream server name
+        to = f"tls://127.0.0.1%dns.example.test:{u.tls_port}"
+        async with running(block(to, f"  tls {u.cert_file}")) as srv:
+            assert first_a(await query(srv.port(), "a.example.org", "A")) == "192.0.2.1"
+        # the certificate's IP SAN verifies without a server name
+        async with running(block(f"tls://127.0.0.1:{u.tls_port}", f"  tls {u.cert_file}")) as srv:
+            assert first_a(await query(srv.port(), "a.example.org", "A")) == "192.0.2.1"
+        # wrong name: verification fails -> SERVFAIL
+        async with running(block(to.replace("dns.example.test", "other.test"), f"  tls {u.cert_file}")) as srv:
+            assert (await query(srv.port(), "a.example.org", "A")).rcode() == dns.rcode.SERVFAIL
+
+
+# -- metrics ---------------------------------------------------------------------------------------
+
+
+async def test_request_duration_metric(ub):
+    async with running(block(ub.addr)) as srv:
+        h = metrics.REGISTRY.metrics["coredns_proxy_request_duration_seconds"]
+        before = h.count("forward", ub.addr, "NXDOMAIN")  # type: ignore[attr-defined]
+        await query(srv.port(), "missing.example.org", "A")
+        assert h.count("forward", ub.addr, "NXDOMAIN") == before + 1  # type: ignore[attr-defined]
+
