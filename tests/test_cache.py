@@ -1,0 +1,626 @@
+"""cache: wire-level store and hit builder, configuration errors, and a running cache in front of
+`forward` to a real unbound (tests/upstream.py) or to scripted upstreams."""
+
+from __future__ import annotations
+
+import struct
+import sys
+import types
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import pytest
+import trio
+from conftest import query, running
+from dnslib import CNAME, EDNS0, QTYPE, RR, SOA, A, DNSRecord
+from pycoredns.plugins import cache as cachemod
+from pycoredns.plugins.cache import Cache, CacheWriter
+from pycoredns.plugins.cache.store import SHARDS, Entry, Store
+from upstream import GarbageUpstream, Unbound, reply_for
+
+from pycoredns import directives, wire
+from pycoredns.instance import StartupError
+from pycoredns.plugin import Controller, Handler
+from pycoredns.request import Request, ResponseWriter
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def total(counter, **match: str) -> float:
+    """Sum of a counter over the label sets whose labels match `match`."""
+    names = counter.label_names
+    out = 0.0
+    for labels, v in counter.values.items():
+        d = dict(zip(names, labels, strict=True))
+        if all(d.get(k) == val for k, val in match.items()):
+            out += v
+    return out
+
+
+def entries(kind: str) -> float:
+    return sum(v for labels, v in cachemod.entries_gauge.fn() if labels[1] == kind)
+
+
+def cache_of(srv) -> Cache:
+    for block in srv.instance.blocks:
+        for h in block.handlers:
+            if isinstance(h, Cache):
+                return h
+    raise AssertionError("no cache handler")
+
+
+async def raw(port: int, data: bytes) -> bytes:
+    """One UDP exchange without dnspython's checks (for replies it would refuse)."""
+    sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    with sock:
+        await sock.connect(("127.0.0.1", port))
+        await sock.send(data)
+        with trio.fail_after(3):
+            return await sock.recv(65535)
+
+
+def ttls(msg: dns.message.Message) -> list[int]:
+    return [rrset.ttl for section in (msg.answer, msg.authority, msg.additional) for rrset in section]
+
+
+def a_values(msg: dns.message.Message) -> list[str]:
+    return sorted(rd.to_text() for rrset in msg.answer for rd in rrset if rrset.rdtype == dns.rdatatype.A)
+
+
+class Counting:
+    """A scripted upstream (GarbageUpstream callable): A 192.0.2.N with N counting the queries."""
+
+    def __init__(self, ttl: int = 60, rcode: int = 0, flags: int = 0x8180, answer: bool = True) -> None:
+        self.n = 0
+        self.ttl = ttl
+        self.rcode = rcode
+        self.flags = flags
+        self.answer = answer
+        self.silent_after: int | None = None
+
+    def __call__(self, data: bytes) -> list[bytes]:
+        self.n += 1
+        if self.silent_after is not None and self.n > self.silent_after:
+            return []
+        r = reply_for(data, rcode=self.rcode, flags=self.flags,
+                      answer_a=f"192.0.2.{self.n}" if self.answer else None)
+        if self.answer:  # reply_for uses TTL 60: patch the single A record's TTL
+            r = r[:-10] + struct.pack(">I", self.ttl) + r[-6:]
+        return [r]
+
+
+class _W(ResponseWriter):
+    __slots__ = ("out",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out: bytes | None = None
+
+    def write(self, reply) -> None:
+        self.written = True
+        self.out = wire.to_bytes(reply)
+
+
+def _reply(q: DNSRecord, *rrs: RR, auth: tuple[RR, ...] = (), rcode: int = 0, edns: bool = False) -> bytes:
+    r = q.reply()
+    r.header.rcode = rcode
+    for rr in rrs:
+        r.add_answer(rr)
+    for rr in auth:
+        r.add_auth(rr)
+    if edns:
+        r.add_ar(EDNS0(udp_len=1232))
+    return bytes(r.pack())
+
+
+def _cache(**opts) -> Cache:
+    c = Cache()
+    for k, v in opts.items():
+        setattr(c, k, v)
+    c.finish()
+    return c
+
+
+def _key(req: Request) -> tuple[tuple, int]:
+    return (req.qname_wire, req.qtype, req.qclass, req.do, req.cd), hash(req.qname_wire) & (SHARDS - 1)
+
+
+# -- store and hit builder (no server) -----------------------------------------------------------
+
+
+def test_store_sizes_like_coredns() -> None:
+    assert Store(10000).capacity == 9984
+    assert Store(0).capacity == 1024
+    assert Store(-5).shard_size == 4
+    assert Store(2048).shard_size == 8
+
+
+def test_store_is_a_hard_bound_with_random_eviction() -> None:
+    s = Store(10)  # 4 per shard
+    evictions = 0
+    for i in range(200):
+        e = Entry(b"\x00" * 12, 12, [], 60, 0.0, True)
+        evictions += s.add(7, (b"n%d" % i, 1, 1, False, False), e)
+        assert len(s.shards[7]) <= 4
+    assert len(s) == 4 and evictions == 196
+    # slots stay consistent with the key list: removal and replacement keep the bound
+    for key, e in list(s.shards[7].items()):
+        assert s.keys[7][e.slot] == key
+    victim = next(iter(s.shards[7]))
+    s.remove(7, victim)
+    assert len(s) == 3 and victim not in s.keys[7]
+    assert not s.add(7, next(iter(s.shards[7])), Entry(b"\x00" * 12, 12, [], 60, 0.0, True))
+    assert len(s) == 3
+
+
+def test_hit_is_spliced_from_wire() -> None:
+    """A hit: request id and question (its case), AA, aged uniform TTLs, no OPT, no dnslib needed."""
+    c = _cache()
+    q = DNSRecord.question("www.example.org", "A")
+    req = Request(bytes(q.pack()))
+    key, shard = _key(req)
+    soa = RR("example.org", QTYPE.SOA, rdata=SOA("ns.example.org", "h.example.org", (1, 2, 3, 4, 5)), ttl=900)
+    data = _reply(q, RR("www.example.org", QTYPE.A, rdata=A("192.0.2.1"), ttl=300),
+                  RR("www.example.org", QTYPE.A, rdata=A("192.0.2.2"), ttl=200), auth=(soa,), edns=True)
+    out, entry, _ = c.ingest(req, key, shard, data)
+    assert entry is not None and entry.orig_ttl == 200
+    assert {rr.ttl for rr in DNSRecord.parse(out).rr + DNSRecord.parse(out).auth} == {200}
+    entry.stored -= 7.5  # seven whole seconds later
+    q2 = DNSRecord.question("WwW.ExAmple.ORG", "A")
+    q2.header.id = 4321
+    req2 = Request(bytes(q2.pack()))
+    w = _W()
+    assert c.serve_fast(req2, w) == 0
+    hit = DNSRecord.parse(w.out)
+    assert hit.header.id == 4321 and hit.header.aa == 1 and hit.header.qr == 1
+    assert str(hit.q.qname) == "WwW.ExAmple.ORG."
+    assert [rr.ttl for rr in hit.rr + hit.auth] == [193, 193, 193]
+    assert [str(rr.rdata) for rr in hit.rr] == ["192.0.2.1", "192.0.2.2"]
+    assert not hit.ar  # the OPT is not stored (the server mirrors the request's)
+
+
+def test_question_mismatch_and_garbage_are_dropped() -> None:
+    c = _cache()
+    q = DNSRecord.question("a.example.org", "A")
+    req = Request(bytes(q.pack()))
+    key, shard = _key(req)
+    other = DNSRecord.question("b.example.org", "A")
+    before = total(cachemod.drops_total)
+    out, entry, _ = c.ingest(req, key, shard, _reply(other, RR("b.example.org", rdata=A("192.0.2.9"))))
+    assert entry is None and total(cachemod.drops_total) == before + 1
+    out, entry, _ = c.ingest(req, key, shard, b"\x12\x34\x81\x80\x00\x01\x00\x05garbage")
+    assert entry is None and out == b"\x12\x34\x81\x80\x00\x01\x00\x05garbage"
+    assert total(cachemod.drops_total) == before + 2
+    assert len(c.pcache) == len(c.ncache) == 0
+
+
+def test_classification_and_lifetimes() -> None:
+    c = _cache(minpttl=0.0)
+    q = DNSRecord.question("x.example.org", "A")
+    req = Request(bytes(q.pack()))
+    key, shard = _key(req)
+    soa = RR("example.org", QTYPE.SOA, rdata=SOA("ns.example.org", "h.example.org", (1, 2, 3, 4, 300)), ttl=40)
+    # NXDOMAIN: lifetime from the SOA record's TTL (not its MINIMUM field)
+    _out, e, _ = c.ingest(req, key, shard, _reply(q, auth=(soa,), rcode=3))
+    assert e is not None and not e.positive and e.orig_ttl == 40
+    # a CNAME chain without the final type and without SOA is not stored (HEAD)
+    cname = RR("x.example.org", QTYPE.CNAME, rdata=CNAME("y.example.org"), ttl=50)
+    c2 = _cache()
+    _out, e, _ = c2.ingest(req, key, shard, _reply(q, cname))
+    assert e is None and len(c2.pcache) == 0
+    # ...but with an SOA it is NODATA
+    _out, e, _ = c2.ingest(req, key, shard, _reply(q, cname, auth=(soa,)))
+    assert e is not None and not e.positive
+    # TTL 0 is still cached for MINTTL (5 s by default); no records at all: 5 s
+    c3 = _cache()
+    _out, e, _ = c3.ingest(req, key, shard, _reply(q, RR("x.example.org", rdata=A("192.0.2.1"), ttl=0)))
+    assert e is not None and e.orig_ttl == 5
+    _out, e, _ = c3.ingest(req, key, shard, _reply(q))
+    assert e is not None and e.positive and e.orig_ttl == 5
+    # REFUSED and TC replies are not stored
+    c4 = _cache()
+    _out, e, _ = c4.ingest(req, key, shard, _reply(q, rcode=5))
+    assert e is None
+    tc = bytearray(_reply(q, RR("x.example.org", rdata=A("192.0.2.1"), ttl=60)))
+    tc[2] |= 0x02
+    _out, e, _ = c4.ingest(req, key, shard, bytes(tc))
+    assert e is None and len(c4.pcache) == len(c4.ncache) == 0
+
+
+def test_servfail_does_not_hide_fresh_positive_and_positive_replaces_denial() -> None:
+    c = _cache()
+    q = DNSRecord.question("p.example.org", "A")
+    req = Request(bytes(q.pack()))
+    key, shard = _key(req)
+    c.ingest(req, key, shard, _reply(q, RR("p.example.org", rdata=A("192.0.2.1"), ttl=60)))
+    c.ingest(req, key, shard, _reply(q, rcode=2))
+    assert len(c.pcache) == 1 and len(c.ncache) == 1
+    w = _W()
+    c.serve_fast(Request(bytes(q.pack())), w)
+    assert DNSRecord.parse(w.out).header.rcode == 0
+    c.ingest(req, key, shard, _reply(q, RR("p.example.org", rdata=A("192.0.2.2"), ttl=60)))
+    assert len(c.ncache) == 0
+
+
+# -- configuration -------------------------------------------------------------------------------
+
+ERRORS = [
+    ("cache 0", "plugin/cache: cache TTL can not be zero or negative: 0"),
+    ("cache -10", "plugin/cache: cache TTL can not be zero or negative: -10"),
+    ("cache {\n success\n }", "Wrong argument count or unexpected line ending after 'success'"),
+    ("cache {\n success x\n }", 'plugin/cache: strconv.Atoi: parsing "x": invalid syntax'),
+    ("cache {\n success 10 0\n }", "plugin/cache: cache TTL can not be zero or negative: 0"),
+    ("cache {\n denial 10 5 -1\n }", "plugin/cache: cache min TTL can not be negative: -1"),
+    ("cache {\n prefetch\n }", "Wrong argument count or unexpected line ending after 'prefetch'"),
+    ("cache {\n prefetch 1 2 3 4\n }", "Wrong argument count or unexpected line ending after '4'"),
+    ("cache {\n prefetch -1\n }", "plugin/cache: prefetch amount should be positive: -1"),
+    ("cache {\n prefetch 1 10\n }", 'plugin/cache: time: missing unit in duration "10"'),
+    ("cache {\n prefetch 1 1m 50\n }", "plugin/cache: last character of percentage should be `%`, but is: '0'"),
+    ("cache {\n prefetch 1 1m 5%\n }", "plugin/cache: percentage should fall in range [10, 90]: 5"),
+    ("cache {\n prefetch 1 1m 95%\n }", "plugin/cache: percentage should fall in range [10, 90]: 95"),
+    ("cache {\n serve_stale -1s\n }", "plugin/cache: invalid negative duration for serve_stale"),
+    ("cache {\n serve_stale 1h later\n }", "plugin/cache: invalid value for serve_stale refresh mode: later"),
+    ("cache {\n serve_stale 1h immediate 1s 1s 1s\n }", "Wrong argument count"),
+    ("cache {\n serve_stale 1h verify 1s 1s 10m\n }",
+     "plugin/cache: serve_stale failure recheck over 5 minutes is not permitted"),
+    ("cache {\n serve_stale_policy prefer_positive\n }", "plugin/cache: serve_stale_policy requires serve_stale"),
+    ("cache {\n servfail\n }", "Wrong argument count or unexpected line ending after 'servfail'"),
+    ("cache {\n servfail -1s\n }", "plugin/cache: invalid negative ttl for servfail"),
+    ("cache {\n servfail 6m\n }", "plugin/cache: caching SERVFAIL responses over 5 minutes is not permitted"),
+    ("cache {\n disable\n }", "Wrong argument count or unexpected line ending after 'disable'"),
+    ("cache {\n disable both\n }", 'plugin/cache: cache type for disable must be "success" or "denial"'),
+    ("cache {\n keepttl 1\n }", "Wrong argument count or unexpected line ending after '1'"),
+    ("cache {\n bogus\n }", "Wrong argument count or unexpected line ending after 'bogus'"),
+    ("cache\n cache", "plugin/cache: this plugin can only be used once per Server Block"),
+]
+
+
+@pytest.mark.parametrize(("snippet", "message"), ERRORS)
+async def test_config_errors(snippet: str, message: str) -> None:
+    with pytest.raises(StartupError) as ei:
+        async with running(f". {{\n {snippet}\n whoami\n}}\n"):
+            pass
+    assert message in str(ei.value)
+
+
+async def test_config_options_parse() -> None:
+    corefile = """example.org {
+        cache 300 sub.example.org other.net {
+            success 5000 200 10
+            denial 2500 100 1
+            prefetch 3 30s 20%
+            serve_stale 2h verify 150ms 30s 1m
+            serve_stale_policy prefer_positive
+            servfail 10s
+            disable denial a.sub.example.org
+            keepttl
+        }
+        whoami
+    }
+    """
+    async with running(corefile) as srv:
+        c = cache_of(srv)
+        assert c.zones == ["sub.example.org.", "other.net."]
+        assert (c.pcache.capacity, c.pttl, c.minpttl) == (4864, 200, 10)
+        assert (c.ncache.capacity, c.nttl, c.minnttl) == (2304, 100, 1)
+        assert (c.prefetch, c.prefetch_window, c.percentage) == (3, 30.0, 20)
+        assert (c.stale_up_to, c.verify, c.verify_timeout, c.stale_ttl, c.failure_recheck) == (7200, True, 0.15, 30, 60)
+        assert c.prefer_positive and c.keepttl and c.failttl == 10
+        assert c.nexcept == ["a.sub.example.org."] and c.pexcept == []
+    async with running(". {\n cache\n whoami\n}\n") as srv:
+        c = cache_of(srv)
+        assert (c.pcache.capacity, c.pttl, c.nttl, c.minpttl, c.failttl) == (9984, 3600, 1800, 5, 5)
+        assert (c.prefetch, c.stale_up_to, c.keepttl, c.zones) == (0, 0, False, ["."])
+
+
+# -- a running cache -----------------------------------------------------------------------------
+
+
+async def test_whoami_hits_age_and_zones() -> None:
+    """Synchronous backends are cached on the fast path; only qnames in ZONES are cached."""
+    async with running(". {\n cache example.org\n whoami\n}\n") as srv:
+        c = cache_of(srv)
+        r1 = await query(srv.port(), "a.example.org", "A")
+        assert ttls(r1) == [5, 5]  # whoami's TTL 0 is raised to MINTTL
+        await trio.sleep(1.1)
+        r2 = await query(srv.port(), "a.example.org", "A")
+        assert ttls(r2) == [4, 4] and r2.flags & dns.flags.AA
+        await query(srv.port(), "a.example.net", "A")
+        assert len(c.pcache) == 1
+
+
+def _mixed_ttls(data: bytes) -> list[bytes]:
+    """Two A records (TTL 300 and 100) and an additional A (TTL 500) for any question."""
+    q = DNSRecord.parse(data)
+    r = q.reply()
+    r.add_answer(RR(q.q.qname, rdata=A("192.0.2.1"), ttl=300), RR(q.q.qname, rdata=A("192.0.2.2"), ttl=100))
+    r.add_ar(RR("glue.example.org", rdata=A("192.0.2.3"), ttl=500))
+    return [bytes(r.pack())]
+
+
+async def test_uniform_ttls_max_cap_and_ageing() -> None:
+    async with GarbageUpstream(_mixed_ttls) as g:
+        async with running(f". {{\n cache 30\n forward . {g.addr}\n}}\n") as srv:
+            r = await query(srv.port(), "mixed.example.org", "A")
+            assert [rr.ttl for rr in r.answer + r.additional] == [30, 30]  # 300/100/500 capped, uniform
+        async with running(f". {{\n cache\n forward . {g.addr}\n}}\n") as srv:
+            r = await query(srv.port(), "mixed.example.org", "A")
+            assert [rr.ttl for rr in r.answer + r.additional] == [100, 100]  # the smallest TTL, everywhere
+            await trio.sleep(1.1)
+            r = await query(srv.port(), "mixed.example.org", "A")
+            assert [rr.ttl for rr in r.answer + r.additional] == [99, 99] and r.flags & dns.flags.AA
+    async with Unbound() as u, running(f". {{\n cache 30\n forward . {u.addr}\n}}\n") as srv:
+        r = await query(srv.port(), "long.example.org", "A")  # 86400 upstream
+        assert ttls(r) == [30]
+
+
+async def test_minttl_and_keepttl() -> None:
+    async with Unbound() as u:
+        cf = f". {{\n cache {{\n success 100 3600 10\n keepttl\n }}\n forward . {u.addr}\n}}\n"
+        async with running(cf) as srv:
+            r = await query(srv.port(), "short.example.org", "A")  # TTL 5 raised to MINTTL 10
+            assert ttls(r) == [10]
+            await trio.sleep(1.1)
+            r = await query(srv.port(), "short.example.org", "A")
+            assert ttls(r) == [10]  # keepttl
+
+
+async def test_hits_after_upstream_stopped_and_metrics() -> None:
+    async with Unbound() as u, running(f". {{\n cache\n forward . {u.addr}\n}}\n") as srv:
+        req0, hit0 = total(cachemod.requests_total), total(cachemod.hits_total, type="success")
+        miss0 = total(cachemod.misses_total)
+        first = await query(srv.port(), "a6.example.org", "AAAA")
+        await trio.to_thread.run_sync(u.stop)
+        again = await query(srv.port(), "A6.EXAMPLE.org", "AAAA")  # case-insensitive key
+        assert again.rcode() == dns.rcode.NOERROR
+        assert [rr.to_text() for rr in again.answer[0]] == [rr.to_text() for rr in first.answer[0]]
+        assert again.answer[0].name.to_text() == "A6.EXAMPLE.org."  # the request's question case
+        assert total(cachemod.requests_total) == req0 + 2
+        assert total(cachemod.hits_total, type="success") == hit0 + 1
+        assert total(cachemod.misses_total) == miss0 + 1
+        assert entries("success") == 1
+
+
+async def test_nxdomain_and_nodata_cached_with_soa_ttl() -> None:
+    async with Unbound() as u:
+        direct = await query(u.port, "nope.example.org", "A")
+        soa_ttl = direct.authority[0].ttl
+        async with running(f". {{\n cache\n forward . {u.addr}\n}}\n") as srv:
+            r = await query(srv.port(), "nope.example.org", "A")
+            assert r.rcode() == dns.rcode.NXDOMAIN and ttls(r) == [min(soa_ttl, 1800)]
+            r = await query(srv.port(), "nodata.example.org", "AAAA")
+            assert r.rcode() == dns.rcode.NOERROR and not r.answer and r.authority
+            hits0 = total(cachemod.hits_total, type="denial")
+            await trio.to_thread.run_sync(u.stop)
+            r = await query(srv.port(), "nope.example.org", "A")
+            assert r.rcode() == dns.rcode.NXDOMAIN and r.flags & dns.flags.AA
+            r = await query(srv.port(), "nodata.example.org", "AAAA")
+            assert r.rcode() == dns.rcode.NOERROR and not r.answer
+            assert total(cachemod.hits_total, type="denial") == hits0 + 2
+            assert entries("denial") == 2
+
+
+async def test_aa_forced_on_hits_and_do_cd_separate_entries() -> None:
+    up = Counting()
+    async with GarbageUpstream(up) as g, running(f". {{\n cache\n forward . {g.addr}\n}}\n") as srv:
+        r = await query(srv.port(), "x.example.org", "A")
+        assert not r.flags & dns.flags.AA and a_values(r) == ["192.0.2.1"]
+        r = await query(srv.port(), "X.example.ORG", "A")
+        assert r.flags & dns.flags.AA and a_values(r) == ["192.0.2.1"] and up.n == 1
+        r = await query(srv.port(), "x.example.org", "A", want_dnssec=True)
+        assert a_values(r) == ["192.0.2.2"] and up.n == 2  # DO is part of the key
+        r = await query(srv.port(), "x.example.org", "A", flags=dns.flags.RD | dns.flags.CD)
+        assert a_values(r) == ["192.0.2.3"] and up.n == 3  # so is CD
+        r = await query(srv.port(), "x.example.org", "A", want_dnssec=True)
+        assert a_values(r) == ["192.0.2.2"] and up.n == 3
+        assert r.flags & dns.flags.CD == 0
+
+
+async def test_truncated_replies_are_not_cached() -> None:
+    up = Counting(flags=0x8380)  # QR, TC, RD, RA
+    async with GarbageUpstream(up) as g, running(f". {{\n cache\n forward . {g.addr}\n}}\n") as srv:
+        for _ in range(2):
+            data = await raw(srv.port(), dns.message.make_query("tc.example.org", "A").to_wire())
+            assert data[2] & 0x02  # TC passed on
+        assert up.n >= 2 and len(cache_of(srv).pcache) == 0
+
+
+async def test_servfail_cached_for_servfail_duration() -> None:
+    up = Counting(rcode=2, answer=False)
+    cf = ". {{\n cache {{\n servfail {d}\n }}\n forward . {addr}\n}}\n"
+    async with GarbageUpstream(up) as g, running(cf.format(d="30s", addr=g.addr)) as srv:
+        r = await query(srv.port(), "fail.example.org", "A")
+        assert r.rcode() == dns.rcode.SERVFAIL
+        up.rcode, up.answer = 0, True
+        r = await query(srv.port(), "fail.example.org", "A")
+        assert r.rcode() == dns.rcode.SERVFAIL and r.flags & dns.flags.AA and up.n == 1
+    up = Counting(rcode=2, answer=False)
+    async with GarbageUpstream(up) as g, running(cf.format(d="0", addr=g.addr)) as srv:
+        r = await query(srv.port(), "fail.example.org", "A")
+        assert r.rcode() == dns.rcode.SERVFAIL
+        up.rcode, up.answer = 0, True
+        r = await query(srv.port(), "fail.example.org", "A")
+        assert r.rcode() == dns.rcode.NOERROR and up.n == 2
+
+
+async def test_disable_success_keeps_denial() -> None:
+    async with Unbound() as u:
+        cf = f". {{\n cache {{\n disable success example.org\n }}\n forward . {u.addr}\n}}\n"
+        async with running(cf) as srv:
+            await query(srv.port(), "a.example.org", "A")
+            await query(srv.port(), "nope.example.org", "A")
+            c = cache_of(srv)
+            assert len(c.pcache) == 0 and len(c.ncache) == 1
+    async with Unbound() as u:
+        cf = f". {{\n cache {{\n disable denial\n }}\n forward . {u.addr}\n}}\n"
+        async with running(cf) as srv:
+            await query(srv.port(), "a.example.org", "A")
+            await query(srv.port(), "nope.example.org", "A")
+            c = cache_of(srv)
+            assert len(c.pcache) == 1 and len(c.ncache) == 0
+
+
+async def test_prefetch_single_refresh_in_background() -> None:
+    up = Counting(ttl=5)
+    # lifetime 5 s, threshold ceil(90% of 5) = 5: the first hit already qualifies
+    cf = ". {{\n cache {{\n prefetch 1 1m 90%\n }}\n forward . {addr}\n}}\n"
+    async with GarbageUpstream(up) as g, running(cf.format(addr=g.addr)) as srv:
+        p0 = total(cachemod.prefetch_total)
+        r = await query(srv.port(), "pf.example.org", "A")
+        assert a_values(r) == ["192.0.2.1"]
+        r = await query(srv.port(), "pf.example.org", "A")
+        assert a_values(r) == ["192.0.2.1"]  # served from cache, refresh started behind it
+        with trio.fail_after(3):
+            while up.n < 2:
+                await trio.sleep(0.02)
+        with trio.fail_after(3):
+            while True:
+                r = await query(srv.port(), "pf.example.org", "A")
+                if a_values(r) != ["192.0.2.1"]:
+                    break
+                await trio.sleep(0.02)
+        assert a_values(r)[0].startswith("192.0.2.") and total(cachemod.prefetch_total) >= p0 + 1
+
+
+async def test_prefetch_is_single_flight() -> None:
+    up = Counting(ttl=5)
+    up.silent_after = 1  # the refresh never gets an answer: it stays in flight
+    cf = ". {{\n cache {{\n prefetch 1 1m 90%\n }}\n forward . {addr}\n}}\n"
+    async with GarbageUpstream(up) as g, running(cf.format(addr=g.addr)) as srv:
+        await query(srv.port(), "sf.example.org", "A")
+        for _ in range(20):
+            r = await query(srv.port(), "sf.example.org", "A")
+            assert a_values(r) == ["192.0.2.1"]
+        await trio.sleep(0.2)
+        assert 2 <= up.n <= 3  # the miss, one refresh (and at most one retry by forward)
+
+
+async def test_serve_stale_immediate_when_upstream_down() -> None:
+    async with Unbound() as u:
+        cf = f". {{\n cache 1 {{\n serve_stale 1h immediate 30s\n }}\n forward . {u.addr}\n}}\n"
+        async with running(cf) as srv:
+            r = await query(srv.port(), "a.example.org", "A")
+            assert ttls(r) == [1]
+            await trio.to_thread.run_sync(u.stop)
+            await trio.sleep(1.1)
+            s0 = total(cachemod.served_stale_total)
+            r = await query(srv.port(), "a.example.org", "A")
+            assert r.rcode() == dns.rcode.NOERROR and a_values(r) == ["192.0.2.1"]
+            assert ttls(r) == [30]  # RESPONSE_TTL
+            assert total(cachemod.served_stale_total) == s0 + 1
+
+
+async def test_serve_stale_verify_prefers_fresh_then_falls_back() -> None:
+    up = Counting()
+    cf = ". {{\n cache 1 {{\n serve_stale 1h verify\n }}\n forward . {addr}\n}}\n"
+    async with GarbageUpstream(up) as g, running(cf.format(addr=g.addr)) as srv:
+        r = await query(srv.port(), "v.example.org", "A")
+        assert a_values(r) == ["192.0.2.1"]
+        await trio.sleep(1.1)
+        r = await query(srv.port(), "v.example.org", "A")
+        assert a_values(r) == ["192.0.2.2"] and ttls(r) == [1]  # verified with the upstream first
+        up.rcode, up.answer = 2, False  # now the upstream fails
+        await trio.sleep(1.1)
+        r = await query(srv.port(), "v.example.org", "A")
+        assert a_values(r) == ["192.0.2.2"] and ttls(r) == [0]  # stale, TTL 0
+
+
+async def test_serve_stale_verify_timeout() -> None:
+    up = Counting()
+    up.silent_after = 1
+    cf = ". {{\n cache 1 {{\n serve_stale 1h verify 200ms\n }}\n forward . {addr}\n}}\n"
+    async with GarbageUpstream(up) as g, running(cf.format(addr=g.addr)) as srv:
+        await query(srv.port(), "vt.example.org", "A")
+        await trio.sleep(1.1)
+        with trio.fail_after(2):  # well before forward's own timeout
+            r = await query(srv.port(), "vt.example.org", "A")
+        assert a_values(r) == ["192.0.2.1"] and ttls(r) == [0]
+
+
+async def test_capacity_bound_with_eviction() -> None:
+    async with running(". {\n cache {\n success 10\n }\n whoami\n}\n") as srv:
+        ev0 = total(cachemod.evictions_total, type="success")
+        sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        with sock:
+            await sock.connect(("127.0.0.1", srv.port()))
+            for i in range(1500):
+                q = dns.message.make_query(f"n{i}.example.org", "A")
+                q.id = i
+                await sock.send(q.to_wire())
+                with trio.fail_after(3):
+                    await sock.recv(4096)
+                if i % 250 == 0:
+                    assert entries("success") <= 1024
+        assert entries("success") <= 1024
+        assert total(cachemod.evictions_total, type="success") > ev0
+        assert entries("success") > 900
+
+
+# -- a scripted backend for replies forward would never pass on ----------------------------------
+
+
+class _Backend(Handler):
+    """Writes whatever `reply(req)` returns (test-only plugin)."""
+
+    name = "cachetest_backend"
+    reply = None
+    calls = 0
+
+    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
+        type(self).calls += 1
+        w.write(type(self).reply(req))
+        return 0
+
+
+def _backend_setup(c: Controller) -> None:
+    while c.next():
+        pass
+    c.add_handler(_Backend())
+
+
+_mod = types.ModuleType("cachetest_backend")
+_mod.setup = _backend_setup  # type: ignore[attr-defined]
+sys.modules["cachetest_backend"] = _mod
+
+
+@pytest.fixture
+def backend():
+    directives.register("cachetest_backend", _mod, after="whoami")
+    _Backend.calls = 0
+    yield _Backend
+
+
+async def test_question_mismatch_not_cached_and_garbage_passed_on(backend) -> None:
+    other = DNSRecord.question("other.example.org", "A")
+    backend.reply = lambda req: req.wire[:2] + _reply(other, RR("other.example.org", rdata=A("192.0.2.8")))[2:]
+    async with running(". {\n cache\n cachetest_backend\n}\n") as srv:
+        d0 = total(cachemod.drops_total)
+        for _ in range(2):
+            data = await raw(srv.port(), dns.message.make_query("mm.example.org", "A").to_wire())
+            assert b"\x05other" in data and data[3] & 0xF == 0
+        assert backend.calls == 2 and total(cachemod.drops_total) == d0 + 2
+        assert len(cache_of(srv).pcache) == 0
+        # a reply that does not unpack is passed on untouched and the server keeps serving
+        backend.reply = lambda req: req.wire[:2] + b"\x81\x80\x00\x01\x00\x09"
+        data = await raw(srv.port(), dns.message.make_query("g.example.org", "A").to_wire())
+        assert data[2:8] == b"\x81\x80\x00\x01\x00\x09"
+        backend.reply = lambda req: _reply(DNSRecord.parse(req.wire), RR(req.name, rdata=A("192.0.2.7")))
+        r = await query(srv.port(), "ok.example.org", "A")
+        assert a_values(r) == ["192.0.2.7"]
+
+
+def test_cache_writer_passes_dnslib_replies() -> None:
+    """Plugins may write dnslib records: the miss writer stores and forwards bytes with uniform TTLs."""
+    c = _cache()
+    q = DNSRecord.question("d.example.org", "A")
+    req = Request(bytes(q.pack()))
+    key, shard = _key(req)
+    inner = _W()
+    rec = q.reply()
+    rec.add_answer(RR("d.example.org", rdata=A("192.0.2.1"), ttl=100))
+    rec.add_answer(RR("d.example.org", rdata=A("192.0.2.2"), ttl=50))
+    CacheWriter(inner, c, req, key, shard).write(rec)
+    assert [rr.ttl for rr in DNSRecord.parse(inner.out).rr] == [50, 50]
+    assert len(c.pcache) == 1
