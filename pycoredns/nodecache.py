@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
+import struct
 import subprocess
 from dataclasses import dataclass, field
 
@@ -170,8 +172,30 @@ class NodeCache:
         if self.cfg.setup_interface:
             self.ensure_interface()
 
+    def other_instance_serving(self) -> bool:
+        """Whether another server answers on our address now that our sockets are closed.
+
+        A DaemonSet rolled out with maxSurge runs the new pod beside the old one (both bind with
+        SO_REUSEPORT); the old pod must then leave the address and rules in place.
+        """
+        ip = self.cfg.local_ips[0]
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        query = struct.pack(">HHHHHH", 0x5EED, 0x0100, 1, 0, 0, 0) + b"\x00\x00\x06\x00\x01"  # . SOA
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.settimeout(1.0)
+            try:
+                s.sendto(query, (ip, self.cfg.port))
+                data = s.recv(512)
+            except OSError:
+                return False
+        return len(data) >= 12 and data[:2] == b"\x5e\xed"
+
     def teardown(self) -> None:
         if self.cfg.skip_teardown:
+            return
+        if self.other_instance_serving():
+            logger.info(f"another instance is serving {self.cfg.local_ips[0]}:{self.cfg.port}; "
+                        "leaving the interface and rules in place")
             return
         if self.cfg.setup_iptables:
             self.remove_rules()

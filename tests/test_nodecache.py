@@ -51,6 +51,25 @@ def wait_until(fn, timeout: float = 10.0) -> bool:
     return False
 
 
+def wait_line(p: subprocess.Popen, text: str, timeout: float = 15.0) -> bool:
+    """Read the child's stdout (raw fd, bounded) until a line contains `text`."""
+    import select
+
+    fd = p.stdout.fileno()
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            break
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        buf += chunk
+        if text.encode() in buf:
+            return True
+    return False
+
+
 def start(ns: str, tmp_path, *extra: str) -> subprocess.Popen:
     cf = tmp_path / "Corefile"
     cf.write_text(f".:53 {{\n    bind {LOCAL_IP}\n    whoami\n}}\n")
@@ -63,7 +82,7 @@ def start(ns: str, tmp_path, *extra: str) -> subprocess.Popen:
 def test_interface_rules_answers_and_teardown(netns, tmp_path):
     p = start(netns, tmp_path, "-syncinterval", "1")
     try:
-        assert wait_until(lambda: "NodeLocal DNS Cache: skip conntrack" in rules(netns)), p.stderr
+        assert wait_until(lambda: rules(netns).count("NodeLocal DNS") == 12), p.stderr  # 8 NOTRACK + 4 ACCEPT
         saved = rules(netns)
         assert f"-A PREROUTING -d {LOCAL_IP}/32 -p udp -m udp --dport 53 " in saved
         assert f"-A INPUT -d {LOCAL_IP}/32 -p tcp -m tcp --dport 53 " in saved
@@ -82,6 +101,28 @@ def test_interface_rules_answers_and_teardown(netns, tmp_path):
     assert "Added back nodelocaldns rule" in out
     assert "NodeLocal DNS" not in rules(netns)  # no rule left pointing at a dead listener
     assert f" {LOCAL_IP}/" not in in_ns(netns, "ip", "-o", "addr").stdout
+
+
+def test_surge_upgrade_keeps_networking_for_the_new_instance(netns, tmp_path):
+    old = start(netns, tmp_path)
+    new = None
+    try:
+        assert wait_until(lambda: "NodeLocal DNS Cache: skip conntrack" in rules(netns))
+        (tmp_path / "new").mkdir()
+        new = start(netns, tmp_path / "new")  # binds the same address with SO_REUSEPORT
+        assert wait_line(new, "CoreDNS-")
+        old.send_signal(signal.SIGTERM)
+        out, _ = old.communicate(timeout=15)
+        assert "another instance is serving" in out
+        assert "NodeLocal DNS" in rules(netns)
+        dig = in_ns(netns, "dig", f"@{LOCAL_IP}", "example.org", "+tries=1", "+time=2")
+        assert "status: NOERROR" in dig.stdout
+    finally:
+        for p in (old, new):
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.communicate(timeout=15)
+    assert "NodeLocal DNS" not in rules(netns)  # the last one out cleans up
 
 
 def test_broken_corefile_installs_no_rules(netns, tmp_path):
