@@ -91,13 +91,19 @@ class Instance:
         self.background: list[tuple[Callable[..., Awaitable[Any]], tuple]] = []
         self.ready_checks: list[Handler] = []
         self.nursery: trio.Nursery | None = None
-        self.receive_scope = trio.CancelScope()
         self.fingerprint = ""
+        self.watch_hash = ""  # what reload compares the file on disk with (differs on last-known-good)
+        self.source: tuple[str, str, dict[str, str]] | None = None  # (text, filename, imported files)
+        self.from_lastgood = False
         self.stopped = trio.Event()
         self.go = trio.Event()  # set by the process when the old configuration stopped receiving
         self.serving = trio.Event()
         self.receive_done = trio.Event()
+        self._receivers: dict[tuple[str, int], tuple[trio.CancelScope, trio.Event]] = {}
+        self._stop_all = False
         self.http_routes: list[tuple[str, str, Any]] = []  # (address, path, handler) for health/ready/...
+        self.state: dict[str, Any] = {}  # per-configuration plugin state (reload's period, ...)
+        self.activated_hooks: list[Callable[[], None]] = []  # run once this configuration serves
 
     # -- setup ---------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -186,23 +192,54 @@ class Instance:
             lst.nursery = self.nursery
             lst.udp_sock, lst.tcp_sock = self.process.sockets.take(lst.host, lst.port)
 
+    def socket_keys(self) -> set[tuple[str, int]]:
+        """The process socket-pool keys (host, configured port) this configuration listens on."""
+        return {(lst.host, lst.port) for lst in self.listeners.values()}
+
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Run the receive loops until `stop_receiving` (used for the reload hand-over)."""
+        """Run the receive loops until `stop_receiving`; one cancel scope per socket pair.
+
+        Per-socket scopes let a reload stop only the sockets the new configuration takes over
+        (two loops must never wait on one fd), while ports the new configuration drops keep being
+        served until the swap is complete.
+        """
         try:
-            with self.receive_scope:
-                async with trio.open_nursery() as n:
+            async with trio.open_nursery() as n:
+                if not self._stop_all:
                     for lst in self.listeners.values():
-                        if lst.udp_sock is not None:
-                            n.start_soon(lst.serve_udp, lst.udp_sock)
-                        if lst.tcp_sock is not None:
-                            n.start_soon(lst.serve_tcp, lst.tcp_sock)
-                    task_status.started()
-                    self.serving.set()
+                        scope, done = self._receivers[(lst.host, lst.port)] = trio.CancelScope(), trio.Event()
+                        n.start_soon(self._receive, lst, scope, done)
+                task_status.started()
+                self.serving.set()
         finally:
             self.receive_done.set()
 
-    def stop_receiving(self) -> None:
-        self.receive_scope.cancel()
+    @staticmethod
+    async def _receive(lst: Listener, scope: trio.CancelScope, done: trio.Event) -> None:
+        try:
+            with scope:
+                async with trio.open_nursery() as n:
+                    if lst.udp_sock is not None:
+                        n.start_soon(lst.serve_udp, lst.udp_sock)
+                    if lst.tcp_sock is not None:
+                        n.start_soon(lst.serve_tcp, lst.tcp_sock)
+        finally:
+            done.set()
+
+    async def stop_receiving(self, keys: set[tuple[str, int]] | None = None) -> None:
+        """Stop reading the given sockets (all when None) and wait until their loops returned.
+
+        Queries already read keep running to completion; only the reading stops.
+        """
+        if keys is None:
+            self._stop_all = True
+        waiting = []
+        for key, (scope, done) in self._receivers.items():
+            if keys is None or key in keys:
+                scope.cancel()
+                waiting.append(done)
+        for done in waiting:
+            await done.wait()
 
     async def shutdown(self, final: bool = False) -> None:
         for hook in self.shutdown_hooks:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -18,6 +18,8 @@ from . import directives, log, metrics
 from .corefile import CorefileError, fingerprint, parse
 from .http import HTTPServer, split_address
 from .instance import Instance, StartupError
+from .lastgood import LastGood, Recorder
+from .plugin import ConfigError
 from .server import bind_tcp, bind_udp
 
 GRACEFUL_TIMEOUT = 5.0
@@ -75,7 +77,8 @@ class Process:
     """A pycoredns server process (or an embedded server inside a trio program)."""
 
     def __init__(self, loader: Loader, *, dns_port: int = 53, quiet: bool = False,
-                 pidfile: str | None = None, out: Callable[[str], None] | None = None) -> None:
+                 pidfile: str | None = None, out: Callable[[str], None] | None = None,
+                 lastgood: str | None = None) -> None:
         self.loader = loader
         self.dns_port = dns_port
         self.quiet = quiet
@@ -90,19 +93,39 @@ class Process:
         self._root: trio.Nursery | None = None
         self._reload_lock = trio.Lock()
         self._stop = trio.Event()
+        self._retiring: set[Instance] = set()
         self.exit_code = 0
         self.shared: dict[str, Any] = {}  # process-wide plugin state (e.g. reload's poller)
+        self.lastgood = LastGood(lastgood, self) if lastgood else None
 
     # -- loading -------------------------------------------------------------------------------
-    def load(self) -> Instance:
-        """Read, parse and set up the configuration. Raises StartupError with CoreDNS's message."""
-        text, filename = self.loader()
+    def read_config(self) -> tuple[str, str]:
+        """The loader's (text, filename); any failure becomes a StartupError (never a traceback)."""
         try:
-            blocks = parse(text, filename, directives=directives.directives())
+            return self.loader()
+        except StartupError:
+            raise
+        except Exception as e:
+            raise StartupError(f"loading Corefile: {e}") from None
+
+    def load(self, source: tuple[str, str] | None = None,
+             read_file: Callable[[str], str] | None = None) -> Instance:
+        """Read, parse and set up the configuration. Raises StartupError with CoreDNS's message.
+
+        Every imported file is read through a recorder so a last-known-good snapshot can hold the
+        exact contents this configuration was built from; `read_file` replays stored contents.
+        """
+        text, filename = source if source is not None else self.read_config()
+        reader = Recorder(read_file)
+        try:
+            blocks = parse(text, filename, directives=directives.directives(), read_file=reader)
         except CorefileError as e:
             raise StartupError(str(e)) from None
+        except Exception as e:  # a parser bug must not take a running server down
+            raise StartupError(f"{filename}: {type(e).__name__}: {e}") from None
         inst = Instance(self, blocks, filename)
-        inst.fingerprint = fingerprint(blocks)
+        inst.fingerprint = inst.watch_hash = fingerprint(blocks)
+        inst.source = (text, filename, reader.files)
         inst.setup()
         return inst
 
@@ -110,19 +133,9 @@ class Process:
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Load, start and serve until `stop()`; StartupError if the first configuration fails."""
         try:
-            await self._run(task_status)
-        except BaseExceptionGroup as eg:
-            leaf = _only_leaf(eg)
-            if isinstance(leaf, StartupError):
-                raise leaf from None
-            raise
-
-    async def _run(self, task_status) -> None:
-        try:
             async with trio.open_nursery() as root:
                 self._root = root
-                inst = self.load()
-                await self._activate(inst, old=None)
+                inst = await self._start_first()
                 if not self.quiet:
                     for line in inst.banner():
                         self.out(line)
@@ -142,28 +155,41 @@ class Process:
                 srv.close()
             self.http.clear()
 
-    async def _activate(self, inst: Instance, old: Instance | None) -> None:
-        """Start `inst` while `old` serves, then hand the listeners over."""
-        assert self._root is not None
-        await self._root.start(self._run_instance, inst)
-        # Bind new HTTP addresses before the swap, so a busy port fails the reload cleanly.
-        wanted = {addr for addr, _, _ in inst.http_routes}
-        created = []
+    async def _start_first(self) -> Instance:
+        """The configuration on disk, or (opt-in) the last known good one when that fails."""
         try:
-            for addr in wanted:
-                if addr not in self.http:
-                    host, port = split_address(addr, 0)
-                    srv = HTTPServer(addr, host, port)
-                    srv.bind()
-                    created.append(srv)
-        except OSError as e:
-            for srv in created:
-                srv.close()
-            inst.stopped.set()
-            raise StartupError(f"listen tcp {addr}: {e.strerror or e}") from None
+            inst = self.load()
+            await self._activate(inst, old=None)
+            return inst
+        except StartupError as e:
+            if self.lastgood is None:
+                raise
+            inst = await self.lastgood.fallback(e)  # re-raises `e` when there is nothing usable
+            return inst
+
+    async def _activate(self, inst: Instance, old: Instance | None) -> None:
+        """Start `inst` while `old` serves, then hand the listeners over.
+
+        Order matters for a lossless swap: the new configuration runs its startup hooks and takes
+        its sockets first (failures leave `old` untouched); then `old` stops reading only the
+        sockets both share (two loops must never wait on one fd; the kernel queues meanwhile); the
+        new loops start; only then does `old` stop reading ports the new configuration dropped.
+        Those sockets are closed after `old` has drained (`_retire`).
+        """
+        assert self._root is not None
+        try:
+            await self._root.start(self._run_instance, inst)
+        except StartupError:
+            self._release_sockets()
+            raise
+        try:
+            created = self._bind_http(inst)
+        except StartupError:
+            await self._abort(inst)
+            raise
         if old is not None:
-            old.stop_receiving()
-            await old.receive_done.wait()
+            await old.stop_receiving(inst.socket_keys() & old.socket_keys())
+        wanted = {addr for addr, _, _ in inst.http_routes}
         for srv in created:
             self.http[srv.address] = srv
             self._root.start_soon(srv.serve)
@@ -176,26 +202,85 @@ class Process:
         inst.go.set()
         await inst.serving.wait()
         self.instance = inst
-        self.sockets.keep_only({(lst.host, lst.port) for lst in inst.listeners.values()})
+        if old is not None:
+            self._retiring.add(old)
+            await old.stop_receiving()
+        for hook in inst.activated_hooks:
+            try:
+                hook()
+            except Exception as e:
+                log.core.error(f"activation hook failed: {type(e).__name__}: {e}")
+        if self.lastgood is not None:
+            self.lastgood.activated(inst)
+
+    def _bind_http(self, inst: Instance) -> list[HTTPServer]:
+        """Bind new HTTP addresses before the swap, so a busy port fails the reload cleanly."""
+        created: list[HTTPServer] = []
+        for addr in dict.fromkeys(a for a, _, _ in inst.http_routes):
+            if addr in self.http:
+                continue
+            try:
+                host, port = split_address(addr, 0)
+                srv = HTTPServer(addr, host, port)
+                srv.bind()
+            except (OSError, ValueError) as e:
+                for c in created:
+                    c.close()
+                reason = e.strerror if isinstance(e, OSError) and e.strerror else e
+                raise StartupError(f"listen tcp {addr}: {reason}") from None
+            created.append(srv)
+        return created
+
+    async def _abort(self, inst: Instance) -> None:
+        """Undo a started configuration that will not serve: its shutdown hooks, its task, its sockets."""
+        with trio.CancelScope(shield=True), trio.move_on_after(GRACEFUL_TIMEOUT):
+            await inst.shutdown(final=False)
+        inst.stopped.set()
+        inst.go.set()
+        self._release_sockets()
+
+    def _release_sockets(self) -> None:
+        """Close pooled sockets no running or draining configuration uses."""
+        live = [self.instance, *self._retiring]
+        keys: set[tuple[str, int]] = set()
+        for i in live:
+            if i is not None:
+                keys |= i.socket_keys()
+        self.sockets.keep_only(keys)
 
     async def _run_instance(self, inst: Instance, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        failure: StartupError | None = None
         async with trio.open_nursery() as n:
-            await inst.start(n)
             try:
+                await inst.start(n)
                 inst.bind()
-            except OSError as e:
-                raise StartupError(_listen_error(inst, e)) from None
-            task_status.started()
-            await inst.go.wait()
-            await n.start(inst.serve)
-            await inst.stopped.wait()
-            n.cancel_scope.cancel()
+            except Exception as e:
+                failure = _startup_error(inst, e)
+                n.cancel_scope.cancel()  # its background tasks
+            else:
+                task_status.started()
+                await inst.go.wait()
+                if not inst.stopped.is_set():
+                    await n.start(inst.serve)
+                    await inst.stopped.wait()
+                n.cancel_scope.cancel()
+        if failure is not None:  # raised outside the nursery, so start() sees it unwrapped
+            await self._shutdown_failed(inst)
+            raise failure
 
-    async def reload(self) -> bool:
-        """Load the configuration again and swap it in; on any failure the old one keeps serving."""
+    @staticmethod
+    async def _shutdown_failed(inst: Instance) -> None:
+        with trio.CancelScope(shield=True), trio.move_on_after(GRACEFUL_TIMEOUT):
+            await inst.shutdown(final=False)
+
+    async def restart(self) -> str | None:
+        """Load the configuration again and swap it in: None on success, else why it failed.
+
+        On any failure the old configuration keeps serving, untouched.
+        """
         async with self._reload_lock:
-            if self.shutting_down:
-                return False
+            if self.shutting_down or self._root is None:
+                return "shutting down"
             log.core.info("Reloading")
             old = self.instance
             try:
@@ -203,28 +288,40 @@ class Process:
                 await self._activate(inst, old)
             except StartupError as e:
                 log.core.error(f"Restart failed: {e}")
-                log.plugin_logger("reload").error(f"Corefile changed but reload failed: {e}")
-                reload_failed_total.inc()
-                return False
+                return str(e)
             if old is not None:
-                self._root.start_soon(self._retire, old)  # type: ignore[union-attr]
+                self._root.start_soon(self._retire, old)
             log.core.info("Reloading complete")
-            return True
+            return None
+
+    async def reload(self) -> bool:
+        """Reload (SIGUSR1, the reload plugin, embedders); False when the old configuration stayed."""
+        return await self.restart() is None
 
     async def _retire(self, old: Instance) -> None:
-        await old.shutdown(final=False)
-        await self._drain(old)
-        old.stopped.set()
+        try:
+            await old.shutdown(final=False)
+            await self._drain(old)
+        finally:
+            old.stopped.set()
+            self._retiring.discard(old)
+            self._release_sockets()
 
     async def _drain(self, inst: Instance) -> None:
+        """Wait (bounded) for queries in flight and open TCP connections of a configuration."""
         with trio.move_on_after(GRACEFUL_TIMEOUT):
-            while any(lst.inflight for lst in inst.listeners.values()):
+            while any(lst.inflight or lst.tcp_limit.borrowed_tokens for lst in inst.listeners.values()):
                 await trio.sleep(0.01)
 
     def request_reload(self) -> None:
-        """Reload soon, in the background (SIGUSR1, the reload plugin)."""
+        """Reload soon, in the background (SIGUSR1)."""
         if self._root is not None and self.started.is_set():
             self._root.start_soon(self.reload)
+
+    def start_background(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run a process-wide task that outlives configurations (reload's poller)."""
+        assert self._root is not None
+        self._root.start_soon(fn, *args)
 
     def stop(self) -> None:
         """Begin a graceful shutdown (SIGTERM): hooks, lameduck, then listeners."""
@@ -232,11 +329,12 @@ class Process:
 
     async def _shutdown(self) -> None:
         self.shutting_down = True
-        inst = self.instance
+        async with self._reload_lock:  # a reload in progress finishes first
+            inst = self.instance
         if inst is None:
             return
         await inst.shutdown(final=True)
-        inst.stop_receiving()
+        await inst.stop_receiving()
         await self._drain(inst)
         inst.stopped.set()
 
@@ -268,10 +366,6 @@ class Process:
         return sock.getsockname()[1]
 
 
-reload_failed_total = metrics.REGISTRY.counter(
-    "coredns_reload_failed_total", "Counter of the number of failed reload attempts.")
-
-
 def _only_leaf(eg: BaseExceptionGroup) -> BaseException | None:
     """The single exception inside (possibly nested) groups, or None when there are several."""
     exc: BaseException = eg
@@ -284,6 +378,17 @@ def _only_leaf(eg: BaseExceptionGroup) -> BaseException | None:
 
 def _listen_error(inst: Instance, e: OSError) -> str:
     return f"listen: {e.strerror or e}"
+
+
+def _startup_error(inst: Instance, e: Exception) -> StartupError:
+    """What a failed startup hook or bind reads like (never a traceback)."""
+    if isinstance(e, StartupError):
+        return e
+    if isinstance(e, OSError):
+        return StartupError(_listen_error(inst, e))
+    if isinstance(e, (CorefileError, ConfigError)):
+        return StartupError(str(e))
+    return StartupError(f"startup failed: {type(e).__name__}: {e}")
 
 
 def _pyver() -> str:

@@ -1,0 +1,346 @@
+"""reload plugin and graceful, lossless configuration swaps (issue 5).
+
+Most reloads are triggered deterministically: `poller.tick()` is exactly one poll of the reload
+plugin, `process.reload()` is what SIGUSR1 does. One test waits for the real 2s interval.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+
+import dns.message
+import dns.query
+import pytest
+import trio
+from conftest import free_port, query, running
+from pycoredns.plugins import reload as reload_plugin
+from reload_helpers import Prober, capture_logs, configmap, probing, serve_file, txt, write
+
+from pycoredns.instance import StartupError
+from pycoredns.metrics import REGISTRY
+
+
+@pytest.fixture
+def logs():
+    yield from capture_logs()
+
+
+def failed_count() -> float:
+    return REGISTRY.metrics["coredns_reload_failed_total"].get()
+
+
+def version_hashes() -> list[str]:
+    return [labels[1] for labels in REGISTRY.metrics["coredns_reload_version_info"].values]
+
+
+# -- setup -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args,error", [
+    ("1s", "plugin/reload: interval value must be greater or equal to 2s"),
+    ("1999ms", "plugin/reload: interval value must be greater or equal to 2s"),
+    ("2s 500ms", "plugin/reload: jitter value must be greater or equal to 1s"),
+    ("2s -1s", "plugin/reload: jitter value must be greater or equal to 1s"),
+    ("foo", 'plugin/reload: time: invalid duration "foo"'),
+    ("10s 5", 'plugin/reload: time: missing unit in duration "5"'),
+    ("10s 5s 1s", "plugin/reload: Corefile:2 - Error during parsing: Wrong argument count or unexpected "
+                  "line ending after '1s'"),
+])
+async def test_setup_errors(args, error):
+    with pytest.raises(StartupError) as e:
+        async with running(f". {{\n reload {args}\n whoami\n}}\n"):
+            pass
+    assert str(e.value) == error
+
+
+@pytest.mark.parametrize("args", ["", "2s", "2s 0", "2s 1s", "1m 1h", "30s 15s"])
+async def test_setup_accepts(args):
+    async with running(f". {{\n reload {args}\n whoami\n}}\n") as srv:
+        assert "reload" in srv.instance.state
+        assert reload_plugin.poller(srv).running
+
+
+def test_period_bounds():
+    assert reload_plugin.period(2, 0) == 2
+    for _ in range(200):
+        assert 22.5 <= reload_plugin.period(30, 15) <= 37.5
+        assert 3 <= reload_plugin.period(4, 60) <= 5  # jitter capped at INTERVAL/2
+
+
+async def test_interval_from_last_setup():
+    text = ". {\n reload 2s 0\n whoami\n}\nexample.org {\n reload 7s 0\n whoami\n}\n"
+    async with running(text) as srv:
+        assert reload_plugin.poller(srv).period == 7
+
+
+# -- change detection and the swap --------------------------------------------------------------
+
+
+def _main(extra_dir: str, version: str = "v1") -> str:
+    return (f"(common) {{\n errors\n reload 2s 0\n}}\n"
+            f".:0 {{\n import common\n chaos {version}\n}}\n"
+            f"import {extra_dir}/*.conf\n")
+
+
+async def test_imported_file_change_reloads(tmp_path, logs):
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    main = str(tmp_path / "Corefile")
+    write(main, _main(str(extra)))
+    async with serve_file(main) as srv:
+        poller = reload_plugin.poller(srv)
+        first_hash = srv.instance.fingerprint
+        assert version_hashes() == [first_hash]
+        port = srv.port()
+        assert (await query(port, "example.com")).rcode() == 2  # SERVFAIL: only chaos at the root
+        async with probing(Prober(port), Prober(port, tcp=True)) as (udp, tcp):
+            assert not await poller.tick()  # nothing changed
+            write(str(extra / "a.conf"), "example.com:0 {\n import common\n whoami\n}\n")
+            assert await poller.tick()
+        assert (await query(port, "example.com")).rcode() == 0
+        assert srv.port() == port  # the same (ephemeral) socket was handed over
+        for p in (udp, tcp):
+            assert p.lost == 0 and p.answered == p.sent, p
+            assert p.answers == [txt("v1")], p
+        assert srv.instance.fingerprint != first_hash
+        assert version_hashes() == [srv.instance.fingerprint]
+        assert "[INFO] Reloading" in logs.lines and "[INFO] Reloading complete" in logs.lines
+        assert f"[INFO] plugin/reload: Running configuration SHA512 = {srv.instance.fingerprint}" in logs.lines
+
+
+async def test_comment_only_edit_does_not_reload(tmp_path, logs):
+    main = str(tmp_path / "Corefile")
+    write(main, ". {\n reload 2s 0\n chaos v1 # the version\n}\n")
+    async with serve_file(main) as srv:
+        inst = srv.instance
+        write(main, ". {\n reload 2s 0\n chaos v1 # another comment\n}\n# trailing comment\n")
+        assert not await reload_plugin.poller(srv).tick()
+        assert srv.instance is inst
+        write(main, ". {\n reload 2s 0\n chaos v1\n\n}\n")  # moves no token to another line
+        assert not await reload_plugin.poller(srv).tick()
+        write(main, "\n. {\n reload 2s 0\n chaos v1\n}\n")  # tokens on other lines: CoreDNS reloads
+        assert await reload_plugin.poller(srv).tick()
+        assert srv.instance is not inst
+    assert logs.lines.count("[INFO] Reloading") == 1
+
+
+async def test_parse_failure_keeps_polling(tmp_path, logs):
+    main = str(tmp_path / "Corefile")
+    write(main, ". {\n reload 2s 0\n chaos v1\n}\n")
+    async with serve_file(main) as srv:
+        poller = reload_plugin.poller(srv)
+        before = failed_count()
+        write(main, ". {\n reload 2s 0\n chaos v2\n")  # missing }
+        assert not await poller.tick()
+        assert logs.has(f"[WARNING] plugin/reload: Corefile parse failed: {main}:3 - Syntax error: ")
+        assert failed_count() == before
+        write(main, ". {\n reload 2s 0\n chaos v2\n}\n")
+        assert await poller.tick()
+        r = await query(srv.port(), "version.bind", "TXT", rdclass="CH")
+        assert r.answer[0][0].to_text() == txt("v2")
+
+
+async def test_broken_config_keeps_old_serving(tmp_path, logs):
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    main = str(tmp_path / "Corefile")
+    write(main, _main(str(extra)))
+    async with serve_file(main) as srv:
+        poller = reload_plugin.poller(srv)
+        inst = srv.instance
+        before = failed_count()
+        async with probing(Prober(srv.port())) as (p,):
+            write(str(extra / "bad.conf"), "example.com:0 {\n import common\n nonsense\n}\n")
+            assert await poller.tick()
+            assert not await poller.tick()  # the same broken file is not retried
+        assert p.lost == 0 and p.answers == [txt("v1")], p
+        assert srv.instance is inst
+        assert failed_count() == before + 1
+        want = f"{extra}/bad.conf:3 - Error during parsing: Unknown directive 'nonsense'"
+        assert f"[ERROR] Restart failed: {want}" in logs.lines
+        assert f"[ERROR] plugin/reload: Corefile changed but reload failed: {want}" in logs.lines
+        assert version_hashes() == [poller.hash] != [inst.fingerprint]  # CoreDNS shows the new hash
+        # a setup error (not a parse error) fails the same way
+        write(str(extra / "bad.conf"), "example.com:0 {\n reload 1s\n}\n")
+        assert await poller.tick()
+        assert srv.instance is inst and failed_count() == before + 2
+        os.unlink(extra / "bad.conf")
+        write(main, _main(str(extra), "v2"))
+        assert await poller.tick()
+        r = await query(srv.port(), "version.bind", "TXT", rdclass="CH")
+        assert r.answer[0][0].to_text() == txt("v2")
+
+
+async def test_busy_port_fails_cleanly(tmp_path, logs):
+    main = str(tmp_path / "Corefile")
+    dns_port, http_port = free_port(), free_port()
+    write(main, f".:{dns_port} {{\n reload 2s 0\n chaos v1\n}}\n")
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # no SO_REUSEPORT: our bind must fail
+    busy.bind(("127.0.0.1", 0))
+    busy_tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    busy_tcp.bind(("127.0.0.1", 0))
+    busy_tcp.listen(1)
+    try:
+        async with serve_file(main) as srv:
+            inst = srv.instance
+            async with probing(Prober(dns_port)) as (p,):
+                write(main, f".:{dns_port} {{\n reload 2s 0\n chaos v2\n}}\n"
+                            f".:{busy.getsockname()[1]} {{\n bind 127.0.0.1\n chaos v2\n}}\n")
+                assert not await srv.reload()
+                write(main, f".:{dns_port} {{\n reload 2s 0\n chaos v2\n"
+                            f" health 127.0.0.1:{busy_tcp.getsockname()[1]}\n}}\n")
+                assert not await srv.reload()
+            assert p.lost == 0 and p.answers == [txt("v1")], p
+            assert srv.instance is inst
+            assert "[ERROR] Restart failed: listen: Address already in use" in logs.lines
+            hp = busy_tcp.getsockname()[1]
+            assert f"[ERROR] Restart failed: listen tcp 127.0.0.1:{hp}: Address already in use" in logs.lines
+            assert set(srv.sockets.socks) == {("", dns_port)}  # what the failed attempts bound is closed
+            write(main, f".:{dns_port} {{\n reload 2s 0\n chaos v3\n health 127.0.0.1:{http_port}\n}}\n")
+            assert await srv.reload()
+            r = await query(dns_port, "version.bind", "TXT", rdclass="CH")
+            assert r.answer[0][0].to_text() == txt("v3")
+    finally:
+        busy.close()
+        busy_tcp.close()
+
+
+async def test_port_change(tmp_path):
+    main = str(tmp_path / "Corefile")
+    a, b, c = free_port(), free_port(), free_port()
+    write(main, f".:{a} {{\n chaos v1\n}}\n.:{b} {{\n bind 127.0.0.1\n chaos v1\n}}\n")
+    async with serve_file(main) as srv:
+        async with probing(Prober(a), Prober(b, tcp=True)) as (pa, pb):
+            write(main, f".:{a} {{\n chaos v2\n}}\n.:{c} {{\n bind 127.0.0.1\n chaos v2\n}}\n")
+            pb.stop.set()  # port b goes away with this reload; stop probing it first
+            assert await srv.reload()
+            r = await query(c, "version.bind", "TXT", rdclass="CH")
+            assert r.answer[0][0].to_text() == txt("v2")
+        assert pa.lost == 0 and pa.answers == [txt("v1"), txt("v2")], pa
+        assert pb.lost == 0, pb
+        # the socket of the dropped port is closed once the old configuration has drained
+        with trio.fail_after(10):
+            while ("127.0.0.1", b) in srv.sockets.socks:
+                await trio.sleep(0.02)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", b))  # free again
+        s.close()
+
+
+async def test_http_servers_survive(tmp_path):
+    main = str(tmp_path / "Corefile")
+    hp = free_port()
+    write(main, f". {{\n chaos v1\n health 127.0.0.1:{hp}\n}}\n")
+    async with serve_file(main) as srv:
+        server = srv.http[f"127.0.0.1:{hp}"]
+        write(main, f". {{\n chaos v2\n health 127.0.0.1:{hp}\n}}\n")
+        assert await srv.reload()
+        assert srv.http[f"127.0.0.1:{hp}"] is server  # not closed and re-bound
+        status, body = await _http_get(hp, "/health")
+        assert (status, body) == (200, b"OK")
+
+
+async def _http_get(port: int, path: str) -> tuple[int, bytes]:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        data = b""
+        with trio.fail_after(5):
+            while chunk := await stream.receive_some(65536):
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+async def test_many_reloads_in_a_row(tmp_path):
+    main = str(tmp_path / "Corefile")
+    write(main, ". {\n chaos v0\n}\n")
+    async with serve_file(main) as srv:
+        async with probing(Prober(srv.port()), Prober(srv.port(), tcp=True)) as probers:
+            for i in range(1, 11):
+                write(main, f". {{\n chaos v{i}\n}}\n")
+                assert await srv.reload()
+        for p in probers:
+            assert p.lost == 0 and p.answered == p.sent, p
+            assert p.answers[-1] == txt("v10"), p
+        with trio.fail_after(10):  # every old configuration retires
+            while srv._retiring:
+                await trio.sleep(0.02)
+
+
+# -- Kubernetes ConfigMap mounts and the real interval ----------------------------------------
+
+
+async def test_configmap_symlink_swap_with_real_interval(tmp_path):
+    cm = str(tmp_path / "config")
+    configmap(cm, {"Corefile": ". {\n reload 2s 0\n chaos v1\n}\n"})
+    async with serve_file(os.path.join(cm, "Corefile")) as srv:
+        poller = reload_plugin.poller(srv)
+        async with probing(Prober(srv.port())) as (p,):
+            configmap(cm, {"Corefile": ". {\n reload 2s 0\n chaos v2\n}\n"})
+            with trio.fail_after(8):  # the poller's own 2s tick picks the swap up
+                while p.answers[-1] != txt("v2"):
+                    await trio.sleep(0.05)
+            # removing reload: the next reload happens, then the poller stops
+            configmap(cm, {"Corefile": ". {\n chaos v3\n}\n"})
+            with trio.fail_after(8):
+                while p.answers[-1] != txt("v3"):
+                    await trio.sleep(0.05)
+        assert p.lost == 0 and p.answers == [txt("v1"), txt("v2"), txt("v3")], p
+        with trio.fail_after(5):
+            while poller.running:
+                await trio.sleep(0.05)
+        assert "reload" not in srv.instance.state
+
+
+# -- SIGUSR1 on the real program -------------------------------------------------------------
+
+
+def test_sigusr1_reloads(tmp_path, server_process):
+    main = str(tmp_path / "Corefile")
+    port = free_port()
+    write(main, f".:{port} {{\n chaos v1\n}}\n")
+    srv = server_process(["-conf", main])
+    srv.wait_for_line("CoreDNS-")
+    counts = {"sent": 0, "answered": 0}
+    answers: list[str] = []
+    stop = threading.Event()
+
+    def probe() -> None:
+        deadline = time.monotonic() + 30
+        while not stop.is_set() and time.monotonic() < deadline:
+            q = dns.message.make_query("version.bind", "TXT", "CH")
+            counts["sent"] += 1
+            try:
+                r = dns.query.udp(q, "127.0.0.1", port=port, timeout=2)
+            except Exception:
+                continue
+            counts["answered"] += 1
+            text = r.answer[0][0].to_text()
+            if not answers or answers[-1] != text:
+                answers.append(text)
+
+    t = threading.Thread(target=probe)
+    t.start()
+    try:
+        write(main, f".:{port} {{\n chaos v2\n}}\n")
+        srv.proc.send_signal(signal.SIGUSR1)
+        srv.wait_for_line("[INFO] Reloading complete")
+        deadline = time.monotonic() + 5
+        while answers[-1:] != [txt("v2")] and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        t.join(10)
+    assert counts["sent"] == counts["answered"], counts
+    assert answers == [txt("v1"), txt("v2")]
+    write(main, f".:{port} {{\n nonsense\n}}\n")
+    srv.proc.send_signal(signal.SIGUSR1)
+    srv.wait_for_line("[ERROR] Restart failed: ")
+    r = dns.query.udp(dns.message.make_query("version.bind", "TXT", "CH"), "127.0.0.1", port=port, timeout=2)
+    assert r.answer[0][0].to_text() == txt("v2")
+    assert srv.stop() == 0
