@@ -20,13 +20,14 @@ from .request import Request
 
 @asynccontextmanager
 async def serve(corefile: str, *, dns_port: int = 0, filename: str = "Corefile",
-                quiet: bool = True) -> AsyncIterator[Process]:
+                quiet: bool = True, lastgood: str | None = None) -> AsyncIterator[Process]:
     """Start a server from Corefile text; stops it (gracefully) when the block exits.
 
     Keys without a port use `dns_port` (0 = pick a free port; read it back with `.port()`).
-    Raises `pycoredns.instance.StartupError` if the configuration does not load.
+    Raises `pycoredns.instance.StartupError` if the configuration does not load. `lastgood` is a
+    file for the last-known-good fallback (`pycoredns.lastgood`), as `-lastgood` on the command line.
     """
-    process = Process(lambda: (corefile, filename), dns_port=dns_port, quiet=quiet)
+    process = Process(lambda: (corefile, filename), dns_port=dns_port, quiet=quiet, lastgood=lastgood)
     try:
         async with trio.open_nursery() as n:
             await n.start(process.run)
