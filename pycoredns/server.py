@@ -7,6 +7,7 @@ chain's "not written" rcode is written by the server.
 
 from __future__ import annotations
 
+import contextvars
 import errno
 import socket
 import struct
@@ -33,6 +34,8 @@ IDLE_TIMEOUT = 10.0
 WRITE_TIMEOUT = 5.0
 MAX_TCP_CONNECTIONS = 1000
 RCVBUF = 4 * 1024 * 1024
+MAX_REENTRIES = 10  # CoreDNS's maxreentries: nested self-lookups beyond this get SERVFAIL
+_reentries: contextvars.ContextVar[int] = contextvars.ContextVar("reentries", default=0)
 
 
 # -- scrub -------------------------------------------------------------------------------------
@@ -290,15 +293,21 @@ class Listener:
         from .request import Recorder
 
         rec = Recorder()
+        depth = _reentries.get()
+        if depth >= MAX_REENTRIES:  # a CNAME loop through template/rewrite/kubernetes lookups
+            return req.empty_reply(wire.SERVFAIL)
         block = self.route(req)
         if block is None:
             return req.empty_reply(wire.REFUSED)
+        token = _reentries.set(depth + 1)
         try:
             rc = await block.chain.serve_dns(req, rec)
         except PluginError as e:
             rc = e.rcode
         except Exception as exc:
             rc = self._panic(exc)
+        finally:
+            _reentries.reset(token)
         if rec.reply is None and not client_write(rc):
             return req.empty_reply(rc)
         return rec.reply
