@@ -497,3 +497,58 @@ async def test_request_duration_metric(ub):
         await query(srv.port(), "missing.example.org", "A")
         assert h.count("forward", ub.addr, "NXDOMAIN") == before + 1  # type: ignore[attr-defined]
 
+
+
+# -- connections, attempts, probes -----------------------------------------------------------------
+
+
+async def test_pooled_connection_closed_by_upstream_is_retried():
+    """A restart closes pooled TCP connections: the next query retries at once on a new connection."""
+    async with Unbound() as u, running(block(u.addr, "  force_tcp")) as srv:
+        assert first_a(await query(srv.port(), "a.example.org", "A")) == "192.0.2.1"
+        await trio.to_thread.run_sync(u.restart)
+        assert first_a(await query(srv.port(), "a.example.org", "A")) == "192.0.2.1"
+
+
+async def test_expire_drops_idle_connections(ub):
+    async with running(block(ub.addr, "  force_tcp\n  expire 100ms")) as srv:
+        misses = lambda: metric("coredns_proxy_conn_cache_misses_total", "forward", ub.addr, "tcp")  # noqa: E731
+        hits = lambda: metric("coredns_proxy_conn_cache_hits_total", "forward", ub.addr, "tcp")  # noqa: E731
+        m0, h0 = misses(), hits()
+        await query(srv.port(), "a.example.org", "A")
+        await query(srv.port(), "a.example.org", "A")
+        assert (misses(), hits()) == (m0 + 1, h0 + 1)  # reused while fresh
+        await trio.sleep(0.3)
+        await query(srv.port(), "a.example.org", "A")
+        assert (misses(), hits()) == (m0 + 2, h0 + 1)  # expired: a new connection
+
+
+async def test_max_connect_attempts():
+    with BlackHole() as bh:
+        opts = "  max_fails 0\n  read_timeout 200ms\n  max_connect_attempts 3"
+        async with running(block(bh.addr, opts)) as srv:
+            assert (await query(srv.port(), "a.example.org", "A")).rcode() == dns.rcode.SERVFAIL
+            assert bh.queries == 3
+
+
+async def test_health_check_probe_domain_and_no_rec():
+    """A failed query starts probes: `<domain> IN NS`, RD cleared with no_rec; any reply counts as healthy."""
+    seen: list[dns.message.Message] = []
+
+    def upstream(data: bytes) -> list[bytes]:
+        m = dns.message.from_wire(data)
+        seen.append(m)
+        if m.question[0].rdtype == dns.rdatatype.NS:
+            return [dns.message.make_response(m).to_wire()]  # any reply: healthy
+        return []  # queries time out
+
+    with GarbageUpstream(upstream) as g:
+        opts = "  read_timeout 200ms\n  max_connect_attempts 1\n  health_check 50ms no_rec domain probe.example"
+        async with running(block(g.addr, opts)) as srv:
+            assert (await query(srv.port(), "a.example.org", "A")).rcode() == dns.rcode.SERVFAIL
+            assert await poll(lambda: any(m.question[0].rdtype == dns.rdatatype.NS for m in seen))
+            probe = next(m for m in seen if m.question[0].rdtype == dns.rdatatype.NS)
+            assert probe.question[0].name.to_text() == "probe.example."
+            assert not probe.flags & dns.flags.RD
+            await trio.sleep(0.2)
+            assert sum(m.question[0].rdtype == dns.rdatatype.NS for m in seen) == 1  # healthy: probing stopped

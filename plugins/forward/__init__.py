@@ -140,7 +140,7 @@ class Forward(Handler):
         """qname inside FROM and not inside an `except` zone (FROM itself always matches)."""
         if not is_subdomain(self.from_zone, name):
             return False
-        if name == self.from_zone:
+        if not self.ignored or name == self.from_zone:
             return True
         return not any(is_subdomain(z, name) for z in self.ignored)
 

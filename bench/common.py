@@ -1,0 +1,110 @@
+"""Shared benchmark helpers (not tests): start pycoredns as a subprocess, wait until it answers, run dnsperf.
+
+    from bench.common import PyCoreDNS, dnsperf, write_queries
+    with PyCoreDNS(corefile_text) as srv:
+        print(dnsperf(srv.port, write_queries(["a.example.org A"]), seconds=10))
+
+The unbound upstream is `tests/upstream.py`'s `Unbound` (one thread, loopback only).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from upstream import Unbound, free_port  # noqa: E402
+
+__all__ = ["ROOT", "PyCoreDNS", "Unbound", "answers", "dnsperf", "free_port", "write_queries"]
+
+
+def answers(port: int, name: str = "example.org.", timeout: float = 0.3) -> bool:
+    """True when something answers a UDP query on 127.0.0.1:port."""
+    labels = b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split(".") if p) + b"\x00"
+    q = struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + labels + struct.pack("!HH", 1, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.sendto(q, ("127.0.0.1", port))
+            return len(s.recv(4096)) >= 12
+        except OSError:
+            return False
+
+
+class PyCoreDNS:
+    """`python -m pycoredns` on a Corefile; `{PORT}` in the text is replaced by a free port (`.port`)."""
+
+    def __init__(self, corefile: str, probe_name: str = "example.org.", ready_timeout: float = 15.0) -> None:
+        self.port = free_port()
+        self.corefile = corefile.replace("{PORT}", str(self.port))
+        self.probe_name = probe_name
+        self.ready_timeout = ready_timeout
+        self.dir = tempfile.mkdtemp(prefix="pycoredns-bench-")
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> PyCoreDNS:
+        path = os.path.join(self.dir, "Corefile")
+        with open(path, "w") as f:
+            f.write(self.corefile)
+        self.proc = subprocess.Popen([sys.executable, "-m", "pycoredns", "-conf", path, "-quiet"], cwd=str(ROOT),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"pycoredns exited with {self.proc.returncode}: {self.proc.stderr.read()}")
+            if answers(self.port, self.probe_name):
+                return self
+            time.sleep(0.05)
+        self.__exit__()
+        raise SystemExit(f"pycoredns did not answer within {self.ready_timeout}s")
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def cpu_seconds(self) -> float:
+        """user+system CPU time of the server process so far (from /proc)."""
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def write_queries(lines: list[str]) -> str:
+    """A dnsperf data file (`NAME TYPE` per line) in a temp file; returns its path."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("\n".join(lines) + "\n")
+        return f.name
+
+
+def dnsperf(port: int, datafile: str, seconds: int = 10, clients: int = 4, outstanding: int = 200,
+            extra: list[str] | None = None) -> dict:
+    """Run dnsperf against 127.0.0.1:port; returns qps, avg_latency_ms, lost, completed, rcodes (or error)."""
+    cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", datafile, "-l", str(seconds),
+           "-c", str(clients), "-q", str(outstanding), *(extra or [])]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+    qps = re.search(r"Queries per second:\s+([\d.]+)", out)
+    lat = re.search(r"Average Latency \(s\):\s+([\d.]+)", out)
+    lost = re.search(r"Queries lost:\s+(\d+)", out)
+    done = re.search(r"Queries completed:\s+(\d+)", out)
+    rcodes = re.search(r"Response codes:\s+(.*)", out)
+    if not qps:
+        return {"error": out[-500:]}
+    return {"qps": float(qps.group(1)), "avg_latency_ms": float(lat.group(1)) * 1000 if lat else float("nan"),
+            "lost": int(lost.group(1)) if lost else -1, "completed": int(done.group(1)) if done else -1,
+            "rcodes": rcodes.group(1) if rcodes else ""}
