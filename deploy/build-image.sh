@@ -25,5 +25,8 @@ if ! buildah images --format '{{.Name}}:{{.Tag}}' | grep -qx "$BASE"; then
   buildah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$ctr"
   buildah commit --rm "$ctr" "$BASE" >/dev/null
 fi
+# Wheels for pycoredns and its dependencies, built with the host's pip (and its index settings).
+rm -rf "$here/deploy/wheels"
+python3 -m pip wheel -q --wheel-dir "$here/deploy/wheels" "$here"
 buildah bud --isolation chroot --build-arg BASE="$BASE" -t "$IMAGE" -f "$here/Dockerfile" "$here"
 echo "built $IMAGE"

@@ -44,6 +44,8 @@ class HTTPServer:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         s = socket.socket(family, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Like the DNS sockets: lets a surging DaemonSet pod bind health/metrics beside the old one.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         host = self.host
         if host == "localhost":
             host = "127.0.0.1"
