@@ -132,10 +132,16 @@ class Process:
     # -- running -------------------------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Load, start and serve until `stop()`; StartupError if the first configuration fails."""
+        failure: StartupError | None = None
         try:
             async with trio.open_nursery() as root:
                 self._root = root
-                inst = await self._start_first()
+                try:
+                    inst = await self._start_first()
+                except StartupError as e:
+                    failure = e  # raised below, outside the nursery: callers see it unwrapped
+                    root.cancel_scope.cancel()
+                    return
                 if not self.quiet:
                     for line in inst.banner():
                         self.out(line)
@@ -154,6 +160,8 @@ class Process:
             for srv in self.http.values():
                 srv.close()
             self.http.clear()
+            if failure is not None:
+                raise failure
 
     async def _start_first(self) -> Instance:
         """The configuration on disk, or (opt-in) the last known good one when that fails."""

@@ -22,6 +22,7 @@ import dns.rcode
 import trio
 
 from pycoredns.cli import make_loader
+from pycoredns.instance import StartupError
 from pycoredns.process import Process
 
 _stamp = itertools.count()
@@ -33,12 +34,17 @@ async def serve_file(path: str, **kw) -> AsyncIterator[Process]:
     kw.setdefault("dns_port", 0)
     kw.setdefault("quiet", True)
     process = Process(make_loader(path, kw["dns_port"]), **kw)
-    async with trio.open_nursery() as n:
-        await n.start(process.run)
-        try:
-            yield process
-        finally:
-            process.stop()
+    try:
+        async with trio.open_nursery() as n:
+            await n.start(process.run)
+            try:
+                yield process
+            finally:
+                process.stop()
+    except BaseExceptionGroup as eg:  # a startup failure: raise it as the CLI would print it
+        if len(eg.exceptions) == 1 and isinstance(eg.exceptions[0], StartupError):
+            raise eg.exceptions[0] from None
+        raise
 
 
 def write(path: str, text: str) -> None:
