@@ -12,6 +12,7 @@ import os
 import socket
 import struct
 import time
+from functools import partial
 from typing import Any
 
 import trio
@@ -114,6 +115,7 @@ class Kubernetes(Handler):
         self.conn = Connection()
         self.index: Index | None = None
         self.synced = False
+        self.serving_unsynced = False  # startup gave up waiting: apply partial state as it comes
         self.watcher: Watcher | None = None
         self.local_ips: list[str] = []
         self.search = resolv_search()
@@ -137,8 +139,11 @@ class Kubernetes(Handler):
         for k in ("namespaces", "services", "endpointslices", "pods"):
             if k not in self._needed:
                 continue
+            reduce = REDUCERS[k]
+            if k == "endpointslices":
+                reduce = partial(objects.reduce_slice, keep_targets=self.pod_names)
             out.append(KindSpec(k, self.namespace_labels if k == "namespaces" else self.labels,
-                                POD_FIELD_SELECTOR if k == "pods" else "", REDUCERS[k]))
+                                POD_FIELD_SELECTOR if k == "pods" else "", reduce))
         return out
 
     async def start(self) -> None:
@@ -151,6 +156,9 @@ class Kubernetes(Handler):
             now = trio.current_time()
             if now >= deadline:
                 log.warning("starting server with unsynced Kubernetes API")
+                self.serving_unsynced = True
+                if self.index is not None:
+                    self.index.apply()  # serve what has arrived so far
                 return
             if now >= next_log:
                 log.info("waiting for Kubernetes API before starting server")
@@ -193,9 +201,11 @@ class Kubernetes(Handler):
                     slices_seen.append(ev[3])
             elif op == "delete":
                 self._set(ev[1], ev[2], None)
-        idx.apply()
         if not self.synced and self._needed <= idx.synced_kinds:
             self.synced = True
+        if self.synced or self.serving_unsynced:
+            # before the first sync the rebuild waits for every kind: one build per service, not two
+            idx.apply()
         now = time.time()
         for sl in slices_seen:
             if sl.trigger is not None:

@@ -110,7 +110,8 @@ def _parse_time(text: Any) -> float | None:
         return None
 
 
-def reduce_slice(obj: Any) -> Slice | None:
+def reduce_slice(obj: Any, keep_targets: bool = True) -> Slice | None:
+    """One slice's ready addresses; pod names (`targetRef`) only kept when `endpoint_pod_names` needs them."""
     key = _meta(obj)
     if key is None:
         return None
@@ -128,7 +129,8 @@ def reduce_slice(obj: Any) -> Slice | None:
             continue
         host = ep.get("hostname") if isinstance(ep.get("hostname"), str) else ""
         ref = ep.get("targetRef") or {}
-        target = ref.get("name", "") if isinstance(ref, dict) and ref.get("kind", "Pod") == "Pod" else ""
+        is_pod = keep_targets and isinstance(ref, dict) and ref.get("kind", "Pod") == "Pod"
+        target = ref.get("name", "") if is_pod else ""
         for a in ep.get("addresses") or ():
             ip = _ip(a)
             if ip:
