@@ -449,7 +449,22 @@ CONFIG_ERRORS = [
      "both forward ('b.example') and proxy level ('a.example') TLS servernames are set for upstream proxy "
      "'tls://127.0.0.1:853'"),
     ("forward . /nonexistent/resolv.conf\n", 'not an IP address or file: "/nonexistent/resolv.conf"'),
+    ("forward . unix:///tmp/dns.sock\n", "'unix' is not supported as a destination protocol in forward: "
+                                        "unix:///tmp/dns.sock"),
+    ("forward . https://127.0.0.1\n", "'https' is not supported as a destination protocol in forward: "
+                                     "https://127.0.0.1:443"),
+    ("forward . 127.0.0.1:99999\n", 'invalid upstream address "127.0.0.1:99999": invalid port 99999'),
+    ("forward . 127.0.0.1 {\n max_connect_attempts x\n}\n", 'strconv.ParseUint: parsing "x": invalid syntax'),
+    ("forward . 127.0.0.1 {\n health_check 1s domain\n}\n",
+     "Wrong argument count or unexpected line ending after 'domain'"),
 ]
+
+
+async def test_unresolvable_host_name_is_a_startup_error():
+    with pytest.raises(StartupError) as ei:
+        async with running(block("upstream.invalid")):
+            pass
+    assert str(ei.value).startswith('plugin/forward: failed to resolve upstream host "upstream.invalid"')
 
 
 @pytest.mark.parametrize(("body", "message"), CONFIG_ERRORS)
