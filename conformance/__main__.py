@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         from .runner import ERROR, FAIL, Run
 
         shown = Run([r for r in result.results if r.status in (FAIL, ERROR)], result.required, result.seconds)
-        table(shown, sys.stdout, args.verbose)
+        table(shown, sys.stdout, args.verbose, footer=False)
         print(summary(result))
     else:
         table(result, sys.stdout, args.verbose)

@@ -1,7 +1,7 @@
 """How a reply is compared with a case's `expect` mapping (pure functions: the unit tests pin them down).
 
 Expected records are RR text lines, `OWNER [TTL] [CLASS] TYPE RDATA...`. A token `*` matches anything,
-`a|b` matches either, and a TTL may be `lo-hi`. Names compare case-insensitively unless the case says
+`*.svc1.ns1.svc.cluster.local.` is a glob, `a|b` matches either, and a TTL may be `lo-hi`. Names compare case-insensitively unless the case says
 `case: exact`. Sections compare as a `set` (order-insensitive, no extras: the default, since
 `loadbalance` shuffles), `exact` (same order), or `subset` (the listed records must be there, others may
 be too).
@@ -9,6 +9,7 @@ be too).
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,7 +51,7 @@ def tokens(text: str) -> list[str]:
 
 
 def _is_pattern(tok: str) -> bool:
-    return tok == "*" or "|" in tok
+    return "*" in tok or "|" in tok
 
 
 def parse_expected(line: str, default_ttl: str = "*") -> Record:
@@ -100,7 +101,7 @@ def _fold(tok: str, rtype: str, case_exact: bool) -> str:
 def _tok_match(exp: str, got: str) -> bool:
     if exp == "*":
         return True
-    return got in exp.split("|")
+    return any(fnmatch.fnmatchcase(got, alt) if "*" in alt else got == alt for alt in exp.split("|"))
 
 
 def ttl_match(pattern: str, ttl: int) -> bool:

@@ -15,7 +15,7 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
-def table(run: Run, out: TextIO, verbose: bool = False) -> None:
+def table(run: Run, out: TextIO, verbose: bool = False, footer: bool = True) -> None:
     """One line per case (failures with their detail below), then the summary line."""
     width = max(100, shutil.get_terminal_size((160, 20)).columns)
     col = max(20, (width - 60) // 2)
@@ -27,7 +27,8 @@ def table(run: Run, out: TextIO, verbose: bool = False) -> None:
                   f"{_clip(r.got, col):<{col}}\n")
         if r.detail and (r.status in (FAIL, ERROR, XPASS) or verbose):
             out.write(f"{'':<6} {'':<8} -> {r.detail}\n")
-    out.write(summary(run) + "\n")
+    if footer:
+        out.write(summary(run) + "\n")
 
 
 def summary(run: Run) -> str:
