@@ -1,10 +1,10 @@
 """How a reply is compared with a case's `expect` mapping (pure functions: the unit tests pin them down).
 
 Expected records are RR text lines, `OWNER [TTL] [CLASS] TYPE RDATA...`. A token `*` matches anything,
-`*.svc1.ns1.svc.cluster.local.` is a glob, `a|b` matches either, and a TTL may be `lo-hi`. Names compare case-insensitively unless the case says
-`case: exact`. Sections compare as a `set` (order-insensitive, no extras: the default, since
-`loadbalance` shuffles), `exact` (same order), or `subset` (the listed records must be there, others may
-be too).
+`*.svc1.ns1.svc.cluster.local.` is a glob, `a|b` matches either, and a TTL may be `lo-hi`. Names
+compare case-insensitively unless the case says `case: exact`. Sections compare as a `set`
+(order-insensitive, no extras: the default, since `loadbalance` shuffles), `exact` (same order), or
+`subset` (the listed records must be there, others may be too).
 """
 
 from __future__ import annotations
