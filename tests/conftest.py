@@ -69,7 +69,7 @@ class ServerProcess:
         self.lines: list[str] = []
         self._buf = b""
 
-    def wait_for_line(self, text: str, timeout: float = 10.0) -> str:
+    def wait_for_line(self, text: str, timeout: float = 30.0) -> str:
         """Read stdout until a line containing `text` (bounded by `timeout`)."""
         import select
 
