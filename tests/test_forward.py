@@ -567,3 +567,12 @@ async def test_health_check_probe_domain_and_no_rec():
             assert not probe.flags & dns.flags.RD
             await trio.sleep(0.2)
             assert sum(m.question[0].rdtype == dns.rdatatype.NS for m in seen) == 1  # healthy: probing stopped
+
+
+def test_round_robin_order_matches_coredns():
+    """round_robin starts one further each query and keeps the others in configured order."""
+    from pycoredns.plugins.forward import RoundRobinPolicy
+
+    p = RoundRobinPolicy()
+    proxies = ["a", "b", "c"]
+    assert [p.list(proxies) for _ in range(3)] == [["b", "a", "c"], ["c", "a", "b"], ["a", "b", "c"]]

@@ -66,13 +66,15 @@ class RandomPolicy(Policy):
 
 
 class RoundRobinPolicy(Policy):
+    """Start one further each query; the rest keep their order (CoreDNS: p[i], p[:i], p[i+1:])."""
+
     def __init__(self) -> None:
         self.robin = 0
 
     def list(self, proxies: list[Proxy]) -> list[Proxy]:
         self.robin += 1
         i = self.robin % len(proxies)
-        return proxies[i:] + proxies[:i]
+        return [proxies[i], *proxies[:i], *proxies[i + 1 :]]
 
 
 POLICIES = {"random": RandomPolicy, "round_robin": RoundRobinPolicy, "sequential": Policy}
