@@ -126,7 +126,7 @@ class Cache(Handler):
         self.ncache = Store(self.ncap)
         self._all = True
         self._zone_wires: frozenset[bytes] = frozenset()
-        self._labels: dict[str, _Labels] = {}
+        self._labels: dict[object, _Labels] = {}
 
     def finish(self) -> None:
         """Build the stores and the zone matcher once the options are known."""
@@ -152,11 +152,12 @@ class Cache(Handler):
             off += 1 + n
 
     def labels(self, req: Request) -> _Labels:
+        """Metric labels for the listener the request came in on (cached per listener object)."""
         lst = req.listener
-        server = lst.label if lst is not None else self.server
-        lb = self._labels.get(server)
+        lb = self._labels.get(lst)
         if lb is None:
-            lb = self._labels[server] = _Labels(server, self.zones_label)
+            server = lst.label if lst is not None else self.server
+            lb = self._labels[lst] = _Labels(server, self.zones_label)
         return lb
 
     def lookup(self, shard: int, key: tuple, now: float) -> Entry | None:
@@ -202,29 +203,42 @@ class Cache(Handler):
     def try_cached(self, req: Request, w: ResponseWriter, key: tuple, shard: int, now: float,
                    do: bool) -> int | None:
         """Answer from the cache if that needs no waiting; None on a miss or a stale `verify` entry."""
-        e = self.lookup(shard, key, now)
-        if e is None:
-            return None
-        ttl = e.ttl(now)
-        if ttl <= 0:  # stale
-            if self.verify and not self._hold_stale(e, now):
+        e = None
+        if not self.ncache.shards[shard]:
+            pass
+        elif key in self.ncache.shards[shard]:
+            e = self.lookup(shard, key, now)  # a denial entry exists: the full lookup rules apply
+            if e is None:
                 return None
-            lb = self.labels(req)
-            _inc(requests_total, lb.plain)
-            _inc(hits_total, lb.success if e.positive else lb.denial)
-            _inc(served_stale_total, lb.plain)
-            if not self.verify:
-                self.start_refresh(req, key, shard, e, now, prefetch=False)
+        if e is None:  # the common case: no denial entry, only the positive map to look at
+            e = self.pcache.shards[shard].get(key)
+            if e is None:
+                return None
+        ttl = e.orig_ttl - int(now - e.stored)
+        lb = self._labels.get(req.listener) or self.labels(req)
+        if ttl > 0:
+            v = requests_total.values
+            v[lb.plain] = v.get(lb.plain, 0.0) + 1.0
+            k = lb.success if e.positive else lb.denial
+            v = hits_total.values
+            v[k] = v.get(k, 0.0) + 1.0
+            if self.prefetch > 0 and self._should_prefetch(e, now, ttl):
+                self.start_refresh(req, key, shard, e, now, prefetch=True)
             w.write(e.reply(req.id, req.flags, req.wire[12 : req.qend], do or bool(req.flags & wire.AD),
-                            self.stale_ttl))
+                            e.orig_ttl if self.keepttl else ttl))
             return e.ret
-        lb = self.labels(req)
+        # stale: servable only within the serve_stale window, and in `verify` mode only without waiting
+        if not (self.stale_up_to > 0 and -ttl < self.stale_up_to):
+            return None
+        if self.verify and not self._hold_stale(e, now):
+            return None
         _inc(requests_total, lb.plain)
         _inc(hits_total, lb.success if e.positive else lb.denial)
-        if self.prefetch > 0 and self._should_prefetch(e, now, ttl):
-            self.start_refresh(req, key, shard, e, now, prefetch=True)
+        _inc(served_stale_total, lb.plain)
+        if not self.verify:
+            self.start_refresh(req, key, shard, e, now, prefetch=False)
         w.write(e.reply(req.id, req.flags, req.wire[12 : req.qend], do or bool(req.flags & wire.AD),
-                        e.orig_ttl if self.keepttl else ttl))
+                        self.stale_ttl))
         return e.ret
 
     def _should_prefetch(self, e: Entry, now: float, ttl: int) -> bool:

@@ -1,0 +1,114 @@
+"""Cache-hit throughput: pycoredns (`cache` in front of `forward` to unbound) against unbound itself.
+
+    python bench/cache_bench.py [--seconds 10] [--clients 32] [--outstanding 200] [--profile out.prof]
+
+Both servers run on loopback in the same run: unbound with `num-threads: 1` answering local-data
+(tests/upstream.py), and `python -m pycoredns` as a subprocess forwarding to it. The query file is a
+small hot set (answers, NXDOMAIN, NODATA, with and without EDNS) so that after one warm-up pass
+nearly every pycoredns query is a cache hit. dnsperf drives each server for a bounded time; the
+script prints qps, average latency and the ratio. `--profile` runs pycoredns under cProfile and
+writes the stats (then the pycoredns numbers include the profiler's overhead).
+A benchmark, never a test: nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+
+from upstream import Unbound, free_port  # noqa: E402
+
+HOT = [
+    "a.example.org A", "a6.example.org A", "a6.example.org AAAA", "long.example.org A", "mx.example.org MX",
+    "mail.example.org A", "many.example.org A", "nodata.example.org AAAA", "nope.example.org A",
+    "missing.example.org AAAA", "ns.example.org A", "example.org SOA", "example.org NS", "a.example.net A",
+    "absent.example.net A",
+]
+
+
+def dnsperf(port: int, qfile: str, seconds: int, clients: int, outstanding: int) -> dict[str, float]:
+    """Run dnsperf once; qps, average latency (s) and lost queries from its summary."""
+    cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", qfile, "-l", str(seconds),
+           "-c", str(clients), "-q", str(outstanding)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+
+    def num(label: str) -> float:
+        m = re.search(label + r"\s*:?\s*([0-9.]+)", out)
+        return float(m.group(1)) if m else float("nan")
+
+    return {"qps": num("Queries per second"), "latency": num(r"Average Latency \(s\)"),
+            "lost": num("Queries lost")}
+
+
+def wait_port(port: int, timeout: float = 15.0) -> None:
+    """Until the server answers a query over UDP (bounded)."""
+    import socket
+
+    q = bytes.fromhex("abcd01000001000000000000") + b"\x07example\x03org\x00\x00\x06\x00\x01"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.3)
+            try:
+                s.sendto(q, ("127.0.0.1", port))
+                s.recv(4096)
+                return
+            except OSError:
+                time.sleep(0.1)
+    raise RuntimeError(f"nothing answers on 127.0.0.1:{port}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--outstanding", type=int, default=200)
+    ap.add_argument("--profile", default="", help="run pycoredns under cProfile, stats to this file")
+    args = ap.parse_args()
+
+    work = tempfile.mkdtemp(prefix="cache-bench-")
+    qfile = os.path.join(work, "queries.txt")
+    with open(qfile, "w") as f:
+        f.write("\n".join(HOT * 4) + "\n")
+    with Unbound() as ub:
+        port = free_port()
+        corefile = os.path.join(work, "Corefile")
+        with open(corefile, "w") as f:
+            f.write(f".:{port} {{\n    cache\n    forward . {ub.addr}\n}}\n")
+        cmd = [sys.executable]
+        if args.profile:
+            cmd += ["-m", "cProfile", "-o", args.profile]
+        cmd += ["-m", "pycoredns", "-conf", corefile, "-quiet"]
+        srv = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_port(port)
+            dnsperf(port, qfile, 1, 1, 10)  # warm-up: fill the cache
+            results = {
+                "unbound (1 thread)": dnsperf(ub.port, qfile, args.seconds, args.clients, args.outstanding),
+                "pycoredns cache": dnsperf(port, qfile, args.seconds, args.clients, args.outstanding),
+            }
+        finally:
+            srv.send_signal(signal.SIGTERM)
+            try:
+                srv.wait(20)
+            except subprocess.TimeoutExpired:
+                srv.kill()
+                srv.wait(5)
+    print(f"dnsperf -l {args.seconds} -c {args.clients} -q {args.outstanding}, {len(HOT)} hot names, loopback")
+    for name, r in results.items():
+        print(f"{name:20s} {r['qps']:10.0f} qps   avg latency {r['latency'] * 1000:7.3f} ms   lost {r['lost']:.0f}")
+    ratio = results["pycoredns cache"]["qps"] / results["unbound (1 thread)"]["qps"]
+    print(f"ratio pycoredns/unbound: {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
