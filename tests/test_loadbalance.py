@@ -107,3 +107,24 @@ async def test_config_errors(line, message):
         async with running(f". {{\n {line}\n whoami\n}}\n"):
             pass
     assert message in str(ei.value)
+
+
+def _opt() -> bytes:
+    return b"\x00\x00\x29\x10\x00\x00\x00\x00\x00\x00\x00"
+
+
+def test_general_wire_path_orders_additional():
+    """Answers and additional of address records plus an OPT: OPT ("other") moves before the addresses."""
+    rec = DNSRecord.question("x.example.org", "AAAA").reply()
+    for i in range(3):
+        rec.add_answer(RR("x.example.org", 28, rdata=AAAA(f"2001:db8::{i + 1}")))
+    rec.add_ar(RR("x.example.org", 1, rdata=A("10.0.0.1")))
+    rec.add_ar(RR("x.example.org", 1, rdata=A("10.0.0.2")))
+    data = bytes(rec.pack())
+    data = data[:10] + b"\x00\x03" + data[12:] + _opt()
+    out = LoadBalance([]).reorder(data)
+    assert isinstance(out, bytes) and len(out) == len(data)
+    assert out[-(2 * 16) - 11 : -(2 * 16)] == _opt()  # OPT first in the additional section
+    parsed = DNSRecord.parse(out)
+    assert sorted(str(rr.rdata) for rr in parsed.rr) == [f"2001:db8::{i}" for i in (1, 2, 3)]
+    assert sorted(str(rr.rdata) for rr in parsed.ar if rr.rtype == 1) == ["10.0.0.1", "10.0.0.2"]
