@@ -61,13 +61,13 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float) -> float:
     raise SystemExit(f"not ready after {timeout}s")
 
 
-def dnsperf(port: int, queries: list[str], seconds: int) -> str:
+def dnsperf(port: int, queries: list[str], seconds: int, edns: bool = False) -> str:
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write("\n".join(queries) + "\n")
         path = f.name
     try:
-        out = subprocess.run(["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", path, "-l", str(seconds),
-                              "-c", "4", "-q", "200"], capture_output=True, text=True, timeout=seconds + 30)
+        cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", path, "-l", str(seconds), "-c", "4", "-q", "200"]
+        out = subprocess.run(cmd + (["-e"] if edns else []), capture_output=True, text=True, timeout=seconds + 30)
     finally:
         os.unlink(path)
     m = re.search(r"Queries per second:\s+([\d.]+)", out.stdout)
@@ -116,7 +116,13 @@ def main() -> None:
             names = [f"svc-{i}.bench-{i % 10}.svc.cluster.local" for i in picks]
             if shutil.which("dnsperf"):
                 print("service A:  ", dnsperf(dns_port, [f"{n} A" for n in names], args.seconds))
-                print("service SRV:", dnsperf(dns_port, [f"_http._tcp.{n} SRV" for n in names], args.seconds))
+                srv = [f"_http._tcp.{n} SRV" for n in names]
+                print("service SRV:", dnsperf(dns_port, srv, args.seconds))
+                # every 10th generated service is headless: 10 SRV + 10 glue records exceed 512 bytes,
+                # so without EDNS those replies go through the (dnslib) truncation in the server's scrub
+                print("service SRV, EDNS 4096:", dnsperf(dns_port, srv, args.seconds, edns=True))
+                clusterip = [q for q, i in zip(srv, picks, strict=True) if i % 10 != 9]
+                print("ClusterIP service SRV only:", dnsperf(dns_port, clusterip, args.seconds))
             print(f"RSS after load: {rss_mb(proc.pid):.1f} MB")
         finally:
             proc.terminate()

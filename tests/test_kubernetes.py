@@ -58,6 +58,7 @@ def check_negative(m: dns.message.Message, rcode: int, zone: str = "cluster.loca
 
 
 CL = "cluster.local."
+SVC1_NAME = "svc1.ns1.svc.cluster.local."
 # (qname, qtype, rcode, expected answer rdata texts (None: negative with SOA))
 TABLE = [
     # ClusterIP service: A, no AAAA, SRV per named port, bare-name SRV over every port
@@ -242,6 +243,15 @@ async def test_fallthrough_and_zones(api, kubeconfig) -> None:
     async with running(cf) as srv:
         m = await query(srv.port(), "svc1.ns1.svc.cluster.local.", "A")
         assert answers(m) == {("svc1.ns1.svc.cluster.local.", "A", "10.240.16.101")}
+
+
+async def test_ptr_only_in_reverse_zones(api, kubeconfig) -> None:
+    """Without a reverse zone the plugin is not authoritative for PTR: the query goes to the next plugin."""
+    async with running(corefile(kubeconfig, zones="cluster.local", extra="whoami")) as srv:
+        m = await query(srv.port(), "101.16.240.10.in-addr.arpa.", "PTR")
+        assert m.rcode() == OK and not m.answer and m.additional  # whoami's reply
+        m = await query(srv.port(), SVC1_NAME, "A")
+        assert answers(m) == {(SVC1_NAME, "A", "10.240.16.101")}
 
 
 async def test_kubeconfig_context(api, tmp_path: Path) -> None:

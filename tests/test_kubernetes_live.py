@@ -154,6 +154,21 @@ async def test_watch_drop_and_410(api, tmp_path: Path) -> None:
         assert await visible("after-drop", "10.240.17.1")
 
 
+async def http_get(url: str) -> tuple[int, bytes]:
+    """GET in a worker thread (urllib), bounded by a timeout."""
+    import urllib.error
+    import urllib.request
+
+    def get() -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(url, timeout=3) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    return await trio.to_thread.run_sync(get)
+
+
 async def _true(v: bool) -> bool:
     return v
 
@@ -161,10 +176,12 @@ async def _true(v: bool) -> bool:
 async def test_api_down_at_startup(api, tmp_path: Path) -> None:
     kc = api.write_kubeconfig(tmp_path / "kc")
     api.set_unreachable(True)
-    cf = corefile(kc, "startup_timeout 300ms\n  fallthrough in-addr.arpa", extra="whoami")
+    ready_url = f"http://127.0.0.1:{free_port()}/ready"
+    cf = corefile(kc, "startup_timeout 300ms\n  fallthrough in-addr.arpa",
+                  extra=f"whoami\n ready {ready_url.split('/')[2]}")
     async with running(cf) as srv:
         p = srv.port()
-        assert srv.instance.ready() == ["kubernetes"]
+        assert await http_get(ready_url) == (503, b"kubernetes")
         m = await query(p, "nope.ns1.svc.cluster.local.", "A")
         assert m.rcode() == dns.rcode.SERVFAIL and m.flags & dns.flags.AA
         assert len(m.authority) == 1 and m.authority[0].name.to_text() == "cluster.local."
@@ -178,7 +195,7 @@ async def test_api_down_at_startup(api, tmp_path: Path) -> None:
             return addrs(await query(p, SVC1, "A")) == {"10.240.16.101"}
 
         await eventually(recovered, timeout=8)
-        assert srv.instance.ready() == []
+        assert await http_get(ready_url) == (200, b"OK")
         assert (await query(p, "nope.ns1.svc.cluster.local.", "A")).rcode() == NX
 
 

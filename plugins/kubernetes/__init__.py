@@ -126,7 +126,8 @@ class Kubernetes(Handler):
     def build(self) -> None:
         """Create the index once the options are known."""
         fwd = [z for z in self.zones if not _is_reverse(z)]
-        self.index = Index(fwd, self.ttl, self.pod_names, self.endpoints, self.ignore_empty, self.namespaces)
+        rev = [z for z in self.zones if _is_reverse(z)]
+        self.index = Index(fwd, self.ttl, self.pod_names, self.endpoints, self.ignore_empty, self.namespaces, rev)
         self._needed = {"namespaces", "services"}
         if self.endpoints:
             self._needed.add("endpointslices")

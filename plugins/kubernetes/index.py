@@ -96,8 +96,11 @@ class Index:
     """All DNS-visible state of the cluster plus the answers precomputed from it (trio side only)."""
 
     def __init__(self, zones: list[str], ttl: int = 5, pod_names: bool = False, endpoints: bool = True,
-                 ignore_empty: bool = False, namespaces: Iterable[str] = ()) -> None:
+                 ignore_empty: bool = False, namespaces: Iterable[str] = (), reverse_zones: Iterable[str] = ()) -> None:
         self.zones = [Zone(z) for z in zones]
+        # PTR answers exist only under the plugin's reverse zones (a wire suffix test is exact here:
+        # reverse labels are digits/hex, never a byte that reads as a length)
+        self.reverse = tuple(wire.text_to_wire(z) for z in reverse_zones)
         self.primary = self.zones[0].text if self.zones else ""
         self.ttl = ttl
         self.pod_names = pod_names
@@ -378,7 +381,7 @@ class Index:
         rw = reverse_wire(ip)
         k = (rw, PTR)
         src = self._ptr_src.get(ip)
-        if not src:
+        if not src or not rw.endswith(self.reverse):
             self.answers.pop(k, None)
             self.exists.pop(rw, None)
             return
