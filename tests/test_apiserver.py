@@ -571,7 +571,7 @@ def test_create_update_delete_semantics(api: APIServer) -> None:
 def test_namespace_delete_takes_contents(api: APIServer) -> None:
     code, _ = http(api, "/api/v1/namespaces/ns2", method="DELETE")
     assert code == 200
-    assert api.list("Service", "ns2") == [] and api.list("Pod", "ns2") == []
+    assert api.objects("Service", "ns2") == [] and api.objects("Pod", "ns2") == []
     assert http(api, "/api/v1/namespaces/ns2")[0] == 404
 
 
@@ -620,16 +620,16 @@ def test_load_formats(tmp_path: Path) -> None:
     with APIServer() as srv:
         assert srv.load_file(tmp_path) == 2
         assert srv.get("Service", "l2", "s")["spec"]["clusterIP"]  # namespace l2 was created for it
-        assert {n["metadata"]["name"] for n in srv.list("Namespace")} == {"l1", "l2"}
+        assert {n["metadata"]["name"] for n in srv.objects("Namespace")} == {"l1", "l2"}
 
 
 def test_generate_cluster() -> None:
     objs = generate_cluster(300, 120)
     with APIServer(objs) as srv:
-        assert len(srv.list("Service")) == 300
-        slices = srv.list("EndpointSlice")
+        assert len(srv.objects("Service")) == 300
+        slices = srv.objects("EndpointSlice")
         assert len(slices) == 600 and max(len(s["endpoints"]) for s in slices) == 100
-        headless = [s for s in srv.list("Service") if s["spec"]["clusterIP"] == "None"]
+        headless = [s for s in srv.objects("Service") if s["spec"]["clusterIP"] == "None"]
         assert len(headless) == 30
         code, body = http(srv, "/apis/discovery.k8s.io/v1/endpointslices?limit=10")
         assert code == 200 and len(body["items"]) == 10

@@ -58,7 +58,7 @@ class _Watcher:
     fields: list[FieldReq]
     queue: asyncio.Queue[Any]
     last_rv: int = 0
-    transport: asyncio.BaseTransport | None = None
+    transport: asyncio.Transport | None = None
     table: bool = False
     include: str = "Metadata"
     sent_columns: bool = field(default=False)
@@ -316,9 +316,9 @@ class APIServer:
         """A copy of one object."""
         return self.store.get(kind, namespace, name)
 
-    def list(self, kind: str, namespace: str | None = None) -> list[Obj]:
+    def objects(self, kind: str, namespace: str | None = None) -> list[Obj]:
         """Copies of all objects of a kind."""
-        return self.store.list(kind, namespace)
+        return self.store.objects(kind, namespace)
 
     def load(self, objs: Iterable[Obj]) -> int:
         """Apply objects (namespaces first; missing namespaces created)."""
@@ -719,11 +719,11 @@ class APIServer:
                     return resp
                 if item is _CLOSE:
                     break
-                ev: Event = item
-                if ev.rv <= w.last_rv:
+                event: Event = item
+                if event.rv <= w.last_rv:
                     continue
-                w.last_rv = ev.rv
-                t = w.translate(ev)
+                w.last_rv = event.rv
+                t = w.translate(event)
                 if t is not None:
                     await resp.write(self._event_line(w, *t))
             with contextlib.suppress(ConnectionError, RuntimeError):

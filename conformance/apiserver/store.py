@@ -214,7 +214,7 @@ class Store:
             out.append(obj)
         return out, rv, next_token, remaining
 
-    def list(self, kind: str, namespace: str | None = None) -> list[Obj]:
+    def objects(self, kind: str, namespace: str | None = None) -> list[Obj]:
         """Copies of all objects of a kind (optionally in one namespace)."""
         return clone(self.list_refs(kind, namespace)[0])
 
@@ -384,9 +384,9 @@ class Store:
             self._release(k, old)
             return clone(self._commit("DELETED", kind, gone, old, object_key(old)))
 
-    def load(self, objs: Iterable[Obj]) -> int:
+    def load(self, objects: Iterable[Obj]) -> int:
         """Apply many objects: namespaces first, missing namespaces created. Returns the count."""
-        objs = clone(list(objs))
+        objs: list[Obj] = clone(list(objects))
         order = {"Namespace": 0, "Service": 1, "Pod": 2, "Endpoints": 3, "EndpointSlice": 4}
         objs.sort(key=lambda o: order.get(str(o.get("kind")), 9))
         with self.lock:
