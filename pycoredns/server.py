@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 import trio
-from dnslib import DNSRecord
+from dnslib import DNSBuffer, DNSRecord
 
 from . import log, metrics, wire
 from .plugin import PluginError, client_write
@@ -75,13 +75,20 @@ def _normalize_opt(req: Request, data: bytes) -> bytes:
     return bytes(buf)
 
 
+def _packed_len(rr) -> int:
+    """Wire length of one RR (dnslib's RR.pack needs a buffer, unlike DNSRecord.pack)."""
+    buf = DNSBuffer()
+    rr.pack(buf)
+    return len(buf.data)
+
+
 def truncate(data: bytes, size: int) -> bytes:
     """miekg's Msg.Truncate: keep as many whole records as fit, TC when any was dropped."""
     size = max(size, 512)
     rec = DNSRecord.parse(data)
     opt = [r for r in rec.ar if r.rtype == wire.TYPE_OPT]
     rec.ar = [r for r in rec.ar if r.rtype != wire.TYPE_OPT]
-    budget = size - sum(len(r.pack()) for r in opt) if opt else size
+    budget = size - sum(_packed_len(r) for r in opt) if opt else size
     sections = [rec.rr, rec.auth, rec.ar]
     full = [list(s) for s in sections]
     for s in sections:
