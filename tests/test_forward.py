@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import sys
 
@@ -301,13 +302,32 @@ async def test_from_zone_limits_forwarding(ub):
 # -- failures ------------------------------------------------------------------------------------
 
 
-async def test_dead_port_servfail():
+@pytest.fixture
+def logged():
+    """Lines logged on the `pycoredns` logger during the test (the errors plugin's output)."""
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(f"[{record.levelname}] {record.getMessage()}")
+
+    h = Keep()
+    logging.getLogger("pycoredns").addHandler(h)
+    yield lines
+    logging.getLogger("pycoredns").removeHandler(h)
+
+
+async def test_dead_port_servfail(logged):
     dead = DeadPort()
     async with running(block(dead.addr)) as srv:
         r = await query(srv.port(), "a.example.org", "A")
         assert r.rcode() == dns.rcode.SERVFAIL
         r = await query(srv.port(), "a.example.org", "A", tcp=True)
         assert r.rcode() == dns.rcode.SERVFAIL
+    out = "\n".join(logged)
+    assert "[ERROR] plugin/errors: 2 a.example.org. A: read udp 127.0.0.1:" in out
+    assert f"->{dead.addr}: read: connection refused" in out
+    assert f"[ERROR] plugin/errors: 2 a.example.org. A: dial tcp {dead.addr}: connect: connection refused" in out
 
 
 async def test_black_hole_servfail_within_deadline():
@@ -338,7 +358,7 @@ async def test_black_hole_does_not_block_other_upstreams(ub):
             assert answers == ["192.0.2.1"] * 10
 
 
-async def test_max_concurrent_refused():
+async def test_max_concurrent_refused(logged):
     with BlackHole() as bh:
         opts = "  max_concurrent 2\n  read_timeout 500ms"
         async with running(block(bh.addr, opts)) as srv:
@@ -354,6 +374,9 @@ async def test_max_concurrent_refused():
                     n.start_soon(one, i)
             assert sorted(rcodes) == [dns.rcode.SERVFAIL] * 2 + [dns.rcode.REFUSED] * 4
             assert metric("coredns_forward_max_concurrent_rejects_total") == before + 4
+            refused = [x for x in logged if x.endswith(": concurrent queries exceeded maximum 2")]
+            assert len(refused) == 4 and refused[0].startswith("[ERROR] plugin/errors: 5 q")
+            assert sum(x.endswith(": i/o timeout") for x in logged) == 2
 
 
 @pytest.mark.parametrize(
