@@ -440,6 +440,12 @@ async def test_to_forms(ub):
         assert first_a(await query(srv.port(), "a.example.org", "A")) == "192.0.2.1"
 
 
+async def test_ipv6_upstream():
+    async with Unbound(ipv6=True) as u, running(block(f"[::1]:{u.port}")) as srv:
+        for tcp in (False, True):
+            assert first_a(await query(srv.port(), "a.example.org", "A", tcp=tcp)) == "192.0.2.1"
+
+
 async def test_fifteen_upstreams_allowed():
     to = " ".join(f"127.0.0.{i}:53" for i in range(1, 16))
     async with running(block(to)) as srv:

@@ -145,12 +145,12 @@ class Unbound(_SyncAsync):
     `zones` maps a zone apex to RR lines; a zone without an SOA line gets one (so negative answers carry
     it). `zone_type` is the local-zone type (static: NXDOMAIN/NODATA for unknown names). `root` is the
     local-zone type for "." (refuse: names outside the zones are REFUSED; static: NXDOMAIN).
-    `extra` is appended verbatim to the server: clause.
+    `extra` is appended verbatim to the server: clause; `ipv6=True` also listens on [::1] (same port).
     """
 
     def __init__(self, zones: dict[str, list[str]] | None = None, *, port: int = 0, tls: bool = False,
                  tls_names: Iterable[str] = ("dns.example.test",), zone_type: str = "static",
-                 root: str = "refuse", extra: str = "", ready_timeout: float = 10.0) -> None:
+                 root: str = "refuse", extra: str = "", ready_timeout: float = 10.0, ipv6: bool = False) -> None:
         if not os.path.exists(UNBOUND):
             raise RuntimeError(f"{UNBOUND} not installed (apt-get install unbound)")
         self.zones = DEFAULT_ZONES if zones is None else zones
@@ -162,6 +162,7 @@ class Unbound(_SyncAsync):
         self.root = root
         self.extra = extra
         self.ready_timeout = ready_timeout
+        self.ipv6 = ipv6  # also listen on [::1] (same port)
         self.dir = tempfile.mkdtemp(prefix="unbound-test-")
         self.cert_file = self.key_file = ""
         self.proc: subprocess.Popen | None = None
@@ -177,7 +178,8 @@ class Unbound(_SyncAsync):
             "server:",
             f"  interface: 127.0.0.1@{self.port}",
             f"  port: {self.port}",
-            "  do-ip4: yes", "  do-ip6: no", "  do-udp: yes", "  do-tcp: yes",
+            *([f"  interface: ::1@{self.port}"] if self.ipv6 else []),
+            "  do-ip4: yes", f"  do-ip6: {'yes' if self.ipv6 else 'no'}", "  do-udp: yes", "  do-tcp: yes",
             "  do-daemonize: no", '  chroot: ""', '  username: ""', f'  directory: "{self.dir}"',
             '  pidfile: ""', '  logfile: ""', "  use-syslog: no", "  verbosity: 0", "  log-time-ascii: yes",
             "  num-threads: 1", "  so-reuseport: no",
