@@ -141,11 +141,13 @@ def test_list_fixture_cluster(api: APIServer) -> None:
             assert by["ns1", "ext"].spec.external_name == "example.net"
             assert by["ns1", "ext"].spec.cluster_ip is None
             assert by["ns1", "hdls1"].spec.cluster_ip == "None"
+            assert by["ns1", "lb"].status.load_balancer.ingress[0].ip == "192.0.2.10"
+            assert by["ns1", "extip"].spec.external_ips == ["192.0.2.20"]
             assert by["ns1", "svc1"].metadata.uid and by["ns1", "svc1"].metadata.creation_timestamp
             ns1 = await v1.list_namespaced_service("ns1")
-            assert all(s.metadata.namespace == "ns1" for s in ns1.items) and len(ns1.items) == 11
+            assert all(s.metadata.namespace == "ns1" for s in ns1.items) and len(ns1.items) == 13
             slices = await client.DiscoveryV1Api(c).list_endpoint_slice_for_all_namespaces()
-            assert len(slices.items) == 15
+            assert len(slices.items) == 17
             dns = [s for s in slices.items if s.metadata.labels["kubernetes.io/service-name"] == "kube-dns"]
             assert sorted(a for s in dns for e in s.endpoints for a in e.addresses) == ["10.244.0.2", "10.244.0.3"]
             ms = await client.DiscoveryV1Api(c).list_namespaced_endpoint_slice(
