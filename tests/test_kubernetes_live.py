@@ -256,6 +256,50 @@ async def test_kubeadm_corefile(api, tmp_path: Path) -> None:
         assert addrs(m) == {"svc1.ns1.svc.cluster.local."}
 
 
+async def test_reload_replaces_the_watcher(api, tmp_path: Path) -> None:
+    kc = api.write_kubeconfig(tmp_path / "kc")
+    async with running(corefile(kc)) as srv:
+        assert await srv.restart() is None
+        m = await query(srv.port(), SVC1, "A")
+        assert addrs(m) == {"10.240.16.101"}
+
+        async def one_watch_thread() -> bool:
+            return sum(t.name == "kubernetes-watch" for t in threading.enumerate()) == 1
+
+        await eventually(one_watch_thread, timeout=5)
+        api.create(service("after-reload", clusterIP="10.240.17.5"))
+
+        async def visible() -> bool:
+            return addrs(await query(srv.port(), "after-reload.ns1.svc.cluster.local.", "A")) == {"10.240.17.5"}
+
+        await eventually(visible)
+
+    async def no_watch_thread() -> bool:
+        return not any(t.name == "kubernetes-watch" for t in threading.enumerate())
+
+    await eventually(no_watch_thread, timeout=5)
+
+
+async def test_log_lines_when_api_is_down(api, tmp_path: Path, server_process) -> None:
+    """The CLI program logs CoreDNS's startup lines and still starts serving."""
+    kc = api.write_kubeconfig(tmp_path / "kc")
+    api.set_unreachable(True)
+    port = free_port()
+    conf = tmp_path / "Corefile"
+    conf.write_text(f".:{port} {{\n bind 127.0.0.1\n kubernetes cluster.local {{\n  kubeconfig {kc}\n"
+                    f"  startup_timeout 1200ms\n }}\n}}\n")
+    proc = server_process(["-conf", str(conf)])
+    line = await trio.to_thread.run_sync(proc.wait_for_line, "waiting for Kubernetes API", 10.0)
+    assert line == "[INFO] plugin/kubernetes: waiting for Kubernetes API before starting server"
+    line = await trio.to_thread.run_sync(proc.wait_for_line, "unsynced", 10.0)
+    assert line == "[WARNING] plugin/kubernetes: starting server with unsynced Kubernetes API"
+    waiting = [x for x in proc.lines if "waiting for Kubernetes API" in x]
+    assert 2 <= len(waiting) <= 3  # every 500 ms during 1.2 s
+    await trio.to_thread.run_sync(proc.wait_for_line, f":{port}", 10.0)  # the banner: listeners are open
+    m = await query(port, "nope.ns1.svc.cluster.local.", "A")
+    assert m.rcode() == dns.rcode.SERVFAIL
+
+
 async def test_bridge_delivers_in_order_on_trio() -> None:
     """Events posted from another thread arrive in order, in batches, on the trio thread."""
     got: list[tuple] = []

@@ -220,9 +220,10 @@ class Kubernetes(Handler):
         assert idx is not None
         if kind == "namespaces":
             idx.set_namespace(key[1], obj is not None)
-        elif kind == "services":
-            if obj is not None and self.namespaces and obj.ns not in self.namespaces:
-                obj = None
+            return
+        if self.namespaces and key[0] not in self.namespaces and kind != "pods":
+            obj = None  # `namespaces`: keep no services or slices of the others (pods stay for autopath)
+        if kind == "services":
             idx.set_service(key, obj)
         elif kind == "endpointslices":
             idx.set_slice(key, obj)

@@ -163,6 +163,9 @@ class Index:
         old = self.slices.get(key)
         if old == sl:
             return
+        if old is not None and sl is not None and old[:5] == sl[:5]:
+            self.slices[key] = sl  # only the trigger time moved: nothing DNS-visible, no new serial
+            return
         if old is not None:
             self.svc_slices.get((old.ns, old.service), set()).discard(key[1])
             self.dirty.add((old.ns, old.service))
