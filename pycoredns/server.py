@@ -170,6 +170,8 @@ class Listener:
         self.udp_sock: socket.socket | None = None
         self.tcp_sock: socket.socket | None = None
         self.tcp_limit = trio.CapacityLimiter(MAX_TCP_CONNECTIONS)
+        self.tcp_conns: set[TCPConnection] = set()
+        self.tcp_retiring = False
         self.inflight = 0
         self._label = ""
 
@@ -370,11 +372,21 @@ class Listener:
             self.nursery.start_soon(self._tcp_conn, stream, _token)
 
     async def _tcp_conn(self, stream: trio.SocketStream, token: object) -> None:
+        conn = TCPConnection(self, stream)
+        self.tcp_conns.add(conn)
+        if self.tcp_retiring:
+            conn.retire()
         try:
-            conn = TCPConnection(self, stream)
             await conn.run()
         finally:
+            self.tcp_conns.discard(conn)
             self.tcp_limit.release_on_behalf_of(token)
+
+    def retire_tcp(self) -> None:
+        """Reload: connections stop reading once idle; queries already read are answered, then closed."""
+        self.tcp_retiring = True
+        for conn in self.tcp_conns:
+            conn.retire()
 
 
 class TCPConnection:
@@ -391,6 +403,9 @@ class TCPConnection:
         self.remote = (peer[0], peer[1])
         self.closed = False
         self.queries: trio.Nursery | None = None
+        self.retiring = False
+        self._read_scope: trio.CancelScope | None = None
+        self._idle = False  # at least one query read and nothing partial in the buffer
 
     def send(self, data: bytes) -> None:
         if self.closed:
@@ -424,12 +439,18 @@ class TCPConnection:
             with trio.CancelScope(shield=True):
                 await self.stream.aclose()
 
+    def retire(self) -> None:
+        self.retiring = True
+        if self._read_scope is not None and self._idle:
+            self._read_scope.cancel()
+
     async def _read_loop(self) -> None:
         buf = bytearray()
         timeout = READ_TIMEOUT
         make_writer = self._make_writer
-        while not self.closed:
+        while not self.closed and not (self.retiring and self._idle):
             with trio.move_on_after(timeout) as cs:
+                self._read_scope = cs
                 try:
                     chunk = await self.stream.receive_some(65536)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
@@ -445,6 +466,7 @@ class TCPConnection:
                 del buf[: 2 + size]
                 self.listener.dispatch(data, self.remote, "tcp", make_writer, self.send, self._spawn)
                 timeout = IDLE_TIMEOUT
+            self._idle = not buf
 
     def _make_writer(self, req: Request) -> ResponseWriter:
         return TCPWriter(self, req)
@@ -465,39 +487,32 @@ def _badvers(req: Request) -> bytes:
 
 
 def bind_udp(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    if not host:
-        family = socket.AF_INET6 if socket.has_ipv6 and _dual_stack_ok() else socket.AF_INET
-    s = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-        except OSError:
-            pass
-        if family == socket.AF_INET6 and not host:
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        s.bind((host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
-        s.setblocking(False)
-    except BaseException:
-        s.close()
-        raise
-    return s
+    return _bind(socket.SOCK_DGRAM, host, port)
 
 
 def bind_tcp(host: str, port: int) -> socket.socket:
+    return _bind(socket.SOCK_STREAM, host, port)
+
+
+def _bind(kind: int, host: str, port: int) -> socket.socket:
+    """A non-blocking SO_REUSEPORT socket; the wildcard host is dual-stack where IPv6 exists."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     if not host:
         family = socket.AF_INET6 if socket.has_ipv6 and _dual_stack_ok() else socket.AF_INET
-    s = socket.socket(family, socket.SOCK_STREAM)
+    s = socket.socket(family, kind)
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if kind == socket.SOCK_DGRAM:
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+            except OSError:
+                pass
         if family == socket.AF_INET6 and not host:
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         s.bind((host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
-        s.listen(1024)
+        if kind == socket.SOCK_STREAM:
+            s.listen(1024)
         s.setblocking(False)
     except BaseException:
         s.close()
