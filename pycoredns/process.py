@@ -316,7 +316,9 @@ class Process:
             self._release_sockets()
 
     async def _drain(self, inst: Instance) -> None:
-        """Wait (bounded) for queries in flight and open TCP connections of a configuration."""
+        """Close idle TCP connections, then wait (bounded) for queries in flight and busy connections."""
+        for lst in inst.listeners.values():
+            lst.retire_tcp()
         with trio.move_on_after(GRACEFUL_TIMEOUT):
             while any(lst.inflight or lst.tcp_limit.borrowed_tokens for lst in inst.listeners.values()):
                 await trio.sleep(0.01)

@@ -344,3 +344,41 @@ def test_sigusr1_reloads(tmp_path, server_process):
     r = dns.query.udp(dns.message.make_query("version.bind", "TXT", "CH"), "127.0.0.1", port=port, timeout=2)
     assert r.answer[0][0].to_text() == txt("v2")
     assert srv.stop() == 0
+
+
+async def test_tcp_connections_across_a_reload(tmp_path):
+    """Old connections answer what they have read, then close once idle; none waits for the 5s drain."""
+    main = str(tmp_path / "Corefile")
+    write(main, ". {\n chaos v1\n}\n")
+    wire = dns.message.make_query("version.bind", "TXT", "CH").to_wire()
+    frame = len(wire).to_bytes(2, "big") + wire
+
+    async def answer(stream: trio.SocketStream) -> str:
+        data = b""
+        with trio.fail_after(5):
+            while len(data) < 2 or len(data) < 2 + int.from_bytes(data[:2], "big"):
+                data += await stream.receive_some(65536)
+        return dns.message.from_wire(data[2:]).answer[0][0].to_text()
+
+    async with serve_file(main) as srv:
+        idle = await trio.open_tcp_stream("127.0.0.1", srv.port())
+        partial = await trio.open_tcp_stream("127.0.0.1", srv.port())
+        async with idle, partial:
+            await idle.send_all(frame)
+            assert await answer(idle) == txt("v1")
+            await partial.send_all(frame)
+            assert await answer(partial) == txt("v1")
+            await partial.send_all(frame[:5])  # half a query when the reload comes
+            write(main, ". {\n chaos v2\n}\n")
+            assert await srv.reload()
+            with trio.fail_after(3):
+                assert await idle.receive_some(10) == b""  # closed by the server: it was idle
+            await partial.send_all(frame[5:])
+            assert await answer(partial) == txt("v1")  # the old configuration read it, so it answers
+            with trio.fail_after(3):
+                assert await partial.receive_some(10) == b""
+        with trio.fail_after(3):
+            while srv._retiring:
+                await trio.sleep(0.01)
+        r = await query(srv.port(), "version.bind", "TXT", tcp=True, rdclass="CH")
+        assert r.answer[0][0].to_text() == txt("v2")
