@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import functools
 import heapq
 import itertools
 import os
@@ -27,11 +28,13 @@ import outcome
 import trio
 
 from pycoredns import metrics, wire
+from pycoredns.log import plugin_logger
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
 _LEN = struct.Struct(">H")
+log = plugin_logger("forward")
 
 request_duration = metrics.REGISTRY.histogram(
     "coredns_proxy_request_duration_seconds", "Histogram of the time each request took.",
@@ -57,6 +60,17 @@ class UpstreamError(Exception):
 
 class CachedClosed(UpstreamError):
     """A pooled connection turned out to be closed by the peer: retry at once on a new one."""
+
+
+async def guarded(what: str, fn: Callable[..., Awaitable[None]], *args: object,
+                  on_error: Callable[[], None] | None = None) -> None:
+    """Run a background task so that a bug in it is logged instead of taking the server down."""
+    try:
+        await fn(*args)
+    except Exception as e:
+        log.error(f"{what} failed: {type(e).__name__}: {e}")
+        if on_error is not None:
+            on_error()
 
 
 def _now() -> float:
@@ -104,8 +118,10 @@ class UdpMux:
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
         self.sock: socket.socket | None = None
-        self.pending: dict[int, trio.lowlevel.Task] = {}
-        self.deadlines: list[tuple[float, int, int, trio.lowlevel.Task]] = []  # heap; stale entries skipped
+        # query ID -> (waiting task, sequence number); the heap holds (deadline, sequence, ID) and skips
+        # entries whose ID has since been answered or reused (the sequence differs).
+        self.pending: dict[int, tuple[trio.lowlevel.Task, int]] = {}
+        self.deadlines: list[tuple[float, int, int]] = []
         self.seq = itertools.count()
         self.local = ""
 
@@ -122,8 +138,9 @@ class UdpMux:
             raise UpstreamError(f"dial udp {self.proxy.to}: {_os_text(e)}") from None
         self.local = _fmt_addr(sock.getsockname())
         self.sock = sock
-        nursery.start_soon(self._reader, sock)
-        nursery.start_soon(self._timer, sock)
+        where = f"udp socket to {self.proxy.to}"
+        nursery.start_soon(functools.partial(guarded, where, self._reader, sock, on_error=self.close))
+        nursery.start_soon(functools.partial(guarded, where, self._timer, sock, on_error=self.close))
         return sock
 
     def close(self) -> None:
@@ -135,7 +152,7 @@ class UdpMux:
 
     def _fail_all(self, err: Exception) -> None:
         pending, self.pending = self.pending, {}
-        for task in pending.values():
+        for task, _seq in pending.values():
             trio.lowlevel.reschedule(task, outcome.Error(err))
 
     async def _reader(self, sock: socket.socket) -> None:
@@ -161,9 +178,9 @@ class UdpMux:
                 pending = self.pending
                 continue
             if len(data) >= 2:
-                task = pending.pop((data[0] << 8) | data[1], None)
-                if task is not None:
-                    trio.lowlevel.reschedule(task, outcome.Value(data))
+                entry = pending.pop((data[0] << 8) | data[1], None)
+                if entry is not None:
+                    trio.lowlevel.reschedule(entry[0], outcome.Value(data))
             n += 1
             if n >= 64:
                 n = 0
@@ -176,11 +193,12 @@ class UdpMux:
             await trio.sleep(TIMER_TICK)
             now = trio.current_time()
             while heap and heap[0][0] <= now:
-                _, _, qid, task = heapq.heappop(heap)
-                if self.pending.get(qid) is task:
+                _, seq, qid = heapq.heappop(heap)
+                entry = self.pending.get(qid)
+                if entry is not None and entry[1] == seq:
                     del self.pending[qid]
                     err = UpstreamError(f"read udp {self.local}->{self.proxy.to}: i/o timeout")
-                    trio.lowlevel.reschedule(task, outcome.Error(err))
+                    trio.lowlevel.reschedule(entry[0], outcome.Error(err))
 
     async def exchange(self, data: bytes, timeout: float) -> bytes:
         """Send `data` under a fresh ID, wait at most `timeout` for the reply with that ID (returned as received)."""
@@ -198,11 +216,12 @@ class UdpMux:
             raise UpstreamError(f"write udp {self.local}->{self.proxy.to}: i/o timeout") from None
         except OSError as e:
             raise UpstreamError(f"write udp {self.local}->{self.proxy.to}: write: {_os_text(e)}") from None
-        task = pending[qid] = trio.lowlevel.current_task()
-        heapq.heappush(self.deadlines, (trio.current_time() + timeout, next(self.seq), qid, task))
+        seq = next(self.seq)
+        entry = pending[qid] = (trio.lowlevel.current_task(), seq)
+        heapq.heappush(self.deadlines, (trio.current_time() + timeout, seq, qid))
 
         def abort(_raise_cancel: Callable) -> trio.lowlevel.Abort:
-            if self.pending.get(qid) is task:
+            if self.pending.get(qid) is entry:
                 del self.pending[qid]
             return trio.lowlevel.Abort.SUCCEEDED
 
@@ -280,7 +299,7 @@ class Proxy:
         if self._hc_running or self.nursery is None or self.hc_interval <= 0:
             return
         self._hc_running = True
-        self.nursery.start_soon(self._hc_loop)
+        self.nursery.start_soon(guarded, f"health check of {self.to}", self._hc_loop)
 
     async def _hc_loop(self) -> None:
         try:
