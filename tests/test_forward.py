@@ -605,3 +605,18 @@ def test_round_robin_order_matches_coredns():
     p = RoundRobinPolicy()
     proxies = ["a", "b", "c"]
     assert [p.list(proxies) for _ in range(3)] == [["b", "a", "c"], ["c", "a", "b"], ["a", "b", "c"]]
+
+
+async def test_reload_swaps_upstreams_and_closes_old_sockets(tmp_path, ub, ub2):
+    from reload_helpers import serve_file, write
+
+    path = str(tmp_path / "Corefile")
+    write(path, block(ub.addr))
+    async with serve_file(path) as srv:
+        assert first_a(await query(srv.port(), "a.example.org", "A")) == "192.0.2.1"
+        (old,) = forward_handlers(srv)
+        assert old.proxies[0].udp.sock is not None
+        write(path, block(ub2.addr))
+        assert await srv.reload()
+        assert first_a(await query(srv.port(), "a.example.org", "A")) == "192.0.2.2"
+        assert old.proxies[0].udp.sock is None  # the old configuration's upstream socket is closed
