@@ -164,7 +164,7 @@ class Environment:
         self.upstreams: dict[int, Unbound] = {}
         self.proc: subprocess.Popen | None = None
         blob = "\n".join([case.corefile, *case.env.values(), *case.files.values()])
-        for name in sorted(set(_PLACEHOLDER.findall(blob))):
+        for name in sorted(set(_PLACEHOLDER.findall(blob)) - set(self.values)):
             self.values[name] = self._value(name)
 
     def _value(self, name: str) -> str:
