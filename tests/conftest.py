@@ -62,8 +62,9 @@ def free_port() -> int:
 class ServerProcess:
     """`python -m pycoredns` as a subprocess (CLI, signals, reload tests)."""
 
-    def __init__(self, args: list[str], cwd: str | None = None, env: dict | None = None) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "pycoredns", *args], cwd=cwd,
+    def __init__(self, args: list[str], cwd: str | None = None, env: dict | None = None,
+                 module: str = "pycoredns") -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=False,
                                      env={**os.environ, **(env or {})})
         self.lines: list[str] = []

@@ -56,3 +56,16 @@ def test_third_party_plugin_setup_errors_are_prefixed(tmp_path):
                        env=env, timeout=30)
     assert r.returncode == 1
     assert r.stderr.strip() == f"plugin/hello: {cf}:3 - Error during parsing: unknown property 'colour'"
+
+
+def test_demo_serves_the_fixture_cluster(server_process):
+    """The README's first command: API test server + cluster DNS + whoami on one port."""
+    port = free_port()
+    p = server_process(["-dns.port", str(port)], module="pycoredns.demo")
+    p.wait_for_line("CoreDNS-1.14.7", timeout=60)
+    r = dns.query.udp(dns.message.make_query("kube-dns.kube-system.svc.cluster.local", "A"), "127.0.0.1",
+                      port=port, timeout=3)
+    assert [rr.to_text() for rr in r.answer[0]] == ["10.240.16.10"]
+    r = dns.query.udp(dns.message.make_query("example.org", "A"), "127.0.0.1", port=port, timeout=3)
+    assert r.additional
+
