@@ -410,8 +410,12 @@ def test_drop_watches_ends_client_streams(api: APIServer) -> None:
             assert await task == 1
             return outcome
 
+    assert api.watch_count("Pod") == 0
+
     assert run(lambda: go(True)) == "ended"
     assert run(lambda: go(False)) == "broken"
+    watches = [p for _, p in api.requests() if "watch=" in p]
+    assert len(watches) == 2 and all(p.startswith("/api/v1/services?") for p in watches)
 
 
 def test_unreachable_refuses_then_recovers(api: APIServer) -> None:

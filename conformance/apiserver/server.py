@@ -13,6 +13,7 @@ import json
 import logging
 import socket
 import threading
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,7 @@ class APIServer:
         bookmark_interval: float = 5.0,
         watch_timeout: float = 1800.0,
         too_large_wait: float = 3.0,
+        request_log: int = 1000,
     ) -> None:
         self.store = Store(service_cidr=service_cidr, service_cidr_v6=service_cidr_v6,
                            history_size=history_size)
@@ -122,6 +124,7 @@ class APIServer:
         self._unreachable: str | None = None
         self._recover_handle: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._requests: deque[tuple[str, str]] = deque(maxlen=request_log)
         self.store.subscribe(self._on_commit)
         objs = list(objects)
         if objs:
@@ -290,9 +293,14 @@ class APIServer:
         """The current unreachable mode, or None."""
         return self._unreachable
 
-    def watch_count(self) -> int:
-        """Open watch streams (tests use it to wait until a client is watching)."""
-        return len(self._watchers)
+    def watch_count(self, kind: str | None = None) -> int:
+        """Open watch streams, optionally of one kind (tests poll it to wait until a client watches)."""
+        return sum(1 for w in list(self._watchers) if kind is None or w.kind.kind == kind)
+
+    def requests(self) -> list[tuple[str, str]]:
+        """The last requests served, oldest first, as (method, path with query), so tests can check
+        what a client asked for (selectors, bookmarks, relists)."""
+        return list(self._requests)
 
     # ------------------------------------------------------------------ cluster contents
 
@@ -375,6 +383,7 @@ class APIServer:
     # ------------------------------------------------------------------ HTTP
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self._requests.append((request.method, request.path_qs))
         try:
             if self._unreachable == "503" and not request.path.startswith("/_control/"):
                 raise APIError(503, "ServiceUnavailable",
