@@ -8,18 +8,24 @@ else goes through dnslib.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import random
 import struct
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Generic, TypeVar
 
+import trio
 from dnslib import QTYPE, DNSRecord
 
 from pycoredns import wire
+from pycoredns.log import plugin_logger
 from pycoredns.plugin import ConfigError, Controller, Handler
 from pycoredns.request import Request, ResponseWriter, WriterWrapper
+from pycoredns.util import format_duration, parse_duration
 from pycoredns.wire import Reply
+
+log = plugin_logger("loadbalance")
 
 TYPE_A, TYPE_CNAME, TYPE_MX, TYPE_AAAA = 1, 5, 15, 28
 ADDRESS = (TYPE_A, TYPE_AAAA)
@@ -189,11 +195,145 @@ def _rr_ip(rr) -> tuple[int, int] | None:
     return ip.version, int(ip)
 
 
+# -- weighted ---------------------------------------------------------------------------------------
+
+TYPE_SRV = 33
+WEIGHTED_TYPES = (TYPE_A, TYPE_AAAA, TYPE_SRV)
+DEFAULT_WEIGHT_RELOAD = 30.0
+
+
+class WeightFileError(Exception):
+    """A weight file that cannot be read or parsed; str() is CoreDNS's message."""
+
+
+def parse_weights(text: str, filename: str) -> dict[str, list[tuple[tuple[int, int], int]]]:
+    """Weight file: a domain line, then `IP WEIGHT` lines (1-255); `#` lines are comments."""
+    domains: dict[str, list[tuple[tuple[int, int], int]]] = {}
+    dname = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split()
+        if len(fields) == 1:
+            if _parse_ip(fields[0]) is not None:
+                raise WeightFileError(f'wrong domain name:"{fields[0]}" in weight file {filename}. '
+                                      "(Maybe a missing weight value?)")
+            dname = fields[0].lower() if fields[0].endswith(".") else fields[0].lower() + "."
+            domains.setdefault(dname, [])
+        elif len(fields) == 2:
+            ip = _parse_ip(fields[0])
+            if ip is None:
+                raise WeightFileError(f'wrong IP address:"{fields[0]}" in weight file {filename}')
+            if not fields[1].isdigit() or not 0 < int(fields[1]) < 256:
+                raise WeightFileError(f'wrong weight value:"{fields[1]}" in weight file {filename}')
+            if not dname:
+                raise WeightFileError(f"missing domain name in weight file {filename}")
+            domains[dname].append((ip, int(fields[1])))
+        else:
+            raise WeightFileError(f'could not parse weight line:"{line}" in weight file {filename}')
+    return domains
+
+
+def _parse_ip(text: str) -> tuple[int, int] | None:
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # Go's net.IP.Equal treats ::ffff:a.b.c.d as a.b.c.d
+    return ip.version, int(ip)
+
+
+class Weighted:
+    """The weight file (re-read every `reload` when its md5 changed) and the top-record choice."""
+
+    def __init__(self, path: str, reload: float) -> None:
+        self.path = path
+        self.reload = reload
+        self.digest = b""
+        self.domains: dict[str, list[tuple[tuple[int, int], int]]] = {}
+
+    def update(self) -> bool:
+        """Re-read the file; True when the weights changed. Raises WeightFileError."""
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read()
+        except OSError:
+            raise WeightFileError("weight file open error") from None
+        digest = hashlib.md5(data, usedforsecurity=False).digest()
+        if digest == self.digest:
+            return False
+        self.domains = parse_weights(data.decode("utf-8", "replace"), self.path)
+        self.digest = digest
+        log.info(f"Successfully reloaded weight file {self.path}")
+        return True
+
+    async def reload_loop(self) -> None:
+        while True:
+            await trio.sleep(self.reload)
+            try:
+                self.update()
+            except WeightFileError as e:
+                log.error(str(e))
+
+    def reorder(self, items: list[T], acc: Accessors[T]) -> list[T]:
+        """CNAMEs, the rest, the addresses with one chosen by weight swapped to the top, MX."""
+        cname: list[T] = []
+        address: list[T] = []
+        mx: list[T] = []
+        rest: list[T] = []
+        for it in items:
+            t = acc.type_of(it)
+            (address if t in ADDRESS else cname if t == TYPE_CNAME else mx if t == TYPE_MX else rest).append(it)
+        if not address:
+            return items
+        top = self._top(address, acc)
+        if top > 0:
+            address[0], address[top] = address[top], address[0]
+        return cname + rest + address + mx
+
+    def _top(self, address: list[T], acc: Accessors[T]) -> int:
+        weighted = []
+        for i, rr in enumerate(address):
+            ip = acc.ip_of(rr)
+            weight = next((wt for wip, wt in self.domains.get(acc.name_of(rr), ()) if wip == ip), 1)
+            weighted.append((weight, i))
+        weighted.sort(key=lambda x: -x[0])
+        v = random.randrange(sum(wt for wt, _ in weighted))
+        acc_sum = 0
+        for wt, i in weighted:
+            acc_sum += wt
+            if v < acc_sum:
+                return i
+        return -1
+
+
+class Accessors(Generic[T]):
+    """How to read a record's type, address and owner name, for byte slices or dnslib RRs."""
+
+    __slots__ = ("ip_of", "name_of", "type_of")
+
+    def __init__(self, type_of: Callable[[T], int], ip_of: Callable[[T], tuple[int, int] | None],
+                 name_of: Callable[[T], str]) -> None:
+        self.type_of = type_of
+        self.ip_of = ip_of
+        self.name_of = name_of
+
+
+def _rr_name(rr) -> str:
+    return str(rr.rname).lower()
+
+
+RR_ACCESSORS: Accessors = Accessors(_rr_type, _rr_ip, _rr_name)
+
+
 class LoadBalance(Handler):
     name = "loadbalance"
 
-    def __init__(self, subnets: list[Subnet]) -> None:
+    def __init__(self, subnets: list[Subnet], weighted: Weighted | None = None) -> None:
         self.subnets = subnets
+        self.weighted = weighted
 
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
         return await self.next_or_failure(req, _Writer(w, self))
@@ -221,7 +361,7 @@ class LoadBalance(Handler):
         qtype = (data[qend - 4] << 8) | data[qend - 3]
         if qtype in (TYPE_AXFR, TYPE_IXFR):
             return data
-        if ns == 0 and ar <= 1 and not self.subnets:
+        if ns == 0 and ar <= 1 and not self.subnets and self.weighted is None:
             fast = _shuffle_addresses(data, qend, an, ar)
             if fast is not None:
                 return fast
@@ -229,13 +369,26 @@ class LoadBalance(Handler):
         if found is None:
             return self._reorder_parsed(data)
         (answer, auth, extra), end = found
-        answer = round_robin(answer, _slice_type)
-        auth = round_robin(auth, _slice_type)
-        extra = round_robin(extra, _slice_type)
-        if self.subnets:
-            answer = prefer(answer, _slice_type, _slice_ip, self.subnets)
-            extra = prefer(extra, _slice_type, _slice_ip, self.subnets)
+        qname = wire.wire_name_to_text(data[12 : qend - 4]).lower()
+        acc = Accessors(_slice_type, _slice_ip, lambda _s: qname)  # every movable owner is the qname
+        answer, auth, extra = self._apply(answer, auth, extra, acc, qtype)
         return data[:qend] + b"".join([s for _, s in answer + auth + extra]) + data[end:]
+
+    def _apply(self, answer: list[T], auth: list[T], extra: list[T], acc: Accessors[T],
+               qtype: int) -> tuple[list[T], list[T], list[T]]:
+        """The configured policy on the three sections, then `prefer` (CoreDNS's shuffle function)."""
+        if self.weighted is not None:
+            if qtype in WEIGHTED_TYPES:
+                answer = self.weighted.reorder(answer, acc)
+                extra = self.weighted.reorder(extra, acc)
+        else:
+            answer = round_robin(answer, acc.type_of)
+            auth = round_robin(auth, acc.type_of)
+            extra = round_robin(extra, acc.type_of)
+        if self.subnets:
+            answer = prefer(answer, acc.type_of, acc.ip_of, self.subnets)
+            extra = prefer(extra, acc.type_of, acc.ip_of, self.subnets)
+        return answer, auth, extra
 
     def _reorder_parsed(self, data: bytes) -> Reply:
         try:
@@ -249,12 +402,7 @@ class LoadBalance(Handler):
             return rec
         if rec.q.qtype in (QTYPE.AXFR, QTYPE.IXFR):
             return rec
-        rec.rr = round_robin(rec.rr, _rr_type)
-        rec.auth = round_robin(rec.auth, _rr_type)
-        rec.ar = round_robin(rec.ar, _rr_type)
-        if self.subnets:
-            rec.rr = prefer(rec.rr, _rr_type, _rr_ip, self.subnets)
-            rec.ar = prefer(rec.ar, _rr_type, _rr_ip, self.subnets)
+        rec.rr, rec.auth, rec.ar = self._apply(rec.rr, rec.auth, rec.ar, RR_ACCESSORS, rec.q.qtype)
         return rec
 
 
@@ -282,6 +430,7 @@ def _subnet(c: Controller, text: str) -> Subnet:
 
 def setup(c: Controller) -> None:
     subnets: list[Subnet] = []
+    weighted: Weighted | None = None
     for _ in c.occurrences():
         args = c.remaining_args()
         if args:
@@ -289,7 +438,7 @@ def setup(c: Controller) -> None:
                 if len(args) > 1:
                     raise c.errf("unknown property for %s", args[0])
             elif args[0] == "weighted":
-                raise ConfigError("weighted policy is not supported by pycoredns")
+                weighted = _weighted(c, args)
             else:
                 raise ConfigError(f"unknown policy: {args[0]}")
         while c.next_block():
@@ -297,4 +446,36 @@ def setup(c: Controller) -> None:
                 raise c.errf("unknown property '%s'", c.val())
             for cidr in c.remaining_args():
                 subnets.append(_subnet(c, cidr))
-    c.add_handler(LoadBalance(subnets))
+    if weighted is not None:
+        # CoreDNS reads the file at startup; reading it here gives the same error before serving.
+        try:
+            weighted.update()
+        except WeightFileError as e:
+            if str(e) != "weight file open error" or weighted.reload == 0:
+                raise ConfigError(str(e)) from None
+            log.warning(f"Failed to open weight file:{e}. Will try again in {format_duration(weighted.reload)}")
+        if weighted.reload > 0:
+            c.start_soon(weighted.reload_loop)
+    c.add_handler(LoadBalance(subnets, weighted))
+
+
+def _weighted(c: Controller, args: list[str]) -> Weighted:
+    """`weighted FILE { reload DURATION }`: this block is the policy's (CoreDNS reads it here)."""
+    if len(args) < 2:
+        raise c.err("missing weight file argument")
+    if len(args) > 2:
+        raise c.err("unexpected argument(s)")
+    reload = DEFAULT_WEIGHT_RELOAD
+    while c.next_block():
+        if c.val() != "reload":
+            raise c.errf("unknown property '%s'", c.val())
+        t = c.remaining_args()
+        if not t:
+            raise c.err("reload duration value is missing")
+        if len(t) > 1:
+            raise c.err("unexpected argument")
+        try:
+            reload = parse_duration(t[0])
+        except ValueError:
+            raise c.errf("invalid reload duration '%s'", t[0]) from None
+    return Weighted(c.path(args[1]), reload)

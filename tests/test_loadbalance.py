@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dns.rcode
 import pytest
+import trio
 from conftest import query, running
 from dnslib import AAAA, CNAME, MX, RR, TXT, A, DNSRecord
 from pycoredns.plugins.loadbalance import LoadBalance
@@ -128,3 +129,70 @@ def test_general_wire_path_orders_additional():
     parsed = DNSRecord.parse(out)
     assert sorted(str(rr.rdata) for rr in parsed.rr) == [f"2001:db8::{i}" for i in (1, 2, 3)]
     assert sorted(str(rr.rdata) for rr in parsed.ar if rr.rtype == 1) == ["10.0.0.1", "10.0.0.2"]
+
+
+async def _tops(port: int, n: int = 30) -> list[str]:
+    return [_order(await query(port, "web.example.org", "A"))[0] for _ in range(n)]
+
+
+async def test_weighted_top_record_and_reload(tmp_path):
+    weights = tmp_path / "weights"
+    weights.write_text("# weights\nweb.example.org\n10.0.0.3 255\n10.0.0.4 1\n")
+    cf = f"example.org {{\n loadbalance weighted {weights} {{\n  reload 50ms\n }}\n hosts {_hosts(tmp_path)}\n}}\n"
+    async with running(cf) as srv:
+        tops = await _tops(srv.port())
+        assert tops.count("10.0.0.3") >= 20  # weight 255 of 260
+        r = await query(srv.port(), "web.example.org", "A")
+        assert sorted(_order(r)) == sorted(ADDRS)
+        weights.write_text("web.example.org.\n10.0.0.6 255\n")
+        for _ in range(100):  # bounded: 100 x 20ms for the reload to land
+            if await _tops(srv.port(), 5) == ["10.0.0.6"] * 5:
+                break
+            await trio.sleep(0.02)
+        assert (await _tops(srv.port())).count("10.0.0.6") >= 20
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("10.0.0.1\n", 'wrong domain name:"10.0.0.1" in weight file'),
+        ("a.example.\n10.0.0.1 0\n", 'wrong weight value:"0" in weight file'),
+        ("a.example.\n10.0.0.1 256\n", 'wrong weight value:"256" in weight file'),
+        ("a.example.\nnope 3\n", 'wrong IP address:"nope" in weight file'),
+        ("10.0.0.1 3\n", "missing domain name in weight file"),
+        ("a b c\n", 'could not parse weight line:"a b c" in weight file'),
+    ],
+)
+async def test_weight_file_errors(tmp_path, text, message):
+    weights = tmp_path / "weights"
+    weights.write_text(text)
+    with pytest.raises(StartupError) as ei:
+        async with running(f". {{\n loadbalance weighted {weights}\n whoami\n}}\n"):
+            pass
+    assert str(ei.value).startswith("plugin/loadbalance: " + message)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("loadbalance weighted", "Error during parsing: missing weight file argument"),
+        ("loadbalance weighted a b", "Error during parsing: unexpected argument(s)"),
+        ("loadbalance weighted /nonexistent {\n  reload 0\n }", "plugin/loadbalance: weight file open error"),
+        ("loadbalance weighted /x {\n  reload\n }", "Error during parsing: reload duration value is missing"),
+        ("loadbalance weighted /x {\n  reload 1 2\n }", "Error during parsing: unexpected argument"),
+        ("loadbalance weighted /x {\n  reload 5\n }", "Error during parsing: invalid reload duration '5'"),
+        ("loadbalance weighted /x {\n  prefer 10.0.0.0/8\n }", "Error during parsing: unknown property 'prefer'"),
+    ],
+)
+async def test_weighted_config_errors(line, message):
+    with pytest.raises(StartupError) as ei:
+        async with running(f". {{\n {line}\n whoami\n}}\n"):
+            pass
+    assert message in str(ei.value)
+
+
+async def test_weighted_missing_file_with_reload_only_warns(tmp_path):
+    cf = f"example.org {{\n loadbalance weighted {tmp_path}/none\n hosts {_hosts(tmp_path)}\n}}\n"
+    async with running(cf) as srv:
+        r = await query(srv.port(), "web.example.org", "A")
+        assert sorted(_order(r)) == sorted(ADDRS)
