@@ -620,3 +620,15 @@ async def test_reload_swaps_upstreams_and_closes_old_sockets(tmp_path, ub, ub2):
         assert await srv.reload()
         assert first_a(await query(srv.port(), "a.example.org", "A")) == "192.0.2.2"
         assert old.proxies[0].udp.sock is None  # the old configuration's upstream socket is closed
+
+
+async def test_black_hole_over_tcp_and_tls(logged):
+    """A listener that accepts and never answers: TCP read timeout; DoT handshake timeout. Both SERVFAIL."""
+    with BlackHole() as bh:
+        opts = "  max_fails 0\n  read_timeout 200ms\n  max_connect_attempts 1"
+        async with running(block(bh.addr, opts + "\n  force_tcp")) as srv:
+            assert (await query(srv.port(), "a.example.org", "A")).rcode() == dns.rcode.SERVFAIL
+        async with running(block(f"tls://{bh.addr}", opts)) as srv:
+            assert (await query(srv.port(), "a.example.org", "A", timeout=5)).rcode() == dns.rcode.SERVFAIL
+    assert any(f"->{bh.addr}: i/o timeout" in x and "read tcp 127.0.0.1:" in x for x in logged)
+    assert any(x.endswith(f"dial tcp {bh.addr}: i/o timeout") for x in logged)

@@ -231,10 +231,11 @@ class UdpMux:
 class StreamConn:
     """A TCP or TLS connection to the upstream carrying length-prefixed messages."""
 
-    __slots__ = ("buf", "stream", "used")
+    __slots__ = ("buf", "local", "stream", "used")
 
-    def __init__(self, stream: trio.abc.Stream) -> None:
+    def __init__(self, stream: trio.abc.Stream, local: str) -> None:
         self.stream = stream
+        self.local = local  # our address, for Go-like error texts
         self.buf = bytearray()
         self.used = _now()
 
@@ -416,7 +417,11 @@ class Proxy:
             raise UpstreamError(f"tls: {text}") from None
         except OSError as e:
             raise UpstreamError(f"dial {net} {self.to}: connect: {_os_text(e)}") from None
-        return StreamConn(stream)
+        try:
+            local = _fmt_addr(sock.getsockname())
+        except OSError:
+            local = "?"
+        return StreamConn(stream, local)
 
     async def _stream_exchange(self, kind: str, data: bytes, timeout: float) -> bytes:
         conn = self._take(kind)
@@ -436,7 +441,7 @@ class Proxy:
                         break
         except trio.TooSlowError:
             conn.close()
-            raise UpstreamError(f"read tcp {self._local(conn)}->{self.to}: i/o timeout") from None
+            raise UpstreamError(f"read tcp {conn.local}->{self.to}: i/o timeout") from None
         except (EOFError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
             conn.close()
             if cached:
@@ -445,7 +450,7 @@ class Proxy:
                 raise UpstreamError("EOF") from None
             cause = e.__cause__ if isinstance(e, trio.BrokenResourceError) else e
             text = _os_text(cause) if isinstance(cause, OSError) else str(cause or e)
-            raise UpstreamError(f"read tcp {self._local(conn)}->{self.to}: {text}") from None
+            raise UpstreamError(f"read tcp {conn.local}->{self.to}: {text}") from None
         conn.used = _now()
         pool = self.pools[kind]
         if self.max_idle and len(pool) >= self.max_idle:
@@ -453,16 +458,6 @@ class Proxy:
         else:
             pool.append(conn)
         return reply
-
-    @staticmethod
-    def _local(conn: StreamConn) -> str:
-        s = conn.stream
-        if isinstance(s, trio.SSLStream):
-            s = s.transport_stream
-        try:
-            return _fmt_addr(s.socket.getsockname())  # type: ignore[attr-defined]
-        except (OSError, AttributeError):
-            return "?"
 
     def close(self) -> None:
         """Shutdown: close the UDP socket and every pooled connection."""
