@@ -18,12 +18,14 @@ from types import CodeType, FrameType
 
 from pycoredns import COREDNS_VERSION, __version__, metrics, wire
 from pycoredns.http import split_address
+from pycoredns.log import plugin_logger
 from pycoredns.metrics import REGISTRY
 from pycoredns.plugin import NOT_WRITTEN, ConfigError, Controller, Handler, PluginError
 from pycoredns.request import Request, ResponseWriter, WriterWrapper
 from pycoredns.util import zone_match
 from pycoredns.wire import Reply
 
+log = plugin_logger("prometheus")
 DEFAULT_ADDRESS = "localhost:9153"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 TYPE_DS = 43
@@ -273,7 +275,12 @@ def _register_process_metrics() -> None:
 
 
 def expose(method: str, target: str) -> tuple[int, str, bytes]:
-    return 200, CONTENT_TYPE, REGISTRY.expose().encode()
+    """GET /metrics. A failing collector (another plugin's gauge function) gives a 500, not a crash."""
+    try:
+        return 200, CONTENT_TYPE, REGISTRY.expose().encode()
+    except Exception as e:
+        log.error(f"cannot collect metrics: {type(e).__name__}: {e}")
+        return 500, "text/plain; charset=utf-8", f"An error has occurred while serving metrics:\n\n{e}\n".encode()
 
 
 # -- setup -----------------------------------------------------------------------------------------

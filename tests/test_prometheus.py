@@ -150,3 +150,35 @@ async def test_config_errors(line, message):
         async with running(f". {{\n {line}\n whoami\n}}\n"):
             pass
     assert message in str(ei.value)
+
+
+async def test_reload_keeps_endpoint_and_counts():
+    port = free_port()
+    async with running(f"reload.prom.test {{\n prometheus 127.0.0.1:{port}\n whoami\n}}\n") as srv:
+        server = srv.instance.first_listener().label
+        z = dict(server=server, zone="reload.prom.test.", view="", proto="udp", family="1", type="A")
+        await query(srv.port(), "x.reload.prom.test", "A")
+        assert await srv.reload()
+        await query(srv.port(), "x.reload.prom.test", "A")
+        s = samples((await scrape(port))[2])
+        assert value(s, "coredns_dns_requests_total", **z) == 2
+        assert value(s, "coredns_plugin_enabled", server=server, zone="reload.prom.test.", view="",
+                     name="whoami") == 1
+
+
+async def test_failing_collector_gives_500_and_server_keeps_serving():
+    from pycoredns.metrics import REGISTRY
+
+    def broken():
+        raise RuntimeError("collector exploded")
+
+    port = free_port()
+    async with running(f"bad.prom.test {{\n prometheus 127.0.0.1:{port}\n whoami\n}}\n") as srv:
+        REGISTRY.gauge_func("test_broken_gauge", "A collector that fails.", broken)
+        try:
+            status, _, body = await scrape(port)
+            assert status == 500 and "collector exploded" in body
+        finally:
+            REGISTRY.metrics.pop("test_broken_gauge")
+        assert (await scrape(port))[0] == 200
+        assert (await query(srv.port(), "x.bad.prom.test", "A")).rcode() == dns.rcode.NOERROR
