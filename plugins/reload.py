@@ -144,7 +144,7 @@ class Poller:
         err = await self.process.restart()
         version_info.values.clear()
         version_info.set("sha512", new, value=1)
-        if err is not None:
+        if err is not None and not self.process.shutting_down:
             log.error(f"Corefile changed but reload failed: {err}")
             failed_total.inc()
         return True

@@ -307,9 +307,11 @@ class Process:
         return await self.restart() is None
 
     async def _retire(self, old: Instance) -> None:
+        """Drain first, then the shutdown hooks: queries in flight still have their upstream
+        connections (forward closes them in its hook) and caches."""
         try:
-            await old.shutdown(final=False)
             await self._drain(old)
+            await old.shutdown(final=False)
         finally:
             old.stopped.set()
             self._retiring.discard(old)

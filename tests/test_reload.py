@@ -14,6 +14,7 @@ import time
 
 import dns.message
 import dns.query
+import dns.rrset
 import pytest
 import trio
 from conftest import free_port, query, running
@@ -382,3 +383,45 @@ async def test_tcp_connections_across_a_reload(tmp_path):
                 await trio.sleep(0.01)
         r = await query(srv.port(), "version.bind", "TXT", tcp=True, rdclass="CH")
         assert r.answer[0][0].to_text() == txt("v2")
+
+
+async def test_queries_in_flight_finish(tmp_path):
+    """Slow upstream answers for queries the old configuration started arrive after the swap."""
+    up = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    await up.bind(("127.0.0.1", 0))
+    seen = trio.Event()
+
+    async def slow_upstream() -> None:
+        async def reply(data: bytes, addr) -> None:
+            await trio.sleep(0.3)
+            r = dns.message.make_response(dns.message.from_wire(data))
+            r.answer.append(dns.rrset.from_text(r.question[0].name, 60, "IN", "A", "192.0.2.1"))
+            await up.sendto(r.to_wire(), addr)
+
+        async with trio.open_nursery() as n:
+            while True:
+                data, addr = await up.recvfrom(65535)
+                seen.set()
+                n.start_soon(reply, data, addr)
+
+    main = str(tmp_path / "Corefile")
+    text = ". {{\n chaos {}\n forward . 127.0.0.1:" + str(up.getsockname()[1]) + " {{\n  prefer_udp\n }}\n}}\n"
+    write(main, text.format("v1"))
+    with up:
+        async with trio.open_nursery() as n:
+            n.start_soon(slow_upstream)
+            async with serve_file(main) as srv:
+                results: list[int] = []
+
+                async def ask(i: int) -> None:
+                    r = await query(srv.port(), f"q{i}.example.org", "A", tcp=i % 2 == 1)
+                    results.append((r.rcode(), len(r.answer)))
+
+                async with trio.open_nursery() as clients:
+                    for i in range(20):
+                        clients.start_soon(ask, i)
+                    await seen.wait()
+                    write(main, text.format("v2"))
+                    assert await srv.reload()  # while the old configuration waits on the upstream
+                assert results == [(0, 1)] * 20
+            n.cancel_scope.cancel()
