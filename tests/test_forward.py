@@ -115,6 +115,7 @@ async def test_many_queries_in_flight_share_one_socket(ub):
     """A burst of concurrent UDP queries: every one answered with its own ID and question."""
     names = [("a", "192.0.2.1"), ("short", "192.0.2.5"), ("long", "192.0.2.86"), ("nodata", "192.0.2.7")]
     results: list[tuple[str, str]] = []
+    misses = metric("coredns_proxy_conn_cache_misses_total", "forward", ub.addr, "udp")
     async with running(block(ub.addr)) as srv:
 
         async def one(i: int) -> None:
@@ -125,6 +126,9 @@ async def test_many_queries_in_flight_share_one_socket(ub):
         async with trio.open_nursery() as n:
             for i in range(200):
                 n.start_soon(one, i)
+        (f,) = forward_handlers(srv)
+        assert not f.proxies[0].udp.pending
+    assert metric("coredns_proxy_conn_cache_misses_total", "forward", ub.addr, "udp") == misses + 1  # one socket
     assert len(results) == 200
     assert all(got == want for got, want in results)
 
