@@ -25,6 +25,7 @@ from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from conformance.apiserver import FIXTURE_CLUSTER, APIServer, generate_cluster, load_objects, parse_text
+from conformance.apiserver.patch import strategic_merge_patch
 from conformance.apiserver.selectors import labels_match, parse_label_selector
 
 REPO = Path(__file__).resolve().parent.parent
@@ -572,6 +573,22 @@ def test_create_update_delete_semantics(api: APIServer) -> None:
             assert sl.metadata.generation == 1 and sl.ports[0].protocol == "TCP"
 
     run(go)
+
+
+def test_strategic_merge_patch_merges_ports_by_key() -> None:
+    cur = {"metadata": {"labels": {"a": "1", "b": "2"}, "finalizers": ["x", "y"]},
+           "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}, {"name": "dns", "port": 53}],
+                    "selector": {"app": "a"}}}
+    patch = {"metadata": {"labels": {"b": None, "c": "3"}, "$deleteFromPrimitiveList/finalizers": ["x"]},
+             "spec": {"$setElementOrder/ports": [{"port": 80}], "ports": [
+                 {"port": 80, "targetPort": 9090}, {"port": 53, "$patch": "delete"}, {"port": 443, "name": "https"}],
+                 "selector": {"$patch": "replace", "app": "b"}}}
+    out = strategic_merge_patch(cur, patch)
+    assert out["metadata"] == {"labels": {"a": "1", "c": "3"}, "finalizers": ["y"]}
+    assert out["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": 9090},
+                                    {"port": 443, "name": "https"}]
+    assert out["spec"]["selector"] == {"app": "b"}
+    assert cur["spec"]["ports"][0]["targetPort"] == 8080  # input untouched
 
 
 def test_namespace_delete_takes_contents(api: APIServer) -> None:

@@ -1,5 +1,5 @@
-"""PATCH bodies: JSON merge patch (RFC 7386), JSON patch (RFC 6902); strategic merge is approximated
-by merge patch, which is exact for what kubectl label/annotate/edit of maps send."""
+"""PATCH bodies: JSON merge patch (RFC 7386), JSON patch (RFC 6902) and the part of strategic merge
+patch that kubectl apply/edit/label send (list merge keys from the Go types of our five kinds)."""
 
 from __future__ import annotations
 
@@ -92,3 +92,74 @@ def json_patch_remove(doc: Any, path: str) -> None:
         del parent[int(last)]
     else:
         del parent[last]
+
+
+# Lists that strategic merge patch merges by a key (patchMergeKey in the Go types); other lists are
+# replaced whole, like in a merge patch.
+MERGE_KEYS: dict[str, tuple[str, ...]] = {
+    "ports": ("port", "containerPort"),  # ServicePort / ContainerPort
+    "containers": ("name",),
+    "initContainers": ("name",),
+    "ephemeralContainers": ("name",),
+    "conditions": ("type",),
+    "ownerReferences": ("uid",),
+    "env": ("name",),
+    "volumes": ("name",),
+    "volumeMounts": ("mountPath",),
+    "imagePullSecrets": ("name",),
+    "podIPs": ("ip",),
+    "hostAliases": ("ip",),
+}
+
+
+def _merge_list(field: str, target: list[Any], patch: list[Any]) -> list[Any]:
+    keys = MERGE_KEYS.get(field)
+    if not keys or not all(isinstance(x, dict) for x in [*target, *patch]):
+        return copy.deepcopy(patch)
+    out = [copy.deepcopy(x) for x in target]
+
+    def key_of(item: dict[str, Any]) -> tuple[str, Any] | None:
+        for k in keys:
+            if k in item:
+                return k, item[k]
+        return None
+
+    for item in patch:
+        kv = key_of(item)
+        idx = next((i for i, cur in enumerate(out) if kv is not None and cur.get(kv[0]) == kv[1]), None)
+        if item.get("$patch") == "delete":
+            if idx is not None:
+                del out[idx]
+        elif idx is None:
+            out.append(strategic_merge_patch({}, item))
+        else:
+            out[idx] = strategic_merge_patch(out[idx], item)
+    return out
+
+
+def strategic_merge_patch(target: Any, patch: Any) -> Any:
+    """The subset of strategic merge patch kubectl apply/edit/label send: maps merge, ``null``
+    deletes, lists with a known merge key merge item by item (``$patch: delete`` removes one),
+    ``$deleteFromPrimitiveList/<f>`` removes values, ``$patch: replace`` replaces a map;
+    ``$setElementOrder``/``$retainKeys`` are accepted and ignored."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    if patch.get("$patch") == "replace":
+        return {k: copy.deepcopy(v) for k, v in patch.items() if not k.startswith("$")}
+    out = dict(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if k.startswith("$deleteFromPrimitiveList/"):
+            f = k.split("/", 1)[1]
+            if isinstance(out.get(f), list):
+                out[f] = [x for x in out[f] if x not in (v or [])]
+        elif k.startswith("$"):
+            continue
+        elif v is None:
+            out.pop(k, None)
+        elif isinstance(v, list) and isinstance(out.get(k), list):
+            out[k] = _merge_list(k, out[k], v)
+        elif isinstance(v, dict):
+            out[k] = strategic_merge_patch(out.get(k), v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out

@@ -26,7 +26,7 @@ from . import errors, kinds, tables
 from .errors import APIError
 from .kinds import Kind
 from .loader import load_objects
-from .patch import json_patch, merge_patch
+from .patch import json_patch, merge_patch, strategic_merge_patch
 from .selectors import (
     FieldReq,
     Requirement,
@@ -588,7 +588,7 @@ class APIServer:
             cur = self.store.get(k.kind, ns, name)
             new = json_patch(cur, patch)
         elif ct in ("application/merge-patch+json", "application/strategic-merge-patch+json",
-                    "application/apply-patch+yaml", "application/apply-patch+cbor"):
+                    "application/apply-patch+yaml"):
             try:
                 cur = self.store.get(k.kind, ns, name)
             except APIError:
@@ -596,7 +596,8 @@ class APIServer:
                     patch.setdefault("metadata", {})["name"] = name
                     return _json(self.store.create(patch, ns), 201)
                 raise
-            new = merge_patch(cur, patch)
+            smp = ct == "application/strategic-merge-patch+json"
+            new = strategic_merge_patch(cur, patch) if smp else merge_patch(cur, patch)
         else:
             raise APIError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
                            "accepted media types include: application/json-patch+json, "
