@@ -61,9 +61,9 @@ def _frame_plugin(f: FrameType) -> str | None:
 
 
 def writer_plugin(f: FrameType | None) -> str:
-    """Name of the plugin whose code called `write`, looking up to 8 frames up; "" if none."""
+    """Name of the plugin whose code called `write`, looking up to 16 frames up; "" if none."""
     names = _frame_names
-    for _ in range(8):
+    for _ in range(16):
         if f is None:
             break
         name = names.get(f.f_code)

@@ -55,7 +55,7 @@ async def test_counts_labels_and_format(tmp_path):
     port = free_port()
     hosts = tmp_path / "hosts"
     hosts.write_text("10.0.0.1 web.hosts.prom.test\n")
-    cf = (f"prom.test {{\n prometheus 127.0.0.1:{port}\n whoami\n}}\n"
+    cf = (f"prom.test {{\n prometheus 127.0.0.1:{port}\n errors\n log\n whoami\n}}\n"
           f"hosts.prom.test {{\n prometheus 127.0.0.1:{port}\n loadbalance\n hosts {hosts}\n}}\n")
     async with running(cf) as srv:
         server = srv.instance.first_listener().label
@@ -77,6 +77,7 @@ async def test_counts_labels_and_format(tmp_path):
         assert value(s, "coredns_dns_requests_total", **z, proto="tcp", family="1", type="AAAA") == 2
         assert value(s, "coredns_dns_requests_total", **z, proto="udp", family="1", type="SRV") == 1
         assert value(s, "coredns_dns_do_requests_total", **z) == 1
+        # the writer is whoami even through log's recording writer
         assert value(s, "coredns_dns_responses_total", **z, rcode="NOERROR", plugin="whoami") == 6
         assert value(s, "coredns_dns_request_duration_seconds_count", **z) == 6
         assert value(s, "coredns_dns_request_size_bytes_count", **z, proto="udp") == 4
@@ -94,7 +95,7 @@ async def test_counts_labels_and_format(tmp_path):
         assert value(s, "coredns_dns_responses_total", **h, rcode="NOERROR", plugin="hosts") == 2
         assert value(s, "coredns_dns_responses_total", **h, rcode="SERVFAIL", plugin="") == 1
 
-        for name in ("prometheus", "whoami"):
+        for name in ("prometheus", "errors", "log", "whoami"):
             assert value(s, "coredns_plugin_enabled", server=server, zone="prom.test.", view="", name=name) == 1
         for name in ("prometheus", "loadbalance", "hosts"):
             assert value(s, "coredns_plugin_enabled", server=server, zone="hosts.prom.test.", view="",
