@@ -104,6 +104,13 @@ async def test_nxdomain_and_nodata_keep_soa(ub):
         assert r.rcode() == dns.rcode.REFUSED
 
 
+async def test_chaos_class_forwarded(ub):
+    """forward in the block lets CH-class queries through the server (which REFUSES them otherwise)."""
+    async with running(block(ub.addr)) as srv:
+        r = await query(srv.port(), "version.bind", "TXT", rdclass="CH")
+        assert r.rcode() == dns.rcode.NOERROR and b"unbound" in r.answer[0][0].strings[0]
+
+
 async def test_edns_passed_and_mirrored(ub):
     async with running(block(ub.addr)) as srv:
         r = await query(srv.port(), "a.example.org", "A", use_edns=0, payload=1232, want_dnssec=True)
