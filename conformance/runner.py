@@ -40,7 +40,7 @@ from .upstream import MAIN_ZONES, SECOND_ZONES, Unbound, free_port
 
 PASS, FAIL, ERROR, SKIP, XFAIL, XPASS = "pass", "fail", "error", "skip", "xfail", "xpass"
 _PLACEHOLDER = re.compile(r"@([A-Z][A-Z0-9_]*)@")
-_PORT_NAMES = ("PORT", "PORT2", "HEALTH_PORT", "READY_PORT", "METRICS_PORT", "DEAD")
+_PORT_NAMES = ("PORT", "PORT2", "HEALTH_PORT", "READY_PORT", "METRICS_PORT")
 START_TIMEOUT = 30.0
 
 
@@ -170,6 +170,8 @@ class Environment:
     def _value(self, name: str) -> str:
         if name in _PORT_NAMES:
             return str(free_port())
+        if name == "DEAD":  # an address where nothing listens: UDP gets port unreachable, TCP a reset
+            return f"127.0.0.1:{free_port()}"
         if name in ("UPSTREAM", "UPSTREAM2"):
             idx = 1 if name == "UPSTREAM" else 2
             u = Unbound(MAIN_ZONES if idx == 1 else SECOND_ZONES).start()
