@@ -18,7 +18,7 @@ import trio
 sys.path.insert(0, os.path.dirname(__file__))
 
 from conftest import query, running
-from upstream import BlackHole, DeadPort, GarbageUpstream, Unbound
+from upstream import BlackHole, DeadPort, GarbageUpstream, Unbound, reply_for
 
 from pycoredns import metrics
 from pycoredns.instance import StartupError
@@ -643,3 +643,21 @@ async def test_black_hole_over_tcp_and_tls(logged):
             assert (await query(srv.port(), "a.example.org", "A", timeout=5)).rcode() == dns.rcode.SERVFAIL
     assert any(f"->{bh.addr}: i/o timeout" in x and "read tcp 127.0.0.1:" in x for x in logged)
     assert any(x.endswith(f"dial tcp {bh.addr}: i/o timeout") for x in logged)
+
+
+async def test_upstream_ids_randomised_and_restored():
+    seen_ids: list[int] = []
+
+    def upstream(data: bytes) -> list[bytes]:
+        seen_ids.append(int.from_bytes(data[:2], "big"))
+        return [reply_for(data)]
+
+    with GarbageUpstream(upstream) as g:
+        async with running(block(g.addr)) as srv:
+            client_ids = []
+            for tcp in (False, True) * 4:
+                q = dns.message.make_query("a.example.org", "A")
+                client_ids.append(q.id)
+                r = await query(srv.port(), "a.example.org", "A", tcp=tcp, id=q.id)
+                assert r.id == q.id and first_a(r) == "192.0.2.99"
+    assert len(seen_ids) == 8 and seen_ids != client_ids
