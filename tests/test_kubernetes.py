@@ -123,6 +123,8 @@ TABLE = [
     ("dns-version.cluster.local.", "TXT", OK, {'"1.1.0"'}),
     ("dns-version.cluster.local.", "A", NX, None),
     ("svc1.ns1.svc.cluster.local.", "HTTPS", OK, None),
+    ("nope.ns1.svc.cluster.local.", "SOA", OK, None),  # SOA below the apex: NODATA without looking
+    ("9.9.9.9.in-addr.arpa.", "SOA", OK, None),
     ("nope.ns1.svc.cluster.local.", "HTTPS", NX, None),
     # pods insecure
     ("10-244-9-9.ns1.pod.cluster.local.", "A", OK, {"10.244.9.9"}),

@@ -324,6 +324,8 @@ class Kubernetes(Handler):
             if qtype == NS:
                 return self._ns(req, zp)
             return txt_nx
+        if qtype == SOA:
+            return wire.NOERROR  # SOA below the apex: NODATA without looking (CoreDNS)
         if _is_reverse(zone):
             return wire.NOERROR if req.qname_wire in idx.exists else wire.NXDOMAIN
         top = rel[-1]

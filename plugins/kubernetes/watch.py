@@ -56,6 +56,10 @@ class KindSpec:
     reduce: Callable[[Any], Any] = field(default=objects.reduce_service)
 
 
+def _noop() -> None:
+    pass
+
+
 class Gone(Exception):
     """410: the resourceVersion is too old; relist."""
 
@@ -123,7 +127,23 @@ class Watcher:
         try:
             self._token.run_sync_soon(self._drain)
         except trio.RunFinishedError:
-            pass
+            self._orphaned()
+
+    def _orphaned(self) -> None:
+        """The trio run we fed is gone without stopping us (a failed startup): end the watches."""
+        if self._main is not None:
+            self._main.cancel()
+
+    def alive(self) -> bool:
+        """False once the trio run is over; checked on every retry so an orphan thread ends."""
+        token = self._token
+        if token is None:
+            return False
+        try:
+            token.run_sync_soon(_noop)
+        except trio.RunFinishedError:
+            return False
+        return True
 
     def _drain(self) -> None:
         """Runs on the trio loop (outside any task): must never raise."""
@@ -198,6 +218,8 @@ class Watcher:
             except asyncio.CancelledError:
                 raise
             except Exception as e:
+                if not self.alive():
+                    return
                 log.error(f"cannot configure the Kubernetes client: {e}")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
@@ -285,6 +307,8 @@ class Watcher:
                 log.info(f"watch of {spec.name}: resourceVersion {rv} is gone, relisting")
                 rv = ""
             except Exception as e:
+                if not self.alive():
+                    return
                 log.warning(f"watch of {spec.name} failed (retrying in {backoff:.1f}s): {e or type(e).__name__}")
                 await asyncio.sleep(backoff * (1 + random.random() / 2))
                 backoff = min(backoff * 2, 5.0)
