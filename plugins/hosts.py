@@ -85,6 +85,18 @@ def parse_hosts(lines: list[str], origins: list[str], reverse: bool) -> HostsMap
     return m
 
 
+def _wire(name: str) -> bytes | None:
+    """Lowercased wire form of a hosts-file name; None for names that cannot be on the wire."""
+    try:
+        w = wire.text_to_wire(name).lower()
+        labels, end = wire.read_name(w, 0)
+    except (ValueError, UnicodeError):  # label over 255 bytes, or WireError (a ValueError)
+        return None
+    if end != len(w) or any(len(label) > 63 for label in labels):
+        return None
+    return w
+
+
 def _rr(rtype: int, ttl: int, rdata: bytes) -> bytes:
     """A record without its owner name (type, class IN, TTL, rdata)."""
     return _RR_FIXED.pack(rtype, 1, ttl, len(rdata)) + rdata
@@ -101,11 +113,15 @@ class Answers:
         for m in maps:  # file first, then inline: CoreDNS's merge order
             for table, rtype in ((m.name4, TYPE_A), (m.name6, TYPE_AAAA)):
                 for name, ips in table.items():
-                    rrs = self.names.setdefault(wire.text_to_wire(name).lower(), {}).setdefault(rtype, [])
-                    rrs.extend(_rr(rtype, ttl, ip.packed) for ip in ips)
+                    key = _wire(name)
+                    if key is not None:
+                        self.names.setdefault(key, {}).setdefault(rtype, []).extend(
+                            _rr(rtype, ttl, ip.packed) for ip in ips)
             for ip, names in m.addr.items():
-                rrs = self.ptrs.setdefault(wire.text_to_wire(ip.reverse_pointer + ".").lower(), [])
-                rrs.extend(_rr(TYPE_PTR, ttl, wire.text_to_wire(n)) for n in names)
+                targets = [t for t in map(_wire, names) if t is not None]
+                if targets:
+                    self.ptrs.setdefault(wire.text_to_wire(ip.reverse_pointer + "."), []).extend(
+                        _rr(TYPE_PTR, ttl, t) for t in targets)
 
 
 def _reply(req: Request, tails: list[bytes]) -> bytes:

@@ -76,7 +76,7 @@ async def test_nodata_servfail_and_default_ttl(tmp_path):
 async def test_fallthrough_and_zones(tmp_path):
     f = tmp_path / "hosts"
     f.write_text(HOSTS_FILE)
-    cf = ". {\n hosts %s example.org {\n  fallthrough sub.example.org\n }\n whoami\n}\n" % f
+    cf = f". {{\n hosts {f} example.org {{\n  fallthrough sub.example.org\n }}\n whoami\n}}\n"
     async with running(cf) as srv:
         # outside the hosts zones: next plugin (whoami) regardless of fallthrough
         r = await query(srv.port(), "outside.example.net", "A")
@@ -93,7 +93,7 @@ async def test_ptr_and_no_reverse(tmp_path):
     f = tmp_path / "hosts"
     f.write_text(HOSTS_FILE)
     # PTR works for reverse names outside the hosts zones (a root block routes them to hosts)
-    cf = ". {\n hosts %s example.org\n whoami\n}\n" % f
+    cf = f". {{\n hosts {f} example.org\n whoami\n}}\n"
     async with running(cf) as srv:
         r = await query(srv.port(), "1.0.0.10.in-addr.arpa", "PTR")
         assert r.flags & AA
@@ -106,7 +106,7 @@ async def test_ptr_and_no_reverse(tmp_path):
         assert not r.answer and r.additional
         r = await query(srv.port(), "99.0.0.10.in-addr.arpa", "PTR")
         assert not r.answer and r.additional
-    cf = ". {\n hosts %s example.org {\n  no_reverse\n }\n whoami\n}\n" % f
+    cf = f". {{\n hosts {f} example.org {{\n  no_reverse\n }}\n whoami\n}}\n"
     async with running(cf) as srv:
         r = await query(srv.port(), "1.0.0.10.in-addr.arpa", "PTR")
         assert not r.answer and r.additional
@@ -181,3 +181,17 @@ async def test_once_per_block(tmp_path):
     with pytest.raises(StartupError, match="plugin/hosts: this plugin can only be used once per Server Block"):
         async with running(cf):
             pass
+
+
+async def test_names_that_cannot_be_on_the_wire_are_skipped(tmp_path):
+    f = tmp_path / "hosts"
+    long_label = "a" * 300
+    f.write_bytes(f"10.0.0.1 {long_label}.example.org x..y.example.org {'b' * 70}.example.org ok.example.org\n"
+                  "10.0.0.2 \xff\xfe.example.org\n\x00\x01 garbage\n".encode("latin-1"))
+    async with running(_corefile(str(f))) as srv:
+        assert _rdata(await query(srv.port(), "ok.example.org", "A"), "A") == ["10.0.0.1"]
+        r = await query(srv.port(), "1.0.0.10.in-addr.arpa", "PTR")  # not in the block: REFUSED, still alive
+        assert r.rcode() == dns.rcode.REFUSED
+    async with running(f". {{\n hosts {f} example.org\n}}\n") as srv:
+        r = await query(srv.port(), "1.0.0.10.in-addr.arpa", "PTR")
+        assert _rdata(r, "PTR") == ["ok.example.org."]
