@@ -231,10 +231,17 @@ class APIServer:
     def _call(self, fn: Any, *args: Any) -> Any:
         """Run ``fn`` on the server loop and wait for it (directly when already on it)."""
         loop = self._loop
-        if loop is None or self._thread is None:
-            return fn(*args)
-        if threading.current_thread() is self._thread:
-            return fn(*args)
+        if loop is None or self._thread is None or threading.current_thread() is self._thread:
+            r = fn(*args)
+            if asyncio.iscoroutine(r):
+                if loop is None or self._thread is None:
+                    r.close()
+                    raise RuntimeError("the API server is not running (call start() first)")
+                fut = asyncio.ensure_future(r)  # on the loop already: cannot wait, so schedule it
+                self._tasks.add(fut)
+                fut.add_done_callback(self._tasks.discard)
+                return None
+            return r
 
         async def wrap() -> Any:
             r = fn(*args)
