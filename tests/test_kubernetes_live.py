@@ -121,6 +121,22 @@ async def test_live_changes(api, tmp_path: Path) -> None:
         assert programming_duration.count("headless_with_selector") >= 1
 
 
+async def test_externalname_chains_are_bounded(api, tmp_path: Path) -> None:
+    kc = api.write_kubeconfig(tmp_path / "kc")
+    api.create(service("loop-a", type="ExternalName", externalName="loop-b.ns1.svc.cluster.local"))
+    api.create(service("loop-b", type="ExternalName", externalName="loop-a.ns1.svc.cluster.local"))
+    api.create(service("self", type="ExternalName", externalName="self.ns1.svc.cluster.local"))
+    api.create(service("ip-literal", type="ExternalName", externalName="10.1.2.3"))
+    async with running(corefile(kc)) as srv:
+        p = srv.port()
+        m = await query(p, "loop-a.ns1.svc.cluster.local.", "A", tcp=True)
+        assert m.rcode() == OK and 1 < len(m.answer) <= 12
+        m = await query(p, "self.ns1.svc.cluster.local.", "A")
+        assert m.rcode() == OK and addrs(m) == {"self.ns1.svc.cluster.local."}
+        m = await query(p, "ip-literal.ns1.svc.cluster.local.", "A")
+        assert m.rcode() == NX
+
+
 async def test_watch_drop_and_410(api, tmp_path: Path) -> None:
     kc = api.write_kubeconfig(tmp_path / "kc")
     async with running(corefile(kc)) as srv:

@@ -591,8 +591,6 @@ def parse(c: Controller) -> Kubernetes:
         log.warning("no kubeconfig or endpoint and not running in a cluster: the API will be unreachable")
     if k.conn.kubeconfig and not os.path.isfile(k.conn.kubeconfig):
         raise ConfigError(f"kubeconfig {k.conn.kubeconfig}: no such file")
-    if k.pods == "verified":
-        k.search = resolv_search()
     return k
 
 
