@@ -126,7 +126,12 @@ class Process:
         inst = Instance(self, blocks, filename)
         inst.fingerprint = inst.watch_hash = fingerprint(blocks)
         inst.source = (text, filename, reader.files)
-        inst.setup()
+        try:
+            inst.setup()
+        except StartupError:
+            raise
+        except Exception as e:  # e.g. a plugin module that fails to import: never crash a running server
+            raise StartupError(f"setup failed: {type(e).__name__}: {e}") from None
         return inst
 
     # -- running -------------------------------------------------------------------------------
