@@ -663,9 +663,11 @@ class APIServer:
         if name is not None:
             fields = [*fields, *parse_field_selector(f"metadata.name={name}", k.kind, k.namespaced)]
         try:
-            timeout = float(q["timeoutSeconds"]) if "timeoutSeconds" in q else self.watch_timeout
+            timeout = float(q.get("timeoutSeconds") or 0)
         except ValueError:
             raise errors.bad_request("timeoutSeconds must be an integer")
+        if timeout <= 0:  # unset or 0: the server's own limit, like --min-request-timeout
+            timeout = self.watch_timeout
         bookmarks = q.get("allowWatchBookmarks") in ("true", "1", "True")
         send_initial = q.get("sendInitialEvents") == "true"
         rv_param = q.get("resourceVersion") or ""
