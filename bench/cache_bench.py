@@ -17,6 +17,7 @@ import argparse
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,6 +50,21 @@ def dnsperf(port: int, qfile: str, seconds: int, clients: int, outstanding: int)
             "lost": num("Queries lost")}
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all threads), from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(pid: int, port: int, qfile: str, args: argparse.Namespace) -> dict[str, float]:
+    """One dnsperf run plus the server's CPU time per answered query (independent of machine load)."""
+    before = cpu_seconds(pid)
+    r = dnsperf(port, qfile, args.seconds, args.clients, args.outstanding)
+    r["cpu_us"] = (cpu_seconds(pid) - before) / max(r["qps"] * args.seconds, 1) * 1e6
+    return r
+
+
 def wait_port(port: int, timeout: float = 15.0) -> None:
     """Until the server answers a query over UDP (bounded)."""
     import socket
@@ -72,6 +88,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--outstanding", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=1, help="alternate the two servers this many times")
     ap.add_argument("--profile", default="", help="run pycoredns under cProfile, stats to this file")
     args = ap.parse_args()
 
@@ -83,19 +100,22 @@ def main() -> None:
         port = free_port()
         corefile = os.path.join(work, "Corefile")
         with open(corefile, "w") as f:
-            f.write(f".:{port} {{\n    cache\n    forward . {ub.addr}\n}}\n")
+            f.write(f".:{port} {{\n    bind 127.0.0.1\n    cache\n    forward . {ub.addr}\n}}\n")
         cmd = [sys.executable]
         if args.profile:
             cmd += ["-m", "cProfile", "-o", args.profile]
         cmd += ["-m", "pycoredns", "-conf", corefile, "-quiet"]
         srv = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
-            wait_port(port)
+            try:
+                wait_port(port)
+            except RuntimeError:
+                srv.kill()
+                raise RuntimeError(f"pycoredns did not start: {srv.communicate()[1][-2000:]}") from None
             dnsperf(port, qfile, 1, 1, 10)  # warm-up: fill the cache
-            results = {
-                "unbound (1 thread)": dnsperf(ub.port, qfile, args.seconds, args.clients, args.outstanding),
-                "pycoredns cache": dnsperf(port, qfile, args.seconds, args.clients, args.outstanding),
-            }
+            assert ub.proc is not None
+            rounds = [(measure(ub.proc.pid, ub.port, qfile, args), measure(srv.pid, port, qfile, args))
+                      for _ in range(args.rounds)]
         finally:
             srv.send_signal(signal.SIGTERM)
             try:
@@ -103,11 +123,17 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 srv.kill()
                 srv.wait(5)
-    print(f"dnsperf -l {args.seconds} -c {args.clients} -q {args.outstanding}, {len(HOT)} hot names, loopback")
-    for name, r in results.items():
-        print(f"{name:20s} {r['qps']:10.0f} qps   avg latency {r['latency'] * 1000:7.3f} ms   lost {r['lost']:.0f}")
-    ratio = results["pycoredns cache"]["qps"] / results["unbound (1 thread)"]["qps"]
-    print(f"ratio pycoredns/unbound: {ratio:.2f}")
+    print(f"dnsperf -l {args.seconds} -c {args.clients} -q {args.outstanding}, {len(HOT)} hot names, loopback, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    ratios = []
+    for i, (u, p) in enumerate(rounds, 1):
+        for name, r in (("unbound (1 thread)", u), ("pycoredns cache", p)):
+            print(f"round {i} {name:20s} {r['qps']:9.0f} qps   avg latency {r['latency'] * 1000:7.3f} ms   "
+                  f"server CPU {r['cpu_us']:6.1f} us/query   lost {r['lost']:.0f}")
+        ratios.append(p["qps"] / u["qps"])
+        print(f"round {i} ratio pycoredns/unbound qps: {ratios[-1]:.2f}   "
+              f"CPU per query pycoredns/unbound: {p['cpu_us'] / u['cpu_us']:.2f}")
+    print(f"median qps ratio over {len(ratios)} round(s): {statistics.median(ratios):.2f}")
 
 
 if __name__ == "__main__":
