@@ -354,3 +354,85 @@ def test_reduce_odd_objects(obj) -> None:
     sl = objects.reduce_slice({"metadata": {"name": "a", "labels": {"kubernetes.io/service-name": "s"}},
                                "endpoints": [{"addresses": ["bad", "10.0.0.1"], "conditions": None}]})
     assert sl is not None and [a.ip for a in sl.addrs] == ["10.0.0.1"] and sl.ports == objects.NO_PORTS
+
+
+class GarbageAPI:
+    """A broken API server: odd objects in lists, garbage and HTTP errors in watches (aiohttp thread)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.watches = 0
+        self._ready = threading.Event()
+        self._loop = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import asyncio
+
+        from aiohttp import web
+
+        odd = [None, 5, {"metadata": {"name": "x", "namespace": "ns1"}, "spec": "nope"},
+               {"metadata": {"name": "good", "namespace": "ns1"}, "spec": {"clusterIP": "10.0.0.7", "ports": "x"}},
+               {"metadata": {"name": "bad-ip", "namespace": "ns1"}, "spec": {"clusterIPs": ["300.1.1.1"]}},
+               {"metadata": {"name": "y" * 80, "namespace": "ns1"}, "spec": {"clusterIP": "10.0.0.8"}}]
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            path = request.path
+            if request.query.get("watch") in ("true", "1", "True"):
+                self.watches += 1
+                if self.watches % 3 == 0:
+                    return web.Response(status=500, text="boom")
+                resp = web.StreamResponse()
+                await resp.prepare(request)
+                await resp.write(b'{"type":"ADDED","object":7}\n' if self.watches % 3 == 1 else b"not json\n")
+                await resp.write_eof()
+                return resp
+            if path.endswith("/namespaces"):
+                items = [{"metadata": {"name": "ns1"}}, {"metadata": {}}, "junk"]
+            elif path.endswith("/services"):
+                items = odd
+            else:
+                items = [{"metadata": {"name": "s", "namespace": "ns1", "labels": "x"}}, []]
+            return web.json_response({"metadata": {"resourceVersion": "5"}, "items": items})
+
+        async def main() -> None:
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", handle)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", self.port).start()
+            self._ready.set()
+            while True:
+                await asyncio.sleep(3600)
+
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(main())
+        except RuntimeError:
+            pass
+
+    def __enter__(self) -> GarbageAPI:
+        self._thread.start()
+        self._ready.wait(5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+async def test_garbage_from_the_api_is_survived() -> None:
+    with GarbageAPI() as bad:
+        cf = f".:0 {{\n kubernetes cluster.local {{\n  endpoint http://127.0.0.1:{bad.port}\n }}\n}}\n"
+        async with running(cf) as srv:
+            p = srv.port()
+            m = await query(p, "good.ns1.svc.cluster.local.", "A")
+            assert addrs(m) == {"10.0.0.7"}
+            m = await query(p, "bad-ip.ns1.svc.cluster.local.", "A")
+            assert m.rcode() == OK and not m.answer  # exists, no usable address
+            m = await query(p, "x.ns1.svc.cluster.local.", "A")
+            assert m.rcode() == NX
+            await eventually(lambda: _true(bad.watches >= 4), timeout=5)  # it keeps retrying
+            m = await query(p, "good.ns1.svc.cluster.local.", "A")
+            assert addrs(m) == {"10.0.0.7"}  # and keeps serving the last good state
