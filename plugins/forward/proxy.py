@@ -52,6 +52,7 @@ conn_cache_misses = metrics.REGISTRY.counter(
 HC_TIMEOUT = 1.0  # a health probe's whole budget (CoreDNS: 1s)
 DIAL_TIMEOUT = 2.0  # cap on connect + TLS handshake (bounded further by the query's deadline)
 TIMER_TICK = 0.05  # resolution of UDP read timeouts
+UDP_RCVBUF = 4 << 20
 
 
 class UpstreamError(Exception):
@@ -131,6 +132,10 @@ class UdpMux:
             raise UpstreamError("forward is not running")
         sock = socket.socket(self.proxy.family, socket.SOCK_DGRAM)
         sock.setblocking(False)
+        try:  # every in-flight reply queues here: room for bursts (the kernel caps it at rmem_max)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RCVBUF)
+        except OSError:
+            pass
         try:
             sock.connect(self.proxy.addr)
         except OSError as e:
