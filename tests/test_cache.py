@@ -624,3 +624,113 @@ def test_cache_writer_passes_dnslib_replies() -> None:
     CacheWriter(inner, c, req, key, shard).write(rec)
     assert [rr.ttl for rr in DNSRecord.parse(inner.out).rr] == [50, 50]
     assert len(c.pcache) == 1
+
+
+# -- refresh logic with a scripted next handler (no sockets) -------------------------------------
+
+
+class _Next(Handler):
+    """The rest of the chain: writes `replies` in turn (None: fails with a PluginError)."""
+
+    name = "next"
+
+    def __init__(self, replies: list) -> None:
+        self.replies = replies
+        self.calls = 0
+
+    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
+        self.calls += 1
+        reply = self.replies[min(self.calls, len(self.replies)) - 1]
+        if reply is None:
+            from pycoredns.plugin import PluginError
+
+            raise PluginError(wire.SERVFAIL, "upstream down")
+        w.write(reply(req) if callable(reply) else reply)
+        return 0
+
+
+def _stale_setup(nursery: trio.Nursery, replies: list, **opts) -> tuple[Cache, _Next, DNSRecord]:
+    c = _cache(stale_up_to=10.0, **opts)
+    c.instance = types.SimpleNamespace(nursery=nursery)
+    c.next = _Next(replies)
+    return c, c.next, DNSRecord.question("s.example.org", "A")
+
+
+async def _settle() -> None:
+    for _ in range(20):
+        await trio.sleep(0)
+
+
+async def test_stale_window_single_refresh_and_failure_recheck() -> None:
+    async with trio.open_nursery() as n:
+        c, nxt, q = _stale_setup(n, [None], failure_recheck=5.0)
+        req = Request(bytes(q.pack()))
+        key, shard = _key(req)
+        _out, e, _ = c.ingest(req, key, shard, _reply(q, RR("s.example.org", rdata=A("192.0.2.1"), ttl=60)))
+        e.stored -= 63  # expired 3 s ago: within the 10 s stale window
+        for _ in range(3):
+            w = _W()
+            assert c.serve_fast(Request(bytes(q.pack())), w) == 0
+            assert [rr.ttl for rr in DNSRecord.parse(w.out).rr] == [0]
+        await _settle()
+        assert nxt.calls == 1 and e.failed_at > 0  # one refresh, failed
+        w = _W()
+        c.serve_fast(Request(bytes(q.pack())), w)
+        await _settle()
+        assert nxt.calls == 1  # within FAILURE_RECHECK: no new attempt
+        e.stored -= 20  # now beyond the stale window: a miss
+        assert c.serve_fast(Request(bytes(q.pack())), _W()) is None
+
+
+async def test_immediate_refresh_replaces_stale_entry() -> None:
+    async with trio.open_nursery() as n:
+
+        def answer(req: Request) -> bytes:
+            return _reply(DNSRecord.parse(req.wire), RR("s.example.org", rdata=A("192.0.2.2"), ttl=60))
+
+        c, nxt, q = _stale_setup(n, [answer])
+        req = Request(bytes(q.pack()))
+        key, shard = _key(req)
+        _out, e, _ = c.ingest(req, key, shard, _reply(q, RR("s.example.org", rdata=A("192.0.2.1"), ttl=60)))
+        e.stored -= 61
+        c.serve_fast(Request(bytes(q.pack())), _W())
+        await _settle()
+        assert nxt.calls == 1
+        fresh = _W()
+        c.serve_fast(Request(bytes(q.pack())), fresh)
+        hit = DNSRecord.parse(fresh.out)
+        assert [str(rr.rdata) for rr in hit.rr] == ["192.0.2.2"] and hit.rr[0].ttl == 60
+
+
+@pytest.mark.parametrize("prefer_positive", [False, True])
+async def test_serve_stale_policy_prefer_positive(prefer_positive: bool) -> None:
+    soa = RR("example.org", QTYPE.SOA, rdata=SOA("ns.example.org", "h.example.org", (1, 2, 3, 4, 5)), ttl=30)
+
+    def nxdomain(req: Request) -> bytes:
+        return _reply(DNSRecord.parse(req.wire), auth=(soa,), rcode=3)
+
+    async with trio.open_nursery() as n:
+        c, nxt, q = _stale_setup(n, [nxdomain], prefer_positive=prefer_positive)
+        req = Request(bytes(q.pack()))
+        key, shard = _key(req)
+        _out, e, _ = c.ingest(req, key, shard, _reply(q, RR("s.example.org", rdata=A("192.0.2.1"), ttl=60)))
+        e.stored -= 61
+        c.serve_fast(Request(bytes(q.pack())), _W())
+        await _settle()
+        assert nxt.calls == 1
+        w = _W()
+        c.serve_fast(Request(bytes(q.pack())), w)
+        hit = DNSRecord.parse(w.out)
+        if prefer_positive:  # the last-known-good answer keeps being served
+            assert hit.header.rcode == 0 and [str(rr.rdata) for rr in hit.rr] == ["192.0.2.1"]
+        else:
+            assert hit.header.rcode == 3 and not hit.rr
+
+
+async def test_tcp_hits() -> None:
+    async with Unbound() as u, running(f". {{\n cache\n forward . {u.addr}\n}}\n") as srv:
+        first = await query(srv.port(), "many.example.org", "A", tcp=True)
+        await trio.to_thread.run_sync(u.stop)
+        again = await query(srv.port(), "many.example.org", "A", tcp=True)
+        assert len(again.answer[0]) == 20 and a_values(again) == a_values(first)
+        assert again.flags & dns.flags.AA
