@@ -592,10 +592,24 @@ def test_strategic_merge_patch_merges_ports_by_key() -> None:
 
 
 def test_namespace_delete_takes_contents(api: APIServer) -> None:
-    code, _ = http(api, "/api/v1/namespaces/ns2", method="DELETE")
-    assert code == 200
+    code, ns = http(api, "/api/v1/namespaces/ns2", method="DELETE")
+    assert code == 200 and ns["status"]["phase"] == "Terminating" and ns["metadata"]["deletionTimestamp"]
     assert api.objects("Service", "ns2") == [] and api.objects("Pod", "ns2") == []
     assert http(api, "/api/v1/namespaces/ns2")[0] == 404
+
+
+def test_namespace_terminating_window() -> None:
+    with APIServer(load_objects(FIXTURE_CLUSTER), namespace_delay=0.3) as srv:
+        srv.delete("Namespace", None, "ns2")
+        assert srv.get("Namespace", None, "ns2")["status"]["phase"] == "Terminating"
+        code, st = http(srv, "/api/v1/namespaces/ns2/services", method="POST", body=svc("late", ns="ns2"))
+        assert code == 403 and "being terminated" in st["message"]
+        assert http(srv, "/api/v1/namespaces/ns2/services/svc1", method="DELETE")[0] == 200  # kubectl delete -f
+        deadline = time.monotonic() + 10
+        while srv.objects("Pod", "ns2") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert srv.objects("Pod", "ns2") == []
+        assert "ns2" not in {n["metadata"]["name"] for n in srv.objects("Namespace")}
 
 
 def test_table_output_for_kubectl(api: APIServer) -> None:

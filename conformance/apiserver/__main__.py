@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--service-cidr-v6", default="fd00:10:240::/112")
     ap.add_argument("--bookmark-interval", type=float, default=5.0, metavar="SECONDS")
     ap.add_argument("--history-size", type=int, default=10000, help="watch events kept for resuming")
+    ap.add_argument("--namespace-delay", type=float, default=1.0, metavar="SECONDS",
+                    help="how long a deleted namespace stays Terminating before it and its contents go "
+                    "(so `kubectl delete -f` of a namespace and its objects works as on a cluster)")
     args = ap.parse_args(argv)
 
     host, port = parse_listen(args.listen)
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         objs.extend(load_objects(FIXTURE_CLUSTER))
     api = APIServer(objs, host=host, port=port, service_cidr=args.service_cidr,
                     service_cidr_v6=args.service_cidr_v6, history_size=args.history_size,
-                    bookmark_interval=args.bookmark_interval)
+                    bookmark_interval=args.bookmark_interval, namespace_delay=args.namespace_delay)
     api.start()
     print(f"apiserver listening on {api.url}", flush=True)
     if args.kubeconfig_out:

@@ -107,9 +107,10 @@ class APIServer:
         watch_timeout: float = 1800.0,
         too_large_wait: float = 3.0,
         request_log: int = 1000,
+        namespace_delay: float = 0.0,
     ) -> None:
         self.store = Store(service_cidr=service_cidr, service_cidr_v6=service_cidr_v6,
-                           history_size=history_size)
+                           history_size=history_size, namespace_delay=namespace_delay)
         self.host = host
         self.port = port
         self.bookmark_interval = bookmark_interval

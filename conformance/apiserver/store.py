@@ -121,8 +121,10 @@ class Store:
         service_cidr: str = "10.240.16.0/20",
         service_cidr_v6: str = "fd00:10:240::/112",
         history_size: int = 10000,
+        namespace_delay: float = 0.0,
     ) -> None:
         self.lock = threading.RLock()
+        self.namespace_delay = namespace_delay
         self._objs: dict[str, dict[str, Obj]] = {k: {} for k in KINDS}
         self._rv = 1
         self._compacted = 1  # watching from a resourceVersion below this is 410 Gone
@@ -283,6 +285,10 @@ class Store:
                 raise errors.already_exists(k.plural, md["name"], k.group)
             if k.namespaced and md["namespace"] not in self._objs["Namespace"]:
                 raise errors.not_found("namespaces", md["namespace"])
+            if k.namespaced and self._objs["Namespace"][md["namespace"]]["metadata"].get("deletionTimestamp"):
+                raise APIError(403, "Forbidden", f'{k.plural} "{md["name"]}" is forbidden: unable to create '
+                               f'new content in namespace {md["namespace"]} because it is being terminated',
+                               name=md["name"], kind=k.plural, group=k.group)
             md.pop("resourceVersion", None)
             md["uid"] = str(uuid.uuid4())
             md["creationTimestamp"] = now_timestamp()
@@ -358,10 +364,13 @@ class Store:
         precondition_rv: str | None = None,
         precondition_uid: str | None = None,
     ) -> Obj:
-        """Delete immediately (no graceful deletion); a namespace takes its contents with it."""
+        """Delete immediately (no graceful deletion). A namespace goes Terminating, then takes its
+        contents with it: at once, or after ``namespace_delay`` seconds like the namespace controller."""
         k = KINDS[kind]
         with self.lock:
             old = self.get_ref(kind, namespace, name)
+            if kind == "Namespace" and old["metadata"].get("deletionTimestamp"):
+                return clone(old)  # already terminating
             if precondition_uid and precondition_uid != old["metadata"].get("uid"):
                 raise APIError(409, "Conflict",
                                f'Operation cannot be fulfilled on {k.plural} "{name}": Precondition '
@@ -374,15 +383,26 @@ class Store:
                 term["metadata"]["deletionTimestamp"] = now_timestamp()
                 term["status"] = {"phase": "Terminating"}
                 self._commit("MODIFIED", kind, term, old, name)
-                for other in KINDS.values():
-                    if other.namespaced:
-                        for key in [x for x in self._objs[other.kind] if x.startswith(f"{name}/")]:
-                            obj = self._objs[other.kind][key]
-                            self.delete(other.kind, name, obj["metadata"]["name"])
-                old = term
+                if self.namespace_delay > 0:
+                    t = threading.Timer(self.namespace_delay, self._finish_namespace, (name, term))
+                    t.daemon = True
+                    t.start()
+                    return clone(term)
+                self._finish_namespace(name, term)
+                return clone(term)
             gone = clone(old)
             self._release(k, old)
             return clone(self._commit("DELETED", kind, gone, old, object_key(old)))
+
+    def _finish_namespace(self, name: str, term: Obj) -> None:
+        with self.lock:
+            if self._objs["Namespace"].get(name) is not term:
+                return  # replaced meanwhile (apply of a new namespace with this name)
+            for other in KINDS.values():
+                if other.namespaced:
+                    for key in [x for x in self._objs[other.kind] if x.startswith(f"{name}/")]:
+                        self.delete(other.kind, name, self._objs[other.kind][key]["metadata"]["name"])
+            self._commit("DELETED", "Namespace", clone(term), term, name)
 
     def load(self, objects: Iterable[Obj]) -> int:
         """Apply many objects: namespaces first, missing namespaces created. Returns the count."""
