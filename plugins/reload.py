@@ -57,17 +57,17 @@ def _duration(text: str) -> float:
 
 
 def setup(c: Controller) -> None:
-    interval, jitter = DEFAULT_INTERVAL, DEFAULT_JITTER
-    for _ in c.occurrences():
-        args = c.remaining_args()
-        if len(args) > 2:
-            raise c.arg_err()
-        interval = _duration(args[0]) if args else DEFAULT_INTERVAL
-        if interval < MIN_INTERVAL:
-            raise ConfigError("interval value must be greater or equal to 2s")
-        jitter = _duration(args[1]) if len(args) > 1 else DEFAULT_JITTER
-        if jitter < 0 or 0 < jitter < MIN_JITTER:
-            raise ConfigError("jitter value must be greater or equal to 1s")
+    # As CoreDNS: only the block's first `reload` line is read; a `{ }` after it is ignored.
+    c.next()
+    args = c.remaining_args()
+    if len(args) > 2:
+        raise c.arg_err()
+    interval = _duration(args[0]) if args else DEFAULT_INTERVAL
+    if interval < MIN_INTERVAL:
+        raise ConfigError("interval value must be greater or equal to 2s")
+    jitter = _duration(args[1]) if len(args) > 1 else DEFAULT_JITTER
+    if jitter < 0 or 0 < jitter < MIN_JITTER:
+        raise ConfigError("jitter value must be greater or equal to 1s")
     inst = c.instance
     if "reload" not in inst.state:
         inst.activated_hooks.append(lambda: poller(inst.process).activated(inst))

@@ -72,6 +72,12 @@ def test_period_bounds():
         assert 3 <= reload_plugin.period(4, 60) <= 5  # jitter capped at INTERVAL/2
 
 
+async def test_first_line_per_block_and_blocks_ignored():
+    """As CoreDNS (one c.Next(), RemainingArgs): later `reload` lines and a `{ }` block are not read."""
+    async with running(". {\n reload 3s 0 {\n  anything\n }\n reload 9s 0\n whoami\n}\n") as srv:
+        assert srv.instance.state["reload"] == 3
+
+
 async def test_interval_from_last_setup():
     text = ". {\n reload 2s 0\n whoami\n}\nexample.org {\n reload 7s 0\n whoami\n}\n"
     async with running(text) as srv:
