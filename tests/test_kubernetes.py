@@ -293,9 +293,29 @@ async def test_config_zone_errors(tmp_path: Path) -> None:
     with pytest.raises(StartupError, match="non-reverse zone name must be used"):
         async with running(".:0 {\n kubernetes in-addr.arpa\n}\n"):
             pass
-    with pytest.raises(StartupError, match="no such file"):
+    with pytest.raises(StartupError, match="No such file"):
         async with running(corefile(str(tmp_path / "missing"))):
             pass
+
+
+async def test_kubeconfig_errors(api, tmp_path: Path) -> None:
+    kc = str(api.write_kubeconfig(tmp_path / "kc"))
+    with pytest.raises(StartupError, match="context was not found for specified context: other"):
+        async with running(corefile(kc + " other")):
+            pass
+    (tmp_path / "bad").write_text("[unclosed")
+    with pytest.raises(StartupError, match="not YAML"):
+        async with running(corefile(str(tmp_path / "bad"))):
+            pass
+
+
+async def test_no_connection_settings_outside_a_cluster(monkeypatch) -> None:
+    """Neither kubeconfig nor endpoint, not in a pod: in-cluster config fails, the server still serves."""
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    async with running(".:0 {\n kubernetes cluster.local {\n  startup_timeout 200ms\n }\n}\n") as srv:
+        m = await query(srv.port(), "svc1.ns1.svc.cluster.local.", "A")
+        assert m.rcode() == dns.rcode.SERVFAIL and m.flags & dns.flags.AA and m.authority
+        assert srv.instance.ready() == ["kubernetes"]
 
 
 async def test_accepted_options(api, kubeconfig) -> None:

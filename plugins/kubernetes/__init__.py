@@ -589,9 +589,28 @@ def parse(c: Controller) -> Kubernetes:
     if not k.conn.kubeconfig and not k.conn.endpoint and not (
             os.environ.get("KUBERNETES_SERVICE_HOST") and os.environ.get("KUBERNETES_SERVICE_PORT")):
         log.warning("no kubeconfig or endpoint and not running in a cluster: the API will be unreachable")
-    if k.conn.kubeconfig and not os.path.isfile(k.conn.kubeconfig):
-        raise ConfigError(f"kubeconfig {k.conn.kubeconfig}: no such file")
+    if k.conn.kubeconfig:
+        _check_kubeconfig(k.conn.kubeconfig, k.conn.context)
     return k
+
+
+def _check_kubeconfig(path: str, context: str) -> None:
+    """Fail at setup, as CoreDNS's client config does, when the file or the context is unusable."""
+    import yaml
+
+    try:
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+    except OSError as e:
+        raise ConfigError(f"kubeconfig {path}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"kubeconfig {path}: not YAML: {e}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"kubeconfig {path}: not a kubeconfig")
+    wanted = context or doc.get("current-context") or ""
+    names = {c.get("name") for c in doc.get("contexts") or () if isinstance(c, dict)}
+    if wanted and wanted not in names:
+        raise ConfigError(f"invalid configuration: context was not found for specified context: {wanted}")
 
 
 def _check_selector(sel: str, opt: str) -> None:

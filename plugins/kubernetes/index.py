@@ -71,6 +71,7 @@ def endpoint_name(addr_ip: str, hostname: str, target: str, pod_names: bool) -> 
 
 
 _IN_ADDR = labels_wire("in-addr", "arpa") + b"\x00"
+_OCTETS = {str(i): label(str(i)) for i in range(256)}  # reducer-validated IPv4 octets as wire labels
 _IP6 = labels_wire("ip6", "arpa") + b"\x00"
 
 
@@ -79,7 +80,7 @@ def reverse_wire(ip: str) -> bytes:
     if ":" in ip:
         nibbles = socket.inet_pton(socket.AF_INET6, ip).hex()[::-1]
         return b"".join(b"\x01" + c.encode() for c in nibbles) + _IP6
-    return b"".join(label(o) for o in reversed(ip.split("."))) + _IN_ADDR
+    return b"".join([_OCTETS[o] for o in reversed(ip.split("."))]) + _IN_ADDR
 
 
 class Zone:
