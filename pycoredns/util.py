@@ -36,12 +36,14 @@ def format_duration(seconds: float) -> str:
     """Go's Duration.String() for the values plugins print (e.g. `5s`, `1m0s`, `500ms`)."""
     if seconds == 0:
         return "0s"
-    if abs(seconds) < 1:
+    if seconds < 0:
+        return "-" + format_duration(-seconds)
+    if seconds < 1:
         ms = seconds * 1000
-        if abs(ms) >= 1:
+        if ms >= 1:
             return f"{ms:g}ms"
         us = seconds * 1e6
-        return f"{us:g}µs" if abs(us) >= 1 else f"{seconds * 1e9:g}ns"
+        return f"{us:g}µs" if us >= 1 else f"{seconds * 1e9:g}ns"
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     out = ""
