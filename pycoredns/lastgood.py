@@ -79,12 +79,6 @@ class Snapshot:
         return cls(filename, text, files, sha512, saved)
 
 
-active_gauge = metrics.REGISTRY.gauge(
-    "pycoredns_lastgood_active", "1 while the process runs on its last known good configuration, else 0.")
-info_gauge = metrics.REGISTRY.gauge(
-    "pycoredns_lastgood_info", "The stored last known good configuration, labeled by its SHA512.", ("hash",))
-
-
 class LastGood:
     """The `-lastgood PATH` store and the process's fallback state."""
 
@@ -94,7 +88,12 @@ class LastGood:
         self.active = False
         self.disk_error = ""
         self._saved_hash = ""
-        active_gauge.set(value=0)
+        # registered only when the feature is on, so /metrics stays CoreDNS's without the flag
+        self.active_gauge = metrics.REGISTRY.gauge(
+            "pycoredns_lastgood_active", "1 while the process runs on its last known good configuration, else 0.")
+        self.info_gauge = metrics.REGISTRY.gauge(
+            "pycoredns_lastgood_info", "The stored last known good configuration, labeled by its SHA512.", ("hash",))
+        self.active_gauge.set(value=0)
 
     # -- storing -------------------------------------------------------------------------------
     def save(self, inst: Instance) -> None:
@@ -122,8 +121,8 @@ class LastGood:
             log.core.error(f"Could not save the last known good configuration to {self.path}: {e}")
             return
         self._saved_hash = key
-        info_gauge.values.clear()
-        info_gauge.set(inst.fingerprint, value=1)
+        self.info_gauge.values.clear()
+        self.info_gauge.set(inst.fingerprint, value=1)
 
     def load(self) -> Snapshot:
         """The stored snapshot. Raises OSError or ValueError."""
@@ -135,9 +134,9 @@ class LastGood:
         """A configuration is serving: store it (from disk), or flag the fallback (from the store)."""
         if inst.from_lastgood:
             self.active = True
-            active_gauge.set(value=1)
-            info_gauge.values.clear()
-            info_gauge.set(inst.fingerprint, value=1)
+            self.active_gauge.set(value=1)
+            self.info_gauge.values.clear()
+            self.info_gauge.set(inst.fingerprint, value=1)
             self.process.shared["ready_detail"] = (
                 f"running the last known good configuration (SHA512 {inst.fingerprint}) from {self.path}: "
                 f"the Corefile on disk failed: {self.disk_error}")
@@ -146,7 +145,7 @@ class LastGood:
             log.core.info("The Corefile on disk loaded: no longer running the last known good configuration")
             self.active = False
             self.disk_error = ""
-            active_gauge.set(value=0)
+            self.active_gauge.set(value=0)
             self.process.shared.pop("ready_detail", None)
         self.save(inst)
 

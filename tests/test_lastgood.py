@@ -34,10 +34,19 @@ def gauge(name: str) -> dict[tuple[str, ...], float]:
 
 
 def corefile(extra: str, version: str, ready_port: int | None = None) -> str:
-    ready = f" ready 127.0.0.1:{ready_port}\n" if ready_port else ""
+    ready = f" ready 127.0.0.1:{ready_port}\n prometheus 127.0.0.1:{ready_port + 1}\n" if ready_port else ""
     return (f"(common) {{\n errors\n reload 2s 0\n}}\n"
             f".:0 {{\n import common\n chaos {version}\n{ready}}}\n"
             f"import {extra}/Corefile*\n")
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 async def _version(port: int) -> str:
@@ -91,6 +100,8 @@ async def test_broken_start_serves_stored_then_recovers(layout, logs):
     main, extra, store = layout
     os.makedirs(os.path.dirname(store))
     ready = free_port()
+    while not _free(ready + 1):
+        ready = free_port()
     write(main, corefile(extra, "v1", ready))
     write(f"{extra}/Corefile", "example.com:0 {\n import common\n whoami\n}\n")
     async with serve_file(main, lastgood=store) as srv:
@@ -111,6 +122,9 @@ async def test_broken_start_serves_stored_then_recovers(layout, logs):
         assert logs.has(f"[ERROR] {want}: starting with last known good configuration from {store} (saved ")
         assert gauge("pycoredns_lastgood_active") == {(): 1}
         assert gauge("pycoredns_lastgood_info") == {(good_hash,): 1}
+        status, body = await _http_get(ready + 1, "/metrics")
+        assert b"\npycoredns_lastgood_active 1\n" in body
+        assert f'\npycoredns_lastgood_info{{hash="{good_hash}"}} 1\n'.encode() in body
         status, body = await _http_get(ready, "/ready")
         assert status == 200 and body.startswith(b"OK\nrunning the last known good configuration")
         assert want.encode() in body
