@@ -57,11 +57,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(pid: int, port: int, qfile: str, args: argparse.Namespace) -> dict[str, float]:
+def measure(pids: list[int], port: int, qfile: str, args: argparse.Namespace) -> dict[str, float]:
     """One dnsperf run plus the server's CPU time per answered query (independent of machine load)."""
-    before = cpu_seconds(pid)
+    before = sum(cpu_seconds(p) for p in pids)
     r = dnsperf(port, qfile, args.seconds, args.clients, args.outstanding)
-    r["cpu_us"] = (cpu_seconds(pid) - before) / max(r["qps"] * args.seconds, 1) * 1e6
+    r["cpu_us"] = (sum(cpu_seconds(p) for p in pids) - before) / max(r["qps"] * args.seconds, 1) * 1e6
     return r
 
 
@@ -89,6 +89,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--outstanding", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=1, help="alternate the two servers this many times")
+    ap.add_argument("--procs", type=int, default=1,
+                    help="pycoredns processes sharing the port (SO_REUSEPORT); the default 1 is the fair comparison")
     ap.add_argument("--profile", default="", help="run pycoredns under cProfile, stats to this file")
     args = ap.parse_args()
 
@@ -105,29 +107,35 @@ def main() -> None:
         if args.profile:
             cmd += ["-m", "cProfile", "-o", args.profile]
         cmd += ["-m", "pycoredns", "-conf", corefile, "-quiet"]
-        srv = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        procs = [subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                 for _ in range(max(args.procs, 1))]
         try:
             try:
                 wait_port(port)
+                time.sleep(0.5 if len(procs) > 1 else 0)  # every process bound
             except RuntimeError:
-                srv.kill()
-                raise RuntimeError(f"pycoredns did not start: {srv.communicate()[1][-2000:]}") from None
-            dnsperf(port, qfile, 1, 1, 10)  # warm-up: fill the cache
+                procs[0].kill()
+                raise RuntimeError(f"pycoredns did not start: {procs[0].communicate()[1][-2000:]}") from None
+            dnsperf(port, qfile, 1, args.clients, 10)  # warm-up: fill the cache(s)
             assert ub.proc is not None
-            rounds = [(measure(ub.proc.pid, ub.port, qfile, args), measure(srv.pid, port, qfile, args))
+            pids = [p.pid for p in procs]
+            rounds = [(measure([ub.proc.pid], ub.port, qfile, args), measure(pids, port, qfile, args))
                       for _ in range(args.rounds)]
         finally:
-            srv.send_signal(signal.SIGTERM)
-            try:
-                srv.wait(20)
-            except subprocess.TimeoutExpired:
-                srv.kill()
-                srv.wait(5)
+            for p in procs:
+                p.send_signal(signal.SIGTERM)
+            for p in procs:
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(5)
     print(f"dnsperf -l {args.seconds} -c {args.clients} -q {args.outstanding}, {len(HOT)} hot names, loopback, "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print("server CPU = user+system time of the server process(es) over the run / answered queries")
     ratios = []
     for i, (u, p) in enumerate(rounds, 1):
-        for name, r in (("unbound (1 thread)", u), ("pycoredns cache", p)):
+        for name, r in (("unbound (1 thread)", u), (f"pycoredns cache x{args.procs}", p)):
             print(f"round {i} {name:20s} {r['qps']:9.0f} qps   avg latency {r['latency'] * 1000:7.3f} ms   "
                   f"server CPU {r['cpu_us']:6.1f} us/query   lost {r['lost']:.0f}")
         ratios.append(p["qps"] / u["qps"])
