@@ -66,6 +66,10 @@ class Counter(Metric):
         self.values.pop(labels, None)
 
     def samples(self) -> Iterable[str]:
+        if not self.label_names and not self.values:
+            # A metric without labels exists from registration on (client_golang): `coredns_panics_total 0`.
+            yield f"{self.name} 0"
+            return
         for lv, v in sorted(self.values.items()):
             yield f"{self.name}{_labels(self.label_names, lv)} {_fmt(v)}"
 
