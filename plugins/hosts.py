@@ -34,6 +34,8 @@ entries_gauge = metrics.REGISTRY.gauge(
     "coredns_hosts_entries", "The combined number of entries in hosts and Corefile.")
 reload_timestamp = metrics.REGISTRY.gauge(
     "coredns_hosts_reload_timestamp_seconds", "The timestamp of the last reload of hosts file.")
+hits_total = metrics.REGISTRY.counter("coredns_hosts_hits_total", "The number of requests served from the hosts file")
+_HITS = hits_total.values
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -61,7 +63,8 @@ class HostsMap:
         self.addr: dict[IP, list[str]] = {}
 
     def __len__(self) -> int:
-        return sum(map(len, self.name4.values())) + sum(map(len, self.name6.values()))
+        """CoreDNS's Map.Len: addresses of every name plus names of every address (PTR entries)."""
+        return sum(len(v) for table in (self.name4, self.name6, self.addr) for v in table.values())
 
 
 def parse_hosts(lines: list[str], origins: list[str], reverse: bool) -> HostsMap:
@@ -197,14 +200,15 @@ class Hosts(SyncHandler):
             tails = answers.ptrs.get(qn)
             if not tails:
                 return NEXT  # reverse misses always go on, fallthrough or not
-            w.write(_reply(req, tails))
-            return wire.NOERROR
-        types = answers.names.get(qn)
-        if types is None:
-            if not self._in_zone(qn) or self.fall.through(req.name):
-                return NEXT
-            return wire.SERVFAIL  # no SOA to build an NXDOMAIN with
-        w.write(_reply(req, types.get(qtype, [])))  # empty list: NODATA without SOA
+        else:
+            types = answers.names.get(qn)
+            if types is None:
+                if not self._in_zone(qn) or self.fall.through(req.name):
+                    return NEXT
+                return wire.SERVFAIL  # no SOA to build an NXDOMAIN with
+            tails = types.get(qtype, [])  # empty: NODATA without SOA
+        w.write(_reply(req, tails))
+        _HITS[()] = _HITS.get((), 0.0) + 1.0
         return wire.NOERROR
 
 

@@ -57,7 +57,9 @@ async def test_file_and_inline_answers(tmp_path):
 async def test_nodata_servfail_and_default_ttl(tmp_path):
     f = tmp_path / "hosts"
     f.write_text(HOSTS_FILE)
+    hits = metrics.REGISTRY.metrics["coredns_hosts_hits_total"]
     async with running(_corefile(str(f))) as srv:
+        before = hits.get()
         for qtype in ("AAAA", "MX", "TXT"):
             r = await query(srv.port(), "www.example.org", qtype)
             assert r.rcode() == dns.rcode.NOERROR and r.flags & AA
@@ -71,6 +73,7 @@ async def test_nodata_servfail_and_default_ttl(tmp_path):
         # garbage lines were skipped, not fatal
         r = await query(srv.port(), "broken.example.org", "A")
         assert r.rcode() == dns.rcode.SERVFAIL
+        assert hits.get() == before + 4  # answers and NODATA count, SERVFAILs do not
 
 
 async def test_fallthrough_and_zones(tmp_path):
@@ -130,7 +133,8 @@ async def test_reload_on_change(tmp_path):
     async with running(_corefile(str(f), "  reload 50ms")) as srv:
         r = await query(srv.port(), "web.example.org", "A")
         assert _rdata(r, "A") == ["10.0.0.1"]
-        assert metrics.REGISTRY.metrics["coredns_hosts_entries"].get() == 1
+        # CoreDNS's Map.Len: one address entry plus its generated PTR entry
+        assert metrics.REGISTRY.metrics["coredns_hosts_entries"].get() == 2
         f.write_text("10.0.0.7 web.example.org\n10.0.0.8 new.example.org\n")
         st = os.stat(f)
         os.utime(f, (st.st_atime, st.st_mtime + 5))
@@ -142,7 +146,7 @@ async def test_reload_on_change(tmp_path):
             await trio.sleep(0.02)
         assert answers == ["10.0.0.8"]
         assert _rdata(await query(srv.port(), "web.example.org", "A"), "A") == ["10.0.0.7"]
-        assert metrics.REGISTRY.metrics["coredns_hosts_entries"].get() == 2
+        assert metrics.REGISTRY.metrics["coredns_hosts_entries"].get() == 4
         stamp = metrics.REGISTRY.metrics["coredns_hosts_reload_timestamp_seconds"].get()
         assert stamp == pytest.approx(os.stat(f).st_mtime)
 
