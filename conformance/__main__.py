@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         cases = [c for c in cases if any(m in c.id for m in args.match)]
     if args.list:
         for c in cases:
-            print(f"{c.id:<55} {c.level:<9} {c.query.text() if c.query else f'exit {c.exit}'}")
+            what = c.query.text() if c.query else c.http.text() if c.http else f"exit {c.exit}"
+            print(f"{c.id:<55} {c.level:<9} {what}")
         print(f"{len(cases)} cases")
         return 0
     if not cases:

@@ -80,6 +80,45 @@ class Query:
 
 
 @dataclass
+class HttpCheck:
+    """GET http://127.0.0.1:@PORT_NAME@PATH (health, ready, metrics endpoints of the started server)."""
+
+    port: str
+    path: str = "/"
+    status: int = 200
+    body: str | None = None  # the whole body, stripped
+    contains: list[str] = field(default_factory=list)  # texts the body must contain
+    metrics: list[str] = field(default_factory=list)  # `name{label="v",...} [value]`: label order free
+
+    @classmethod
+    def parse(cls, spec: Any) -> HttpCheck:
+        if not isinstance(spec, dict) or "port" not in spec:
+            raise CaseError(f"http needs a port placeholder name (e.g. METRICS_PORT): {spec!r}")
+        unknown = set(spec) - {"port", "path", "status", "body", "contains", "metrics"}
+        if unknown:
+            raise CaseError(f"unknown http keys: {', '.join(sorted(unknown))}")
+        def strings(key: str) -> list[str]:
+            v = spec.get(key) or []
+            return [v] if isinstance(v, str) else [str(x) for x in v]
+
+        return cls(port=str(spec["port"]).strip("@"), path=str(spec.get("path", "/")),
+                   status=int(spec.get("status", 200)),
+                   body=None if spec.get("body") is None else str(spec["body"]),
+                   contains=strings("contains"), metrics=strings("metrics"))
+
+    def text(self) -> str:
+        return f"GET :{self.port}{self.path}"
+
+    def summary(self) -> str:
+        parts = [f"HTTP {self.status}"]
+        if self.body is not None:
+            parts.append(f"body {self.body!r}")
+        parts += [f"~{c!r}" for c in self.contains]
+        parts += [m.split("{")[0] for m in self.metrics]
+        return " ".join(parts)
+
+
+@dataclass
 class Step:
     kind: str
     arg: Any = None
@@ -100,6 +139,7 @@ class Case:
     files: dict[str, str] = field(default_factory=dict)
     server: bool = False  # also runs against --server targets
     upstream: bool = False  # needs the suite's own upstream: skipped with --server
+    http: HttpCheck | None = None  # an HTTP check instead of a DNS query (--binary only)
     exit: int | None = None  # the binary must exit with this status (corefile area)
     stderr: str = ""  # ... printing this (after placeholder substitution) on stderr
     ready: Query | None = None
@@ -173,7 +213,7 @@ def load_file(path: Path) -> list[Case]:
 
 def _fill(case: Case, spec: dict[str, Any], defaults: dict[str, Any]) -> None:
     known = {"name", "level", "description", "query", "expect", "steps", "corefile", "env", "files", "server",
-             "upstream", "exit", "stderr", "ready"}
+             "upstream", "exit", "stderr", "ready", "http"}
     unknown = set(spec) - known
     if unknown:
         raise CaseError(f"unknown case keys: {', '.join(sorted(unknown))}")
@@ -197,8 +237,12 @@ def _fill(case: Case, spec: dict[str, Any], defaults: dict[str, Any]) -> None:
     if "exit" in spec:
         case.exit = int(spec["exit"])
         case.stderr = str(spec.get("stderr", ""))
-    if case.query is None and case.exit is None:
-        raise CaseError("a case needs a query or an exit status")
+    if "http" in spec:
+        if case.query is not None:
+            raise CaseError("a case has either a query or an http check")
+        case.http = HttpCheck.parse(spec["http"])
+    if case.query is None and case.exit is None and case.http is None:
+        raise CaseError("a case needs a query, an http check or an exit status")
     ready = spec.get("ready", defaults["ready"])
     if ready:
         case.ready = Query.parse(ready["query"] if isinstance(ready, dict) and "query" in ready else ready)

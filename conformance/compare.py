@@ -274,3 +274,33 @@ def reply_summary(msg: dns.message.Message) -> str:
         if recs:
             parts.append(f"{s}[{', '.join(f'{_short(r)} ({r.ttl})' for r in recs)}]")
     return " ".join(parts)
+
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?(?:\s+(\S+))?')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_sample(text: str) -> tuple[str, dict[str, str], str | None]:
+    """`name{a="x",b="y"} value` (Prometheus text exposition) -> (name, labels, value)."""
+    m = _SAMPLE.match(text.strip())
+    if not m:
+        raise CaseError(f"not a metric sample: {text!r}")
+    return m.group(1), dict(_LABEL.findall(m.group(2) or "")), m.group(3)
+
+
+def metric_present(expected: str, exposition: str) -> bool:
+    """Is there a sample with this name, these labels (in any order; others allowed) and, if given,
+    this value? Label order is a serialisation detail, so it is not compared."""
+    name, labels, value = parse_sample(expected)
+    for line in exposition.splitlines():
+        if not line.startswith(name) or line.startswith("#"):
+            continue
+        try:
+            got_name, got_labels, got_value = parse_sample(line)
+        except CaseError:
+            continue
+        if got_name != name or any(got_labels.get(k) != v for k, v in labels.items()):
+            continue
+        if value is None or (got_value is not None and float(got_value) == float(value)):
+            return True
+    return False

@@ -22,6 +22,8 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ import dns.query
 import dns.rcode
 
 from .cases import DEFAULT_REQUIRED, Case, Query
-from .compare import reply_summary
+from .compare import metric_present, reply_summary
 from .upstream import MAIN_ZONES, SECOND_ZONES, Unbound, free_port
 
 PASS, FAIL, ERROR, SKIP, XFAIL, XPASS = "pass", "fail", "error", "skip", "xfail", "xpass"
@@ -59,7 +61,8 @@ class Result:
     def as_dict(self) -> dict[str, Any]:
         c = self.case
         return {"id": c.id, "area": c.area, "name": c.name, "level": c.level, "status": self.status,
-                "query": c.query.text() if c.query else None, "corefile": c.corefile_name or None,
+                "query": c.query.text() if c.query else c.http.text() if c.http else None,
+                "corefile": c.corefile_name or None,
                 "expected": self.expected, "got": self.got, "detail": self.detail,
                 "seconds": round(self.seconds, 3), "description": c.description}
 
@@ -80,6 +83,8 @@ def send(q: Query, host: str, port: int) -> dns.message.Message:
 def expected_text(case: Case) -> str:
     if case.exit is not None:
         return f"exit {case.exit}" + (f", stderr ~ {case.stderr!r}" if case.stderr else "")
+    if case.http is not None:
+        return case.http.summary()
     return case.expect.summary() if case.expect else ""
 
 
@@ -101,6 +106,47 @@ def check_query(case: Case, host: str, port: int) -> Result:
         res.detail = "a reply came, none was expected"
         return res
     problems = case.expect.check(msg)
+    res.status = FAIL if problems else PASS
+    res.detail = "; ".join(problems)
+    return res
+
+
+def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:
+    """(status, body) of a GET; HTTP errors are statuses, not exceptions."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+def check_http(case: Case, env: Environment) -> Result:
+    """GET the endpoint (bounded retries for ~5 s while the status differs: readiness may lag the DNS
+    answers) and compare status, body and contained texts."""
+    h = case.http
+    assert h is not None
+    res = Result(case, FAIL, expected=expected_text(case))
+    if h.port not in env.values:
+        res.status, res.detail = ERROR, f"the Corefile has no @{h.port}@"
+        return res
+    url = f"http://127.0.0.1:{env.values[h.port]}{h.path}"
+    deadline = time.monotonic() + 5.0
+    while True:
+        try:
+            status, body = http_get(url)
+        except OSError as exc:
+            status, body = 0, f"error: {exc}"
+        if status == h.status or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    res.got = f"HTTP {status} ({len(body)} bytes)" if len(body) > 40 else f"HTTP {status} {body.strip()!r}"
+    problems = []
+    if status != h.status:
+        problems.append(f"status {status}, expected {h.status}")
+    if h.body is not None and body.strip() != env.fill(h.body):
+        problems.append(f"body {body.strip()[:200]!r}, expected {env.fill(h.body)!r}")
+    problems += [f"body lacks {env.fill(c)!r}" for c in h.contains if env.fill(c) not in body]
+    problems += [f"no sample {env.fill(m)}" for m in h.metrics if not metric_present(env.fill(m), body)]
     res.status = FAIL if problems else PASS
     res.detail = "; ".join(problems)
     return res
@@ -137,7 +183,7 @@ class ServerTarget(Target):
         self.host, self.port = host, port
 
     def applicable(self, case: Case) -> str:
-        if not case.server:
+        if not case.server or case.http is not None:
             return "needs --binary (own Corefile)"
         if case.upstream or case.steps:
             return "needs the suite's own upstream (--binary)"
@@ -305,7 +351,7 @@ class BinaryTarget(Target):
                 t1 = time.monotonic()
                 for s in case.steps:
                     env.step(s.kind, s.arg)
-                r = check_query(case, "127.0.0.1", env.port)
+                r = check_http(case, env) if case.http else check_query(case, "127.0.0.1", env.port)
                 r.seconds = time.monotonic() - t1
                 out.append(r)
             return out
