@@ -168,7 +168,7 @@ def _networks_file(c: Controller, path: str) -> list[str]:
 def _policy(c: Controller) -> Policy:
     action = c.val().lower()
     if action not in ACTIONS:
-        raise c.errf("unexpected token %q; expect 'allow', 'block', 'filter' or 'drop'", c.val())
+        raise c.errf("unexpected token '%s'; expect 'allow', 'block', 'filter' or 'drop'", c.val())
     if not c.next_arg():
         return Policy(action, None, None)
     qtypes: set[int] = set()
@@ -178,7 +178,7 @@ def _policy(c: Controller) -> Policy:
         section = c.val().lower()
         tokens, more = _section_tokens(c)
         if not tokens:
-            raise c.errf("no token specified in %q section", section)
+            raise c.errf("no token specified in '%s' section", section)
         if section == "type":
             for t in tokens:
                 if t == "*":
@@ -186,7 +186,7 @@ def _policy(c: Controller) -> Policy:
                     break
                 value = wire.type_value(t) if t == t.upper() else None
                 if value is None:
-                    raise c.errf("unexpected token %q; expect legal QTYPE", t)
+                    raise c.errf("unexpected token '%s'; expect legal QTYPE", t)
                 qtypes.add(value)
         elif section == "net":
             raw_nets.extend(tokens)
@@ -194,7 +194,7 @@ def _policy(c: Controller) -> Policy:
             for t in tokens:
                 raw_nets.extend(_networks_file(c, t))
         else:
-            raise c.errf("unexpected token %q; expect 'type | net | file'", c.val())
+            raise c.errf("unexpected token '%s'; expect 'type | net | file'", c.val())
         if not more:
             break
     nets: list[Net] | None = []
@@ -205,7 +205,7 @@ def _policy(c: Controller) -> Policy:
         raw = normalize_net(raw)
         net = parse_net(raw)
         if net is None:
-            raise c.errf("illegal CIDR notation %q", raw)
+            raise c.errf("illegal CIDR notation '%s'", raw)
         nets.append(net)
     if not raw_nets:
         nets = None

@@ -102,11 +102,11 @@ async def test_ipv6_client():
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("  permit", "unexpected token \"permit\"; expect 'allow', 'block', 'filter' or 'drop'"),
-        ("  block type", 'no token specified in "type" section'),
-        ("  block type FOO", 'unexpected token "FOO"; expect legal QTYPE'),
-        ("  block net 10.0.0.300", 'illegal CIDR notation "10.0.0.300/32"'),
-        ("  block zone x", "unexpected token \"x\"; expect 'type | net | file'"),  # c.Val() after the tokens
+        ("  permit", "unexpected token 'permit'; expect 'allow', 'block', 'filter' or 'drop'"),
+        ("  block type", "no token specified in 'type' section"),
+        ("  block type FOO", "unexpected token 'FOO'; expect legal QTYPE"),
+        ("  block net 10.0.0.300", "illegal CIDR notation '10.0.0.300/32'"),
+        ("  block zone x", "unexpected token 'x'; expect 'type | net | file'"),  # c.Val() after the tokens
     ],
 )
 async def test_config_errors(body, message):
