@@ -16,8 +16,8 @@ import trio
 from conftest import query, running
 from dnslib import CNAME, EDNS0, QTYPE, RR, SOA, A, DNSRecord
 from pycoredns.plugins import cache as cachemod
-from pycoredns.plugins.cache import Cache, CacheWriter
-from pycoredns.plugins.cache.store import SHARDS, Entry, Store
+from pycoredns.plugins.cache import Cache, CacheWriter, key_of
+from pycoredns.plugins.cache.store import Entry, Store
 from upstream import GarbageUpstream, Unbound, reply_for
 
 from pycoredns import directives, wire
@@ -124,7 +124,8 @@ def _cache(**opts) -> Cache:
 
 
 def _key(req: Request) -> tuple[tuple, int]:
-    return (req.qname_wire, req.qtype, req.qclass, req.do, req.cd), hash(req.qname_wire) & (SHARDS - 1)
+    key, shard, _do = key_of(req)
+    return key, shard
 
 
 # -- store and hit builder (no server) -----------------------------------------------------------

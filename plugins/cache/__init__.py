@@ -180,13 +180,9 @@ class Cache(Handler):
 
     # -- the hot path ---------------------------------------------------------------------------
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
-        qn = req.qname_wire
-        if not self._all and not self.in_zones(qn):
+        if not self._all and not self.in_zones(req.qname_wire):
             return self.next_fast(req, w)
-        edns = req.edns
-        do = edns is not None and edns.do
-        key = (qn, req.qtype, req.qclass, do, bool(req.flags & wire.CD))
-        shard = hash(qn) & (SHARDS - 1)
+        key, shard, do = key_of(req)
         now = time.monotonic()
         rc = self.try_cached(req, w, key, shard, now, do)
         if rc is not None or self.lookup(shard, key, now) is not None:
@@ -224,9 +220,7 @@ class Cache(Handler):
             v[k] = v.get(k, 0.0) + 1.0
             if self.prefetch > 0 and self._should_prefetch(e, now, ttl):
                 self.start_refresh(req, key, shard, e, now, prefetch=True)
-            w.write(e.reply(req.id, req.flags, req.wire[12 : req.qend], do or bool(req.flags & wire.AD),
-                            e.orig_ttl if self.keepttl else ttl))
-            return e.ret
+            return _write_hit(req, w, e, do, e.orig_ttl if self.keepttl else ttl)
         # stale: servable only within the serve_stale window, and in `verify` mode only without waiting
         if not (self.stale_up_to > 0 and -ttl < self.stale_up_to):
             return None
@@ -237,9 +231,7 @@ class Cache(Handler):
         _inc(served_stale_total, lb.plain)
         if not self.verify:
             self.start_refresh(req, key, shard, e, now, prefetch=False)
-        w.write(e.reply(req.id, req.flags, req.wire[12 : req.qend], do or bool(req.flags & wire.AD),
-                        self.stale_ttl))
-        return e.ret
+        return _write_hit(req, w, e, do, self.stale_ttl)
 
     def _should_prefetch(self, e: Entry, now: float, ttl: int) -> bool:
         hits = e.popular(self.prefetch_window, now)
@@ -254,12 +246,9 @@ class Cache(Handler):
 
     # -- the slow path --------------------------------------------------------------------------
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
-        qn = req.qname_wire
-        if not self.in_zones(qn):
+        if not self.in_zones(req.qname_wire):
             return await self.next_or_failure(req, w)
-        do = req.do
-        key = (qn, req.qtype, req.qclass, do, bool(req.flags & wire.CD))
-        shard = hash(qn) & (SHARDS - 1)
+        key, shard, do = key_of(req)
         now = time.monotonic()
         rc = self.try_cached(req, w, key, shard, now, do)
         if rc is not None:
@@ -276,8 +265,7 @@ class Cache(Handler):
         if rc is not None:
             return rc
         _inc(served_stale_total, lb.plain)
-        w.write(e.reply(req.id, req.flags, req.question, do or bool(req.flags & wire.AD), self.stale_ttl))
-        return e.ret
+        return _write_hit(req, w, e, do, self.stale_ttl)
 
     async def _verify(self, req: Request, w: ResponseWriter, key: tuple, shard: int, e: Entry) -> int | None:
         rec = RefreshWriter(self, req, key, shard, e)
@@ -412,6 +400,20 @@ class Cache(Handler):
             if not entry.servfail and not self.prefer_positive:
                 self.pcache.remove(shard, key)
         return entry
+
+
+def key_of(req: Request) -> tuple[tuple, int, bool]:
+    """(cache key, shard, DO): lowercased wire qname, qtype, qclass, DO, CD; the shard from the qname."""
+    qn = req.qname_wire
+    edns = req.edns
+    do = edns is not None and edns.do
+    return (qn, req.qtype, req.qclass, do, bool(req.flags & wire.CD)), hash(qn) & (SHARDS - 1), do
+
+
+def _write_hit(req: Request, w: ResponseWriter, e: Entry, do: bool, ttl: int) -> int:
+    """Write the stored reply tailored to `req` (AD only for DO or AD requests); the rcode to return."""
+    w.write(e.reply(req.id, req.flags, req.wire[12 : req.qend], do or bool(req.flags & wire.AD), ttl))
+    return e.ret
 
 
 def _ttl_offsets_of(data: bytes, message: bytes, stripped_offsets: list[int]) -> list[int]:
