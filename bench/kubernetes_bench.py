@@ -2,7 +2,7 @@
 
     python bench/kubernetes_bench.py [--services 5000] [--endpoints-per-service 10] [--seconds 10]
 
-Starts the Kubernetes API test server in this process with N services and N*M endpoints, then
+Starts the Kubernetes API test server (its own process) with N services and N*M endpoints, then
 `python -m pycoredns` as a subprocess with `kubernetes` (no cache) and `ready`, and reports:
 time from start to `/ready` 200, resident memory after the sync (VmRSS from /proc/<pid>/status)
 next to CoreDNS's sizing formula MB = (pods + services)/1000 + 54, and dnsperf QPS for service A
@@ -25,9 +25,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from conformance.apiserver import APIServer, generate_cluster  # noqa: E402
 
 
 def free_port() -> int:
@@ -88,12 +86,21 @@ def main() -> None:
         print("dnsperf not installed: QPS will be skipped")
 
     t0 = time.monotonic()
-    objs = generate_cluster(args.services, args.endpoints_per_service)
     n_eps = args.services * args.endpoints_per_service
-    with APIServer(objs) as api, tempfile.TemporaryDirectory() as tmp:
-        api.start()
-        print(f"API server: {args.services} services, {n_eps} endpoints, loaded in {time.monotonic() - t0:.1f}s")
-        kc = api.write_kubeconfig(Path(tmp) / "kubeconfig")
+    with tempfile.TemporaryDirectory() as tmp:
+        kc = Path(tmp) / "kubeconfig"
+        # the API server in its own process, as it would be on its own machine
+        api = subprocess.Popen([sys.executable, "-m", "conformance.apiserver", "--listen", "127.0.0.1:0",
+                                "--generate-services", str(args.services), "--endpoints-per-service",
+                                str(args.endpoints_per_service), "--kubeconfig-out", str(kc)],
+                               cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert api.stdout is not None
+        first = api.stdout.readline().strip()
+        api.stdout.readline()  # "kubeconfig written to ..."
+        if not kc.exists():
+            raise SystemExit(f"API server did not start: {first!r}")
+        print(f"API server ({first}): {args.services} services, {n_eps} endpoints, "
+              f"up in {time.monotonic() - t0:.1f}s")
         dns_port, ready_port = free_port(), free_port()
         corefile = Path(tmp) / "Corefile"
         corefile.write_text(f".:{dns_port} {{\n bind 127.0.0.1\n ready 127.0.0.1:{ready_port}\n"
@@ -125,12 +132,13 @@ def main() -> None:
                 print("ClusterIP service SRV only:", dnsperf(dns_port, clusterip, args.seconds))
             print(f"RSS after load: {rss_mb(proc.pid):.1f} MB")
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            for p in (proc, api):
+                p.terminate()
+                try:
+                    p.wait(15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(5)
 
 
 if __name__ == "__main__":
