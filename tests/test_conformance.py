@@ -24,6 +24,7 @@ from conformance.cases import Case, Query, load, load_file
 from conformance.compare import (
     CaseError,
     Expectation,
+    metric_present,
     parse_expected,
     parse_flags,
     record_match,
@@ -73,7 +74,7 @@ def test_case_files_load_cleanly() -> None:
     assert len(ids) == len(set(ids))
     for c in all_cases:
         assert c.corefile, c.id  # every case can run with --binary
-        assert c.query is not None or c.exit is not None
+        assert c.query is not None or c.exit is not None or c.http is not None
 
 
 def test_server_mode_runs_only_cluster_cases() -> None:
@@ -190,6 +191,23 @@ def test_expectation_check_reports_each_mismatch() -> None:
         parse_flags("aa zz")
     with pytest.raises(CaseError):
         Expectation.parse({"compare": "fuzzy"})
+
+
+def test_metric_samples_match_in_any_label_order() -> None:
+    body = textwrap.dedent("""\
+        # HELP coredns_dns_requests_total Counter of DNS requests made per zone, protocol and family.
+        # TYPE coredns_dns_requests_total counter
+        coredns_dns_requests_total{server="dns://:53",zone=".",view="",proto="udp",family="1",type="A"} 3
+        coredns_panics_total 0
+        """)
+    assert metric_present('coredns_dns_requests_total{type="A",server="dns://:53",zone="."}', body)
+    assert metric_present('coredns_dns_requests_total{proto="udp"} 3', body)
+    assert not metric_present('coredns_dns_requests_total{proto="udp"} 4', body)
+    assert not metric_present('coredns_dns_requests_total{proto="tcp"}', body)
+    assert metric_present("coredns_panics_total 0", body)
+    assert not metric_present("coredns_panics", body)
+    with pytest.raises(CaseError):
+        metric_present("{bad", body)
 
 
 # ---------------------------------------------------------------------------------------------- output
