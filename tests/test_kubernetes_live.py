@@ -121,6 +121,31 @@ async def test_live_changes(api, tmp_path: Path) -> None:
         assert programming_duration.count("headless_with_selector") >= 1
 
 
+async def test_ignore_empty_service(api, tmp_path: Path) -> None:
+    kc = api.write_kubeconfig(tmp_path / "kc")
+    api.create(service("empty", clusterIP="10.240.17.20"))
+    async with running(corefile(kc, "ignore empty_service")) as srv:
+        p = srv.port()
+        m = await query(p, "empty.ns1.svc.cluster.local.", "A")
+        assert m.rcode() == NX and m.authority
+        assert addrs(await query(p, SVC1, "A")) == {"10.240.16.101"}
+        api.create(endpoint_slice("empty-a", "empty", ["10.9.1.1"]))
+
+        async def filled() -> bool:
+            return addrs(await query(p, "empty.ns1.svc.cluster.local.", "A")) == {"10.240.17.20"}
+
+        await eventually(filled)
+    async with running(corefile(kc)) as srv:
+        api.delete("EndpointSlice", "ns1", "empty-a")
+
+        async def still_there() -> bool:
+            m = await query(srv.port(), "empty.ns1.svc.cluster.local.", "A")
+            ep = await query(srv.port(), "10-9-1-1.empty.ns1.svc.cluster.local.", "A")
+            return addrs(m) == {"10.240.17.20"} and ep.rcode() == NX
+
+        await eventually(still_there)
+
+
 async def test_externalname_chains_are_bounded(api, tmp_path: Path) -> None:
     kc = api.write_kubeconfig(tmp_path / "kc")
     api.create(service("loop-a", type="ExternalName", externalName="loop-b.ns1.svc.cluster.local"))
