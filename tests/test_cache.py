@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 import sys
 import types
@@ -22,6 +23,7 @@ from upstream import GarbageUpstream, Unbound, reply_for
 
 from pycoredns import directives, wire
 from pycoredns.instance import StartupError
+from pycoredns.metrics import REGISTRY
 from pycoredns.plugin import Controller, Handler
 from pycoredns.request import Request, ResponseWriter
 
@@ -382,6 +384,9 @@ async def test_hits_after_upstream_stopped_and_metrics() -> None:
         assert total(cachemod.hits_total, type="success") == hit0 + 1
         assert total(cachemod.misses_total) == miss0 + 1
         assert entries("success") == 1
+        text = REGISTRY.expose()
+        assert re.search(r'^coredns_cache_entries\{server="[^"]*",type="success",zones="\.",view=""\} 1$', text, re.M)
+        assert "# TYPE coredns_cache_entries gauge" in text and "# TYPE coredns_cache_hits_total counter" in text
 
 
 async def test_nxdomain_and_nodata_cached_with_soa_ttl() -> None:
@@ -498,9 +503,10 @@ async def test_prefetch_is_single_flight() -> None:
         assert 2 <= up.n <= 3  # the miss, one refresh (and at most one retry by forward)
 
 
-async def test_serve_stale_immediate_when_upstream_down() -> None:
+@pytest.mark.parametrize(("mode", "stale_ttl"), [("immediate 30s", 30), ("verify", 0)])
+async def test_serve_stale_when_upstream_down(mode: str, stale_ttl: int) -> None:
     async with Unbound() as u:
-        cf = f". {{\n cache 1 {{\n serve_stale 1h immediate 30s\n }}\n forward . {u.addr}\n}}\n"
+        cf = f". {{\n cache 1 {{\n serve_stale 1h {mode}\n }}\n forward . {u.addr}\n}}\n"
         async with running(cf) as srv:
             r = await query(srv.port(), "a.example.org", "A")
             assert ttls(r) == [1]
@@ -509,7 +515,7 @@ async def test_serve_stale_immediate_when_upstream_down() -> None:
             s0 = total(cachemod.served_stale_total)
             r = await query(srv.port(), "a.example.org", "A")
             assert r.rcode() == dns.rcode.NOERROR and a_values(r) == ["192.0.2.1"]
-            assert ttls(r) == [30]  # RESPONSE_TTL
+            assert ttls(r) == [stale_ttl]  # RESPONSE_TTL
             assert total(cachemod.served_stale_total) == s0 + 1
 
 
