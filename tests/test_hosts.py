@@ -199,3 +199,15 @@ async def test_names_that_cannot_be_on_the_wire_are_skipped(tmp_path):
     async with running(f". {{\n hosts {f} example.org\n}}\n") as srv:
         r = await query(srv.port(), "1.0.0.10.in-addr.arpa", "PTR")
         assert _rdata(r, "PTR") == ["ok.example.org."]
+
+
+async def test_reload_zero_disables_polling(tmp_path):
+    f = tmp_path / "hosts"
+    f.write_text("10.0.0.1 web.example.org\n")
+    for reload, polled in (("0", False), ("50ms", True), (None, True)):
+        body = f"  reload {reload}" if reload else ""
+        async with running(_corefile(str(f), body)) as srv:
+            h = next(x for x in srv.instance.blocks[0].handlers if x.name == "hosts")
+            assert any(getattr(fn, "__self__", None) is h for fn, _ in srv.instance.background) is polled
+            assert h.reload == {"0": 0.0, "50ms": 0.05, None: 5.0}[reload]
+            assert _rdata(await query(srv.port(), "web.example.org", "A"), "A") == ["10.0.0.1"]

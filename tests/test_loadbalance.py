@@ -196,3 +196,15 @@ async def test_weighted_missing_file_with_reload_only_warns(tmp_path):
     async with running(cf) as srv:
         r = await query(srv.port(), "web.example.org", "A")
         assert sorted(_order(r)) == sorted(ADDRS)
+
+
+@pytest.mark.parametrize("qtype", ["AXFR", "IXFR"])
+def test_zone_transfers_untouched(qtype):
+    rec = DNSRecord.question("x.example.org", qtype).reply()
+    for ip in ADDRS:
+        rec.add_answer(RR("x.example.org", 1, rdata=A(ip)))
+    data = bytes(rec.pack())
+    lb = LoadBalance([])
+    for _ in range(10):
+        assert lb.reorder(data) == data
+        assert [str(rr.rdata) for rr in lb.reorder(DNSRecord.parse(data)).rr] == ADDRS
