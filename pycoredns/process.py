@@ -94,6 +94,7 @@ class Process:
         self._reload_lock = trio.Lock()
         self._stop = trio.Event()
         self._retiring: set[Instance] = set()
+        self._starting: Instance | None = None  # being activated (under the reload lock): its sockets are in use
         self.exit_code = 0
         self.shared: dict[str, Any] = {}  # process-wide plugin state (e.g. reload's poller)
         self.lastgood = LastGood(lastgood, self) if lastgood else None
@@ -190,14 +191,17 @@ class Process:
         Those sockets are closed after `old` has drained (`_retire`).
         """
         assert self._root is not None
+        self._starting = inst
         try:
             await self._root.start(self._run_instance, inst)
         except StartupError:
+            self._starting = None
             self._release_sockets()
             raise
         try:
             created = self._bind_http(inst)
         except StartupError:
+            self._starting = None
             await self._abort(inst)
             raise
         if old is not None:
@@ -215,6 +219,7 @@ class Process:
         inst.go.set()
         await inst.serving.wait()
         self.instance = inst
+        self._starting = None
         if old is not None:
             self._retiring.add(old)
             await old.stop_receiving()
@@ -254,7 +259,7 @@ class Process:
 
     def _release_sockets(self) -> None:
         """Close pooled sockets no running or draining configuration uses."""
-        live = [self.instance, *self._retiring]
+        live = [self.instance, self._starting, *self._retiring]
         keys: set[tuple[str, int]] = set()
         for i in live:
             if i is not None:

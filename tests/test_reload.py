@@ -431,3 +431,24 @@ async def test_queries_in_flight_finish(tmp_path):
                     assert await srv.reload()  # while the old configuration waits on the upstream
                 assert results == [(0, 1)] * 20
             n.cancel_scope.cancel()
+
+
+async def test_reloads_adding_and_dropping_a_port(tmp_path):
+    """Regression: a retiring configuration released (closed) a socket the starting one had just taken."""
+    main = str(tmp_path / "Corefile")
+    a, b = free_port(), free_port()
+    write(main, f".:{a} {{\n chaos v0\n}}\n")
+    async with serve_file(main) as srv:
+        async with probing(Prober(a), Prober(a, tcp=True)) as probers:
+            for i in range(1, 101):  # ends without port b
+                extra = f".:{b} {{\n bind 127.0.0.1\n chaos other\n}}\n" if i % 3 == 0 else ""
+                write(main, f".:{a} {{\n chaos v{i}\n}}\n{extra}")
+                assert await srv.reload()
+                await trio.sleep(0.001 * (i % 7))  # retirements overlap later activations at varied points
+        for p in probers:
+            assert p.lost == 0 and p.answered == p.sent, p
+            assert p.answers[-1] == txt("v100"), p
+        with trio.fail_after(10):
+            while srv._retiring:
+                await trio.sleep(0.02)
+        assert set(srv.sockets.socks) == {("", a)}
