@@ -70,6 +70,7 @@ TABLE = [
     ("http.tcp.svc1.ns1.svc.cluster.local.", "SRV", NX, None),  # stored with the underscores
     ("_http._udp.svc1.ns1.svc.cluster.local.", "SRV", NX, None),
     ("_HTTP._TCP.svc1.ns1.svc.cluster.local.", "SRV", OK, {"0 100 80 svc1.ns1.svc.cluster.local."}),
+    ("_http._tcp.svc1.ns1.svc.CLUSTER.local.", "SRV", OK, {"0 100 80 svc1.ns1.svc.CLUSTER.local."}),
     ("svc1.ns1.svc.cluster.local.", "SRV", OK, {"0 50 80 svc1.ns1.svc.cluster.local.",
                                                   "0 50 53 svc1.ns1.svc.cluster.local."}),
     ("multiport.ns1.svc.cluster.local.", "SRV", OK, {"0 25 80 multiport.ns1.svc.cluster.local.",

@@ -25,7 +25,7 @@ from pycoredns.request import Request, ResponseWriter
 from pycoredns.util import Fallthrough, normalize_zones, parse_duration, zone_match
 
 from . import objects
-from .index import AAAA, CNAME, NS, OWNER, SOA, TXT, A, Index, addr_rr, label, rr, zone_pointer
+from .index import AAAA, CNAME, NS, OWNER, SOA, SRV, TXT, A, Index, addr_rr, label, rr, zone_pointer
 from .watch import POD_FIELD_SELECTOR, Connection, KindSpec, Watcher
 
 log = plugin_logger("kubernetes")
@@ -248,9 +248,7 @@ class Kubernetes(Handler):
         if idx is not None:
             hit = idx.answers.get((req.qname_wire, req.qtype))
             if hit is not None:
-                an, ar, body = hit
-                w.write(req.reply_header(0, an, 0, ar, aa=True) + req.question + body)
-                return 0
+                return self._write_hit(req, w, hit)
         out = self.decide(req)
         if out is NEXT:
             return self.next_fast(req, w)
@@ -262,15 +260,27 @@ class Kubernetes(Handler):
         idx = self.index
         hit = idx.answers.get((req.qname_wire, req.qtype)) if idx is not None else None
         if hit is not None:
-            an, ar, body = hit
-            w.write(req.reply_header(0, an, 0, ar, aa=True) + req.question + body)
-            return 0
+            return self._write_hit(req, w, hit)
         out = self.decide(req)
         if out is NEXT:
             return await self.next_or_failure(req, w)
         if isinstance(out, str):
             return await self._external(req, w, out)
         return self._emit(out, w)
+
+    def _write_hit(self, req: Request, w: ResponseWriter, hit: tuple[int, int, bytes]) -> int:
+        """A precomputed answer: header, the client's question, the stored records."""
+        an, ar, body = hit
+        if req.qtype == SRV:
+            qwire = req.wire[12 : req.qend - 4]
+            if qwire != req.qname_wire:
+                # SRV targets cannot be compressed: give them the zone as the client spelled it
+                zone = zone_match(self.zones, req.name)
+                if zone is not None:
+                    zw = wire.text_to_wire(zone)
+                    body = body.replace(zw, qwire[len(qwire) - len(zw):])
+        w.write(req.reply_header(0, an, 0, ar, aa=True) + req.question + body)
+        return 0
 
     @staticmethod
     def _emit(out: Any, w: ResponseWriter) -> int:
