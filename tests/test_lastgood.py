@@ -219,3 +219,17 @@ def test_cli_flag(tmp_path, server_process):
     r = dns.query.udp(dns.message.make_query("version.bind", "TXT", "CH"), "127.0.0.1", port=port, timeout=3)
     assert r.answer[0][0].to_text() == txt("v1")
     assert srv.stop() == 0
+
+
+async def test_embed_api(tmp_path):
+    from pycoredns.embed import serve
+
+    inc, store = str(tmp_path / "zone.conf"), str(tmp_path / "lastgood.json")
+    text = f".:0 {{\n import {inc}\n}}\n"
+    write(inc, "chaos v1\n")
+    async with serve(text, lastgood=store):
+        pass
+    write(inc, "chaos v1 {\n")  # broken import
+    async with serve(text, lastgood=store) as srv:
+        assert srv.lastgood.active
+        assert await _version(srv.port()) == txt("v1")
