@@ -83,7 +83,7 @@ def parse_hosts(lines: list[str], origins: list[str], reverse: bool) -> HostsMap
             if zone_match(origins, name) is None:
                 continue
             table.setdefault(name, []).append(ip)
-            if reverse:
+            if reverse and not name.startswith("*."):  # no PTR for wildcard names
                 m.addr.setdefault(ip, []).append(name)
     return m
 
@@ -106,20 +106,28 @@ def _rr(rtype: int, ttl: int, rdata: bytes) -> bytes:
 
 
 class Answers:
-    """Precomputed answers: wire qname -> {qtype: record tails}, reverse wire name -> PTR tails."""
+    """Precomputed answers: wire qname -> {qtype: record tails}, reverse wire name -> PTR tails.
 
-    __slots__ = ("names", "ptrs")
+    `wild` holds `*.parent` entries keyed by the parent's wire name: a miss on `label.parent`
+    tries it (one label only, never the apex), as CoreDNS HEAD does.
+    """
+
+    __slots__ = ("names", "ptrs", "wild")
 
     def __init__(self, maps: list[HostsMap], ttl: int) -> None:
         self.names: dict[bytes, dict[int, list[bytes]]] = {}
+        self.wild: dict[bytes, dict[int, list[bytes]]] = {}
         self.ptrs: dict[bytes, list[bytes]] = {}
         for m in maps:  # file first, then inline: CoreDNS's merge order
             for table, rtype in ((m.name4, TYPE_A), (m.name6, TYPE_AAAA)):
                 for name, ips in table.items():
                     key = _wire(name)
-                    if key is not None:
-                        self.names.setdefault(key, {}).setdefault(rtype, []).extend(
-                            _rr(rtype, ttl, ip.packed) for ip in ips)
+                    if key is None:
+                        continue
+                    target = self.names
+                    if key.startswith(b"\x01*"):
+                        target, key = self.wild, key[2:]
+                    target.setdefault(key, {}).setdefault(rtype, []).extend(_rr(rtype, ttl, ip.packed) for ip in ips)
             for ip, names in m.addr.items():
                 targets = [t for t in map(_wire, names) if t is not None]
                 if targets:
@@ -202,6 +210,8 @@ class Hosts(SyncHandler):
                 return NEXT  # reverse misses always go on, fallthrough or not
         else:
             types = answers.names.get(qn)
+            if types is None and answers.wild and qn[0]:
+                types = answers.wild.get(qn[1 + qn[0] :])
             if types is None:
                 if not self._in_zone(qn) or self.fall.through(req.name):
                     return NEXT

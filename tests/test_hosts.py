@@ -211,3 +211,18 @@ async def test_reload_zero_disables_polling(tmp_path):
             assert any(getattr(fn, "__self__", None) is h for fn, _ in srv.instance.background) is polled
             assert h.reload == {"0": 0.0, "50ms": 0.05, None: 5.0}[reload]
             assert _rdata(await query(srv.port(), "web.example.org", "A"), "A") == ["10.0.0.1"]
+
+
+async def test_wildcard_matches_one_label(tmp_path):
+    f = tmp_path / "hosts"
+    f.write_text("10.0.0.9 *.wild.example.org\n10.0.0.8 x.wild.example.org\n")
+    async with running(f". {{\n hosts {f} example.org\n whoami\n}}\n") as srv:
+        r = await query(srv.port(), "a.Wild.example.org", "A")
+        assert _rdata(r, "A") == ["10.0.0.9"] and r.answer[0].name.to_text() == "a.wild.example.org."
+        assert _rdata(await query(srv.port(), "x.wild.example.org", "A"), "A") == ["10.0.0.8"]  # exact wins
+        r = await query(srv.port(), "a.wild.example.org", "AAAA")
+        assert r.rcode() == dns.rcode.NOERROR and not r.answer  # the name exists: NODATA
+        for name in ("wild.example.org", "b.a.wild.example.org"):  # not the apex, not two labels
+            assert (await query(srv.port(), name, "A")).rcode() == dns.rcode.SERVFAIL
+        r = await query(srv.port(), "9.0.0.10.in-addr.arpa", "PTR")  # no PTR for wildcards: next plugin
+        assert not r.answer and r.additional
