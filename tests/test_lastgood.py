@@ -229,7 +229,7 @@ async def test_embed_api(tmp_path):
     write(inc, "chaos v1\n")
     async with serve(text, lastgood=store):
         pass
-    write(inc, "chaos v1 {\n")  # broken import
+    write(inc, "nonsense\n")  # a broken import
     async with serve(text, lastgood=store) as srv:
         assert srv.lastgood.active
         assert await _version(srv.port()) == txt("v1")
