@@ -12,7 +12,7 @@ def parse_duration(text: str) -> float:
     """Go's time.ParseDuration, in seconds. Raises ValueError with Go's wording."""
     s = text
     sign = 1.0
-    if s[:1] in "+-":
+    if s and s[0] in "+-":
         sign = -1.0 if s[0] == "-" else 1.0
         s = s[1:]
     if s == "0":
