@@ -31,8 +31,9 @@ def parse_resolv_conf(path: str) -> list[str]:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             text = f.read()
-    except OSError as e:
-        raise ConfigError(f"failed to parse {_q(path)}: open {path}: {(e.strerror or str(e)).lower()}") from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        reason = getattr(e, "strerror", None) or str(e)
+        raise ConfigError(f"failed to parse {_q(path)}: open {path}: {reason.lower()}") from None
     search: list[str] = []
     for line in text.splitlines():
         f = line.split()
