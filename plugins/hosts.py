@@ -267,6 +267,8 @@ def _check_file(c: Controller, path: str) -> None:
         return
     except OSError as e:
         raise c.err(f"unable to access hosts file '{path}': {e.strerror or e}") from None
+    except ValueError:  # a NUL byte in the path (Go: invalid argument)
+        raise c.err(f"unable to access hosts file '{path}': invalid argument") from None
     if stat.S_ISDIR(st.st_mode):
         log.warning(f'Hosts file "{path}" is a directory')
 
