@@ -10,6 +10,7 @@ from pathlib import Path
 import dns.flags
 import dns.message
 import dns.rcode
+import dns.rdatatype
 import pytest
 import trio
 from conftest import free_port, query, running
@@ -154,10 +155,12 @@ async def test_externalname_chains_are_bounded(api, tmp_path: Path) -> None:
     api.create(service("ip-literal", type="ExternalName", externalName="10.1.2.3"))
     async with running(corefile(kc)) as srv:
         p = srv.port()
-        m = await query(p, "loop-a.ns1.svc.cluster.local.", "A", tcp=True)
-        assert m.rcode() == OK and 1 < len(m.answer) <= 12
-        m = await query(p, "self.ns1.svc.cluster.local.", "A")
-        assert m.rcode() == OK and addrs(m) == {"self.ns1.svc.cluster.local."}
+        # in-zone targets that never reach an address: NODATA without the CNAME (CoreDNS quirk 4)
+        for name in ("loop-a", "self"):
+            m = await query(p, f"{name}.ns1.svc.cluster.local.", "A", tcp=True)
+            assert m.rcode() == OK and not m.answer and m.authority[0].rdtype == dns.rdatatype.SOA
+        m = await query(p, "ext-internal.ns1.svc.cluster.local.", "AAAA")  # svc1 has no IPv6
+        assert m.rcode() == OK and not m.answer and m.authority
         m = await query(p, "ip-literal.ns1.svc.cluster.local.", "A")
         assert m.rcode() == NX
 

@@ -298,12 +298,9 @@ class Kubernetes(Handler):
         qtype = req.qtype
         if qtype in (AXFR, IXFR):
             return wire.REFUSED
-        qw = req.qname_wire
-        nz = self._zone_labels[zone]
-        offs = wire.label_offsets(qw)
-        rel_end = offs[len(offs) - 1 - nz]
+        rel_end = self._rel_end(req, zone)
         zp = zone_pointer(rel_end)
-        rel = _labels(qw[:rel_end])
+        rel = _labels(req.qname_wire[:rel_end])
         outcome = self._classify(req, rel, qtype, zone, zp)
         if isinstance(outcome, (tuple, str)):
             return outcome
@@ -313,6 +310,11 @@ class Kubernetes(Handler):
             if not self.synced:  # written, so returned as success (CoreDNS's BackendError)
                 return self._negative(req, wire.SERVFAIL, zp), wire.NOERROR
         return self._negative(req, outcome, zp), outcome
+
+    def _rel_end(self, req: Request, zone: str) -> int:
+        """Length of the qname's labels left of `zone` (where the zone starts in the question)."""
+        offs = wire.label_offsets(req.qname_wire)
+        return offs[len(offs) - 1 - self._zone_labels[zone]]
 
     def _negative(self, req: Request, rcode: int, zp: bytes) -> bytes:
         assert self.index is not None
@@ -417,7 +419,7 @@ class Kubernetes(Handler):
         """ExternalName A/AAAA: the CNAME, then the target resolved through this server itself."""
         cname = rr(OWNER, CNAME, self.ttl, wire.text_to_wire(target))
         depth = (req.meta or {}).get(_CNAME_DEPTH, 0)
-        extra: list[bytes] = []
+        extra: list[tuple[int, bytes]] = []
         if req.listener is not None and depth < MAX_CNAME_DEPTH and target.lower() != req.name:
             sub = req.copy_with(qname=target)
             sub.meta = {**(req.meta or {}), _CNAME_DEPTH: depth + 1}
@@ -427,12 +429,17 @@ class Kubernetes(Handler):
                     extra = answer_records(wire.to_bytes(reply))
             except Exception as e:  # a garbage upstream reply: keep the CNAME alone
                 log.debug(f"resolving ExternalName target {target}: {e!r}")
-        body = cname + b"".join(extra)
+        if zone_match(self.zones, target.lower()) and not any(t == req.qtype for t, _ in extra):
+            # CoreDNS quirk: a target inside the zone without that family is NODATA, CNAME dropped
+            zone = zone_match(self.zones, req.name) or self.primary
+            w.write(self._negative(req, wire.NOERROR, zone_pointer(self._rel_end(req, zone))))
+            return 0
+        body = cname + b"".join(r for _t, r in extra)
         w.write(req.reply_header(0, 1 + len(extra), 0, 0, aa=True) + req.question + body)
         return 0
 
 
-def answer_records(reply: bytes) -> list[bytes]:
+def answer_records(reply: bytes) -> list[tuple[int, bytes]]:
     """The answer records of a reply, uncompressed so they can be spliced into another message.
 
     Only types whose rdata is raw or a single name (what an A/AAAA answer holds: CNAME, A, AAAA,
@@ -458,7 +465,7 @@ def answer_records(reply: bytes) -> list[bytes]:
         elif rtype not in (A, AAAA, TXT):
             off += 10 + rdlen
             continue
-        out.append(_name_wire(labels) + head + struct.pack(">H", len(rdata)) + rdata)
+        out.append((rtype, _name_wire(labels) + head + struct.pack(">H", len(rdata)) + rdata))
         off += 10 + rdlen
     return out
 
