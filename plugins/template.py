@@ -13,7 +13,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from dnslib import EDNS0, QTYPE, RR, DNSRecord, EDNSOption
+from dnslib import EDNS0, QTYPE, RD, RDMAP, RR, DNSLabel, DNSRecord, EDNSOption
 
 from pycoredns import metrics, wire
 from pycoredns.corefile.errors import go_quote, go_sprintf
@@ -330,20 +330,83 @@ _NOPIPE = object()
 # == the plugin ===================================================================================
 
 
+def _rr_tokens(text: str) -> list[str]:
+    """Zone-file tokens of one line: quotes (with escapes) group, `( )` and whitespace separate, `;` ends."""
+    out: list[str] = []
+    cur: list[str] = []
+    quoted = False
+    i, n = 0, len(text)
+    has = False
+    while i < n:
+        c = text[i]
+        if quoted:
+            if c == "\\" and i + 1 < n:
+                d = text[i + 1 : i + 4]
+                if len(d) == 3 and d.isdigit():
+                    cur.append(chr(int(d)))
+                    i += 4
+                    continue
+                cur.append(text[i + 1])
+                i += 2
+                continue
+            if c == '"':
+                quoted = False
+            else:
+                cur.append(c)
+        elif c == '"':
+            quoted = has = True
+        elif c.isspace() or c in "()":
+            if cur or has:
+                out.append("".join(cur))
+            cur, has = [], False
+        elif c == ";":
+            break
+        else:
+            cur.append(c)
+            if c == "\\" and i + 1 < n:
+                cur.append(text[i + 1])
+                i += 1
+        i += 1
+    if quoted:
+        raise ValueError("unbalanced quotes")
+    if cur or has:
+        out.append("".join(cur))
+    return out
+
+
+_ROOT = DNSLabel("")
+_RR_CLASSES = {"IN": 1, "CS": 2, "CH": 3, "HS": 4, "NONE": 254, "ANY": 255}
+
+
 def parse_rr(text: str) -> RR:
-    """One zone-file RR (dns.NewRR): relative names are below the root, TTL defaults to 3600."""
-    out, quoted = [], False
-    for c in text:  # dnslib does not take the `( ... )` grouping on one line
-        if c == '"':
-            quoted = not quoted
-        out.append(" " if c in "()" and not quoted else c)
+    """One zone-file RR (dns.NewRR): relative names are below the root, TTL defaults to 3600,
+    TTL and class in either order. Raises ValueError."""
     try:
-        rrs = RR.fromZone("".join(out), ttl=DEFAULT_TTL)
+        toks = _rr_tokens(text)
+        if len(toks) < 2:
+            raise ValueError("not enough fields")
+        owner = toks.pop(0)
+        name = _ROOT if owner == "@" else DNSLabel(owner if owner.endswith(".") else owner + ".")
+        ttl, rclass = DEFAULT_TTL, 1
+        for _ in range(2):
+            if toks and toks[0].isdigit():
+                ttl = int(toks.pop(0))
+            elif toks and toks[0].upper() in _RR_CLASSES:
+                rclass = _RR_CLASSES[toks.pop(0).upper()]
+        if not toks:
+            raise ValueError("missing type")
+        rtype_s = toks.pop(0).upper()
+        rtype = wire.type_value(rtype_s)
+        if rtype is None:
+            raise ValueError(f"unknown RR type {rtype_s}")
+        rd = RDMAP.get(QTYPE.forward.get(rtype, ""), RD)
+        if not toks or (rd is RD and toks[0] != "\\#"):
+            raise ValueError(f"bad {rtype_s} rdata")
+        if ttl > 0xFFFFFFFF:
+            raise ValueError("bad TTL")
+        return RR(name, rtype, rclass, ttl, rd.fromZone(toks, _ROOT))
     except Exception as e:
-        raise ValueError(f"dns: {e or type(e).__name__}: {go_quote(text)}") from None
-    if not rrs:
-        raise ValueError(f"dns: no RR in {go_quote(text)}")
-    return rrs[0]
+        raise ValueError(f"dns: bad RR {go_quote(text)}: {e or type(e).__name__}") from None
 
 
 class Section:
@@ -409,15 +472,29 @@ def _meta(meta: dict[str, Any], key: Any) -> str:
     return "" if v is None else str(v)
 
 
+class Reply:
+    """The parsed records of one rendering, and the packed reply body when no lookup is needed."""
+
+    __slots__ = ("additional", "answers", "authority", "body", "counts", "lookups")
+
+    def __init__(self, answers: list[RR], additional: list[RR], authority: list[RR], lookups: bool) -> None:
+        self.answers = answers
+        self.additional = additional
+        self.authority = authority
+        self.lookups = lookups  # A/AAAA query with CNAME answers: targets are resolved at write time
+        self.body = b""
+        self.counts = (0, 0, 0)
+
+
 class Outcome:
     """A template's reply before it is written: metric bumps wait until it is committed."""
 
-    __slots__ = ("answers", "bumps", "error", "rcode", "rec")
+    __slots__ = ("bumps", "error", "rcode", "reply", "template")
 
     def __init__(self) -> None:
         self.rcode: int | object = NEXT
-        self.rec: DNSRecord | None = None
-        self.answers: list[RR | str] = []  # str: a CNAME target whose lookup goes here
+        self.reply: Reply | None = None
+        self.template: Tmpl | None = None
         self.bumps: list[tuple[Any, tuple[str, ...]]] = []
         self.error: PluginError | None = None
 
@@ -427,7 +504,10 @@ class Outcome:
 
     @property
     def lookups(self) -> bool:
-        return any(isinstance(a, str) for a in self.answers)
+        return self.reply is not None and self.reply.lookups
+
+
+CACHE_SIZE = 4096  # rendered replies kept per handler (cleared when full)
 
 
 class TemplateHandler(Handler):
@@ -437,6 +517,9 @@ class TemplateHandler(Handler):
         self.zones = zones
         self.templates = templates
         self.server = server
+        # (template, exact question, rendered texts) -> Reply: a repeated query skips RR parsing and
+        # packing; keyed by the question bytes so compression pointers into it stay right.
+        self.cache: dict[tuple, Reply] = {}
 
     def _evaluate(self, req: Request) -> Outcome:
         out = Outcome()
@@ -455,57 +538,82 @@ class TemplateHandler(Handler):
             if t.rcode == wire.SERVFAIL:
                 out.rcode = wire.SERVFAIL
                 return out
-            self._build(req, t, data, labels, out)
+            try:
+                out.reply = self._reply(req, t, data, labels, out)
+                out.rcode, out.template = t.rcode, t
+            except (TemplateExecError, ValueError) as e:
+                out.rcode, out.error = wire.SERVFAIL, PluginError(wire.SERVFAIL, str(e))
             return out
         return out
 
-    def _build(self, req: Request, t: Tmpl, data: Struct, labels: tuple[str, ...], out: Outcome) -> None:
+    def _reply(self, req: Request, t: Tmpl, data: Struct, labels: tuple[str, ...], out: Outcome) -> Reply:
+        sections = (t.answer, t.additional, t.authority)
+        texts = tuple(tuple(self._render(tpl, sec.name, data, labels, out) for tpl in sec.templates)
+                      for sec in sections)
+        key = (id(t), req.question, texts)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        rrs: list[list[RR]] = []
+        for sec, sec_texts in zip(sections, texts, strict=True):
+            parsed = []
+            for tpl, text in zip(sec.templates, sec_texts, strict=True):
+                try:
+                    parsed.append(parse_rr(text))
+                except ValueError:
+                    out.bumps.append((rr_failures_total, (*labels, sec.name, tpl.source)))
+                    raise
+            rrs.append(parsed)
+        lookups = req.qtype in (TYPE_A, TYPE_AAAA) and any(rr.rtype == TYPE_CNAME for rr in rrs[0])
+        reply = Reply(*rrs, lookups)
+        if not lookups:
+            rec = self._record(req, t, reply, None)
+            reply.body = bytes(rec.pack())[len(req.question) + 12 :]
+            reply.counts = (len(rec.rr), len(rec.auth), len(rec.ar))
+        if len(self.cache) >= CACHE_SIZE:
+            self.cache.clear()
+        self.cache[key] = reply
+        return reply
+
+    def _render(self, tpl: Template, section: str, data: Struct, labels: tuple[str, ...], out: Outcome) -> str:
+        try:
+            return tpl.execute(data)
+        except TemplateExecError:
+            out.bumps.append((template_failures_total, (*labels, section, tpl.source)))
+            raise
+
+    @staticmethod
+    def _record(req: Request, t: Tmpl, reply: Reply, looked: list[list[RR]] | None) -> DNSRecord:
+        """The reply with dnslib; CNAME answers are followed by their looked-up answers."""
         rec = req.reply_record()
         rec.header.aa = 1
         rec.header.rcode = t.rcode
-        out.rec, out.rcode = rec, t.rcode
-        try:
-            for sec, dest in ((t.answer, out.answers), (t.additional, rec.ar), (t.authority, rec.auth)):
-                for tpl in sec.templates:
-                    rr = self._rr(tpl, sec.name, data, labels, out)
-                    dest.append(rr)
-                    if dest is out.answers and rr.rtype == TYPE_CNAME and req.qtype in (TYPE_A, TYPE_AAAA):
-                        out.answers.append(str(rr.rdata.label))
-        except (TemplateExecError, ValueError) as e:
-            out.rec, out.rcode, out.answers = None, wire.SERVFAIL, []
-            out.error = PluginError(wire.SERVFAIL, str(e))
-            return
+        extra = iter(looked or [])
+        for rr in reply.answers:
+            rec.add_answer(rr)
+            if reply.lookups and rr.rtype == TYPE_CNAME:
+                rec.rr.extend(next(extra, []))
+        rec.ar.extend(reply.additional)
+        rec.auth.extend(reply.authority)
         if t.ederror is not None:
             code, reason = t.ederror
             ede = EDNSOption(EDE, struct.pack(">H", code) + reason.encode())
             rec.add_ar(EDNS0(udp_len=4096, flags="do", opts=[ede]))
+        return rec
 
-    def _rr(self, tpl: Template, section: str, data: Struct, labels: tuple[str, ...], out: Outcome) -> RR:
-        try:
-            text = tpl.execute(data)
-        except TemplateExecError:
-            out.bumps.append((template_failures_total, (*labels, section, tpl.source)))
-            raise
-        try:
-            return parse_rr(text)
-        except ValueError:
-            out.bumps.append((rr_failures_total, (*labels, section, tpl.source)))
-            raise
-
-    def _write(self, out: Outcome, w: ResponseWriter, extra: list[list[RR]] | None = None) -> int:
+    def _write(self, req: Request, out: Outcome, w: ResponseWriter, looked: list[list[RR]] | None = None) -> int:
         out.commit()
         if out.error is not None:
             raise out.error
         assert isinstance(out.rcode, int)
-        if out.rec is None:
+        reply = out.reply
+        if reply is None or out.template is None:
             return out.rcode
-        looked = iter(extra or [])
-        for a in out.answers:
-            if isinstance(a, str):
-                out.rec.rr.extend(next(looked, []))
-            else:
-                out.rec.add_answer(a)
-        w.write(bytes(out.rec.pack()))
+        if reply.lookups:
+            w.write(bytes(self._record(req, out.template, reply, looked).pack()))
+        else:
+            an, ns, ar = reply.counts
+            w.write(req.reply_header(out.rcode, an, ns, ar, aa=True) + req.question + reply.body)
         return out.rcode
 
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
@@ -514,17 +622,18 @@ class TemplateHandler(Handler):
             return self.next_fast(req, w)
         if out.lookups:
             return None
-        return self._write(out, w)
+        return self._write(req, out, w)
 
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
         out = self._evaluate(req)
         if out.rcode is NEXT and out.error is None:
             return await self.next_or_failure(req, w)
-        extra: list[list[RR]] = []
-        for a in out.answers:
-            if isinstance(a, str):
-                extra.append(await self._lookup(req, a))
-        return self._write(out, w, extra)
+        looked: list[list[RR]] = []
+        if out.reply is not None and out.reply.lookups:
+            for rr in out.reply.answers:
+                if rr.rtype == TYPE_CNAME:
+                    looked.append(await self._lookup(req, str(rr.rdata.label)))
+        return self._write(req, out, w, looked)
 
     async def _lookup(self, req: Request, target: str) -> list[RR]:
         """Resolve a CNAME target through this server (the full chain again), keep its answers."""

@@ -8,6 +8,8 @@ applies the response rules (answer name/value, ttl, rcode, cname).
 
 from __future__ import annotations
 
+import struct
+
 from pycoredns import wire
 from pycoredns.log import plugin_logger
 from pycoredns.plugin import ConfigError, Controller, Handler, PluginError, client_write
@@ -81,8 +83,8 @@ class Rewrite(Handler):
 
     def _reverted(self, plan: _Plan, reply: Reply) -> Reply:
         try:
-            return bytes(revert(reply, plan.state.req, plan.responses, plan.state.edns_created).pack())
-        except Exception as e:  # a reply dnslib cannot handle goes out as the plugin below wrote it
+            return revert(bytes(wire.to_bytes(reply)), plan.state.req, plan.responses, plan.state.edns_created)
+        except (wire.WireError, ValueError, IndexError, struct.error) as e:  # goes out as the plugin below wrote it
             log.warning(f"cannot rewrite reply for {plan.state.req.name}: {e}")
             return reply
 
@@ -116,7 +118,7 @@ class Rewrite(Handler):
             rec = wire.to_record(cap.reply)
             for rule in plan.lookups:
                 await rule.apply(rec, plan.new_req)
-            cap.reply = rec
+            cap.reply = bytes(rec.pack())
         return self._finish(plan, w, cap, rc, err)
 
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:

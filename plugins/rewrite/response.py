@@ -1,15 +1,18 @@
 """The response side of rewrite: per-record rules, and the reverter that puts the question back.
 
-Replies are handled with dnslib here: restoring a question of another length moves every
-compression pointer after it, so a byte splice is not safe.
+The reverter works on wire bytes: it walks the reply once, decompressing every name (a restored
+question of another length moves every compression pointer after it, so bytes cannot just be
+spliced), applies the rules to owner names, record values and TTLs, and writes the reply again with
+name compression. dnslib is only used by `cname` rules, whose lookups rebuild the answer section.
 """
 
 from __future__ import annotations
 
 import re
+import struct
 from typing import TYPE_CHECKING
 
-from dnslib import RR, DNSLabel, DNSQuestion, DNSRecord
+from dnslib import DNSLabel, DNSRecord
 
 from pycoredns import wire
 from pycoredns.request import Request
@@ -17,19 +20,36 @@ from pycoredns.request import Request
 if TYPE_CHECKING:
     from .rules import Matcher
 
-T_CNAME, T_NS, T_SOA, T_PTR, T_MX, T_SRV, T_NAPTR, T_DNAME = 5, 2, 6, 12, 15, 33, 35, 39
-_VALUE_ATTR = {T_CNAME: "label", T_NS: "label", T_PTR: "label", T_MX: "label", T_SRV: "target",
-               T_SOA: "mname", T_NAPTR: "replacement"}
+T_CNAME = 5
+_HHIH = struct.Struct(">HHIH")
+
+# Record data layouts with names: "N" a name compressed on output (RFC 1035 types), "n" a name never
+# compressed, "s" a character-string, an int a run of fixed octets. The first name is the "value"
+# `answer value` rewrites for CNAME, DNAME, SOA (mname), SRV, MX, NAPTR, NS and PTR.
+_LAYOUT: dict[int, tuple[str | int, ...]] = {
+    2: ("N",), 3: ("N",), 4: ("N",), 5: ("N",), 7: ("N",), 8: ("N",), 9: ("N",), 12: ("N",),
+    6: ("N", "N", 20), 14: ("N", "N"), 15: (2, "N"), 17: ("n", "n"), 18: (2, "n"), 21: (2, "n"),
+    26: (2, "n", "n"), 33: (6, "n"), 35: (4, "s", "s", "s", "n"), 36: (2, "n"), 39: ("n",),
+}
+_VALUE_TYPES = frozenset((2, 5, 6, 12, 15, 33, 35, 39))
 
 
 class ResponseRule:
-    """One response rewrite; `rr` runs for every record, `message` once per reply."""
+    """One response rewrite. The reverter calls these per record (owner, value, TTL) and per reply."""
 
-    def rr(self, rr: RR) -> None:
-        return None
+    def owner(self, name: str) -> str:
+        return name
 
-    def message(self, rec: DNSRecord) -> None:
-        return None
+    def value(self, name: str) -> str:
+        return name
+
+    def ttl(self, ttl: int) -> int:
+        return ttl
+
+    def rcode(self, rcode: int) -> int:
+        return rcode
+
+    names = False  # True when owner()/value() may change something (names then go through text)
 
 
 # -- string rewriters (CoreDNS's stringRewriter) ------------------------------------------------
@@ -79,50 +99,25 @@ Rewriter = RegexRewriter | RemapRewriter | SuffixRewriter
 class NameRewriter(ResponseRule):
     """Owner names."""
 
+    names = True
+
     def __init__(self, rw: Rewriter) -> None:
         self.rw = rw
 
-    def rr(self, rr: RR) -> None:
-        old = str(rr.rname)
-        new = self.rw.rewrite(old)
-        if new != old:
-            rr.rname = DNSLabel(new)
-
-
-def get_value(rr: RR) -> str:
-    """The name a record points at (CNAME, DNAME, SOA mname, SRV, MX, NAPTR, NS, PTR), or ""."""
-    attr = _VALUE_ATTR.get(rr.rtype)
-    if attr is not None:
-        return str(getattr(rr.rdata, attr, ""))
-    if rr.rtype == T_DNAME:
-        try:
-            labels, _ = wire.read_name(bytes(rr.rdata.data), 0)
-        except (wire.WireError, AttributeError):
-            return ""
-        return wire.labels_to_text(labels)
-    return ""
-
-
-def set_value(rr: RR, value: str) -> None:
-    attr = _VALUE_ATTR.get(rr.rtype)
-    if attr is not None:
-        setattr(rr.rdata, attr, DNSLabel(value))
-    elif rr.rtype == T_DNAME:
-        rr.rdata.data = wire.text_to_wire(value)
+    def owner(self, name: str) -> str:
+        return self.rw.rewrite(name)
 
 
 class ValueRewriter(ResponseRule):
     """Names inside the data of CNAME, DNAME, SOA, SRV, MX, NAPTR, NS and PTR records."""
 
+    names = True
+
     def __init__(self, rw: Rewriter) -> None:
         self.rw = rw
 
-    def rr(self, rr: RR) -> None:
-        value = get_value(rr)
-        if value:
-            new = self.rw.rewrite(value)
-            if new != value:
-                set_value(rr, new)
+    def value(self, name: str) -> str:
+        return self.rw.rewrite(name)
 
 
 class TTLClamp(ResponseRule):
@@ -130,11 +125,8 @@ class TTLClamp(ResponseRule):
         self.lo = lo
         self.hi = hi
 
-    def rr(self, rr: RR) -> None:
-        if rr.ttl < self.lo:
-            rr.ttl = self.lo
-        elif rr.ttl > self.hi:
-            rr.ttl = self.hi
+    def ttl(self, ttl: int) -> int:
+        return self.lo if ttl < self.lo else self.hi if ttl > self.hi else ttl
 
 
 class RcodeRewriter(ResponseRule):
@@ -142,9 +134,8 @@ class RcodeRewriter(ResponseRule):
         self.old = old
         self.new = new
 
-    def message(self, rec: DNSRecord) -> None:
-        if rec.header.rcode == self.old:
-            rec.header.rcode = self.new & 0xF
+    def rcode(self, rcode: int) -> int:
+        return self.new & 0xF if rcode == self.old else rcode
 
 
 class CnameTarget(ResponseRule):
@@ -180,24 +171,146 @@ class CnameTarget(ResponseRule):
             rec.rr = cnames + [a for a in answers if str(a.rname) == to]
 
 
-def revert(reply: wire.Reply, req: Request, rules: list[ResponseRule], drop_opt: bool) -> DNSRecord:
-    """Restore the original question and apply the response rules (last rule first, like CoreDNS)."""
-    rec = wire.to_record(reply)
-    q = DNSQuestion(req.qlabel, req.qtype, req.qclass)
-    if rec.questions:
-        rec.questions[0] = q
-    else:
-        rec.questions = [q]
-    if drop_opt:
-        rec.ar = [rr for rr in rec.ar if rr.rtype != wire.TYPE_OPT]
-    if rules:
-        ordered = rules[::-1]
-        for rr in [*rec.auth, *rec.rr, *rec.ar]:
-            if rr.rtype == wire.TYPE_OPT:
-                continue
-            for rule in ordered:
-                rule.rr(rr)
-        for rule in ordered:
-            rule.message(rec)
-    return rec
+# -- the wire reverter ---------------------------------------------------------------------------
 
+
+class _Out:
+    """A message being written, with RFC 1035 name compression (exact-case matches only)."""
+
+    __slots__ = ("buf", "offsets")
+
+    def __init__(self) -> None:
+        self.buf = bytearray(12)
+        self.offsets: dict[tuple[bytes, ...], int] = {}
+
+    def name(self, labels: list[bytes], compress: bool) -> None:
+        buf = self.buf
+        for i in range(len(labels)):
+            key = tuple(labels[i:])  # case-sensitive: pointers must not change a name's case
+            if compress:
+                off = self.offsets.get(key)
+                if off is not None:
+                    buf += struct.pack(">H", 0xC000 | off)
+                    return
+            if len(buf) < 0x3FFF and key not in self.offsets:
+                self.offsets[key] = len(buf)
+            buf.append(len(labels[i]))
+            buf += labels[i]
+        buf.append(0)
+
+
+def _text_labels(text: str) -> list[bytes]:
+    if "\\" not in text and text.isascii():
+        body = text[:-1] if text.endswith(".") else text
+        labels = [x.encode() for x in body.split(".")] if body else []
+        if all(0 < len(x) < 64 for x in labels):
+            return labels
+    labels, _ = wire.read_name(wire.text_to_wire(text), 0)
+    return labels
+
+
+def _rewrite_name(labels: list[bytes], fn, rules: list[ResponseRule]) -> list[bytes]:
+    text = wire.labels_to_text(labels)
+    new = text
+    for r in rules:
+        new = fn(r, new)
+    return labels if new == text else _text_labels(new)
+
+
+def _owner(r: ResponseRule, n: str) -> str:
+    return r.owner(n)
+
+
+def _value(r: ResponseRule, n: str) -> str:
+    return r.value(n)
+
+
+def revert(reply: bytes, req: Request, rules: list[ResponseRule], drop_opt: bool) -> bytes:
+    """Restore the client's question and apply the response rules (last rule first, like CoreDNS).
+
+    Raises wire.WireError (or ValueError for a rewritten name that does not encode) on a reply
+    that does not unpack.
+    """
+    data = reply
+    qid, flags, qd, an, ns, ar = wire.header(data)
+    ordered = rules[::-1]
+    names = any(r.names for r in ordered)
+    rcode = flags & 0xF
+    for r in ordered:
+        rcode = r.rcode(rcode)
+    out = _Out()
+    q_labels, _ = wire.read_name(req.wire, 12)
+    out.name(q_labels, True)
+    out.buf += req.wire[req.qend - 4 : req.qend]
+    off = 12
+    extra_q = 0
+    for i in range(qd):
+        labels, off = wire.read_name(data, off)
+        if off + 4 > len(data):
+            raise wire.WireError("question overruns message")
+        if i > 0:
+            out.name(labels, True)
+            out.buf += data[off : off + 4]
+            extra_q += 1
+        off += 4
+    counts = [0, 0, 0]
+    for section, n in enumerate((an, ns, ar)):
+        for _ in range(n):
+            labels, off = wire.read_name(data, off)
+            if off + 10 > len(data):
+                raise wire.WireError("record overruns message")
+            rtype, rclass, ttl, rdlen = _HHIH.unpack_from(data, off)
+            start = off + 10
+            end = start + rdlen
+            if end > len(data):
+                raise wire.WireError("rdata overruns message")
+            off = end
+            if rtype == wire.TYPE_OPT:
+                if drop_opt:
+                    continue
+                out.buf += b"\x00" + data[start - 10 : end]
+                counts[section] += 1
+                continue
+            if names:
+                labels = _rewrite_name(labels, _owner, ordered)
+            for r in ordered:
+                ttl = r.ttl(ttl)
+            out.name(labels, True)
+            head = len(out.buf)
+            out.buf += _HHIH.pack(rtype, rclass, ttl, 0)
+            _rdata(out, data, start, end, rtype, ordered if names and rtype in _VALUE_TYPES else None)
+            struct.pack_into(">H", out.buf, head + 8, len(out.buf) - head - 10)
+            counts[section] += 1
+    struct.pack_into(">HHHHHH", out.buf, 0, qid, (flags & 0xFFF0) | (rcode & 0xF), 1 + extra_q, *counts)
+    return bytes(out.buf)
+
+
+def _rdata(out: _Out, data: bytes, start: int, end: int, rtype: int, rules: list[ResponseRule] | None) -> None:
+    """Copy record data, decompressing its names (and rewriting the value name when `rules`)."""
+    layout = _LAYOUT.get(rtype)
+    if layout is None:
+        out.buf += data[start:end]
+        return
+    off = start
+    first = True
+    for part in layout:
+        if isinstance(part, int):
+            if off + part > end:
+                raise wire.WireError("short rdata")
+            out.buf += data[off : off + part]
+            off += part
+        elif part == "s":
+            if off >= end or off + 1 + data[off] > end:
+                raise wire.WireError("short rdata")
+            out.buf += data[off : off + 1 + data[off]]
+            off += 1 + data[off]
+        else:
+            labels, off = wire.read_name(data, off)
+            if off > end:
+                raise wire.WireError("name overruns rdata")
+            if first and rules is not None:
+                labels = _rewrite_name(labels, _value, rules)
+            first = False
+            out.name(labels, part == "N")
+    if off != end:
+        raise wire.WireError("rdata length mismatch")

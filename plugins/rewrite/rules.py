@@ -152,6 +152,9 @@ def valid_name(name: str) -> bool:
     """dns.IsDomainName: labels of 1..63 octets, at most 255 octets on the wire, no empty labels."""
     if name in (".", ""):
         return name == "."
+    if "\\" not in name and name.isascii():  # the usual case, without an escape to decode
+        labels = (name[:-1] if name.endswith(".") else name).split(".")
+        return all(0 < len(x) <= 63 for x in labels) and sum(len(x) + 1 for x in labels) + 1 <= 255
     body = name[:-1] if name.endswith(".") and not name.endswith("\\.") else name
     if not body or body.startswith(".") or ".." in body.replace("\\.", "xx"):
         return False
