@@ -10,41 +10,13 @@ Exit status: 0 when every case of a required level passed, 1 otherwise, 2 on bad
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from .cases import DEFAULT_REQUIRED, LEVELS, load
+from .kube import KubeError, load_fixture
 from .report import summary, table, to_json, to_junit
 from .runner import BinaryTarget, Result, ServerTarget, Target, run
-
-_COLLECTIONS = {"Namespace": "api/v1/namespaces", "Service": "api/v1/namespaces/{ns}/services",
-                "Pod": "api/v1/namespaces/{ns}/pods",
-                "EndpointSlice": "apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices"}
-
-
-def load_fixture(url: str) -> int:
-    """POST the fixture cluster's objects to a Kubernetes API at `url` (plain HTTP, no auth: our API
-    test server or `kubectl proxy`); objects that already exist (409) are left alone. Returns how many
-    were created."""
-    from .apiserver import FIXTURE_CLUSTER, load_objects
-
-    created = 0
-    for obj in load_objects(FIXTURE_CLUSTER):
-        ns = obj.get("metadata", {}).get("namespace", "default")
-        path = _COLLECTIONS[obj["kind"]].format(ns=ns)
-        body = json.dumps(obj).encode()
-        req = urllib.request.Request(f"{url.rstrip('/')}/{path}", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=10):
-                created += 1
-        except urllib.error.HTTPError as exc:
-            if exc.code != 409:
-                raise RuntimeError(f"POST {path}: HTTP {exc.code}: {exc.read()[:300]!r}")
-    return created
 
 
 def server_from_kubeconfig(path: str) -> str:
@@ -128,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"fixture cluster loaded into {url} ({n} objects created)", file=sys.stderr)
         else:
             ap.error("one of --binary or --server is required")
-    except (ValueError, RuntimeError, OSError) as exc:
+    except (ValueError, RuntimeError, OSError, KubeError) as exc:
         print(f"conformance: {exc}", file=sys.stderr)
         return 2
 

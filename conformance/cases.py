@@ -21,7 +21,7 @@ CASES_DIR = HERE / "cases"
 COREFILES_DIR = HERE / "corefiles"
 LEVELS = ("spec", "coredns", "optional")
 DEFAULT_REQUIRED = ("spec", "coredns")
-STEP_KINDS = ("sleep", "stop_upstream", "start_upstream", "query")
+STEP_KINDS = ("sleep", "stop_upstream", "start_upstream", "query", "api_apply", "api_delete")
 QUERY_KEYS = {"name", "type", "class", "proto", "edns", "do", "cd", "rd", "bufsize", "timeout"}
 
 
@@ -144,11 +144,16 @@ class Case:
     stderr: str = ""  # ... printing this (after placeholder substitution) on stderr
     ready: Query | None = None
     ready_rcode: str = "NOERROR"
+    retry: float = 0.0  # re-query for up to this many seconds until the reply passes (convergence)
     error: str = ""  # a case that could not be read
 
     @property
     def id(self) -> str:
         return f"{self.area}/{self.name}"
+
+    @property
+    def mutates_cluster(self) -> bool:
+        return any(s.kind.startswith("api_") for s in self.steps)
 
     def group_key(self) -> str:
         """Cases with the same key share one started server."""
@@ -174,6 +179,12 @@ def _steps(spec: Any) -> list[Step]:
             arg = float(arg)
             if not 0 <= arg <= 30:
                 raise CaseError("sleep must be between 0 and 30 seconds")
+        elif kind == "api_apply":
+            if not isinstance(arg, dict) or "kind" not in arg or "name" not in arg.get("metadata", {}):
+                raise CaseError("api_apply takes a Kubernetes object with kind and metadata.name")
+        elif kind == "api_delete":
+            if not isinstance(arg, dict) or not {"kind", "name"} <= set(arg):
+                raise CaseError("api_delete takes {kind, namespace, name}")
         else:
             arg = int(arg or 1)
         out.append(Step(kind, arg))
@@ -213,7 +224,7 @@ def load_file(path: Path) -> list[Case]:
 
 def _fill(case: Case, spec: dict[str, Any], defaults: dict[str, Any]) -> None:
     known = {"name", "level", "description", "query", "expect", "steps", "corefile", "env", "files", "server",
-             "upstream", "exit", "stderr", "ready", "http"}
+             "upstream", "exit", "stderr", "ready", "http", "retry"}
     unknown = set(spec) - known
     if unknown:
         raise CaseError(f"unknown case keys: {', '.join(sorted(unknown))}")
@@ -229,6 +240,9 @@ def _fill(case: Case, spec: dict[str, Any], defaults: dict[str, Any]) -> None:
     case.server = bool(spec.get("server", defaults["server"] or False))
     case.upstream = bool(spec.get("upstream", defaults["upstream"] or False))
     case.steps = _steps(spec.get("steps"))
+    case.retry = float(spec.get("retry", 0))
+    if not 0 <= case.retry <= 60:
+        raise CaseError("retry must be between 0 and 60 seconds")
     if "query" in spec:
         case.query = Query.parse(spec["query"])
         case.expect = Expectation.parse(spec.get("expect") or {})

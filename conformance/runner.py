@@ -36,6 +36,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
+from . import kube
 from .cases import DEFAULT_REQUIRED, Case, Query
 from .compare import metric_present, reply_summary
 from .upstream import MAIN_ZONES, SECOND_ZONES, Unbound, free_port
@@ -89,6 +90,16 @@ def expected_text(case: Case) -> str:
 
 
 def check_query(case: Case, host: str, port: int) -> Result:
+    """Send the case's query and compare; with `retry`, re-send (bounded) until the reply passes."""
+    deadline = time.monotonic() + case.retry
+    while True:
+        res = _check_query_once(case, host, port)
+        if res.status == PASS or time.monotonic() >= deadline:
+            return res
+        time.sleep(0.2)
+
+
+def _check_query_once(case: Case, host: str, port: int) -> Result:
     """Send the case's query and compare; never raises."""
     assert case.query is not None and case.expect is not None
     res = Result(case, FAIL, expected=expected_text(case))
@@ -202,9 +213,11 @@ class ServerTarget(Target):
 class Environment:
     """One group's world: ports, upstreams, working directory, and the binary's process."""
 
-    def __init__(self, target: BinaryTarget, case: Case) -> None:
+    def __init__(self, target: BinaryTarget, group: Group) -> None:
         self.target = target
-        self.case = case
+        self.case = case = group.first
+        self.private_api = any(c.mutates_cluster for c in group.cases)  # changes stay in this group
+        self.api: Any = None
         self.dir = Path(tempfile.mkdtemp(prefix="conformance-"))
         self.values: dict[str, str] = {"DIR": str(self.dir), "CONF": str(self.dir / "Corefile")}
         self.upstreams: dict[int, Unbound] = {}
@@ -224,7 +237,10 @@ class Environment:
             self.upstreams[idx] = u
             return u.addr
         if name == "KUBECONFIG":
-            return self.target.kubeconfig()
+            if not self.private_api:
+                return self.target.kubeconfig()
+            self.api = start_api()
+            return str(self.api.write_kubeconfig(self.dir / "kubeconfig"))
         raise ValueError(f"unknown placeholder @{name}@")
 
     def fill(self, text: str) -> str:
@@ -294,6 +310,13 @@ class Environment:
         elif kind == "query":
             with contextlib.suppress(Exception):
                 send(arg, "127.0.0.1", self.port)
+        elif kind in ("api_apply", "api_delete"):
+            if self.api is None:
+                raise RuntimeError(f"{kind} needs a Corefile with @KUBECONFIG@")
+            if kind == "api_apply":
+                kube.apply(self.api.url, arg)
+            else:
+                kube.delete(self.api.url, arg["kind"], arg.get("namespace"), arg["name"])
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -306,8 +329,19 @@ class Environment:
                 f.close()
         for u in self.upstreams.values():
             u.close()
+        if self.api is not None:
+            self.api.stop()
         if not self.target.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def start_api() -> Any:
+    """The API test server with the fixture cluster, started (loopback, ephemeral port)."""
+    from .apiserver import FIXTURE_CLUSTER, APIServer, load_objects
+
+    api = APIServer(load_objects(FIXTURE_CLUSTER))
+    api.start()
+    return api
 
 
 class BinaryTarget(Target):
@@ -328,10 +362,7 @@ class BinaryTarget(Target):
         """Start the API test server with the fixture cluster (once) and return a kubeconfig path."""
         with self._lock:
             if not self._kubeconfig:
-                from .apiserver import FIXTURE_CLUSTER, APIServer, load_objects
-
-                self._api = APIServer(load_objects(FIXTURE_CLUSTER))
-                self._api.start()
+                self._api = start_api()
                 self._kubeconfig = str(self._api.write_kubeconfig(Path(self._dir) / "kubeconfig"))
             return self._kubeconfig
 
@@ -339,7 +370,7 @@ class BinaryTarget(Target):
         t0 = time.monotonic()
         env: Environment | None = None
         try:
-            env = Environment(self, group.first)
+            env = Environment(self, group)
             env.start()
             if group.first.exit is not None:
                 return [self._exit_case(env, group.first, t0)]
@@ -349,9 +380,13 @@ class BinaryTarget(Target):
             out = []
             for case in group.cases:
                 t1 = time.monotonic()
-                for s in case.steps:
-                    env.step(s.kind, s.arg)
-                r = check_http(case, env) if case.http else check_query(case, "127.0.0.1", env.port)
+                try:
+                    for s in case.steps:
+                        env.step(s.kind, s.arg)
+                except Exception as exc:  # e.g. the API refused an object: this case's error, not the run's
+                    r = Result(case, ERROR, expected_text(case), f"step failed: {type(exc).__name__}: {exc}")
+                else:
+                    r = check_http(case, env) if case.http else check_query(case, "127.0.0.1", env.port)
                 r.seconds = time.monotonic() - t1
                 out.append(r)
             return out
