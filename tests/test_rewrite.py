@@ -19,7 +19,7 @@ import dns.rdatatype
 import pytest
 import trio
 from conftest import query, running
-from dnslib import CNAME, NS, QTYPE, RR, SOA, TXT, A
+from dnslib import CNAME, MX, NAPTR, NS, PTR, QTYPE, RD, RR, SOA, SRV, TXT, A
 
 from pycoredns import directives, wire
 from pycoredns.instance import StartupError
@@ -280,6 +280,37 @@ async def test_cname_rule_rewrites_target_and_resolves_it(backend) -> None:
             "q.example. 10 IN CNAME other.target.example.",
             "other.target.example. 20 IN A 192.0.2.22",
         ]
+
+
+async def test_reverter_values_of_every_type_and_compression(backend) -> None:
+    dname = RD(wire.text_to_wire("d.b.example."))
+
+    def reply(req: Request) -> bytes:
+        many = tuple(RR(req.qlabel, QTYPE.A, ttl=9, rdata=A(f"192.0.2.{i}")) for i in range(12))
+        return make(
+            req, *many,
+            RR(req.qlabel, QTYPE.MX, ttl=9, rdata=MX("mail.b.example.", 10)),
+            RR(req.qlabel, QTYPE.SRV, ttl=9, rdata=SRV(0, 0, 80, "srv.b.example.")),
+            RR(req.qlabel, QTYPE.PTR, ttl=9, rdata=PTR("ptr.b.example.")),
+            RR(req.qlabel, QTYPE.NAPTR, ttl=9, rdata=NAPTR(1, 2, b"S", b"SIP+D2U", b"", "naptr.b.example.")),
+            RR(req.qlabel, 39, ttl=9, rdata=dname),
+            auth=(RR("b.example.", QTYPE.SOA, ttl=9, rdata=SOA("ns.b.example.", "host.b.example.", (1, 2, 3, 4, 5))),),
+            extra=(RR("x.b.example.", QTYPE.TXT, ttl=9, rdata=TXT("b.example.")),),
+        )
+
+    backend.reply = reply
+    async with running(corefile("rewrite name exact a.example. b.example.")) as srv:
+        r = await query(srv.port(), "a.example", "A")  # no EDNS: the reply must fit 512 octets
+        assert not r.flags & dns.flags.TC
+        got = {rr.to_text() for rrset in r.answer for rr in [rrset]}
+        assert len([1 for rrset in r.answer if rrset.rdtype == dns.rdatatype.A for _ in rrset]) == 12
+        texts = "\n".join(sorted(got))
+        for want in ("a.example. 9 IN MX 10 mail.a.example.", "a.example. 9 IN SRV 0 0 80 srv.a.example.",
+                     "a.example. 9 IN PTR ptr.a.example.", "a.example. 9 IN DNAME d.a.example.",
+                     'a.example. 9 IN NAPTR 1 2 "S" "SIP+D2U" "" naptr.a.example.'):
+            assert want in texts
+        assert [x.to_text() for x in r.authority] == ["a.example. 9 IN SOA ns.a.example. host.b.example. 1 2 3 4 5"]
+        assert [x.to_text() for x in r.additional] == ['x.a.example. 9 IN TXT "b.example."']
 
 
 # -- the reverter in stop mode -------------------------------------------------------------------
