@@ -76,6 +76,13 @@ class BlockConfig:
 Hook = Callable[[], Awaitable[None]]
 
 
+def _setup_failure(e: Exception) -> str:
+    """An unexpected setup exception as text; a NUL byte in a file path reads like Go's `invalid argument`."""
+    if isinstance(e, ValueError) and "null byte" in str(e):
+        return "invalid argument: a file path contains a NUL byte"
+    return f"{type(e).__name__}: {e}"
+
+
 class Instance:
     """A configuration: parse result → setup → listeners; started inside a Process."""
 
@@ -135,7 +142,7 @@ class Instance:
                 except StartupError:
                     raise
                 except Exception as e:
-                    raise StartupError(f"plugin/{name}: {type(e).__name__}: {e}") from None
+                    raise StartupError(f"plugin/{name}: {_setup_failure(e)}") from None
         for block in self.blocks:
             block.build_chain()
             self.ready_checks.extend(h for h in block.handlers if type(h).ready is not Handler.ready)
