@@ -20,6 +20,8 @@ import trio
 from conftest import running
 
 from conformance import cases as cases_mod
+from conformance import kube
+from conformance.__main__ import server_from_kubeconfig
 from conformance.cases import Case, Query, load, load_file
 from conformance.compare import (
     CaseError,
@@ -106,10 +108,14 @@ def test_bad_cases_become_errors_not_crashes(tmp_path: Path) -> None:
           - {name: no-query}
           - {name: ok, query: a.example. A}
           - {name: unknown-corefile, corefile: nosuch, query: a.example. A}
+          - {name: apply-without-kind, steps: [{api_apply: {metadata: {name: x}}}], query: a.example. A}
+          - {name: retry-too-long, retry: 600, query: a.example. A}
+          - {name: http-and-query, http: {port: METRICS_PORT}, query: a.example. A}
     """)
     got = {c.name + ("#2" if i == 7 else ""): c.error for i, c in enumerate(load_file(p))}
     assert got["ok"] == ""
-    for name in ("bad-rcode", "bad-key", "bad-rr", "bad-level", "bad-step", "no-query", "ok#2", "unknown-corefile"):
+    for name in ("bad-rcode", "bad-key", "bad-rr", "bad-level", "bad-step", "no-query", "ok#2", "unknown-corefile",
+                 "apply-without-kind", "retry-too-long", "http-and-query"):
         assert got[name], name
 
 
@@ -210,6 +216,29 @@ def test_metric_samples_match_in_any_label_order() -> None:
         metric_present("{bad", body)
 
 
+def test_kube_calls_against_the_api_test_server(tmp_path: Path) -> None:
+    """load_fixture, apply (create, then replace), delete (twice is fine), through plain HTTP."""
+    from conformance.apiserver import APIServer
+
+    with APIServer([]) as api:
+        api.start()
+        assert kube.load_fixture(api.url) > 50
+        assert kube.load_fixture(api.url) == 0  # already there: left alone
+        svc = {"kind": "Service", "metadata": {"name": "web", "namespace": "ns2"},
+               "spec": {"clusterIP": "10.240.16.230", "ports": [{"name": "http", "port": 80}]}}
+        kube.apply(api.url, svc)
+        svc["spec"]["ports"][0]["port"] = 81
+        kube.apply(api.url, svc)
+        status, got = kube.call(api.url, "GET", "api/v1/namespaces/ns2/services/web")
+        assert status == 200 and got["spec"]["ports"][0]["port"] == 81
+        kube.delete(api.url, "Service", "ns2", "web")
+        kube.delete(api.url, "Service", "ns2", "web")
+        assert kube.call(api.url, "GET", "api/v1/namespaces/ns2/services/web")[0] == 404
+        with pytest.raises(kube.KubeError):
+            kube.apply(api.url, {"kind": "ConfigMap", "metadata": {"name": "x"}})
+        assert server_from_kubeconfig(str(api.write_kubeconfig(tmp_path / "kc"))) == api.url
+
+
 # ---------------------------------------------------------------------------------------------- output
 
 
@@ -285,7 +314,7 @@ async def test_server_target_passes_against_pycoredns_with_fixture_cluster(tmp_p
     """--server mode end to end: an in-process pycoredns on the fixture cluster passes the spec area."""
     from conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
 
-    spec = [c for c in load(["spec"]) if not c.upstream]
+    spec = [c for c in load(["spec"]) if c.server and not c.upstream]
     with APIServer(load_objects(FIXTURE_CLUSTER)) as api:
         api.start()
         kc = api.write_kubeconfig(tmp_path / "kubeconfig")
