@@ -14,6 +14,7 @@ from collections.abc import Callable
 import dns.edns
 import dns.flags
 import dns.message
+import dns.name
 import dns.rcode
 import dns.rdatatype
 import pytest
@@ -459,3 +460,27 @@ async def test_block_form_with_continue(backend) -> None:
         assert asked(backend) == "b.test."
         assert owners(r) == ["b.test."]  # only the exact rule reverts, and b.test. is not its name
 
+
+
+async def test_odd_names_never_panic(backend) -> None:
+    """Binary labels, escaped dots and maximum-length names through every rule kind and template."""
+    from pycoredns import metrics
+
+    cf = (". {\n    rewrite continue name regex ^(.*)[.]example[.]$ {1}.{1}.example.\n"
+          "    rewrite continue name suffix .example. .test. answer auto\n"
+          "    rewrite continue ttl regex .* 10-\n"
+          "    rewrite continue edns0 local set 0xffee {qname}\n"
+          "    rewrite stop name substring a b\n"
+          "    template ANY ANY test {\n      answer \"{{ .Name }} 5 IN TXT {{ .Name }}\"\n    }\n"
+          "    rwtest_backend\n}\n")
+    long = [b"x" * 63, b"y" * 63, b"z" * 61, b"example", b""]
+    names = [dns.name.Name([b"\x00\xff.", b"example", b""]), dns.name.Name([b"a.b", b"example", b""]),
+             dns.name.Name(long), dns.name.Name([b"A" * 63, b"example", b""]), dns.name.root]
+    async with running(cf) as srv:
+        panics = metrics.panics_total.get()
+        for name in names:
+            for tcp in (False, True):
+                r = await query(srv.port(), name.to_text(), "TXT", tcp=tcp)
+                assert r.rcode() in (dns.rcode.NOERROR, dns.rcode.SERVFAIL)
+                assert r.question[0].name == name
+        assert metrics.panics_total.get() == panics
