@@ -10,6 +10,7 @@ import types
 
 import dns.flags
 import dns.message
+import dns.opcode
 import dns.rcode
 import dns.rdatatype
 import pytest
@@ -616,6 +617,18 @@ async def test_question_mismatch_not_cached_and_garbage_passed_on(backend) -> No
         backend.reply = lambda req: _reply(DNSRecord.parse(req.wire), RR(req.name, rdata=A("192.0.2.7")))
         r = await query(srv.port(), "ok.example.org", "A")
         assert a_values(r) == ["192.0.2.7"]
+
+
+async def test_non_query_opcodes_pass_through(backend) -> None:
+    backend.reply = lambda req: _reply(DNSRecord.parse(req.wire), RR(req.name, rdata=A("192.0.2.7")))
+    async with running(". {\n cache\n cachetest_backend\n}\n") as srv:
+        await query(srv.port(), "n.example.org", "A")
+        await query(srv.port(), "n.example.org", "A")
+        assert backend.calls == 1
+        notify = dns.message.make_query("n.example.org", "A")
+        notify.set_opcode(dns.opcode.NOTIFY)
+        data = await raw(srv.port(), notify.to_wire())
+        assert backend.calls == 2 and (data[2] >> 3) & 0xF == dns.opcode.NOTIFY
 
 
 def test_cache_writer_passes_dnslib_replies() -> None:

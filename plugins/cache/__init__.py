@@ -41,6 +41,7 @@ MAX_SERVFAIL = 300.0
 MAX_FAILURE_RECHECK = 300.0
 NO_RRS_TTL = 5  # a reply without records is kept this long (before clamping)
 REFRESH_LIMIT = 30.0  # a background refresh never runs longer than this
+OPCODE = 0x7800  # opcode bits of the flags word
 TYPE_ANY = 255
 TYPE_CNAME = 5
 _EXTRA_DIGITS = re.compile(r"[+-]?[0-9]+\Z")
@@ -180,8 +181,8 @@ class Cache(Handler):
 
     # -- the hot path ---------------------------------------------------------------------------
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
-        if not self._all and not self.in_zones(req.qname_wire):
-            return self.next_fast(req, w)
+        if req.flags & OPCODE or (not self._all and not self.in_zones(req.qname_wire)):
+            return self.next_fast(req, w)  # not a QUERY (HEAD passes NOTIFY/UPDATE on), or not our zones
         key, shard, do = key_of(req)
         now = time.monotonic()
         rc = self.try_cached(req, w, key, shard, now, do)
@@ -246,7 +247,7 @@ class Cache(Handler):
 
     # -- the slow path --------------------------------------------------------------------------
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
-        if not self.in_zones(req.qname_wire):
+        if req.flags & OPCODE or not self.in_zones(req.qname_wire):
             return await self.next_or_failure(req, w)
         key, shard, do = key_of(req)
         now = time.monotonic()
