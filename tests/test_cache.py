@@ -185,6 +185,25 @@ def test_hit_is_spliced_from_wire() -> None:
     assert not hit.ar  # the OPT is not stored (the server mirrors the request's)
 
 
+def test_ad_bit_stored_and_given_per_request() -> None:
+    """AD is not part of the key: a non-AD first query must not freeze AD=0 into the entry (#6642)."""
+    c = _cache()
+    q = DNSRecord.question("ad.example.org", "A")
+    req = Request(bytes(q.pack()))
+    key, shard = _key(req)
+    up = bytearray(_reply(q, RR("ad.example.org", rdata=A("192.0.2.1"), ttl=60)))
+    up[3] |= 0x20  # the upstream's answer is authenticated
+    out, _e, _ = c.ingest(req, key, shard, bytes(up))
+    assert not out[3] & 0x20  # cleared for a client without DO/AD
+    for flags, ad in ((0x0100, False), (0x0120, True)):
+        q2 = DNSRecord.question("ad.example.org", "A")
+        data = bytearray(q2.pack())
+        data[2:4] = flags.to_bytes(2, "big")
+        w = _W()
+        c.serve_fast(Request(bytes(data)), w)
+        assert bool(w.out[3] & 0x20) is ad
+
+
 def test_question_mismatch_and_garbage_are_dropped() -> None:
     c = _cache()
     q = DNSRecord.question("a.example.org", "A")
