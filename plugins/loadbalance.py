@@ -53,24 +53,23 @@ def _shuffle(items: list[T]) -> None:
                 items[j], items[p] = items[p], items[j]
 
 
-def round_robin(items: list[T], type_of: Callable[[T], int]) -> list[T]:
-    """CNAMEs, then other types in order, then shuffled A/AAAA, then shuffled MX."""
-    if len(items) <= 1:
-        return items
+def _group(items: list[T], type_of: Callable[[T], int]) -> tuple[list[T], list[T], list[T], list[T]]:
+    """(CNAMEs, A/AAAA, MX, everything else), each in the original order."""
     cname: list[T] = []
     address: list[T] = []
     mx: list[T] = []
     rest: list[T] = []
     for it in items:
         t = type_of(it)
-        if t in ADDRESS:
-            address.append(it)
-        elif t == TYPE_CNAME:
-            cname.append(it)
-        elif t == TYPE_MX:
-            mx.append(it)
-        else:
-            rest.append(it)
+        (address if t in ADDRESS else cname if t == TYPE_CNAME else mx if t == TYPE_MX else rest).append(it)
+    return cname, address, mx, rest
+
+
+def round_robin(items: list[T], type_of: Callable[[T], int]) -> list[T]:
+    """CNAMEs, then other types in order, then shuffled A/AAAA, then shuffled MX."""
+    if len(items) <= 1:
+        return items
+    cname, address, mx, rest = _group(items, type_of)
     _shuffle(address)
     _shuffle(mx)
     return cname + rest + address + mx
@@ -81,13 +80,7 @@ def prefer(items: list[T], type_of: Callable[[T], int], ip_of: Callable[[T], tup
     """CoreDNS's reorderRecords: CNAMEs, addresses in the preferred subnets first, MX, the rest."""
     if len(items) <= 1:
         return items
-    cname: list[T] = []
-    address: list[T] = []
-    mx: list[T] = []
-    rest: list[T] = []
-    for it in items:
-        t = type_of(it)
-        (address if t in ADDRESS else cname if t == TYPE_CNAME else mx if t == TYPE_MX else rest).append(it)
+    cname, address, mx, rest = _group(items, type_of)
     ips = [ip_of(a) for a in address]
     seen = [False] * len(address)
     matched: list[T] = []
@@ -279,13 +272,7 @@ class Weighted:
 
     def reorder(self, items: list[T], acc: Accessors[T]) -> list[T]:
         """CNAMEs, the rest, the addresses with one chosen by weight swapped to the top, MX."""
-        cname: list[T] = []
-        address: list[T] = []
-        mx: list[T] = []
-        rest: list[T] = []
-        for it in items:
-            t = acc.type_of(it)
-            (address if t in ADDRESS else cname if t == TYPE_CNAME else mx if t == TYPE_MX else rest).append(it)
+        cname, address, mx, rest = _group(items, acc.type_of)
         if not address:
             return items
         top = self._top(address, acc)
