@@ -111,7 +111,7 @@ class Metrics(Handler):
         self.zones = zones
         self.zone_set = frozenset(zones)
         self.server = server
-        self.slots: dict[tuple[str, str, str, bool, int], _Slot] = {}
+        self.slots: dict[tuple[str, str, str, bool, str], _Slot] = {}
 
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
         start = time.monotonic()
@@ -148,7 +148,7 @@ class Metrics(Handler):
         qtype = req.qtype
         if qtype == TYPE_DS or zone not in self.zone_set:
             zone = zone_match(self.zones, req.name) or "."
-        key = (server, zone, req.proto, ":" in req.remote[0], qtype)
+        key = (server, zone, req.proto, ":" in req.remote[0], _TYPES.get(qtype, "other"))  # bounded label set
         slot = self.slots.get(key)
         if slot is None:
             slot = self.slots[key] = _Slot(*key)
@@ -204,12 +204,12 @@ def _row(h: metrics.Histogram, labels: tuple[str, ...]) -> list[float]:
 
 
 class _Slot:
-    """Label tuples and histogram rows of one (server, zone, proto, family, qtype)."""
+    """Label tuples and histogram rows of one (server, zone, proto, family, type label)."""
 
     __slots__ = ("do", "duration", "request_size", "requests", "response_size", "responses")
 
-    def __init__(self, server: str, zone: str, proto: str, v6: bool, qtype: int) -> None:
-        self.requests = (server, zone, "", proto, "2" if v6 else "1", _TYPES.get(qtype, "other"))
+    def __init__(self, server: str, zone: str, proto: str, v6: bool, qtype: str) -> None:
+        self.requests = (server, zone, "", proto, "2" if v6 else "1", qtype)
         self.do = (server, "", zone)
         self.duration = _row(metrics.request_duration, (server, zone, ""))
         self.response_size = _row(metrics.response_size, (server, zone, "", proto))
