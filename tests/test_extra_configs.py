@@ -60,7 +60,7 @@ OPERATOR = "(mine) {\n cache 10\n}\nexample.com:53 {\n import common\n import mi
 @pytest.mark.parametrize("example", [CLUSTER, NODE_LOCAL], ids=["cluster-dns", "node-local-dns"])
 def test_examples_with_and_without_extra(example, tmp_path):
     extra = str(tmp_path / "extra")
-    text = example.read_text().replace("/etc/coredns/extra/", f"{extra}/")
+    text = example.read_text().replace("/etc/coredns-extra/", f"{extra}/")
     plain = blocks_of(text)  # no extra directory at all: a warning only
     for tokens in plain.values():
         assert set(COMMON) <= set(tokens)
@@ -83,7 +83,7 @@ def test_examples_with_and_without_extra(example, tmp_path):
 def test_redeclared_common_names_file_and_line(example, tmp_path):
     extra = str(tmp_path / "extra")
     configmap(extra, {"Corefile": "# my additions\n(common) {\n errors\n}\n"})
-    text = example.read_text().replace("/etc/coredns/extra/", f"{extra}/")
+    text = example.read_text().replace("/etc/coredns-extra/", f"{extra}/")
     with pytest.raises(CorefileError) as e:
         blocks_of(text)
     want = "Error during parsing: redeclaration of previously declared snippet common"
@@ -103,7 +103,7 @@ def node_local_subs(port: int, upstream: int, extra: str) -> dict[str, str]:
         "prometheus :9253": f"prometheus 127.0.0.1:{free_port()}",
         "__PILLAR__CLUSTER__DNS__": f"127.0.0.1:{upstream}",
         "__PILLAR__UPSTREAM__SERVERS__": f"127.0.0.1:{upstream}",
-        "/etc/coredns/extra/": f"{extra}/",
+        "/etc/coredns-extra/": f"{extra}/",
     }
 
 
@@ -158,7 +158,7 @@ async def test_cluster_dns_example_live(tmp_path):
                 "    ready\n": f"    ready 127.0.0.1:{free_port()}\n",
                 "ip6.arpa {\n": f"ip6.arpa {{\n       kubeconfig {kc}\n",
                 "forward . /etc/resolv.conf {": f"forward . 127.0.0.1:{up.port()} {{",
-                "/etc/coredns/extra/": f"{extra}/",
+                "/etc/coredns-extra/": f"{extra}/",
             }
             configmap(extra, {"Corefile": operator_block("example.com", port, up.port())})
             write(main, render(CLUSTER, subs))
