@@ -50,6 +50,15 @@ class TemplateExecError(Exception):
     """The template failed at query time (counted in coredns_template_template_failures_total)."""
 
 
+class Lazy:
+    """A struct field computed on first use (most templates never look at .Message)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+
+
 class Struct:
     """A Go struct value: unknown fields are an execution error (maps print `<no value>` instead)."""
 
@@ -60,10 +69,13 @@ class Struct:
     def field(self, name: str) -> Any:
         if name not in self.fields:
             raise TemplateExecError(f"can't evaluate field {name} in type {self._type}")
-        return self.fields[name]
+        value = self.fields[name]
+        if type(value) is Lazy:
+            value = self.fields[name] = value.fn()
+        return value
 
     def __str__(self) -> str:
-        return "{" + " ".join(go_print(v) for v in self.fields.values() if not callable(v)) + "}"
+        return "{" + " ".join(go_print(self.field(k)) for k, v in self.fields.items() if not callable(v)) + "}"
 
 
 def go_print(v: Any) -> str:
@@ -452,15 +464,16 @@ class Tmpl:
             group.update({k: v or "" for k, v in m.groupdict().items()})
             qc = req.qclass if req.qclass != ANY else self.qclass
             qt = req.qtype if req.qtype != ANY else self.qtype
-            question = Struct("dns.Question", Name=req.qname, Qtype=req.qtype, Qclass=req.qclass)
             data = Struct(
                 "*template.templateData", Zone=zone, Name=name, Regex=rx.pattern, Match=match, Group=group,
-                Class=wire.class_name(qc), Type=wire.type_name(qt), Question=question,
-                Message=Struct("*dns.Msg", Id=req.id, Question=[question], RecursionDesired=req.rd,
-                               CheckingDisabled=req.cd, Opcode=(req.flags >> 11) & 0xF),
+                Class=wire.class_name(qc), Type=wire.type_name(qt),
+                Question=Lazy(lambda: Struct("dns.Question", Name=req.qname, Qtype=req.qtype, Qclass=req.qclass)),
                 Remote=req.remote[0],
                 Meta=lambda key, _m=req.meta or {}: _meta(_m, key),
             )
+            data.fields["Message"] = Lazy(lambda _d=data: Struct(
+                "*dns.Msg", Id=req.id, Question=[_d.field("Question")], RecursionDesired=req.rd,
+                CheckingDisabled=req.cd, Opcode=(req.flags >> 11) & 0xF))
             return data, False
         return None, self.fall.through(name)
 
