@@ -484,3 +484,12 @@ async def test_odd_names_never_panic(backend) -> None:
                 assert r.rcode() in (dns.rcode.NOERROR, dns.rcode.SERVFAIL)
                 assert r.question[0].name == name
         assert metrics.panics_total.get() == panics
+
+
+async def test_edns0_local_code_is_mirrored_like_supported_options(backend) -> None:
+    """CoreDNS's SetSupportedOption: the server mirrors the client's option with that code."""
+    async with running(corefile("rewrite edns0 local set 0xffed abcd")) as srv:
+        r = await query(srv.port(), "m.example", "A", use_edns=0,
+                        options=[dns.edns.GenericOption(0xFFED, b"cl"), dns.edns.GenericOption(0xFFE0, b"no")])
+        assert options(backend) == {0xFFED: b"abcd", 0xFFE0: b"no"}
+        assert [(o.otype, o.data) for o in r.options] == [(0xFFED, b"cl")]
