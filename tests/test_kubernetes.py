@@ -34,9 +34,11 @@ def kubeconfig(api, tmp_path: Path) -> str:
 
 
 def corefile(kc: str, options: str = "", zones: str = "cluster.local in-addr.arpa ip6.arpa", extra: str = "") -> str:
+    # a generous startup_timeout (returns at the sync) keeps a loaded machine from flaking the tests
     return f""".:0 {{
     kubernetes {zones} {{
         kubeconfig {kc}
+        startup_timeout 30s
         {options}
     }}
     {extra}
@@ -242,7 +244,7 @@ async def test_fallthrough_and_zones(api, kubeconfig) -> None:
         m = await query(p, "example.org.", "A")  # not our zone: next
         assert m.additional and m.rcode() == OK
     # endpoint URL instead of kubeconfig; the block's zone as the default zone
-    cf = f"cluster.local:0 {{\n kubernetes {{\n endpoint {api.url}\n }}\n}}\n"
+    cf = f"cluster.local:0 {{\n kubernetes {{\n endpoint {api.url}\n startup_timeout 30s\n }}\n}}\n"
     async with running(cf) as srv:
         m = await query(srv.port(), "svc1.ns1.svc.cluster.local.", "A")
         assert answers(m) == {("svc1.ns1.svc.cluster.local.", "A", "10.240.16.101")}
@@ -320,13 +322,17 @@ async def test_no_connection_settings_outside_a_cluster(monkeypatch) -> None:
 
 
 async def test_accepted_options(api, kubeconfig) -> None:
-    opts = "apiserver_qps 50\n apiserver_burst 100\n apiserver_max_inflight 10\n startup_timeout 2s\n ignore"
+    opts = "apiserver_qps 50\n apiserver_burst 100\n apiserver_max_inflight 10\n startup_timeout 20s\n ignore"
     async with running(corefile(kubeconfig, opts)) as srv:
         m = await query(srv.port(), "svc1.ns1.svc.cluster.local.", "A")
         assert m.rcode() == OK and answers(m)
         from pycoredns.metrics import REGISTRY
 
-        assert "coredns_kubernetes_rest_client_requests_total" in REGISTRY.expose()
+        text = REGISTRY.expose()
+        host = api.url.split("://")[1]
+        assert f'coredns_kubernetes_rest_client_requests_total{{code="200",method="GET",host="{host}"}}' in text
+        assert f'coredns_kubernetes_rest_client_request_duration_seconds_count{{verb="GET",host="{host}"}}' in text
+        assert "coredns_kubernetes_rest_client_rate_limiter_duration_seconds_bucket" in text
 
 
 def kube_handler(srv):

@@ -31,7 +31,8 @@ def api():
 
 
 def corefile(kc: Path, options: str = "", extra: str = "") -> str:
-    return (f".:0 {{\n kubernetes cluster.local in-addr.arpa ip6.arpa {{\n  kubeconfig {kc}\n  {options}\n }}\n"
+    return (f".:0 {{\n kubernetes cluster.local in-addr.arpa ip6.arpa {{\n  kubeconfig {kc}\n  startup_timeout 30s\n"
+            f"  {options}\n }}\n"
             f" {extra}\n}}\n")
 
 
@@ -189,7 +190,7 @@ async def test_watch_drop_and_410(api, tmp_path: Path) -> None:
         api.delete("Service", "ns1", "multiport")
         api.expire_resource_versions()
         api.set_unreachable(False)
-        await eventually(lambda: visible("during-410", "10.240.17.3"), timeout=8)
+        await eventually(lambda: visible("during-410", "10.240.17.3"), timeout=12)
 
         async def multiport_gone() -> bool:
             return (await query(p, "multiport.ns1.svc.cluster.local.", "A")).rcode() == NX
@@ -238,7 +239,7 @@ async def test_api_down_at_startup(api, tmp_path: Path) -> None:
         async def recovered() -> bool:
             return addrs(await query(p, SVC1, "A")) == {"10.240.16.101"}
 
-        await eventually(recovered, timeout=8)
+        await eventually(recovered, timeout=12)
         assert await http_get(ready_url) == (200, b"OK")
         assert (await query(p, "nope.ns1.svc.cluster.local.", "A")).rcode() == NX
 
@@ -259,7 +260,7 @@ async def test_api_down_later(api, tmp_path: Path) -> None:
         async def back() -> bool:
             return addrs(await query(p, "back.ns1.svc.cluster.local.", "A")) == {"10.240.17.9"}
 
-        await eventually(back, timeout=8)
+        await eventually(back, timeout=12)
 
 
 async def test_kubeadm_corefile(api, tmp_path: Path) -> None:
@@ -273,7 +274,8 @@ async def test_kubeadm_corefile(api, tmp_path: Path) -> None:
         "health": f"health 127.0.0.1:{free_port()} {{\n lameduck 100ms\n }}",  # kubeadm says 5s: only shutdown time
         "ready": f"ready 127.0.0.1:{free_port()}",
         "kubernetes": (f"kubernetes cluster.local in-addr.arpa ip6.arpa {{\n pods insecure\n"
-                       f" fallthrough in-addr.arpa ip6.arpa\n ttl 30\n kubeconfig {kc}\n }}"),
+                       f" fallthrough in-addr.arpa ip6.arpa\n ttl 30\n kubeconfig {kc}\n"
+                       f" startup_timeout 30s\n }}"),  # + kubeconfig; a long timeout only for loaded CI
         "prometheus": f"prometheus 127.0.0.1:{free_port()}",
         "forward": f"forward . 127.0.0.1:{dead} {{\n max_concurrent 1000\n }}",
         "cache": "cache 30 {\n disable success cluster.local\n disable denial cluster.local\n }",

@@ -31,6 +31,7 @@ log = plugin_logger("kubernetes")
 
 POD_FIELD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed,status.phase!=Unknown"
 PAGE = 500
+MAX_BACKOFF = 3.0  # seconds between retries at most (x1.5 jitter): an outage ends within ~4.5 s of recovery
 Event = tuple  # ("replace", kind, [(key, obj)]) | ("upsert", kind, key, obj) | ("delete", kind, key)
 #                | ("synced", kind) | ("request", verb, code, host, seconds, wait)
 
@@ -238,8 +239,12 @@ class Watcher:
         return {"namespaces": core.list_namespace, "services": core.list_service_for_all_namespaces,
                 "pods": core.list_pod_for_all_namespaces}[kind]
 
-    async def _call(self, fn: Callable[..., Any], limiter: _Limiter, verb: str, **kw: Any) -> Any:
-        """One request with the rate limiter, error mapping and the client metrics."""
+    async def _call(self, fn: Callable[..., Any], limiter: _Limiter, **kw: Any) -> Any:
+        """One request with the rate limiter, error mapping and the client metrics.
+
+        Lists and watches are both HTTP GETs; like client-go's metrics, the verb label says "GET".
+        """
+        verb = "GET"
         wait = await limiter.wait()
         started = time.monotonic()
         resp = await fn(_preload_content=False, **kw)
@@ -261,7 +266,7 @@ class Watcher:
             if cont:
                 kw["_continue"] = cont
             self._selectors(spec, kw)
-            resp = await self._call(fn, limiter, "LIST", **kw)
+            resp = await self._call(fn, limiter, **kw)
             try:
                 data = json.loads(await resp.read())
             except ValueError as e:
@@ -311,7 +316,7 @@ class Watcher:
                     return
                 log.warning(f"watch of {spec.name} failed (retrying in {backoff:.1f}s): {e or type(e).__name__}")
                 await asyncio.sleep(backoff * (1 + random.random() / 2))
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, MAX_BACKOFF)
 
     async def _watch(self, fn: Callable[..., Any], spec: KindSpec, limiter: _Limiter, rv: str) -> str:
         """Follow one watch stream; returns the resourceVersion to resume from."""
@@ -319,7 +324,7 @@ class Watcher:
         kw: dict[str, Any] = {"watch": True, "resource_version": rv, "allow_watch_bookmarks": True,
                               "timeout_seconds": timeout}
         self._selectors(spec, kw)
-        resp = await self._call(fn, limiter, "WATCH", **kw)
+        resp = await self._call(fn, limiter, **kw)
         try:
             while True:
                 line = await asyncio.wait_for(resp.content.readline(), timeout + 30)
