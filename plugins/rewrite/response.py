@@ -209,8 +209,18 @@ def _text_labels(text: str) -> list[bytes]:
     return labels
 
 
+_PLAIN = re.compile(rb"[A-Za-z0-9_*-]+")
+
+
+def _name_text(labels: list[bytes]) -> str:
+    """Presentation form; plain host-name labels skip the escaping walk."""
+    if labels and all(_PLAIN.fullmatch(x) for x in labels):
+        return b".".join(labels).decode() + "."
+    return wire.labels_to_text(labels)
+
+
 def _rewrite_name(labels: list[bytes], fn, rules: list[ResponseRule]) -> list[bytes]:
-    text = wire.labels_to_text(labels)
+    text = _name_text(labels)
     new = text
     for r in rules:
         new = fn(r, new)
