@@ -240,7 +240,11 @@ async def test_api_down_at_startup(api, tmp_path: Path) -> None:
             return addrs(await query(p, SVC1, "A")) == {"10.240.16.101"}
 
         await eventually(recovered, timeout=12)
-        assert await http_get(ready_url) == (200, b"OK")
+
+        async def ready() -> bool:  # every kind has listed (services may come before slices)
+            return await http_get(ready_url) == (200, b"OK")
+
+        await eventually(ready, timeout=12)
         assert (await query(p, "nope.ns1.svc.cluster.local.", "A")).rcode() == NX
 
 
