@@ -66,11 +66,15 @@ MAIN_ZONES: dict[str, list[str]] = {
     ],
 }
 
-#: The second upstream (failover cases): a zone the main one refuses.
+#: The second upstream (failover and `next` cases): zones the main one refuses.
 SECOND_ZONES: dict[str, list[str]] = {
     "example.com.": [
         "example.com. 3600 IN SOA ns.example.com. hostmaster.example.com. 1 3600 600 86400 60",
         "b.example.com. 300 IN A 203.0.113.2",
+    ],
+    "example.info.": [
+        "example.info. 3600 IN SOA ns.example.info. hostmaster.example.info. 1 3600 600 86400 60",
+        "c.example.info. 300 IN A 203.0.113.3",
     ],
 }
 
