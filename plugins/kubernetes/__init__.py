@@ -33,6 +33,7 @@ log = plugin_logger("kubernetes")
 DNS_SCHEMA_VERSION = "1.1.0"
 AXFR, IXFR = 252, 251
 MAX_CNAME_DEPTH = 10
+REBUILD_CHUNK = 100  # services rebuilt between two yields to the query loop
 _CNAME_DEPTH = "kubernetes/cname-depth"
 
 programming_duration = REGISTRY.histogram(
@@ -116,6 +117,8 @@ class Kubernetes(Handler):
         self.index: Index | None = None
         self.synced = False
         self.serving_unsynced = False  # startup gave up waiting: apply partial state as it comes
+        self._rebuild_needed = trio.Event()
+        self._programmed: list[tuple[str, float]] = []  # (service kind, trigger time) awaiting a rebuild
         self.watcher: Watcher | None = None
         self.local_ips: list[str] = []
         self.search = resolv_search()
@@ -158,13 +161,34 @@ class Kubernetes(Handler):
             if now >= deadline:
                 log.warning("starting server with unsynced Kubernetes API")
                 self.serving_unsynced = True
-                if self.index is not None:
-                    self.index.apply()  # serve what has arrived so far
+                self._rebuild_needed.set()  # serve what has arrived so far
                 return
             if now >= next_log:
                 log.info("waiting for Kubernetes API before starting server")
                 next_log += 0.5
             await trio.sleep(min(0.1, max(0.0, deadline - now)))
+
+    async def rebuilder(self) -> None:
+        """Background task: rebuild dirty services in chunks, yielding to queries in between.
+
+        A relist or the first sync of a large cluster can touch thousands of services; done in one go
+        on the trio loop it would stall every query (a reload's old configuration serves meanwhile).
+        `synced` turns true only once every kind has listed and its answers are built.
+        """
+        idx = self.index
+        assert idx is not None
+        while True:
+            await self._rebuild_needed.wait()
+            self._rebuild_needed = trio.Event()
+            while idx.dirty:
+                idx.apply(REBUILD_CHUNK)
+                await trio.sleep(0)
+            if not self.synced and self._needed <= idx.synced_kinds:
+                self.synced = True
+            now = time.time()
+            for kind, trigger in self._programmed:  # from the change to its answers being served
+                programming_duration.observe(max(0.0, now - trigger), kind)
+            self._programmed.clear()
 
     async def stop(self) -> None:
         if self.watcher is not None:
@@ -202,18 +226,16 @@ class Kubernetes(Handler):
                     slices_seen.append(ev[3])
             elif op == "delete":
                 self._set(ev[1], ev[2], None)
-        if not self.synced and self._needed <= idx.synced_kinds:
-            self.synced = True
-        if self.synced or self.serving_unsynced:
-            # before the first sync the rebuild waits for every kind: one build per service, not two
-            idx.apply()
-        now = time.time()
         for sl in slices_seen:
             if sl.trigger is not None:
                 svc = idx.services.get((sl.ns, sl.service))
                 kind = "cluster_ip" if svc is None or not svc.headless else (
                     "headless_with_selector" if svc.selector else "headless_without_selector")
-                programming_duration.observe(max(0.0, now - sl.trigger), kind)
+                self._programmed.append((kind, sl.trigger))
+        lists_done = self._needed <= idx.synced_kinds
+        # before the first full list the rebuild waits for every kind: one build per service, not two
+        if (idx.dirty and (self.serving_unsynced or lists_done)) or (lists_done and not self.synced):
+            self._rebuild_needed.set()
 
     def _set(self, kind: str, key: tuple[str, str], obj: Any) -> None:
         idx = self.index
@@ -499,6 +521,7 @@ def setup(c: Controller) -> None:
         k = parse(c)
     assert k is not None
     k.build()
+    c.start_soon(k.rebuilder)
     c.on_startup(k.start)
     c.on_shutdown(k.stop)
     c.add_handler(k)

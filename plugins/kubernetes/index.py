@@ -204,10 +204,13 @@ class Index:
         return list({"services": self.services, "endpointslices": self.slices, "pods": self.pods}[kind])
 
     # -- rebuild ------------------------------------------------------------------------------
-    def apply(self) -> list[Key]:
-        """Rebuild the answers of every dirty service; returns the keys rebuilt."""
-        done = list(self.dirty)
-        self.dirty.clear()
+    def apply(self, limit: int | None = None) -> list[Key]:
+        """Rebuild the answers of dirty services (at most `limit`); returns the keys rebuilt."""
+        if limit is None or len(self.dirty) <= limit:
+            done = list(self.dirty)
+            self.dirty.clear()
+        else:
+            done = [self.dirty.pop() for _ in range(limit)]
         ptr_dirty: set[str] = set()
         for key in done:
             self._drop(key, ptr_dirty)
