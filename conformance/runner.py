@@ -370,13 +370,21 @@ class BinaryTarget(Target):
         t0 = time.monotonic()
         env: Environment | None = None
         try:
-            env = Environment(self, group)
-            env.start()
-            if group.first.exit is not None:
-                return [self._exit_case(env, group.first, t0)]
-            err = env.wait_ready()
-            if err:
+            for attempt in range(2):
+                env = Environment(self, group)
+                env.start()
+                if group.first.exit is not None:
+                    return [self._exit_case(env, group.first, t0)]
+                err = env.wait_ready()
+                if not err:
+                    break
+                # A free port taken by someone else between our check and the server's bind: new ports.
+                if attempt == 0 and "in use" in err.lower():
+                    env.close()
+                    env = None
+                    continue
                 return [Result(c, ERROR, expected_text(c), f"server did not start: {err}") for c in group.cases]
+            assert env is not None
             out = []
             for case in group.cases:
                 t1 = time.monotonic()
