@@ -101,8 +101,9 @@ class Kubernetes(Handler):
 
     def __init__(self, zones: list[str]) -> None:
         self.zones = zones
-        forward = [z for z in zones if not _is_reverse(z)]
-        self.primary = forward[0]
+        # CoreDNS's IsReverse wants a label before in-addr.arpa./ip6.arpa., so those apexes count as
+        # "non-reverse" when it picks the primary zone (PTR targets live there)
+        self.primary = next(z for z in zones if not _below_reverse(z))
         self.ttl = 5
         self.pods = "disabled"
         self.pod_names = False
@@ -128,7 +129,7 @@ class Kubernetes(Handler):
     # -- lifecycle ----------------------------------------------------------------------------
     def build(self) -> None:
         """Create the index once the options are known."""
-        fwd = [z for z in self.zones if not _is_reverse(z)]
+        fwd = [z for z in self.zones if not _is_reverse(z)] or [self.primary]
         rev = [z for z in self.zones if _is_reverse(z)]
         self.index = Index(fwd, self.ttl, self.pod_names, self.endpoints, self.ignore_empty, self.namespaces, rev)
         self._needed = {"namespaces", "services"}
@@ -506,6 +507,11 @@ def _labels(w: bytes) -> list[bytes]:
     return out
 
 
+def _below_reverse(zone: str) -> bool:
+    """CoreDNS's dnsutil.IsReverse: strictly below in-addr.arpa. or ip6.arpa."""
+    return zone.endswith(".in-addr.arpa.") or zone.endswith(".ip6.arpa.")
+
+
 def _is_reverse(zone: str) -> bool:
     return zone.endswith("in-addr.arpa.") or zone.endswith("ip6.arpa.")
 
@@ -530,7 +536,7 @@ def setup(c: Controller) -> None:
 def parse(c: Controller) -> Kubernetes:
     args = c.remaining_args()
     zones = normalize_zones(args) if args else list(c.zones)
-    if not any(not _is_reverse(z) for z in zones):
+    if all(_below_reverse(z) for z in zones):
         raise ConfigError("non-reverse zone name must be used")
     k = Kubernetes(zones)
     endpoints: list[str] = []
