@@ -470,3 +470,21 @@ async def test_garbage_from_the_api_is_survived() -> None:
             await eventually(lambda: _true(bad.watches >= 4), timeout=5)  # it keeps retrying
             m = await query(p, "good.ns1.svc.cluster.local.", "A")
             assert addrs(m) == {"10.0.0.7"}  # and keeps serving the last good state
+
+
+async def test_autopath_with_pods_verified(api, tmp_path: Path) -> None:
+    """The autopath plugin takes its per-client search list from kubernetes (client 127.0.0.1 is a pod)."""
+    from pycoredns import directives
+
+    if "autopath" not in directives.available():
+        pytest.skip("autopath plugin not available")
+    api.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client", "namespace": "ns1"},
+                "spec": {"containers": [{"name": "c", "image": "x"}]},
+                "status": {"phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]}})
+    kc = api.write_kubeconfig(tmp_path / "kc")
+    async with running(corefile(kc, "pods verified", extra="autopath @kubernetes")) as srv:
+        m = await query(srv.port(), "svc1.ns2.ns1.svc.cluster.local.", "A")
+        assert m.rcode() == OK
+        got = {(r.name.to_text(), rd.to_text()) for r in m.answer for rd in r}
+        assert got == {("svc1.ns2.ns1.svc.cluster.local.", "svc1.ns2.svc.cluster.local."),
+                       ("svc1.ns2.svc.cluster.local.", "10.240.16.201")}
