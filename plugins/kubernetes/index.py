@@ -360,7 +360,10 @@ class Index:
         for group, items in groups.items():
             if not items:
                 continue
-            rel = base if group is None else label("_" + group[0]) + label("_" + group[1]) + base
+            try:
+                rel = base if group is None else label("_" + group[0]) + label("_" + group[1]) + base
+            except ValueError:
+                continue  # a port name no label can carry: that SRV name only, not the whole service
             zptr = zone_pointer(len(rel))
             weight = 100 // len(items)
             seen: set[tuple[str, int]] = set()
