@@ -76,10 +76,10 @@ class NullSock:
 
 def per_datagram(listener: Listener, sock: NullSock) -> Callable[[bytes], None]:
     """The body of the UDP receive loop for one datagram, as the server runs it."""
-    if hasattr(listener, "udp_datagram"):  # after the hot-path work: one method, no closures
-        transport = listener.udp_transport(sock)  # type: ignore[attr-defined]
-        fn = listener.udp_datagram  # type: ignore[attr-defined]
-        return lambda data: fn(data, CLIENT, transport)
+    if hasattr(listener, "udp_transport"):  # after the hot-path work: one transport object per socket
+        transport = listener.udp_transport(sock)  # type: ignore[arg-type]
+        dispatch = listener.dispatch
+        return lambda data: dispatch(data, CLIENT, transport)  # type: ignore[call-arg]
 
     # before: serve_udp made two closures per datagram and called dispatch with them
     from pycoredns.server import UDPWriter
@@ -96,7 +96,7 @@ def per_datagram(listener: Listener, sock: NullSock) -> Callable[[bytes], None]:
         def send_raw(b: bytes, _a=addr) -> None:
             sock.sendto(b, _a)
 
-        listener.dispatch(data, addr, "udp", make_writer, send_raw, spawn)
+        listener.dispatch(data, addr, "udp", make_writer, send_raw, spawn)  # type: ignore[call-arg]
 
     return old
 

@@ -23,7 +23,7 @@ SUPPORTED_OPTIONS = {3, 9, 10, 11, 12}  # NSID, EXPIRE, COOKIE, TCP-KEEPALIVE, P
 
 
 class Edns:
-    """The request's OPT record, read off the wire."""
+    """The request's OPT record, read off the wire. Read-only: requests with the same bytes share one."""
 
     __slots__ = ("_mirrored", "do", "flags", "options", "udp_size", "version")
 
@@ -65,6 +65,37 @@ class Rejected(Exception):
         self.reply = reply
 
 
+PARSE_CACHE_SIZE = 4096
+_PARSED: dict[bytes, tuple[bytes, int, int, int, Edns | None]] = {}
+
+
+def _parse(data: bytes) -> tuple[bytes, int, int, int, Edns | None]:
+    """miekg/dns's accept checks on the counts and the question/OPT walk: (qname wire, qtype, qclass,
+    qend, edns). Raises `Rejected`. The result depends only on `data[4:]` (id and flags go into reject
+    replies only), which is what `Request` caches it by.
+    """
+    _qid, _flags, qd, an, ns, ar = wire.header(data)
+    if qd != 1 or an > 1 or ns > 1 or ar > 2:
+        raise Rejected(_reject(data, wire.FORMERR))
+    try:
+        qname_wire, qtype, qclass, qend = wire.parse_question(data)
+    except wire.WireError:
+        raise Rejected(_reject(data, wire.FORMERR)) from None
+    edns: Edns | None = None
+    if ar == 1 and not an and not ns and data[qend : qend + 3] == b"\x00\x00\x29" and len(data) >= qend + 11:
+        # the common case: one OPT right after the question
+        _t, size, _ext, version, flags16, rdlen = _OPT_FIXED.unpack_from(data, qend + 1)
+        if qend + 11 + rdlen > len(data):
+            raise Rejected(_reject(data, wire.FORMERR, data[12:qend]))
+        edns = Edns(size, version, flags16, data[qend + 11 : qend + 11 + rdlen])
+    elif an or ns or ar:
+        try:
+            edns = _find_opt(data, qend, an, ns, ar)
+        except wire.WireError:
+            raise Rejected(_reject(data, wire.FORMERR, data[12:qend])) from None
+    return qname_wire, qtype, qclass, qend, edns
+
+
 class Request:
     """One query: parsed question, EDNS, transport and the server it arrived on."""
 
@@ -98,31 +129,21 @@ class Request:
             data = bytes(data)
         if len(data) < 12:
             raise Rejected(None)
-        qid, flags, qd, an, ns, ar = wire.header(data)
+        flags = (data[2] << 8) | data[3]
         if flags & wire.QR:
             raise Rejected(None)
-        opcode = (flags >> 11) & 0xF
-        if opcode not in (0, 4):
+        if flags & 0x7800 and (flags >> 11) & 0xF != 4:  # opcodes other than QUERY and NOTIFY
             raise Rejected(_reject(data, wire.NOTIMP))
-        if qd != 1 or an > 1 or ns > 1 or ar > 2:
-            raise Rejected(_reject(data, wire.FORMERR))
-        try:
-            self.qname_wire, self.qtype, self.qclass, self.qend = wire.parse_question(data)
-        except wire.WireError:
-            raise Rejected(_reject(data, wire.FORMERR)) from None
-        self.edns: Edns | None = None
-        qend = self.qend
-        if ar == 1 and not an and not ns and data[qend : qend + 3] == b"\x00\x00\x29" and len(data) >= qend + 11:
-            # the common case: one OPT right after the question
-            _t, size, _ext, version, flags16, rdlen = _OPT_FIXED.unpack_from(data, qend + 1)
-            if qend + 11 + rdlen > len(data):
-                raise Rejected(_reject(data, wire.FORMERR, data[12:qend]))
-            self.edns = Edns(size, version, flags16, data[qend + 11 : qend + 11 + rdlen])
-        elif an or ns or ar:
-            try:
-                self.edns = _find_opt(data, self.qend, an, ns, ar)
-            except wire.WireError:
-                raise Rejected(_reject(data, wire.FORMERR, data[12 : self.qend])) from None
+        # Everything after id and flags decides the parse: queries repeat, so reuse it (bounded).
+        key = data[4:]
+        parsed = _PARSED.get(key)
+        if parsed is None:
+            parsed = _parse(data)
+            if len(_PARSED) >= PARSE_CACHE_SIZE:
+                _PARSED.clear()
+            _PARSED[key] = parsed
+        self.qname_wire, self.qtype, self.qclass, self.qend, self.edns = parsed
+        qid = (data[0] << 8) | data[1]
         self.wire = data
         self.id = qid
         self.flags = flags

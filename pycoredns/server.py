@@ -34,6 +34,7 @@ IDLE_TIMEOUT = 10.0
 WRITE_TIMEOUT = 5.0
 MAX_TCP_CONNECTIONS = 1000
 RCVBUF = 4 * 1024 * 1024
+ROUTE_CACHE_SIZE = 4096  # routing results kept per listener (qnames repeat; cleared when full)
 MAX_REENTRIES = 10  # CoreDNS's maxreentries: nested self-lookups beyond this get SERVFAIL
 _reentries: contextvars.ContextVar[int] = contextvars.ContextVar("reentries", default=0)
 
@@ -152,6 +153,26 @@ class TCPWriter(ResponseWriter):
         self.conn.send(scrub(self.req, reply))
 
 
+class UDPTransport:
+    """What `dispatch` needs from a UDP socket, made once per socket (no closures per datagram)."""
+
+    __slots__ = ("sock", "spawn")
+    proto = "udp"
+
+    def __init__(self, sock: socket.socket, spawn) -> None:
+        self.sock = sock
+        self.spawn = spawn
+
+    def writer(self, req: Request, addr: tuple) -> ResponseWriter:
+        return UDPWriter(self.sock, addr, req)
+
+    def send_raw(self, data: bytes, addr: tuple) -> None:
+        try:
+            self.sock.sendto(data, addr)
+        except OSError:
+            pass
+
+
 # -- the listener -------------------------------------------------------------------------------
 
 
@@ -174,6 +195,7 @@ class Listener:
         self.tcp_retiring = False
         self.inflight = 0
         self._label = ""
+        self._routes: dict[tuple[bytes, bool], tuple[BlockConfig, str]] = {}
 
     # Metric label and banner address.
     @property
@@ -199,7 +221,21 @@ class Listener:
 
     # -- routing --------------------------------------------------------------------------------
     def route(self, req: Request) -> BlockConfig | None:
-        """The block whose chain serves `req`; None means REFUSED."""
+        """The block whose chain serves `req`; None means REFUSED. Memoised per (qname, DS or not)."""
+        key = (req.qname_wire, req.qtype == TYPE_DS)
+        hit = self._routes.get(key)
+        if hit is not None:
+            req.zone = hit[1]
+            return hit[0]
+        block = self._route(req)
+        if block is not None:
+            routes = self._routes
+            if len(routes) >= ROUTE_CACHE_SIZE:
+                routes.clear()
+            routes[key] = (block, req.zone)
+        return block
+
+    def _route(self, req: Request) -> BlockConfig | None:
         qn = req.qname_wire
         zones = self.zones
         ds: BlockConfig | None = None
@@ -230,31 +266,33 @@ class Listener:
         return None
 
     # -- one query -----------------------------------------------------------------------------
-    def dispatch(self, data: bytes, remote: tuple, proto: str, make_writer, send_raw, spawn) -> None:
-        """Handle one query synchronously if its chain can, else start a task for it."""
+    def dispatch(self, data: bytes, remote: tuple, transport: UDPTransport | TCPConnection) -> None:
+        """Handle one query synchronously if its chain can, else start a task for it.
+
+        `transport` makes the writer, sends the server's raw replies and spawns the slow path.
+        """
         ip = remote[0]
         if ip.startswith("::ffff:") and "." in ip:
             ip = ip[7:]  # IPv4 client on a dual-stack socket
         try:
-            req = Request(data, (ip, remote[1]), proto, (self.host, self.port), self)
+            req = Request(data, (ip, remote[1]), transport.proto, (self.host, self.port), self)
         except Rejected as rej:
             if rej.reply is not None:
-                send_raw(rej.reply)
+                transport.send_raw(rej.reply, remote)
             return
         if req.qclass != 1 and not self.class_chaos:
-            self.server_reply(req, make_writer(req), wire.REFUSED, dropped=True)
+            self.server_reply(req, transport.writer(req, remote), wire.REFUSED, dropped=True)
             return
         if req.edns is not None and req.edns.version != 0:
-            send_raw(_badvers(req))
+            transport.send_raw(_badvers(req), remote)
             return
         block = self.route(req)
         if block is None:
-            self.server_reply(req, make_writer(req), wire.REFUSED, dropped=True)
+            self.server_reply(req, transport.writer(req, remote), wire.REFUSED, dropped=True)
             return
-        w = make_writer(req)
-        chain = block.chain
+        w = transport.writer(req, remote)
         try:
-            rc = chain.serve_fast(req, w)
+            rc = block.chain.serve_fast(req, w)
         except PluginError as e:
             rc = e.rcode
         except Exception as exc:
@@ -262,7 +300,7 @@ class Listener:
                 raise
             rc = self._panic(exc)
         if rc is None:
-            spawn(self._serve_async, block, req, w)
+            transport.spawn(self._serve_async, block, req, w)
             return
         if not client_write(rc) and not w.written:
             self.server_reply(req, w, rc)
@@ -322,13 +360,15 @@ class Listener:
         return rec.reply
 
     # -- UDP -----------------------------------------------------------------------------------
+    def udp_transport(self, sock: socket.socket) -> UDPTransport:
+        assert self.nursery is not None
+        return UDPTransport(sock, self.nursery.start_soon)
+
     async def serve_udp(self, sock: socket.socket) -> None:
         """Drain loop: recvfrom until EAGAIN, wait_readable only then, a checkpoint every 64."""
         recv = sock.recvfrom
-        sendto = sock.sendto
         dispatch = self.dispatch
-        assert self.nursery is not None
-        spawn = self.nursery.start_soon
+        transport = self.udp_transport(sock)
         n = 0
         while True:
             try:
@@ -341,17 +381,7 @@ class Listener:
                 if e.errno in (errno.EBADF, errno.ENOTSOCK):
                     return
                 continue  # ICMP errors reported on the socket; keep serving
-
-            def make_writer(req: Request, _a=addr) -> ResponseWriter:
-                return UDPWriter(sock, _a, req)
-
-            def send_raw(b: bytes, _a=addr) -> None:
-                try:
-                    sendto(b, _a)
-                except OSError:
-                    pass
-
-            dispatch(data, addr, "udp", make_writer, send_raw, spawn)
+            dispatch(data, addr, transport)
             n += 1
             if n >= DRAIN_BATCH:
                 n = 0
@@ -447,7 +477,6 @@ class TCPConnection:
     async def _read_loop(self) -> None:
         buf = bytearray()
         timeout = READ_TIMEOUT
-        make_writer = self._make_writer
         while not self.closed and not (self.retiring and self._idle):
             with trio.move_on_after(timeout) as cs:
                 self._read_scope = cs
@@ -464,14 +493,20 @@ class TCPConnection:
                     break
                 data = bytes(buf[2 : 2 + size])
                 del buf[: 2 + size]
-                self.listener.dispatch(data, self.remote, "tcp", make_writer, self.send, self._spawn)
+                self.listener.dispatch(data, self.remote, self)
                 timeout = IDLE_TIMEOUT
             self._idle = not buf
 
-    def _make_writer(self, req: Request) -> ResponseWriter:
+    # -- the transport interface of Listener.dispatch --------------------------------------------
+    proto = "tcp"
+
+    def writer(self, req: Request, addr: tuple) -> ResponseWriter:
         return TCPWriter(self, req)
 
-    def _spawn(self, fn, *args) -> None:
+    def send_raw(self, data: bytes, addr: tuple) -> None:
+        self.send(data)
+
+    def spawn(self, fn, *args) -> None:
         assert self.queries is not None
         self.queries.start_soon(fn, *args)
 

@@ -7,6 +7,7 @@ by the server (routing, scrub), cache (stored replies) and kubernetes (precomput
 
 from __future__ import annotations
 
+import re
 import struct
 
 from dnslib import DNSRecord
@@ -111,19 +112,17 @@ def labels_to_text(labels: list[bytes]) -> str:
     if not labels:
         return "."
     out = []
+    special = _SPECIAL.search
     for label in labels:
-        try:
-            text = label.decode("ascii")
-        except UnicodeDecodeError:
-            text = None
-        if text is None or not _plain(text):
-            text = "".join(_escape_byte(b) for b in label)
-        out.append(text)
+        if special(label) is None:  # printable ASCII without characters that need a backslash
+            out.append(label.decode("ascii"))
+        else:
+            out.append("".join(_escape_byte(b) for b in label))
     return ".".join(out) + "."
 
 
-def _plain(text: str) -> bool:
-    return text.isprintable() and not any(c in text for c in ' .\\"();@$')
+# Bytes a label cannot show as-is: controls, space, non-ASCII, and `.\"();@$` (miekg's escapes).
+_SPECIAL = re.compile(rb'[\x00-\x20.\\"();@$\x7f-\xff]')
 
 
 def _escape_byte(b: int) -> str:
@@ -156,9 +155,19 @@ def parse_question(data: bytes) -> tuple[bytes, int, int, int]:
 
 
 def wire_name_to_text(wname: bytes) -> str:
-    """Text form of an uncompressed wire name."""
-    labels, _ = read_name(wname, 0)
-    return labels_to_text(labels)
+    """Text form of an uncompressed wire name (memoised, bounded: the same names come again and again)."""
+    text = _NAME_TEXT.get(wname)
+    if text is None:
+        labels, _ = read_name(wname, 0)
+        text = labels_to_text(labels)
+        if len(_NAME_TEXT) >= NAME_CACHE_SIZE:
+            _NAME_TEXT.clear()
+        _NAME_TEXT[wname] = text
+    return text
+
+
+NAME_CACHE_SIZE = 4096
+_NAME_TEXT: dict[bytes, str] = {}
 
 
 def text_to_wire(name: str) -> bytes:
