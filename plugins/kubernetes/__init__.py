@@ -291,9 +291,9 @@ class Kubernetes(Handler):
             return await self._external(req, w, out)
         return self._emit(out, w)
 
-    def _write_hit(self, req: Request, w: ResponseWriter, hit: tuple[int, int, bytes]) -> int:
-        """A precomputed answer: header, the client's question, the stored records."""
-        an, ar, body = hit
+    def _write_hit(self, req: Request, w: ResponseWriter, hit: bytes) -> int:
+        """A precomputed answer: header (id, flags, QDCOUNT + the stored counts), question, records."""
+        body = hit[6:]
         if req.qtype == SRV:
             qwire = req.wire[12 : req.qend - 4]
             if qwire != req.qname_wire:
@@ -302,7 +302,7 @@ class Kubernetes(Handler):
                 if zone is not None:
                     zw = wire.text_to_wire(zone)
                     body = body.replace(zw, qwire[len(qwire) - len(zw):])
-        w.write(req.reply_header(0, an, 0, ar, aa=True) + req.question + body)
+        w.write(b"".join((req.reply_header(0, aa=True)[:6], hit[:6], req.question, body)))
         return 0
 
     @staticmethod

@@ -25,7 +25,7 @@ from .objects import Pod, Port, Service, Slice
 
 A, NS, CNAME, SOA, PTR, TXT, AAAA, SRV = 1, 2, 5, 6, 12, 16, 28, 33
 Key = tuple[str, str]  # (namespace, name)
-Answer = tuple[int, int, bytes]  # ancount, arcount, answer + additional record bytes
+Answer = bytes  # ANCOUNT, NSCOUNT (0), ARCOUNT as on the wire, then the answer + additional records
 
 _RR = struct.Struct(">HHIH")
 
@@ -50,6 +50,11 @@ def addr_rr(owner: bytes, ip: str, ttl: int) -> bytes:
     if ":" in ip:
         return rr(owner, AAAA, ttl, socket.inet_pton(socket.AF_INET6, ip))
     return rr(owner, A, ttl, socket.inet_pton(socket.AF_INET, ip))
+
+
+def answer(an: list[bytes], ad: list[bytes] = ()) -> Answer:  # type: ignore[assignment]
+    """One bytes object per stored answer (a tuple around it would cost as much as the records)."""
+    return struct.pack(">HHH", len(an), 0, len(ad)) + b"".join(an) + b"".join(ad)
 
 
 def zone_pointer(rel_len: int) -> bytes:
@@ -264,7 +269,7 @@ class Index:
             if an:
                 n = rel + zone.wire
                 k = (interned.setdefault(n, n), qtype)
-                self.answers[k] = (len(an), len(ad), b"".join(an) + b"".join(ad))
+                self.answers[k] = answer(an, ad)
                 owned.append(k)
 
         def name(rel: bytes, zone: Zone, target: str = "") -> None:
@@ -398,7 +403,7 @@ class Index:
         cluster = [names for _k, is_cip, names in src if is_cip]
         chosen = cluster[:1] if cluster else [names for _k, _c, names in src]
         an = [rr(OWNER, PTR, self.ttl, t) for names in chosen for t in names]
-        self.answers[k] = (len(an), 0, b"".join(an))
+        self.answers[k] = answer(an)
         self.exists[rw] = ""
 
     def services_with_endpoint(self, ip: str) -> list[Key]:
