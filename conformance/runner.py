@@ -223,8 +223,12 @@ class Environment:
         self.upstreams: dict[int, Unbound] = {}
         self.proc: subprocess.Popen | None = None
         blob = "\n".join([case.corefile, *case.env.values(), *case.files.values()])
-        for name in sorted(set(_PLACEHOLDER.findall(blob)) - set(self.values)):
-            self.values[name] = self._value(name)
+        try:
+            for name in sorted(set(_PLACEHOLDER.findall(blob)) - set(self.values)):
+                self.values[name] = self._value(name)
+        except BaseException:
+            self.close()  # upstreams or an API server already started must not outlive a failed setup
+            raise
 
     def _value(self, name: str) -> str:
         if name in _PORT_NAMES:
