@@ -362,7 +362,7 @@ class Kubernetes(Handler):
         if qtype == SOA:
             return wire.NOERROR  # SOA below the apex: NODATA without looking (CoreDNS)
         if _is_reverse(zone):
-            return wire.NOERROR if req.qname_wire in idx.exists else wire.NXDOMAIN
+            return wire.NOERROR if idx.name_target(req.qname_wire) is not None else wire.NXDOMAIN
         top = rel[-1]
         if n == 1 and top == b"dns-version":
             if qtype == TXT:
@@ -395,7 +395,7 @@ class Kubernetes(Handler):
             return txt_nx
         if n > 5:
             return wire.NXDOMAIN
-        target = idx.exists.get(req.qname_wire)
+        target = idx.name_target(req.qname_wire)
         if target is None:
             return wire.NXDOMAIN
         if target and qtype in (A, AAAA):

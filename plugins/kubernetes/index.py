@@ -1,9 +1,11 @@
 """The record index: reduced objects in, precomputed wire answers out.
 
 Every change marks the services it touches dirty; `apply()` rebuilds only those, replacing their
-entries in `answers` ((lowercased qname wire, qtype) -> (ancount, arcount, record bytes)) and in
-`exists` (qname wire -> ExternalName target or ""). A query for a service/endpoint/SRV/PTR name is
-one dict lookup; the reply is the header, the client's own question, and these bytes.
+entries in `answers` ((lowercased qname wire, qtype) -> wire counts + record bytes) and in `exists`
+(qname wire -> ExternalName target, or "" for the few names that exist without any stored answer). A
+query for a service/endpoint/SRV/PTR name is one dict lookup; the reply is the header, the client's
+own question, and these bytes. Whether a name exists at all (NODATA vs NXDOMAIN) is a handful of
+lookups in the same dicts.
 
 Record owners are the pointer 0xC00C (the qname as the client spelled it) and in-zone names inside
 answers point at the zone's labels in that question (their offset only depends on the qname length,
@@ -253,7 +255,27 @@ class Index:
                 out.append((sl, [(endpoint_name(a.ip, a.hostname, a.target, self.pod_names), a.ip) for a in sl.addrs]))
         return out
 
+    _TYPES = (A, AAAA, SRV, CNAME, PTR)
+
+    def _answered(self, n: bytes) -> bool:
+        answers = self.answers
+        return any((n, t) in answers for t in self._TYPES)
+
+    def name_target(self, n: bytes) -> str | None:
+        """None: no such name; "": it exists; else the ExternalName target it points to."""
+        t = self.exists.get(n)
+        if t is not None:
+            return t
+        return "" if self._answered(n) else None
+
     def _build(self, svc: Service, ptr_dirty: set[str]) -> None:
+        self._build_records(svc, ptr_dirty)
+        # `exists` only keeps what the answers cannot tell (saves an entry per name)
+        for n in self._owned_names.get((svc.ns, svc.name), ()):
+            if self.exists.get(n) == "" and self._answered(n):
+                del self.exists[n]
+
+    def _build_records(self, svc: Service, ptr_dirty: set[str]) -> None:
         key = (svc.ns, svc.name)
         owned: list[tuple[bytes, int]] = []
         names: list[bytes] = []
@@ -398,13 +420,11 @@ class Index:
         src = self._ptr_src.get(ip)
         if not src or not rw.endswith(self.reverse):
             self.answers.pop(k, None)
-            self.exists.pop(rw, None)
             return
         cluster = [names for _k, is_cip, names in src if is_cip]
         chosen = cluster[:1] if cluster else [names for _k, _c, names in src]
         an = [rr(OWNER, PTR, self.ttl, t) for names in chosen for t in names]
         self.answers[k] = answer(an)
-        self.exists[rw] = ""
 
     def services_with_endpoint(self, ip: str) -> list[Key]:
         return [e[0] for e in self._ptr_src.get(ip, ())]
