@@ -68,8 +68,8 @@ def _ports(items: Any) -> tuple[Port, ...]:
         if not isinstance(p, dict):
             continue
         num = p.get("port")
-        if not isinstance(num, int):
-            continue
+        if not isinstance(num, int) or isinstance(num, bool) or not 0 <= num <= 65535:
+            continue  # not a port an SRV record can carry (the API validates 1-65535)
         out.append(Port(str(p.get("name") or "").lower(), str(p.get("protocol") or "TCP").lower(), num))
     return tuple(out) or NO_PORTS
 
