@@ -225,7 +225,7 @@ class Index:
             if svc is not None and self.exposed(key[0]):
                 try:
                     self._build(svc, ptr_dirty)
-                except ValueError:  # a name no DNS label can carry: the service gets no records
+                except (ValueError, struct.error):  # a name or number DNS cannot carry: no records
                     self._drop(key, ptr_dirty)
         for ip in ptr_dirty:
             self._build_ptr(ip)
@@ -310,8 +310,11 @@ class Index:
             target = svc.external if svc.external.endswith(".") else svc.external + "."
             try:
                 tw = wire.text_to_wire(target.lower())
+                labels, end = wire.read_name(tw, 0)
             except (ValueError, UnicodeError):
                 return
+            if end != len(tw) or len(tw) > 255 or any(len(x) > 63 for x in labels):
+                return  # empty or long labels, over 255 bytes (the API refuses these): nothing, as an IP literal
             for z in self.zones:
                 put(base, z, CNAME, [rr(OWNER, CNAME, ttl, tw)])
                 name(base, z, target)
