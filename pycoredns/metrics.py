@@ -21,7 +21,8 @@ def _fmt(v: float) -> str:
 
 
 def _labels(names: tuple[str, ...], values: tuple[str, ...], extra: str = "") -> str:
-    parts = [f'{n}="{_escape(str(v))}"' for n, v in zip(names, values, strict=True)]
+    """`{a="1",b="2"}` with labels sorted by name, as Prometheus's Go client writes them (`le` last)."""
+    parts = [f'{n}="{_escape(str(v))}"' for n, v in sorted(zip(names, values, strict=True))]
     if extra:
         parts.append(extra)
     return "{" + ",".join(parts) + "}" if parts else ""

@@ -405,7 +405,7 @@ async def test_hits_after_upstream_stopped_and_metrics() -> None:
         assert total(cachemod.misses_total) == miss0 + 1
         assert entries("success") == 1
         text = REGISTRY.expose()
-        assert re.search(r'^coredns_cache_entries\{server="[^"]*",type="success",zones="\.",view=""\} 1$', text, re.M)
+        assert re.search(r'^coredns_cache_entries\{server="[^"]*",type="success",view="",zones="\."\} 1$', text, re.M)
         assert "# TYPE coredns_cache_entries gauge" in text and "# TYPE coredns_cache_hits_total counter" in text
 
 

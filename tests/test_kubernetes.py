@@ -333,8 +333,8 @@ async def test_accepted_options(api, kubeconfig) -> None:
 
         text = REGISTRY.expose()
         host = api.url.split("://")[1]
-        assert f'coredns_kubernetes_rest_client_requests_total{{code="200",method="GET",host="{host}"}}' in text
-        assert f'coredns_kubernetes_rest_client_request_duration_seconds_count{{verb="GET",host="{host}"}}' in text
+        assert f'coredns_kubernetes_rest_client_requests_total{{code="200",host="{host}",method="GET"}}' in text
+        assert f'coredns_kubernetes_rest_client_request_duration_seconds_count{{host="{host}",verb="GET"}}' in text
         assert "coredns_kubernetes_rest_client_rate_limiter_duration_seconds_bucket" in text
 
 
