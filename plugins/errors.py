@@ -48,8 +48,9 @@ class Errors(Handler):
             return e.rcode
 
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
+        nxt = self.next
         try:
-            return self.next_fast(req, w)
+            return nxt.serve_fast(req, w) if nxt is not None else self.next_fast(req, w)
         except PluginError as e:
             self._report(req, e)
             return e.rcode

@@ -14,6 +14,7 @@ import resource
 import sys
 import time
 from bisect import bisect_left
+from time import monotonic
 from types import CodeType, FrameType
 
 from pycoredns import COREDNS_VERSION, __version__, metrics, wire
@@ -97,7 +98,9 @@ class Recorder(WriterWrapper):
         self.size += len(data)
         if len(data) >= 4:
             self.rcode = data[3] & 0x0F
-        self.plugin = writer_plugin(sys._getframe(1))
+        f = sys._getframe(1)
+        # the common case: the caller's code is already known to belong to a plugin
+        self.plugin = _frame_names.get(f.f_code) or writer_plugin(f)
         self.inner.write(data)
 
 
@@ -111,10 +114,10 @@ class Metrics(Handler):
         self.zones = zones
         self.zone_set = frozenset(zones)
         self.server = server
-        self.slots: dict[tuple[str, str, str, bool, str], _Slot] = {}
+        self.slots: dict[tuple, _Slot] = {}
 
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
-        start = time.monotonic()
+        start = monotonic()
         rec = Recorder(w)
         try:
             rc = await self.next_or_failure(req, rec)
@@ -125,10 +128,11 @@ class Metrics(Handler):
         return rc
 
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
-        start = time.monotonic()
+        start = monotonic()
         rec = Recorder(w)
+        nxt = self.next
         try:
-            rc = self.next_fast(req, rec)
+            rc = nxt.serve_fast(req, rec) if nxt is not None else self.next_fast(req, rec)
         except PluginError as e:
             self.report(req, rec, e.rcode, start)
             raise
@@ -139,26 +143,27 @@ class Metrics(Handler):
     def report(self, req: Request, rec: Recorder, rc: int, start: float) -> None:
         """CoreDNS's vars.Report: the same six metric updates, as direct dict and list operations.
 
-        Label tuples and histogram rows are looked up once per (server, zone, proto, family,
-        qtype) and kept in `self.slots`, so a query costs one dict hit plus a few adds.
+        Label tuples and histogram rows are looked up once per (listener, zone, proto, family,
+        type label) and kept in `self.slots`, so a query costs one dict hit plus a few adds.
         """
-        listener = req.listener
-        server = listener.label if listener is not None else self.server
         zone = req.zone
         qtype = req.qtype
         if qtype == TYPE_DS or zone not in self.zone_set:
             zone = zone_match(self.zones, req.name) or "."
-        key = (server, zone, req.proto, ":" in req.remote[0], _TYPES.get(qtype, "other"))  # bounded label set
+        key = (req.listener, zone, req.proto, ":" in req.remote[0], _TYPES.get(qtype, "other"))  # bounded
         slot = self.slots.get(key)
         if slot is None:
-            slot = self.slots[key] = _Slot(*key)
+            listener = req.listener
+            server = listener.label if listener is not None else self.server
+            slot = self.slots[key] = _Slot(server, *key[1:])
         counts = _REQUESTS
         counts[slot.requests] = counts.get(slot.requests, 0.0) + 1.0
-        if req.edns is not None and req.edns.do:
+        edns = req.edns
+        if edns is not None and edns.do:
             counts = _DO
             counts[slot.do] = counts.get(slot.do, 0.0) + 1.0
         # three Histogram.observe calls, inlined (rows: per-bucket counts..., sum, count)
-        v: float = time.monotonic() - start
+        v: float = monotonic() - start
         row = slot.duration
         i = bisect_left(_DURATION_BUCKETS, v)
         if i < _N_DURATION:
@@ -180,9 +185,10 @@ class Metrics(Handler):
         row[-2] += v
         row[-1] += 1
         rcode = rc & 0x0F if rc in NOT_WRITTEN else rec.rcode
-        labels = slot.responses.get((rcode, rec.plugin))
+        rkey = (rcode, rec.plugin)
+        labels = slot.responses.get(rkey)
         if labels is None:
-            labels = slot.responses[(rcode, rec.plugin)] = (server, zone, "", _RCODES[rcode], rec.plugin)
+            labels = slot.responses[rkey] = (slot.server, zone, "", _RCODES[rcode], rec.plugin)
         counts = _RESPONSES
         counts[labels] = counts.get(labels, 0.0) + 1.0
 
@@ -206,9 +212,10 @@ def _row(h: metrics.Histogram, labels: tuple[str, ...]) -> list[float]:
 class _Slot:
     """Label tuples and histogram rows of one (server, zone, proto, family, type label)."""
 
-    __slots__ = ("do", "duration", "request_size", "requests", "response_size", "responses")
+    __slots__ = ("do", "duration", "request_size", "requests", "response_size", "responses", "server")
 
     def __init__(self, server: str, zone: str, proto: str, v6: bool, qtype: str) -> None:
+        self.server = server
         self.requests = (server, zone, "", proto, "2" if v6 else "1", qtype)
         self.do = (server, "", zone)
         self.duration = _row(metrics.request_duration, (server, zone, ""))

@@ -310,7 +310,7 @@ class WriterWrapper(ResponseWriter):
     __slots__ = ("inner",)
 
     def __init__(self, inner: ResponseWriter) -> None:
-        super().__init__()
+        self.written = False  # ResponseWriter's state, set directly (wrappers are made per query)
         self.inner = inner
 
     def write(self, reply: Reply) -> None:

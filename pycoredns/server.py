@@ -123,7 +123,7 @@ class UDPWriter(ResponseWriter):
     __slots__ = ("addr", "req", "sock")
 
     def __init__(self, sock: socket.socket, addr: tuple, req: Request) -> None:
-        super().__init__()
+        self.written = False  # ResponseWriter's state, set here: no super() call per query
         self.sock = sock
         self.addr = addr
         self.req = req
@@ -142,7 +142,7 @@ class TCPWriter(ResponseWriter):
     __slots__ = ("conn", "req")
 
     def __init__(self, conn: TCPConnection, req: Request) -> None:
-        super().__init__()
+        self.written = False
         self.conn = conn
         self.req = req
 
