@@ -182,7 +182,10 @@ class Kubernetes(Handler):
             await self._rebuild_needed.wait()
             self._rebuild_needed = trio.Event()
             while idx.dirty:
-                idx.apply(REBUILD_CHUNK)
+                try:
+                    idx.apply(REBUILD_CHUNK)
+                except Exception as e:  # one odd object must not take the server down (the chunk is skipped)
+                    log.error(f"building answers failed: {type(e).__name__}: {e}")
                 await trio.sleep(0)
             if not self.synced and self._needed <= idx.synced_kinds:
                 self.synced = True
