@@ -182,7 +182,7 @@ def text_to_wire(name: str) -> bytes:
         c = name[i]
         if c == "\\" and i + 1 < len(name):
             nxt = name[i + 1 : i + 4]
-            if len(nxt) == 3 and nxt.isdigit():
+            if len(nxt) == 3 and nxt.isascii() and nxt.isdigit():
                 label.append(int(nxt))
                 i += 4
                 continue
@@ -315,7 +315,7 @@ def type_value(name: str) -> int | None:
     up = name.upper()
     if up in QTYPE.reverse:
         return QTYPE.reverse[up]
-    if up.startswith("TYPE") and up[4:].isdigit():
+    if up.startswith("TYPE") and up[4:].isascii() and up[4:].isdigit() and int(up[4:]) <= 0xFFFF:
         return int(up[4:])
     return None
 
@@ -325,7 +325,7 @@ def class_value(name: str) -> int | None:
     for k, v in _CLASS_NAMES.items():
         if v == up:
             return k
-    if up.startswith("CLASS") and up[5:].isdigit():
+    if up.startswith("CLASS") and up[5:].isascii() and up[5:].isdigit() and int(up[5:]) <= 0xFFFF:
         return int(up[5:])
     return None
 
