@@ -361,7 +361,7 @@ def _matcher(kind: str, text: str, rule: str) -> Matcher:
 def parse_ttl(v: str) -> tuple[int, int] | None:
     """SECONDS, MIN-MAX, `30-` (at least), `-30` (at most); None when invalid."""
     def num(s: str) -> int | None:
-        return int(s) if s.isdigit() and int(s) <= 0xFFFFFFFF else None
+        return int(s) if s.isascii() and s.isdigit() and int(s) <= 0xFFFFFFFF else None
 
     parts = v.split("-")
     if len(parts) == 1:
@@ -390,7 +390,7 @@ def new_ttl_rule(mode: str, args: list[str]) -> Rule:
 
 
 def parse_rcode(v: str) -> int | None:
-    if v.isdigit() and int(v) <= 23:
+    if v.isascii() and v.isdigit() and int(v) <= 23:
         return int(v)
     return wire.RCODE_VALUES.get(v.upper())
 
