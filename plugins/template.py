@@ -721,8 +721,9 @@ def setup(c: Controller) -> None:
                 args = c.remaining_args()
                 if len(args) not in (1, 2):
                     raise c.arg_err()
-                if not args[0].isdigit() or int(args[0]) > 0xFFFF:
-                    err = "value out of range" if args[0].isdigit() else "invalid syntax"
+                digits = args[0].isascii() and args[0].isdigit()
+                if not digits or int(args[0]) > 0xFFFF:
+                    err = "value out of range" if digits else "invalid syntax"
                     raise c.errf("error parsing extended DNS error code %s, %v\n", c.val(),
                                  f"strconv.ParseUint: parsing {go_quote(args[0])}: {err}")
                 t.ederror = (int(args[0]), args[1] if len(args) == 2 else "")
