@@ -367,7 +367,7 @@ def parse_targets(to: list[str]) -> list[Target]:
         except ValueError as e:
             raise ConfigError(f'invalid upstream address "{rest}": {e}') from None
         default = DEFAULT_PORTS.get(trans, 53)
-        if port_text and not (port_text.isdigit() and 0 < int(port_text) < 65536):
+        if port_text and not (port_text.isascii() and port_text.isdigit() and 0 < int(port_text) < 65536):
             raise ConfigError(f'invalid upstream address "{rest}": invalid port {port_text}')
         port = int(port_text) if port_text else default
         shown = f"{trans}://{_join(host, port)}" if trans != "dns" else _join(host, port)
