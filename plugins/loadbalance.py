@@ -218,7 +218,7 @@ def parse_weights(text: str, filename: str) -> dict[str, list[tuple[tuple[int, i
             ip = _parse_ip(fields[0])
             if ip is None:
                 raise WeightFileError(f'wrong IP address:"{fields[0]}" in weight file {filename}')
-            if not fields[1].isdigit() or not 0 < int(fields[1]) < 256:
+            if not (fields[1].isascii() and fields[1].isdigit()) or not 0 < int(fields[1]) < 256:
                 raise WeightFileError(f'wrong weight value:"{fields[1]}" in weight file {filename}')
             if not dname:
                 raise WeightFileError(f"missing domain name in weight file {filename}")
