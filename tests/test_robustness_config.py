@@ -13,9 +13,10 @@ import subprocess
 import sys
 
 import pytest
+import trio
 from conftest import query, running
 
-from pycoredns import directives
+from pycoredns import directives, metrics
 from pycoredns.instance import StartupError
 from pycoredns.process import Process
 
@@ -422,6 +423,27 @@ for _d, _bodies in {
 }.items():
     SPECIFIC[_d] = SPECIFIC.get(_d, []) + _bodies
 
+# Non-ASCII digits (`²` passes str.isdigit() but not int()) wherever a number is parsed.
+SUP = "\u00b2"
+for _d, _bodies in {
+    "rewrite": [f"rewrite ttl a {SUP}", f"rewrite ttl a 1-{SUP}", f"rewrite edns0 subnet set {SUP} 0",
+                f"rewrite type A TYPE{SUP}", f"rewrite class IN CLASS{SUP}", f"rewrite rcode a {SUP}",
+                f"rewrite name exact a\\{SUP}{SUP}{SUP}. b."],
+    "template": [f"template IN TYPE{SUP}", f"template CLASS{SUP} A", f"template IN A {{\n ederror {SUP}\n }}",
+                 f"template IN A {{\n rcode {SUP}\n }}", "template IN TYPE99999999"],
+    "forward": [f"forward . 1.1.1.1:{SUP}", f"forward . 1.1.1.1 {{\n max_fails {SUP}\n }}",
+                f"forward . 1.1.1.1 {{\n max_concurrent {SUP}\n }}"],
+    "health": [f"health :{SUP}"], "prometheus": [f"prometheus :{SUP}"], "ready": [f"ready :{SUP}"],
+    "acl": [f"acl {{\n block type TYPE{SUP}\n }}", f"acl {{\n block net 10.0.0.0/{SUP}\n }}",
+            "acl {\n block type TYPE99999999\n }"],
+    "cache": [f"cache {SUP}", f"cache {{\n success {SUP}\n }}", f"cache {{\n prefetch 10 1m {SUP}%\n }}"],
+    "hosts": [f"hosts {{\n ttl {SUP}\n }}"],
+    "kubernetes": [f"kubernetes {{\n ttl {SUP}\n }}", f"kubernetes {{\n apiserver_burst {SUP}\n }}"],
+    "errors": [f"errors {{\n consolidate {SUP}m .*\n }}"],
+    "reload": [f"reload {SUP}s"],
+}.items():
+    SPECIFIC[_d] = SPECIFIC.get(_d, []) + _bodies
+
 # Exact texts the reference gives.
 EXACT = {
     block(" cache 0"): "plugin/cache: cache TTL can not be zero or negative: 0",
@@ -617,3 +639,58 @@ def test_cli_exits_1_with_one_line(tmp_path, text, prefix: str):
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     assert prefix in lines[0], lines
+
+
+async def _eventually(check, timeout: float = 5.0) -> None:
+    """Poll `check` every 50 ms until true (bounded in count and time)."""
+    with trio.move_on_after(timeout):
+        for _ in range(int(timeout / 0.05) + 1):
+            if await check():
+                return
+            await trio.sleep(0.05)
+    assert await check(), "condition not reached in time"
+
+
+async def test_hosts_file_turning_to_garbage_at_runtime(tmp_path):
+    """The reload loop survives a file that becomes binary junk, vanishes, or becomes a directory."""
+    p = tmp_path / "hosts"
+    p.write_text("10.0.0.2 good.example.\n")
+    panics = metrics.panics_total.get()
+    async with running(block(f" hosts {p} {{\n  reload 50ms\n }}\n errors")) as srv:
+        port = srv.port()
+
+        async def answers(want: str) -> bool:
+            m = await query(port, "good.example.", "A")
+            return [rr.to_text() for rrset in m.answer for rr in rrset] == [want]
+
+        await _eventually(lambda: answers("10.0.0.2"))
+        p.write_bytes(b"\xff\x00\xfe" * 1000 + b"\n10.0.0.3 good.example.\n" + b"\x00" * 100)
+        await _eventually(lambda: answers("10.0.0.3"))
+        p.unlink()
+        await trio.sleep(0.2)
+        p.mkdir()
+        await trio.sleep(0.2)
+        p.rmdir()
+        p.write_text("10.0.0.4 good.example.\n")
+        await _eventually(lambda: answers("10.0.0.4"))
+    assert metrics.panics_total.get() == panics
+
+
+async def test_weight_file_turning_to_garbage_at_runtime(tmp_path):
+    """loadbalance weighted: a bad weight file at reload is logged; the server keeps serving."""
+    p = tmp_path / "w"
+    p.write_text("w.example.\n10.0.0.1 100\n10.0.0.2 1\n")
+    hosts = "  10.0.0.1 w.example.\n  10.0.0.2 w.example.\n"
+    panics = metrics.panics_total.get()
+    async with running(block(f" hosts {{\n{hosts} }}\n loadbalance weighted {p} {{\n  reload 50ms\n }}")) as srv:
+        port = srv.port()
+        for content in (f"w.example.\n10.0.0.1 {SUP}\n", "\xff\xfe garbage", "w.example.\n10.0.0.1 0\n", None,
+                        "w.example.\n10.0.0.2 100\n10.0.0.1 1\n"):
+            if content is None:
+                p.unlink()
+            else:
+                p.write_text(content)
+            await trio.sleep(0.2)
+            m = await query(port, "w.example.", "A")
+            assert m.rcode() == 0 and len(m.answer[0]) == 2, content
+    assert metrics.panics_total.get() == panics
