@@ -488,3 +488,27 @@ async def test_autopath_with_pods_verified(api, tmp_path: Path) -> None:
         got = {(r.name.to_text(), rd.to_text()) for r in m.answer for rd in r}
         assert got == {("svc1.ns2.ns1.svc.cluster.local.", "svc1.ns2.svc.cluster.local."),
                        ("svc1.ns2.svc.cluster.local.", "10.240.16.201")}
+
+
+async def test_namespace_labels_follow_label_changes(api, tmp_path: Path) -> None:
+    kc = api.write_kubeconfig(tmp_path / "kc")
+    async with running(corefile(kc, "namespace_labels env=prod")) as srv:
+        p = srv.port()
+        assert addrs(await query(p, "api.prod.svc.cluster.local.", "A")) == {"10.240.16.150"}
+        assert (await query(p, SVC1, "A")).rcode() == NX
+        ns1 = api.get("Namespace", None, "ns1")
+        ns1["metadata"]["labels"] = {"env": "prod"}
+        api.update(ns1)
+
+        async def ns1_in() -> bool:
+            return addrs(await query(p, SVC1, "A")) == {"10.240.16.101"}
+
+        await eventually(ns1_in)
+        prod = api.get("Namespace", None, "prod")
+        prod["metadata"]["labels"] = {"env": "staging"}
+        api.update(prod)
+
+        async def prod_out() -> bool:
+            return (await query(p, "api.prod.svc.cluster.local.", "A")).rcode() == NX
+
+        await eventually(prod_out)
