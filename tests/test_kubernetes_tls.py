@@ -47,6 +47,7 @@ class TLSProxy:
         self.ctx.verify_mode = ssl.CERT_REQUIRED
         self.handshakes = 0
         self._loop = asyncio.new_event_loop()
+        self._loop.set_exception_handler(lambda _loop, _ctx: None)  # refused handshakes are expected
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 

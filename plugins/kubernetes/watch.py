@@ -262,7 +262,8 @@ class Watcher:
         cont = ""
         rv = ""
         for _ in range(100000):
-            kw: dict[str, Any] = {"limit": PAGE}
+            # (connect, read) timeouts: a hung API server must not stall the list forever
+            kw: dict[str, Any] = {"limit": PAGE, "_request_timeout": (10, 60)}
             if cont:
                 kw["_continue"] = cont
             self._selectors(spec, kw)
@@ -322,7 +323,7 @@ class Watcher:
         """Follow one watch stream; returns the resourceVersion to resume from."""
         timeout = random.randint(300, 600)
         kw: dict[str, Any] = {"watch": True, "resource_version": rv, "allow_watch_bookmarks": True,
-                              "timeout_seconds": timeout}
+                              "timeout_seconds": timeout, "_request_timeout": (10, timeout + 30)}
         self._selectors(spec, kw)
         resp = await self._call(fn, limiter, **kw)
         try:
