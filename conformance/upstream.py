@@ -5,11 +5,14 @@ and it is the `forward` target of every Corefile the suite writes, so ExternalNa
 misses that fall through get known answers. unbound never sends a packet off the machine: the root is a
 `refuse` local zone, the only outgoing interface is 127.0.0.1, and the only module is the iterator.
 
-(The generic parts of tests/upstream.py, restated without trio so the suite does not import from tests/.)
+The same `Unbound` serves the project's own tests (tests/upstream.py adds their zones and test-only
+servers), so there is one implementation of starting, probing and restarting unbound.
 """
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import os
 import shutil
 import socket
@@ -17,11 +20,14 @@ import struct
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable
+
+import trio
 
 UNBOUND = "/usr/sbin/unbound"
 
 
-def _txt(n_strings: int, size: int, ch: str) -> str:
+def txt_strings(n_strings: int, size: int, ch: str) -> str:
     return " ".join('"' + (ch * size) + '"' for _ in range(n_strings))
 
 
@@ -46,9 +52,9 @@ MAIN_ZONES: dict[str, list[str]] = {
         *[f"many.example.org. 60 IN A 192.0.2.{i}" for i in range(100, 120)],
         "mx.example.org. 300 IN MX 10 mail.example.org.",
         "mail.example.org. 300 IN A 192.0.2.25",
-        f"medium.example.org. 60 IN TXT {_txt(3, 250, 'm')}",
-        f"big.example.org. 60 IN TXT {_txt(4, 250, 'b')}",
-        f"big.example.org. 60 IN TXT {_txt(4, 250, 'c')}",
+        f"medium.example.org. 60 IN TXT {txt_strings(3, 250, 'm')}",
+        f"big.example.org. 60 IN TXT {txt_strings(4, 250, 'b')}",
+        f"big.example.org. 60 IN TXT {txt_strings(4, 250, 'c')}",
         *[f"s{i}.example.org. 300 IN A 192.0.2.{200 + i}" for i in range(10)],
     ],
     "example.net.": [
@@ -79,117 +85,214 @@ SECOND_ZONES: dict[str, list[str]] = {
 }
 
 
-def free_port() -> int:
-    """A port on 127.0.0.1 free for both UDP and TCP right now."""
+def free_port(kind: int = socket.SOCK_DGRAM, both: bool = True) -> int:
+    """A port on 127.0.0.1 free right now (for UDP and TCP when `both`)."""
     for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            if not both:
+                return port
+            other = socket.SOCK_STREAM if kind == socket.SOCK_DGRAM else socket.SOCK_DGRAM
+            with socket.socket(socket.AF_INET, other) as t:
                 try:
                     t.bind(("127.0.0.1", port))
                 except OSError:
                     continue
                 return port
-    raise RuntimeError("no free port on 127.0.0.1")
+    raise RuntimeError("no free port")
 
 
-def probe_query(name: str, qtype: int = 6, qid: int = 0x4242) -> bytes:
-    """A minimal wire query without EDNS (readiness checks need no DNS library)."""
+def probe_query(name: str = "example.org.", qtype: int = 6, qid: int = 0x4242) -> bytes:
+    """A minimal wire query (no EDNS) for readiness checks."""
     labels = b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split(".") if p) + b"\x00"
     return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + labels + struct.pack("!HH", qtype, 1)
 
 
-def answers_udp(port: int, name: str = ".", timeout: float = 0.2) -> bool:
-    """Does something on 127.0.0.1:port answer a DNS query over UDP?"""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        try:
-            s.sendto(probe_query(name), ("127.0.0.1", port))
-            return len(s.recv(4096)) >= 12
-        except OSError:
-            return False
+def make_tls_cert(directory: str, names: Iterable[str] = ("dns.example.test",)) -> tuple[str, str]:
+    """A self-signed certificate (also its own CA) for `names` and 127.0.0.1; returns (cert_path, key_path)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    names = list(names)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    now = datetime.datetime.now(datetime.UTC)
+    san = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(san), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                  serialization.NoEncryption()))
+    return cert_path, key_path
 
 
-def answers_tcp(port: int, name: str = ".", timeout: float = 0.5) -> bool:
-    """Does something on 127.0.0.1:port answer a DNS query over TCP?"""
-    q = probe_query(name)
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.sendall(struct.pack("!H", len(q)) + q)
-            return len(s.recv(4096)) >= 14
-    except OSError:
-        return False
+class SyncAsync:
+    """Mixin: `start()`/`stop()` become both a sync and a trio async context manager."""
+
+    def start(self):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def stop(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    async def __aenter__(self):
+        return await trio.to_thread.run_sync(self.start)
+
+    async def __aexit__(self, *exc) -> None:
+        await trio.to_thread.run_sync(self.stop)
 
 
-class Unbound:
-    """unbound in the foreground on 127.0.0.1:`port` (UDP+TCP), serving `zones` as static local zones.
+class Unbound(SyncAsync):
+    """A real unbound on 127.0.0.1 serving `zones` from local-data; `port` (UDP+TCP), `tls_port` with `tls=True`.
 
-    `stop()` kills it (a dead upstream is what the cases want) and keeps the port, so `start()` comes
-    back on the same address the Corefile names.
+    `zones` maps a zone apex to RR lines; a zone without an SOA line gets one (so negative answers carry
+    it). `zone_type` is the local-zone type (static: NXDOMAIN/NODATA for unknown names). `root` is the
+    local-zone type for "." (refuse: names outside the zones are REFUSED; static: NXDOMAIN).
+    `extra` is appended verbatim to the server: clause; `ipv6=True` also listens on [::1] (same port).
     """
 
-    def __init__(self, zones: dict[str, list[str]] | None = None, ready_timeout: float = 10.0) -> None:
+    def __init__(self, zones: dict[str, list[str]] | None = None, *, port: int = 0, tls: bool = False,
+                 tls_names: Iterable[str] = ("dns.example.test",), zone_type: str = "static",
+                 root: str = "refuse", extra: str = "", ready_timeout: float = 10.0, ipv6: bool = False) -> None:
         if not os.path.exists(UNBOUND):
             raise RuntimeError(f"{UNBOUND} not installed (apt-get install unbound)")
         self.zones = MAIN_ZONES if zones is None else zones
-        self.port = 0
+        self.port = port
+        self.tls = tls
+        self.tls_port = 0
+        self.tls_names = list(tls_names)
+        self.zone_type = zone_type
+        self.root = root
+        self.extra = extra
         self.ready_timeout = ready_timeout
-        self.dir = tempfile.mkdtemp(prefix="conformance-unbound-")
+        self.ipv6 = ipv6  # also listen on [::1] (same port)
+        self.dir = tempfile.mkdtemp(prefix="unbound-test-")
+        self.cert_file = self.key_file = ""
         self.proc: subprocess.Popen | None = None
 
     @property
     def addr(self) -> str:
-        """`127.0.0.1:PORT`, as a Corefile names it."""
+        """`127.0.0.1:PORT` for a Corefile."""
         return f"127.0.0.1:{self.port}"
 
     def config(self) -> str:
-        """unbound.conf for the current port."""
+        """The unbound.conf text for the current ports."""
         lines = [
             "server:",
-            f"  interface: 127.0.0.1@{self.port}", f"  port: {self.port}",
-            "  do-ip4: yes", "  do-ip6: no", "  do-udp: yes", "  do-tcp: yes",
+            f"  interface: 127.0.0.1@{self.port}",
+            f"  port: {self.port}",
+            *([f"  interface: ::1@{self.port}"] if self.ipv6 else []),
+            "  do-ip4: yes", f"  do-ip6: {'yes' if self.ipv6 else 'no'}", "  do-udp: yes", "  do-tcp: yes",
             "  do-daemonize: no", '  chroot: ""', '  username: ""', f'  directory: "{self.dir}"',
-            '  pidfile: ""', '  logfile: ""', "  use-syslog: no", "  verbosity: 0",
+            '  pidfile: ""', '  logfile: ""', "  use-syslog: no", "  verbosity: 0", "  log-time-ascii: yes",
             "  num-threads: 1", "  so-reuseport: no",
-            "  access-control: 127.0.0.0/8 allow",
+            "  access-control: 127.0.0.0/8 allow", "  access-control: ::1 allow",
             '  module-config: "iterator"', "  do-not-query-localhost: no",
             "  outgoing-interface: 127.0.0.1", "  rrset-roundrobin: no", "  minimal-responses: no",
             "  edns-buffer-size: 1232", "  max-udp-size: 1232", "  msg-buffer-size: 65552",
-            '  local-zone: "." refuse',
+            "  incoming-num-tcp: 64", "  tcp-idle-timeout: 30000",
+            f'  local-zone: "." {self.root}',
         ]
+        if self.tls:
+            lines += [f"  interface: 127.0.0.1@{self.tls_port}", f"  tls-port: {self.tls_port}",
+                      f'  tls-service-key: "{self.key_file}"', f'  tls-service-pem: "{self.cert_file}"']
         for zone, rrs in self.zones.items():
-            lines.append(f'  local-zone: "{zone}" static')
-            lines += [f"  local-data: '{rr}'" for rr in rrs]
+            lines.append(f'  local-zone: "{zone}" {self.zone_type}')
+            if not any(_is_soa(zone, rr) for rr in rrs):
+                lines.append(f"  local-data: '{zone} 3600 IN SOA ns.{zone} hostmaster.{zone} 1 3600 600 86400 60'")
+            for rr in rrs:
+                lines.append(f"  local-data: '{rr}'")
+        if self.extra:
+            lines.append(self.extra)
         lines += ["remote-control:", "  control-enable: no"]
         return "\n".join(lines) + "\n"
 
     def start(self) -> Unbound:
-        """Start (on the same port when restarting) and wait, bounded, until UDP and TCP answer."""
-        if self.running:
+        """Start (on the same port(s) when restarting) and wait until it answers over UDP and TCP."""
+        if self.proc is not None:
             return self
+        if self.tls and not self.cert_file:
+            self.cert_file, self.key_file = make_tls_cert(self.dir, self.tls_names)
         fixed = bool(self.port)
         last = ""
         for _ in range(5):
             if not fixed:
                 self.port = free_port()
+            if self.tls and not self.tls_port:
+                self.tls_port = free_port(socket.SOCK_STREAM, both=False)
             conf = os.path.join(self.dir, "unbound.conf")
             with open(conf, "w") as f:
                 f.write(self.config())
             self.proc = subprocess.Popen([UNBOUND, "-d", "-c", conf], stdout=subprocess.DEVNULL,
                                          stderr=subprocess.PIPE, text=True)
-            deadline = time.monotonic() + self.ready_timeout
-            zone = next(iter(self.zones), ".")
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                if answers_udp(self.port, zone) and answers_tcp(self.port, zone):
-                    return self
-                time.sleep(0.02)
+            if self._wait_ready():
+                return self
             last = self._kill()
             if fixed:
-                time.sleep(0.2)  # the old socket may linger a moment after a restart
+                # The old socket may linger a moment after a restart: retry the same port.
+                time.sleep(0.2)
         raise RuntimeError(f"unbound did not start on 127.0.0.1:{self.port}: {last}")
 
+    def _wait_ready(self) -> bool:
+        """Bounded wait until UDP and TCP (and DoT's TCP port) answer."""
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                return False
+            if self._answers_udp() and self._answers_tcp() and (not self.tls or self._connects(self.tls_port)):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def _answers_udp(self) -> bool:
+        zone = next(iter(self.zones), ".")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.2)
+            try:
+                s.sendto(probe_query(zone), ("127.0.0.1", self.port))
+                return len(s.recv(4096)) >= 12
+            except OSError:
+                return False
+
+    def _answers_tcp(self) -> bool:
+        zone = next(iter(self.zones), ".")
+        q = probe_query(zone)
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(struct.pack("!H", len(q)) + q)
+                return len(s.recv(4096)) >= 14
+        except OSError:
+            return False
+
+    @staticmethod
+    def _connects(port: int) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
     def _kill(self) -> str:
+        """Kill the process now; returns its stderr."""
         proc, self.proc = self.proc, None
         if proc is None:
             return ""
@@ -202,20 +305,30 @@ class Unbound:
         return err or ""
 
     def stop(self) -> None:
-        """SIGKILL; the port stays this upstream's for `start()`."""
+        """Kill unbound (SIGKILL: a dead upstream is what tests want); the ports stay reserved for restart()."""
         self._kill()
+
+    def restart(self) -> Unbound:
+        """Stop and start again on the same port(s)."""
+        self.stop()
+        return self.start()
 
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def close(self) -> None:
-        """Stop and remove the working directory."""
+    def __exit__(self, *exc) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> Unbound:
-        return self.start()
+    async def __aexit__(self, *exc) -> None:
+        await trio.to_thread.run_sync(self.__exit__)
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def close(self) -> None:
+        """Stop and remove the working directory."""
+        self.__exit__()
+
+
+def _is_soa(zone: str, rr: str) -> bool:
+    parts = rr.split()
+    return len(parts) >= 4 and parts[0].lower() == zone.lower() and "SOA" in (p.upper() for p in parts[1:4])

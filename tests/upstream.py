@@ -13,26 +13,17 @@ SOA, many A records, TXT answers above 512 and 1232 bytes, MX).
 from __future__ import annotations
 
 import contextlib
-import datetime
-import ipaddress
 import os
 import selectors
-import shutil
 import socket
 import struct
-import subprocess
-import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
-import trio
+from conformance.upstream import UNBOUND, SyncAsync, free_port, make_tls_cert, probe_query, txt_strings
+from conformance.upstream import Unbound as _Unbound
 
-UNBOUND = "/usr/sbin/unbound"
-
-
-def _txt(n_strings: int, size: int, ch: str) -> str:
-    return " ".join('"' + (ch * size) + '"' for _ in range(n_strings))
+__all__ = ["UNBOUND", "BlackHole", "DeadPort", "GarbageUpstream", "Unbound", "free_port", "make_tls_cert", "reply_for"]
 
 
 #: Default zone data. Names used by tests: a (A ttl 300), a6 (A + AAAA), short (A ttl 5), long (A ttl 86400),
@@ -53,9 +44,9 @@ DEFAULT_ZONES: dict[str, list[str]] = {
         *[f"many.example.org. 60 IN A 192.0.2.{i}" for i in range(100, 120)],
         "mx.example.org. 300 IN MX 10 mail.example.org.",
         "mail.example.org. 300 IN A 192.0.2.25",
-        f"medium.example.org. 60 IN TXT {_txt(3, 250, 'm')}",
-        f"big.example.org. 60 IN TXT {_txt(4, 250, 'b')}",
-        f"big.example.org. 60 IN TXT {_txt(4, 250, 'c')}",
+        f"medium.example.org. 60 IN TXT {txt_strings(3, 250, 'm')}",
+        f"big.example.org. 60 IN TXT {txt_strings(4, 250, 'b')}",
+        f"big.example.org. 60 IN TXT {txt_strings(4, 250, 'c')}",
     ],
     "example.net.": [
         "example.net. 3600 IN SOA ns.example.net. hostmaster.example.net. 1 3600 600 86400 60",
@@ -64,252 +55,14 @@ DEFAULT_ZONES: dict[str, list[str]] = {
 }
 
 
-def free_port(kind: int = socket.SOCK_DGRAM, both: bool = True) -> int:
-    """A port on 127.0.0.1 free right now (for UDP and TCP when `both`)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-            if not both:
-                return port
-            other = socket.SOCK_STREAM if kind == socket.SOCK_DGRAM else socket.SOCK_DGRAM
-            with socket.socket(socket.AF_INET, other) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port")
+class Unbound(_Unbound):
+    """conformance.upstream.Unbound with the tests' DEFAULT_ZONES when no zones are given."""
+
+    def __init__(self, zones: dict[str, list[str]] | None = None, **kw) -> None:
+        super().__init__(DEFAULT_ZONES if zones is None else zones, **kw)
 
 
-def _probe_query(name: str = "example.org.", qtype: int = 6, qid: int = 0x4242) -> bytes:
-    """A minimal wire query (no EDNS) for readiness checks."""
-    labels = b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split(".") if p) + b"\x00"
-    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + labels + struct.pack("!HH", qtype, 1)
-
-
-def make_tls_cert(directory: str, names: Iterable[str] = ("dns.example.test",)) -> tuple[str, str]:
-    """A self-signed certificate (also its own CA) for `names` and 127.0.0.1; returns (cert_path, key_path)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    names = list(names)
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
-    now = datetime.datetime.now(datetime.UTC)
-    san = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    cert = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName(san), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
-    with open(cert_path, "wb") as f:
-        f.write(cert.public_bytes(serialization.Encoding.PEM))
-    with open(key_path, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                  serialization.NoEncryption()))
-    return cert_path, key_path
-
-
-class _SyncAsync:
-    """Mixin: `start()`/`stop()` become both a sync and a trio async context manager."""
-
-    def start(self):  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def stop(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    async def __aenter__(self):
-        return await trio.to_thread.run_sync(self.start)
-
-    async def __aexit__(self, *exc) -> None:
-        await trio.to_thread.run_sync(self.stop)
-
-
-class Unbound(_SyncAsync):
-    """A real unbound on 127.0.0.1 serving `zones` from local-data; `port` (UDP+TCP), `tls_port` with `tls=True`.
-
-    `zones` maps a zone apex to RR lines; a zone without an SOA line gets one (so negative answers carry
-    it). `zone_type` is the local-zone type (static: NXDOMAIN/NODATA for unknown names). `root` is the
-    local-zone type for "." (refuse: names outside the zones are REFUSED; static: NXDOMAIN).
-    `extra` is appended verbatim to the server: clause; `ipv6=True` also listens on [::1] (same port).
-    """
-
-    def __init__(self, zones: dict[str, list[str]] | None = None, *, port: int = 0, tls: bool = False,
-                 tls_names: Iterable[str] = ("dns.example.test",), zone_type: str = "static",
-                 root: str = "refuse", extra: str = "", ready_timeout: float = 10.0, ipv6: bool = False) -> None:
-        if not os.path.exists(UNBOUND):
-            raise RuntimeError(f"{UNBOUND} not installed (apt-get install unbound)")
-        self.zones = DEFAULT_ZONES if zones is None else zones
-        self.port = port
-        self.tls = tls
-        self.tls_port = 0
-        self.tls_names = list(tls_names)
-        self.zone_type = zone_type
-        self.root = root
-        self.extra = extra
-        self.ready_timeout = ready_timeout
-        self.ipv6 = ipv6  # also listen on [::1] (same port)
-        self.dir = tempfile.mkdtemp(prefix="unbound-test-")
-        self.cert_file = self.key_file = ""
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def addr(self) -> str:
-        """`127.0.0.1:PORT` for a Corefile."""
-        return f"127.0.0.1:{self.port}"
-
-    def config(self) -> str:
-        """The unbound.conf text for the current ports."""
-        lines = [
-            "server:",
-            f"  interface: 127.0.0.1@{self.port}",
-            f"  port: {self.port}",
-            *([f"  interface: ::1@{self.port}"] if self.ipv6 else []),
-            "  do-ip4: yes", f"  do-ip6: {'yes' if self.ipv6 else 'no'}", "  do-udp: yes", "  do-tcp: yes",
-            "  do-daemonize: no", '  chroot: ""', '  username: ""', f'  directory: "{self.dir}"',
-            '  pidfile: ""', '  logfile: ""', "  use-syslog: no", "  verbosity: 0", "  log-time-ascii: yes",
-            "  num-threads: 1", "  so-reuseport: no",
-            "  access-control: 127.0.0.0/8 allow", "  access-control: ::1 allow",
-            '  module-config: "iterator"', "  do-not-query-localhost: no",
-            "  outgoing-interface: 127.0.0.1", "  rrset-roundrobin: no", "  minimal-responses: no",
-            "  edns-buffer-size: 1232", "  max-udp-size: 1232", "  msg-buffer-size: 65552",
-            "  incoming-num-tcp: 64", "  tcp-idle-timeout: 30000",
-            f'  local-zone: "." {self.root}',
-        ]
-        if self.tls:
-            lines += [f"  interface: 127.0.0.1@{self.tls_port}", f"  tls-port: {self.tls_port}",
-                      f'  tls-service-key: "{self.key_file}"', f'  tls-service-pem: "{self.cert_file}"']
-        for zone, rrs in self.zones.items():
-            lines.append(f'  local-zone: "{zone}" {self.zone_type}')
-            if not any(_is_soa(zone, rr) for rr in rrs):
-                lines.append(f"  local-data: '{zone} 3600 IN SOA ns.{zone} hostmaster.{zone} 1 3600 600 86400 60'")
-            for rr in rrs:
-                lines.append(f"  local-data: '{rr}'")
-        if self.extra:
-            lines.append(self.extra)
-        lines += ["remote-control:", "  control-enable: no"]
-        return "\n".join(lines) + "\n"
-
-    def start(self) -> Unbound:
-        """Start (on the same port(s) when restarting) and wait until it answers over UDP and TCP."""
-        if self.proc is not None:
-            return self
-        if self.tls and not self.cert_file:
-            self.cert_file, self.key_file = make_tls_cert(self.dir, self.tls_names)
-        fixed = bool(self.port)
-        last = ""
-        for _ in range(5):
-            if not fixed:
-                self.port = free_port()
-            if self.tls and not self.tls_port:
-                self.tls_port = free_port(socket.SOCK_STREAM, both=False)
-            conf = os.path.join(self.dir, "unbound.conf")
-            with open(conf, "w") as f:
-                f.write(self.config())
-            self.proc = subprocess.Popen([UNBOUND, "-d", "-c", conf], stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.PIPE, text=True)
-            if self._wait_ready():
-                return self
-            last = self._kill()
-            if fixed:
-                # The old socket may linger a moment after a restart: retry the same port.
-                time.sleep(0.2)
-        raise RuntimeError(f"unbound did not start on 127.0.0.1:{self.port}: {last}")
-
-    def _wait_ready(self) -> bool:
-        """Bounded wait until UDP and TCP (and DoT's TCP port) answer."""
-        deadline = time.monotonic() + self.ready_timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                return False
-            if self._answers_udp() and self._answers_tcp() and (not self.tls or self._connects(self.tls_port)):
-                return True
-            time.sleep(0.02)
-        return False
-
-    def _answers_udp(self) -> bool:
-        zone = next(iter(self.zones), ".")
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(0.2)
-            try:
-                s.sendto(_probe_query(zone), ("127.0.0.1", self.port))
-                return len(s.recv(4096)) >= 12
-            except OSError:
-                return False
-
-    def _answers_tcp(self) -> bool:
-        zone = next(iter(self.zones), ".")
-        q = _probe_query(zone)
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                s.sendall(struct.pack("!H", len(q)) + q)
-                return len(s.recv(4096)) >= 14
-        except OSError:
-            return False
-
-    @staticmethod
-    def _connects(port: int) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            return False
-
-    def _kill(self) -> str:
-        """Kill the process now; returns its stderr."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return ""
-        if proc.poll() is None:
-            proc.kill()
-        try:
-            _, err = proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            err = ""
-        return err or ""
-
-    def stop(self) -> None:
-        """Kill unbound (SIGKILL: a dead upstream is what tests want); the ports stay reserved for restart()."""
-        self._kill()
-
-    def restart(self) -> Unbound:
-        """Stop and start again on the same port(s)."""
-        self.stop()
-        return self.start()
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    async def __aexit__(self, *exc) -> None:
-        await trio.to_thread.run_sync(self.__exit__)
-
-
-def _is_soa(zone: str, rr: str) -> bool:
-    parts = rr.split()
-    return len(parts) >= 4 and parts[0].lower() == zone.lower() and "SOA" in (p.upper() for p in parts[1:4])
-
-
-class _Listener(_SyncAsync):
+class _Listener(SyncAsync):
     """A UDP socket and a TCP listener on one 127.0.0.1 port served by a daemon thread (bounded select loop)."""
 
     def __init__(self) -> None:
@@ -493,7 +246,7 @@ class GarbageUpstream(_Listener):
         if self.mode == "wrong_id_then_ok":
             return [reply_for(data, qid=other, answer_a="192.0.2.66"), reply_for(data)]
         if self.mode == "wrong_question":
-            return [reply_for(data, question=_probe_query("wrong.example.com.", 1)[12:])]
+            return [reply_for(data, question=probe_query("wrong.example.com.", 1)[12:])]
         if self.mode == "oversized":
             return [reply_for(data, pad_to=4000)]
         if self.mode == "ok":
