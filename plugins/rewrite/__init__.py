@@ -115,7 +115,10 @@ class Rewrite(Handler):
         except PluginError as e:
             rc, err = e.rcode, e
         if cap.reply is not None and plan.lookups:
-            rec = wire.to_record(cap.reply)
+            try:
+                rec = wire.to_record(cap.reply)
+            except Exception as e:  # dnslib refuses what miekg reads (labels that are not UTF-8): as Request.msg
+                raise PluginError(wire.SERVFAIL, f"cannot parse reply: {e}") from None
             for rule in plan.lookups:
                 await rule.apply(rec, plan.new_req)
             cap.reply = bytes(rec.pack())
