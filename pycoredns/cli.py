@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-lastgood", "--lastgood", default="", metavar="PATH",
                    help="Store the last configuration that loaded in PATH; start on it when the Corefile fails")
     p.add_argument("-version", "--version", action="store_true", help="Show version")
+    p.add_argument("-workers", "--workers", type=int, default=1, metavar="N",
+                   help="server processes sharing the ports with SO_REUSEPORT (pycoredns only; see README)")
     # node-cache mode (k8s-dns-node-cache's flags), active when -localip is given
     nc = p.add_argument_group("node-local cache networking")
     nc.add_argument("-localip", "--localip", default="", help="comma-separated local IPs to listen on and manage")
@@ -106,17 +108,33 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         print(f'invalid value "{args.port}" for flag -dns.port', file=sys.stderr)
         return 2
+    if args.workers < 1 or (args.workers > 1 and args.localip):
+        print("-workers must be at least 1, and 1 with -localip", file=sys.stderr)
+        return 2
     log.configure()
+    if args.workers > 1:
+        from .workers import supervise
+
+        def worker(index: int, ready) -> int:
+            return _serve(args, port, args.conf, quiet=args.quiet or index > 0, pidfile=None, ready=ready)
+
+        return supervise(args.workers, worker, args.pidfile or None)
     node = None
     conf = args.conf
     if args.localip:
         node, conf = _node_cache(args, port)
         if node is None:
             return 1
-    process = Process(make_loader(conf, port), dns_port=port, quiet=args.quiet,
-                      pidfile=args.pidfile or None, lastgood=args.lastgood or None)
+    return _serve(args, port, conf, quiet=args.quiet, pidfile=args.pidfile or None, node=node)
+
+
+def _serve(args: argparse.Namespace, port: int, conf: str, *, quiet: bool, pidfile: str | None,
+           node=None, ready=None) -> int:
+    """Run one server process until it stops; its exit status. `ready()` is called once it serves."""
+    process = Process(make_loader(conf, port), dns_port=port, quiet=quiet,
+                      pidfile=pidfile, lastgood=args.lastgood or None)
     try:
-        trio.run(_run, process, node, args)
+        trio.run(_run, process, node, args, ready)
     except StartupError as e:
         print(str(e), file=sys.stderr)
         return 1
@@ -163,9 +181,11 @@ def _node_cache(args: argparse.Namespace, port: int):
     return node, conf
 
 
-async def _run(process: Process, node=None, args=None) -> None:
+async def _run(process: Process, node=None, args=None, ready=None) -> None:
     async with trio.open_nursery() as n:
         n.start_soon(_signals, process)
+        if ready is not None:
+            n.start_soon(_notify_ready, process, ready)
         if node is not None:
             n.start_soon(node.run, process.started)
             if os.path.exists(args.basecorefile):
@@ -173,6 +193,11 @@ async def _run(process: Process, node=None, args=None) -> None:
                              node.cfg.local_ips, args.upstreamsvc)
         await process.run()
         n.cancel_scope.cancel()
+
+
+async def _notify_ready(process: Process, ready) -> None:
+    await process.started.wait()
+    ready()
 
 
 async def _signals(process: Process) -> None:
