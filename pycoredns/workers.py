@@ -1,0 +1,152 @@
+"""`-workers N`: N server processes on the same ports, one supervising parent (pycoredns only).
+
+One CPython process runs Python on one core; CoreDNS uses all of them. With N > 1 the parent forks
+N workers before trio starts (no threads exist yet). Each worker is an ordinary pycoredns process
+that binds the configured addresses itself: DNS sockets and the health/ready/metrics HTTP sockets
+set SO_REUSEPORT, so the kernel spreads UDP datagrams (by source address and port) and TCP
+connections over the workers. The first worker starts alone; the others are forked once it serves,
+so a broken Corefile is reported once and the parent exits 1. The parent writes the pidfile,
+forwards SIGTERM, SIGINT, SIGQUIT and SIGUSR1 to every worker and waits. When any worker exits,
+the parent stops the others and exits with the first non-zero status: a dead worker takes the server
+down as a crash of CoreDNS would (the kubelet restarts it); a half-serving server is never left
+behind. Workers get SIGTERM if the parent is killed (PR_SET_PDEATHSIG), so none is orphaned.
+
+Caveats (README.md "Workers"): each worker has its own cache, its own kubernetes watch and its own
+metrics, and a scrape of `/metrics` reaches one worker; reload (SIGUSR1 or the `reload` plugin)
+happens in each worker; ephemeral ports (`:0`) give each worker a different port.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1)
+_PR_SET_PDEATHSIG = 1
+
+Worker = Callable[[int, Callable[[], None]], int]
+"""Runs worker `index` to completion and returns its exit status; calls `ready()` once serving."""
+
+
+def supervise(n: int, run_worker: Worker, pidfile: str | None = None) -> int:
+    """Fork `n` workers, forward signals, return the exit status for the whole server."""
+    children: dict[int, int] = {}  # pid -> worker index
+    stopping = False
+
+    def forward(sig: int, _frame) -> None:
+        nonlocal stopping
+        if sig != signal.SIGUSR1:
+            stopping = True
+        for pid in list(children):
+            _kill(pid, sig)
+
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as a single process does
+    rfd, wfd = os.pipe()
+    pid = _fork(0, run_worker, wfd)
+    children[pid] = 0
+    os.close(wfd)
+    with os.fdopen(rfd, "rb") as ready_pipe:
+        first_ready = ready_pipe.read(1) == b"1"  # EOF: the first worker exited before serving
+    status = 0
+    if not first_ready:
+        children.pop(pid, None)
+        return _reap(pid) or 1
+    for i in range(1, n):
+        if stopping:
+            break
+        children[_fork(i, run_worker, -1)] = i
+    _write_pidfile(pidfile)
+    while children:
+        try:
+            pid, raw = os.wait()
+        except ChildProcessError:
+            break
+        if pid not in children:
+            continue
+        children.pop(pid)
+        code = os.waitstatus_to_exitcode(raw)
+        code = 128 - code if code < 0 else code  # killed by a signal: the shell's convention
+        if code and not status:
+            status = code
+        if not stopping:  # a worker died on its own: take the rest down
+            stopping = True
+            for other in list(children):
+                _kill(other, signal.SIGTERM)
+    return status
+
+
+def _fork(index: int, run_worker: Worker, ready_fd: int) -> int:
+    """Fork one worker; it writes b"1" to `ready_fd` (if >= 0) once it serves. Returns its pid.
+
+    The forwarded signals are blocked around the fork so that the child never runs the parent's
+    forwarding handler (it would signal its siblings).
+    """
+    parent = os.getpid()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+    pid = os.fork()
+    if pid != 0:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        return pid
+    code = 1  # the worker from here on: never return into the parent's code
+    try:
+        for sig in FORWARDED:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        _die_with_parent(parent)
+
+        def ready() -> None:
+            if ready_fd >= 0:
+                os.write(ready_fd, b"1")
+                os.close(ready_fd)
+
+        code = run_worker(index, ready)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _die_with_parent(parent: int) -> None:
+    """SIGTERM this worker when the supervising parent dies (Linux), so no worker is orphaned."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _reap(pid: int) -> int:
+    _, raw = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(raw)
+    return 128 - code if code < 0 else code
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _write_pidfile(path: str | None) -> None:
+    if not path:
+        return
+    try:
+        with open(path, "w") as f:
+            f.write(f"{os.getpid()}\n")
+    except OSError as e:
+        print(f"[ERROR] Could not write pidfile: {e}", file=sys.stderr)
