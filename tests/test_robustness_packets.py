@@ -40,7 +40,7 @@ def api():
         yield server
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def upstream():
     # node-local's force_tcp turns a burst of odd queries into hundreds of upstream TCP connections:
     # unbound's default 64 handlers close the rest (EOF → SERVFAIL), which is not what these tests are about
@@ -117,6 +117,58 @@ def mixed(up: str) -> str:
 """
 
 
+def all_plugins(up: str, resolv: str) -> str:
+    """Every plugin that answers or changes queries, with the options that touch packet content."""
+    return f""".:0 {{
+    errors {{
+        consolidate 1m ".*"
+    }}
+    log . "{{type}} {{name}} {{class}} {{proto}} {{size}} {{>do}} {{>bufsize}} {{rcode}} {{>rflags}} {{rsize}}"
+    any
+    chaos pycoredns-fuzz a@b c@d
+    acl {{
+        filter type TXT net 127.0.0.2
+        allow net *
+    }}
+    loadbalance round_robin
+    cache 30 {{
+        prefetch 2 1m 10%
+        serve_stale 1h immediate
+    }}
+    rewrite continue edns0 local set 0xffee {{qname}}
+    rewrite continue edns0 subnet set 24 56
+    rewrite continue edns0 nsid set
+    rewrite continue ttl regex (.*)\\.ttl\\.test\\. 5-10
+    rewrite continue rcode exact rc.test. NXDOMAIN REFUSED
+    rewrite continue class CH IN
+    rewrite continue type HINFO A
+    rewrite stop cname exact c.example.org. a.example.org.
+    autopath {resolv}
+    minimal
+    template ANY A tpl.test {{
+        match "^(?P<a>[a-z0-9-]*)\\.tpl\\.test\\.$"
+        answer "{{{{ .Name }}}} 60 IN A 10.9.9.9"
+        additional "x.tpl.test. 60 IN TXT \\"{{{{ .Group.a }}}}\\" \\"{{{{ .Remote }}}}\\""
+        fallthrough
+    }}
+    template ANY ANY tpl.test {{
+        answer "{{{{ .Name }}}} 60 IN TXT \\"{{{{ .Type }}}} {{{{ .Class }}}} {{{{ .Zone }}}}\\""
+        rcode NXDOMAIN
+    }}
+    template IN MX ttl.test {{
+        answer "{{{{ .Name }}}} 60 IN MX 10 mail.{{{{ .Zone }}}}"
+    }}
+    hosts {{
+        10.1.1.1 h.test
+        fd00::1 h.test
+        fallthrough
+    }}
+    whoami
+    forward example.org {up}
+}}
+"""
+
+
 def addrs(m: dns.message.Message) -> set[str]:
     return {rd.to_text() for rrset in m.answer for rd in rrset}
 
@@ -127,6 +179,8 @@ CHECKS: dict[str, list[Check]] = {
     "kubeadm": [(SVC1, "A", {"10.240.16.101"}), ("a.example.org.", "A", {"192.0.2.1"}),
                 ("101.16.240.10.in-addr.arpa.", "PTR", {"svc1.ns1.svc.cluster.local."})],
     "node_local": [("a.example.org.", "A", {"192.0.2.1"}), ("www.example.org.", "A", {"a.example.org."})],
+    "all_plugins": [("a.example.org.", "A", {"192.0.2.1"}), ("h.test.", "AAAA", {"fd00::1"}),
+                    ("x-1.tpl.test.", "A", {"10.9.9.9"})],
     "mixed": [("alias.example.org.", "A", {"192.0.2.1"}), ("h.test.", "A", {"10.1.1.1"}),
               ("7.tmpl.test.", "A", {"10.0.0.7"}),
               ("a.rw.example.org.", "A", {"192.0.2.1"})],
@@ -135,15 +189,22 @@ NAMES = {
     "kubeadm": [SVC1, "_http._tcp.svc1.ns1.svc.cluster.local.", "10-244-1-10.ns1.pod.cluster.local.",
                 "hdls1.ns1.svc.cluster.local.", "101.16.240.10.in-addr.arpa.", "a.example.org.", "cluster.local."],
     "node_local": ["a.example.org.", "svc1.ns1.svc.cluster.local.", "1.0.0.127.in-addr.arpa.", "x.ip6.arpa."],
+    "all_plugins": ["a.example.org.", "h.test.", "x-1.tpl.test.", "rc.test.", "c.example.org.", "q.ttl.test.",
+                    "version.bind.", "whoami.test.", "a.example.org.example.org."],
     "mixed": ["alias.example.org.", "h.test.", "7.tmpl.test.", "a.rw.example.org.", "many.example.org."],
 }
+
+
+ALL = ["kubeadm", "node_local", "mixed", "all_plugins"]
 
 
 @pytest.fixture
 def corefiles(api, upstream, tmp_path: Path) -> dict[str, str]:
     kc = str(api.write_kubeconfig(tmp_path / "kc"))
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("search example.org test\nnameserver 127.0.0.1\n")
     return {"kubeadm": kubeadm(kc, upstream.addr), "node_local": node_local(upstream.addr),
-            "mixed": mixed(upstream.addr)}
+            "mixed": mixed(upstream.addr), "all_plugins": all_plugins(upstream.addr, str(resolv))}
 
 
 def base_packets(names: list[str]) -> list[bytes]:
@@ -185,6 +246,40 @@ def mutate(rng: random.Random, base: list[bytes], n: int) -> list[bytes]:
     return out
 
 
+def structured(rng: random.Random, names: list[str], n: int) -> list[bytes]:
+    """Well-formed queries with random content: names (random labels and bytes), types, classes,
+    header flags, EDNS sizes/flags/versions and options (ECS, cookies, padding, unknown) of random length.
+    These pass the server's accept checks, so they reach the plugins."""
+    out = []
+    for _ in range(n):
+        if rng.random() < 0.5:
+            name = dns.name.from_text(rng.choice(names))
+        else:
+            labels = [rng.randbytes(rng.randint(1, 20)) for _ in range(rng.randint(1, 5))]
+            base = dns.name.from_text(rng.choice(names))
+            try:
+                name = dns.name.Name(labels + list(base.labels))
+            except dns.name.NameTooLong:
+                name = base
+        qtype = rng.choice([1, 28, 33, 12, 16, 15, 5, 6, 2, 255, 13, 65, 64, rng.randrange(65536)])
+        # few non-IN classes: forwarded, they make unbound recurse towards the (unreachable) root, and a
+        # few hundred of those fill its query slots until they time out
+        qclass = 1 if rng.random() < 0.95 else rng.choice([3, 4, 254, 255, rng.randrange(65536)])
+        opts = []
+        for _ in range(rng.randint(0, 4)):
+            code = rng.choice([3, 8, 10, 11, 12, 15, 0xFFEE, rng.randrange(65536)])
+            opts.append(dns.edns.GenericOption(code, rng.randbytes(rng.choice([0, 1, 2, 4, 8, 16, 40]))))
+        use_edns = rng.choice([None, 0, 0, 0, 1])
+        m = dns.message.make_query(name, qtype, qclass, use_edns=use_edns,
+                                   payload=rng.choice([0, 1, 511, 512, 1232, 4096, 65535]),
+                                   want_dnssec=rng.random() < 0.3, options=opts if use_edns is not None else None)
+        m.flags = rng.randrange(65536) & ~(dns.flags.QR | (0xF << 11)) if rng.random() < 0.3 else m.flags
+        if use_edns is not None and rng.random() < 0.2:
+            m.ednsflags |= rng.randrange(65536)
+        out.append(m.to_wire())
+    return out
+
+
 async def fire_udp(port: int, packets: list[bytes], drain: float = 1.0) -> int:
     """Send everything from one socket; count replies until `drain` seconds of quiet."""
     got = 0
@@ -200,6 +295,26 @@ async def fire_udp(port: int, packets: list[bytes], drain: float = 1.0) -> int:
                 got += 1
             if cs.cancelled_caught:
                 return got
+
+
+async def paced_udp(port: int, packets: list[bytes], window: int = 40, wait: float = 1.0) -> int:
+    """Send `window` at a time (fresh IDs) and wait for their replies (at most `wait` s per window):
+    valid queries go upstream, and a burst of a thousand would only measure unbound's capacity."""
+    got = 0
+    sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with sock:
+        for start in range(0, len(packets), window):
+            ids = set()
+            for k, pkt in enumerate(packets[start:start + window]):
+                qid = (start + k) & 0xFFFF
+                ids.add(qid)
+                await sock.sendto(struct.pack(">H", qid) + pkt[2:], ("127.0.0.1", port))
+            with trio.move_on_after(wait):
+                while ids:
+                    data, _ = await sock.recvfrom(65535)
+                    ids.discard(struct.unpack(">H", data[:2])[0])
+                    got += 1
+    return got
 
 
 async def fire_tcp(port: int, rng: random.Random, base: list[bytes], connections: int, per_conn: int) -> None:
@@ -227,7 +342,7 @@ async def check_answers(port: int, checks: list[Check]) -> None:
                 assert addrs(m) == want, (name, qtype, tcp, m.answer)
 
 
-@pytest.mark.parametrize("which", ["kubeadm", "node_local", "mixed"])
+@pytest.mark.parametrize("which", ALL)
 async def test_mutation_fuzz_through_full_chain(corefiles, which: str):
     rng = random.Random(f"fuzz-{which}")
     base = base_packets(NAMES[which])
@@ -236,6 +351,7 @@ async def test_mutation_fuzz_through_full_chain(corefiles, which: str):
         port = srv.port()
         await check_answers(port, CHECKS[which])
         await fire_udp(port, mutate(rng, base, 2000))
+        await paced_udp(port, structured(rng, NAMES[which], 1000))
         await fire_tcp(port, rng, base, 20, 20)
         await check_answers(port, CHECKS[which])
     assert metrics.panics_total.get() == panics
@@ -361,7 +477,7 @@ def expect_odd(label: str, reply: bytes) -> None:
         assert rc == dns.rcode.BADVERS and m.edns == 0, (label, rc)
 
 
-@pytest.mark.parametrize("which", ["kubeadm", "node_local", "mixed"])
+@pytest.mark.parametrize("which", ALL)
 @pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
 async def test_odd_valid_queries_all_answered(corefiles, which: str, tcp: bool):
     qs = odd_queries(NAMES[which])
