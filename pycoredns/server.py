@@ -531,6 +531,8 @@ def bind_tcp(host: str, port: int) -> socket.socket:
 
 def _bind(kind: int, host: str, port: int) -> socket.socket:
     """A non-blocking SO_REUSEPORT socket; the wildcard host is dual-stack where IPv6 exists."""
+    if not 0 <= port <= 65535:  # keys are not range-checked (as CoreDNS); Python would raise OverflowError
+        raise OSError(f"address {port}: invalid port")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     if not host:
         family = socket.AF_INET6 if socket.has_ipv6 and _dual_stack_ok() else socket.AF_INET
