@@ -611,6 +611,15 @@ async def test_listen_failures_are_one_line(body: str, name: str):
     assert "192.0.2.1" in msg or msg.startswith("listen: "), msg
 
 
+@pytest.mark.parametrize("key", [".:99999", ".:-1"])
+async def test_key_port_out_of_range(key: str):
+    """No range check on keys (as CoreDNS); binding fails with one clean line."""
+    with pytest.raises(StartupError) as ei:
+        async with running(f"{key} {{\n whoami\n}}\n"):
+            pass
+    assert str(ei.value) == f"listen: address {key[2:]}: invalid port"
+
+
 def _cli(tmp_path, text: str | bytes) -> subprocess.CompletedProcess:
     f = tmp_path / "Corefile"
     f.write_bytes(text if isinstance(text, bytes) else text.encode())
