@@ -128,6 +128,8 @@ def reduce_slice(obj: Any, keep_targets: bool = True) -> Slice | None:
         if isinstance(cond, dict) and cond.get("ready") is False:
             continue
         host = ep.get("hostname") if isinstance(ep.get("hostname"), str) else ""
+        if len(host.encode()) > 63:
+            host = ""  # no DNS label can carry it (the API refuses it): the dashed IP, not a lost service
         ref = ep.get("targetRef") or {}
         is_pod = keep_targets and isinstance(ref, dict) and ref.get("kind", "Pod") == "Pod"
         target = ref.get("name", "") if is_pod else ""
