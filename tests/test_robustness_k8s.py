@@ -117,6 +117,9 @@ ODD_OBJECTS: list[dict] = [
                                    {"addresses": ["fd00::1"]}],  # an IPv6 address in an IPv4 slice
         [{"name": "http", "port": 8080, "protocol": "TCP"}, {"name": "", "port": None, "protocol": "TCP"},
          {"port": 99999}]),
+    svc("longhost", clusterIP="10.240.17.8", ports=HTTP),
+    eps("longhost-1", "longhost", [{"addresses": ["10.244.9.80"], "hostname": "h" * 70},
+                                   {"addresses": ["10.244.9.81"], "hostname": "ok"}], HTTP),
     eps("orphan-1", "no-such-service", [{"addresses": ["10.244.9.30"]}], HTTP),
     svc("ext-dot", type="ExternalName", externalName="a.example.org."),
     svc("ext-ip", type="ExternalName", externalName="10.0.0.1"),
@@ -170,6 +173,9 @@ EXPECT: list[tuple[str, str, int, set[str] | None]] = [
     (f"hl-hosts.{Z}", "SRV", None, None),
     (f"hl-hosts.{Z}", "AAAA", None, None),
     ("20.9.244.10.in-addr.arpa.", "PTR", OK, {f"web-0.hl-hosts.{Z}"}),
+    (f"longhost.{Z}", "A", OK, {"10.240.17.8"}),  # one endpoint's impossible hostname does not hide the service
+    (f"10-244-9-80.longhost.{Z}", "A", OK, {"10.244.9.80"}),
+    (f"ok.longhost.{Z}", "A", OK, {"10.244.9.81"}),
     (f"ext-dot.{Z}", "CNAME", OK, {"a.example.org."}),  # made absolute once, no double dot
     (f"ext-dot.{Z}", "A", OK, {"a.example.org.", "192.0.2.1"}),
     (f"ext-ip.{Z}", "A", NX, None),  # an IP literal produces nothing
