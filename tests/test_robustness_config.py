@@ -457,7 +457,8 @@ EXACT = {
 
 
 def implemented() -> list[str]:
-    return [d for d in directives.directives() if directives.setup_function(d) is not None]
+    """The shipped plugins (other tests register throw-away directives in the same process)."""
+    return [d for d in directives.directives() if d in directives.BUILTIN]
 
 
 def all_cases() -> list[tuple[str, str]]:
