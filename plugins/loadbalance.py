@@ -8,9 +8,11 @@ else goes through dnslib.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import random
+import re
 import struct
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
@@ -130,19 +132,28 @@ def _wire_sections(data: bytes, off: int) -> tuple[list[list[Slice]], int] | Non
     return sections, off
 
 
-_ADDRESS_SHAPES = {  # rtype -> (record length, owner pointer + type, rdlength)
-    TYPE_A: (16, _QPTR + b"\x00\x01", b"\x00\x04"),
-    TYPE_AAAA: (28, _QPTR + b"\x00\x1c", b"\x00\x10"),
+_ADDRESS_RECORD = {  # rtype -> (record length, regex of one record: owner pointer, type, any class/TTL, rdlength)
+    TYPE_A: (16, rb"\xc0\x0c\x00\x01.{6}\x00\x04.{4}"),
+    TYPE_AAAA: (28, rb"\xc0\x0c\x00\x1c.{6}\x00\x10.{16}"),
 }
+
+
+@functools.lru_cache(maxsize=256)
+def _address_run(rtype: int, n: int) -> re.Pattern[bytes]:
+    """A regex matching exactly `n` records of the address shape (one C call checks them all)."""
+    return re.compile(b"(?:%s){%d}" % (_ADDRESS_RECORD[rtype][1], n), re.DOTALL)
 
 
 def _shuffle_addresses(data: bytes, qend: int, an: int, ar: int) -> bytes | None:
     """The kubernetes/cache hit shape: only A (or only AAAA) answers named by a pointer to the question,
     no authority, at most an OPT after them. Shuffle fixed-size slices; None for any other shape."""
-    shape = _ADDRESS_SHAPES.get((data[qend + 2] << 8) | data[qend + 3]) if an and len(data) > qend + 4 else None
+    if not an or len(data) <= qend + 4:
+        return None
+    rtype = (data[qend + 2] << 8) | data[qend + 3]
+    shape = _ADDRESS_RECORD.get(rtype)
     if shape is None:
         return None
-    size, head, rdlen = shape
+    size = shape[0]
     end = qend + an * size
     tail = data[end:]
     if ar:
@@ -150,10 +161,13 @@ def _shuffle_addresses(data: bytes, qend: int, an: int, ar: int) -> bytes | None
             return None
     elif tail:
         return None
+    if end > len(data) or _address_run(rtype, an).fullmatch(data, qend, end) is None:
+        return None
+    if an == 2:  # _shuffle of two items, without building the list
+        if random.getrandbits(16) % 2 == 0:
+            return data[:qend] + data[qend + size : end] + data[qend : qend + size] + tail
+        return data
     parts = [data[o : o + size] for o in range(qend, end, size)]
-    for p in parts:
-        if p[:4] != head or p[10:12] != rdlen:
-            return None
     _shuffle(parts)
     return data[:qend] + b"".join(parts) + tail
 
@@ -323,31 +337,36 @@ class LoadBalance(Handler):
         self.weighted = weighted
 
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
-        return await self.next_or_failure(req, _Writer(w, self))
+        return await self.next_or_failure(req, _Writer(w, self, req.question))
 
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
         nxt = self.next
         if nxt is None:
             return self.next_fast(req, w)  # raises the "no next plugin" error
-        return nxt.serve_fast(req, _Writer(w, self))
+        return nxt.serve_fast(req, _Writer(w, self, req.question))
 
     # -- reordering ----------------------------------------------------------------------------
-    def reorder(self, reply: Reply) -> Reply:
-        """The reply with its sections reordered; unchanged when it is not a NOERROR answer."""
+    def reorder(self, reply: Reply, question: bytes = b"") -> Reply:
+        """The reply with its sections reordered; unchanged when it is not a NOERROR answer.
+
+        `question` (the request's question section, optional) saves walking the reply's question
+        when the reply repeats it, as replies to the request do.
+        """
         if isinstance(reply, (bytes, bytearray)):
             try:
-                return self._reorder_wire(bytes(reply))
+                return self._reorder_wire(reply if type(reply) is bytes else bytes(reply), question)
             except (wire.WireError, IndexError, struct.error):
                 return reply  # garbage goes out as it came in
         return self._reorder_record(reply)
 
-    def _reorder_wire(self, data: bytes) -> bytes:
+    def _reorder_wire(self, data: bytes, question: bytes = b"") -> bytes:
         if len(data) < 12 or data[3] & 0x0F:
             return data
         _id, _flags, qd, an, ns, ar = wire.header(data)
         if qd != 1 or (an <= 1 and ns <= 1 and ar <= 1):
             return data  # a single record per section never moves
-        qend = wire.skip_name(data, 12) + 4
+        same_question = question and data.startswith(question, 12)
+        qend = 12 + len(question) if same_question else wire.skip_name(data, 12) + 4
         qtype = (data[qend - 4] << 8) | data[qend - 3]
         if qtype in (TYPE_AXFR, TYPE_IXFR):
             return data
@@ -397,12 +416,13 @@ class LoadBalance(Handler):
 
 
 class _Writer(WriterWrapper):
-    __slots__ = ("lb",)
+    __slots__ = ("lb", "question")
 
-    def __init__(self, inner: ResponseWriter, lb: LoadBalance) -> None:
+    def __init__(self, inner: ResponseWriter, lb: LoadBalance, question: bytes = b"") -> None:
         self.written = False
         self.inner = inner
         self.lb = lb
+        self.question = question
 
     def write(self, reply: Reply) -> None:
         self.written = True
@@ -410,7 +430,7 @@ class _Writer(WriterWrapper):
                 and reply[7] <= 1 and reply[9] <= 1 and reply[11] <= 1:
             self.inner.write(reply)  # at most one record per section: nothing can move (most hits)
             return
-        self.inner.write(self.lb.reorder(reply))
+        self.inner.write(self.lb.reorder(reply, self.question))
 
 
 def _subnet(c: Controller, text: str) -> Subnet:
