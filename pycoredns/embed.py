@@ -19,15 +19,26 @@ from .request import Request
 
 
 @asynccontextmanager
-async def serve(corefile: str, *, dns_port: int = 0, filename: str = "Corefile",
-                quiet: bool = True, lastgood: str | None = None) -> AsyncIterator[Process]:
-    """Start a server from Corefile text; stops it (gracefully) when the block exits.
+async def serve(corefile: str | None = None, *, conf: str | None = None, dns_port: int = 0,
+                filename: str = "Corefile", quiet: bool = True,
+                lastgood: str | None = None) -> AsyncIterator[Process]:
+    """Start a server from Corefile text (or the file `conf`, re-read on reload); stops it gracefully
+    when the block exits.
 
     Keys without a port use `dns_port` (0 = pick a free port; read it back with `.port()`).
     Raises `pycoredns.instance.StartupError` if the configuration does not load. `lastgood` is a
     file for the last-known-good fallback (`pycoredns.lastgood`), as `-lastgood` on the command line.
     """
-    process = Process(lambda: (corefile, filename), dns_port=dns_port, quiet=quiet, lastgood=lastgood)
+    if conf is not None:
+        from .cli import make_loader
+
+        loader = make_loader(conf, dns_port)
+    elif corefile is not None:
+        def loader() -> tuple[str, str]:
+            return corefile, filename
+    else:
+        raise TypeError("serve() needs Corefile text or conf=PATH")
+    process = Process(loader, dns_port=dns_port, quiet=quiet, lastgood=lastgood)
     try:
         async with trio.open_nursery() as n:
             await n.start(process.run)

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import dns.message
 import dns.rdatatype
 import pytest
 
+from conformance.upstream import free_port  # noqa: F401 - re-exported for the tests
 from pycoredns import log
 from pycoredns.embed import serve
 from pycoredns.process import Process
@@ -44,19 +44,22 @@ async def query(port: int, name: str, rdtype: str | int = "A", *, tcp: bool = Fa
     return await dns.asyncquery.udp(q, host, timeout=timeout, port=port)
 
 
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 right now."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port")
+async def http_get(port: int, path: str, host: str = "127.0.0.1") -> tuple[int, str, bytes]:
+    """(status, content type, body) of one HTTP/1.1 GET over a real socket (health, ready, metrics)."""
+    import trio
+
+    stream = await trio.open_tcp_stream(host, port)
+    async with stream:
+        await stream.send_all(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        data = b""
+        with trio.fail_after(5):
+            while chunk := await stream.receive_some(65536):
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    ctype = next((h.split(":", 1)[1].strip() for h in lines if h.lower().startswith("content-type:")), "")
+    return int(lines[0].split()[1]), ctype, body
+
 
 
 class ServerProcess:

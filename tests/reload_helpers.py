@@ -21,30 +21,14 @@ import dns.message
 import dns.rcode
 import trio
 
-from pycoredns.cli import make_loader
-from pycoredns.instance import StartupError
-from pycoredns.process import Process
+from pycoredns.embed import serve
 
 _stamp = itertools.count()
 
 
-@asynccontextmanager
-async def serve_file(path: str, **kw) -> AsyncIterator[Process]:
-    """A server on the Corefile at `path` (read through the CLI's loader, as `-conf path` would)."""
-    kw.setdefault("dns_port", 0)
-    kw.setdefault("quiet", True)
-    process = Process(make_loader(path, kw["dns_port"]), **kw)
-    try:
-        async with trio.open_nursery() as n:
-            await n.start(process.run)
-            try:
-                yield process
-            finally:
-                process.stop()
-    except BaseExceptionGroup as eg:  # a startup failure: raise it as the CLI would print it
-        if len(eg.exceptions) == 1 and isinstance(eg.exceptions[0], StartupError):
-            raise eg.exceptions[0] from None
-        raise
+def serve_file(path: str, **kw):
+    """A server on the Corefile at `path`, read through the CLI's loader as `-conf path` would."""
+    return serve(conf=path, **kw)
 
 
 def write(path: str, text: str) -> None:

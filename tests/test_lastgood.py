@@ -9,8 +9,7 @@ import socket
 import dns.message
 import dns.query
 import pytest
-import trio
-from conftest import free_port, query
+from conftest import free_port, http_get, query
 from pycoredns.plugins import reload as reload_plugin
 from reload_helpers import Prober, capture_logs, probing, serve_file, txt, write
 
@@ -55,15 +54,8 @@ async def _version(port: int) -> str:
 
 
 async def _http_get(port: int, path: str) -> tuple[int, bytes]:
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    async with stream:
-        await stream.send_all(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        data = b""
-        with trio.fail_after(5):
-            while chunk := await stream.receive_some(65536):
-                data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
+    status, _ctype, body = await http_get(port, path)
+    return status, body
 
 
 @pytest.fixture

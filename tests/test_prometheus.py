@@ -6,8 +6,7 @@ import re
 
 import dns.rcode
 import pytest
-import trio
-from conftest import free_port, query, running
+from conftest import free_port, http_get, query, running
 
 from pycoredns.instance import StartupError
 from pycoredns.metrics import DURATION_BUCKETS
@@ -18,17 +17,8 @@ _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 async def scrape(port: int, path: str = "/metrics") -> tuple[int, str, str]:
     """(status, content type, body) of one HTTP GET on 127.0.0.1."""
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    async with stream:
-        await stream.send_all(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        data = b""
-        with trio.fail_after(5):
-            while chunk := await stream.receive_some(65536):
-                data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    ctype = next((h.split(":", 1)[1].strip() for h in lines if h.lower().startswith("content-type:")), "")
-    return int(lines[0].split()[1]), ctype, body.decode()
+    status, ctype, body = await http_get(port, path)
+    return status, ctype, body.decode()
 
 
 def samples(text: str) -> dict[tuple[str, frozenset], float]:

@@ -17,7 +17,7 @@ import dns.query
 import dns.rrset
 import pytest
 import trio
-from conftest import free_port, query, running
+from conftest import free_port, http_get, query, running
 from pycoredns.plugins import reload as reload_plugin
 from reload_helpers import Prober, capture_logs, configmap, probing, serve_file, txt, write
 
@@ -252,15 +252,8 @@ async def test_http_servers_survive(tmp_path):
 
 
 async def _http_get(port: int, path: str) -> tuple[int, bytes]:
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    async with stream:
-        await stream.send_all(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        data = b""
-        with trio.fail_after(5):
-            while chunk := await stream.receive_some(65536):
-                data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
+    status, _ctype, body = await http_get(port, path)
+    return status, body
 
 
 async def test_many_reloads_in_a_row(tmp_path):
