@@ -66,6 +66,7 @@ class Rejected(Exception):
 
 
 PARSE_CACHE_SIZE = 4096
+PARSE_CACHE_MAX_QUERY = 512  # bytes after the id and flags; larger queries are parsed every time
 _PARSED: dict[bytes, tuple[bytes, int, int, int, Edns | None]] = {}
 
 
@@ -134,14 +135,16 @@ class Request:
             raise Rejected(None)
         if flags & 0x7800 and (flags >> 11) & 0xF != 4:  # opcodes other than QUERY and NOTIFY
             raise Rejected(_reject(data, wire.NOTIMP))
-        # Everything after id and flags decides the parse: queries repeat, so reuse it (bounded).
+        # Everything after id and flags decides the parse: queries repeat, so reuse it (bounded in
+        # entries and in size: only ordinary-sized queries are kept).
         key = data[4:]
         parsed = _PARSED.get(key)
         if parsed is None:
             parsed = _parse(data)
-            if len(_PARSED) >= PARSE_CACHE_SIZE:
-                _PARSED.clear()
-            _PARSED[key] = parsed
+            if len(key) <= PARSE_CACHE_MAX_QUERY:
+                if len(_PARSED) >= PARSE_CACHE_SIZE:
+                    _PARSED.clear()
+                _PARSED[key] = parsed
         self.qname_wire, self.qtype, self.qclass, self.qend, self.edns = parsed
         qid = (data[0] << 8) | data[1]
         self.wire = data

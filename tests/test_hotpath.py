@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dns.edns
 import dns.flags
 import dns.message
 import dns.opcode
@@ -97,3 +98,15 @@ def test_name_text_escapes_like_miekg():
         assert wire.labels_to_text(labels) == text
         assert wire.wire_name_to_text(wname) == text
         assert wire.wire_name_to_text(wname) == text  # memoised
+
+
+def test_parse_memo_is_bounded():
+    from pycoredns import request
+
+    request._PARSED.clear()
+    big = dns.message.make_query("example.org", "A", use_edns=0, payload=1232,
+                                 options=[dns.edns.GenericOption(65001, b"x" * 1000)]).to_wire()
+    assert Request(big).edns is not None and not request._PARSED  # large queries are not kept
+    for i in range(request.PARSE_CACHE_SIZE + 10):
+        Request(dns.message.make_query(f"n{i}.example.org", "A").to_wire())
+    assert 0 < len(request._PARSED) <= request.PARSE_CACHE_SIZE
