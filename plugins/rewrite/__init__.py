@@ -117,11 +117,13 @@ class Rewrite(Handler):
         if cap.reply is not None and plan.lookups:
             try:
                 rec = wire.to_record(cap.reply)
-            except Exception as e:  # dnslib refuses what miekg reads (labels that are not UTF-8): as Request.msg
-                raise PluginError(wire.SERVFAIL, f"cannot parse reply: {e}") from None
-            for rule in plan.lookups:
-                await rule.apply(rec, plan.new_req)
-            cap.reply = bytes(rec.pack())
+            except Exception as e:  # dnslib refuses what miekg reads (non-UTF-8 labels): passed on, as in _finish
+                log.warning(f"cannot rewrite reply for {plan.state.req.name}: {e}")
+                rec = None
+            if rec is not None:
+                for rule in plan.lookups:
+                    await rule.apply(rec, plan.new_req)
+                cap.reply = bytes(rec.pack())
         return self._finish(plan, w, cap, rc, err)
 
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
