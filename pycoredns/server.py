@@ -196,6 +196,7 @@ class Listener:
         self.inflight = 0
         self._label = ""
         self._routes: dict[tuple[bytes, bool], tuple[BlockConfig, str]] = {}
+        self._local = (host, port)  # Request.local of every query (made once, not per query)
 
     # Metric label and banner address.
     @property
@@ -271,11 +272,14 @@ class Listener:
 
         `transport` makes the writer, sends the server's raw replies and spawns the slow path.
         """
+        client = remote  # what plugins see; replies go to `remote` as the socket gave it
         ip = remote[0]
         if ip.startswith("::ffff:") and "." in ip:
-            ip = ip[7:]  # IPv4 client on a dual-stack socket
+            client = (ip[7:], remote[1])  # IPv4 client on a dual-stack socket
+        elif len(remote) != 2:
+            client = (ip, remote[1])  # IPv6: without flowinfo and scope id
         try:
-            req = Request(data, (ip, remote[1]), transport.proto, (self.host, self.port), self)
+            req = Request(data, client, transport.proto, self._local, self)
         except Rejected as rej:
             if rej.reply is not None:
                 transport.send_raw(rej.reply, remote)
