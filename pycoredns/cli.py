@@ -115,8 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers > 1:
         from .workers import supervise
 
+        loader = make_loader(args.conf, port)
+        if args.conf == "stdin":
+            loader()  # read once here: the workers inherit the text, not the consumed stdin
+
         def worker(index: int, ready) -> int:
-            return _serve(args, port, args.conf, quiet=args.quiet or index > 0, pidfile=None, ready=ready)
+            return _serve(args, loader, port, quiet=args.quiet or index > 0, pidfile=None, ready=ready)
 
         return supervise(args.workers, worker, args.pidfile or None)
     node = None
@@ -125,13 +129,13 @@ def main(argv: list[str] | None = None) -> int:
         node, conf = _node_cache(args, port)
         if node is None:
             return 1
-    return _serve(args, port, conf, quiet=args.quiet, pidfile=args.pidfile or None, node=node)
+    return _serve(args, make_loader(conf, port), port, quiet=args.quiet, pidfile=args.pidfile or None, node=node)
 
 
-def _serve(args: argparse.Namespace, port: int, conf: str, *, quiet: bool, pidfile: str | None,
+def _serve(args: argparse.Namespace, loader, port: int, *, quiet: bool, pidfile: str | None,
            node=None, ready=None) -> int:
     """Run one server process until it stops; its exit status. `ready()` is called once it serves."""
-    process = Process(make_loader(conf, port), dns_port=port, quiet=quiet,
+    process = Process(loader, dns_port=port, quiet=quiet,
                       pidfile=pidfile, lastgood=args.lastgood or None)
     try:
         trio.run(_run, process, node, args, ready)
