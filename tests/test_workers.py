@@ -136,3 +136,24 @@ def test_one_worker_is_the_single_process(tmp_path, server_process):
     srv.wait_for_line("CoreDNS-")
     assert children(srv.proc.pid) == [] and udp_sockets_on(port) == 1
     assert ask(port).rcode() == dns.rcode.NOERROR
+
+
+def test_corefile_from_stdin_reaches_every_worker(tmp_path):
+    import subprocess
+    import sys
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "pycoredns", "-conf", "stdin", "-workers", "2", "-quiet"],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(f".:{port} {{\n bind 127.0.0.1\n chaos fromstdin\n}}\n".encode())
+        proc.stdin.close()
+        assert wait_until(lambda: udp_sockets_on(port) == 2)
+        for _ in range(20):
+            assert ask(port, "version.bind", "TXT", "CH").answer[0][0].to_text() == '"fromstdin"'
+    finally:
+        proc.terminate()
+        assert proc.wait(15) == 0
+        if proc.stderr:
+            proc.stderr.close()
