@@ -142,6 +142,7 @@ class Registry:
 
     def __init__(self) -> None:
         self.metrics: dict[str, Metric] = {}
+        self.collectors: list[Callable[[], None]] = []  # run before each exposition (batched updates)
 
     def register(self, metric: Metric) -> Metric:
         return self.metrics.setdefault(metric.name, metric)
@@ -161,6 +162,8 @@ class Registry:
         return self.register(Histogram(name, help, buckets, labels))  # type: ignore[return-value]
 
     def expose(self) -> str:
+        for collect in self.collectors:
+            collect()
         return "".join(m.expose() for _, m in sorted(self.metrics.items()))
 
 
