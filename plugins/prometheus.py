@@ -141,10 +141,11 @@ class Metrics(Handler):
         return rc
 
     def report(self, req: Request, rec: Recorder, rc: int, start: float) -> None:
-        """CoreDNS's vars.Report: the same six metric updates, as direct dict and list operations.
+        """CoreDNS's vars.Report: the same six metric updates, batched.
 
         Label tuples and histogram rows are looked up once per (listener, zone, proto, family,
-        type label) and kept in `self.slots`, so a query costs one dict hit plus a few adds.
+        type label) and kept in `self.slots`; a query then costs one dict hit, the duration's
+        bucket search and one count of identical observations (folded in by `flush`).
         """
         zone = req.zone
         qtype = req.qtype
@@ -156,41 +157,57 @@ class Metrics(Handler):
             listener = req.listener
             server = listener.label if listener is not None else self.server
             slot = self.slots[key] = _Slot(server, *key[1:])
-        counts = _REQUESTS
-        counts[slot.requests] = counts.get(slot.requests, 0.0) + 1.0
+        # The six metric updates of CoreDNS's vars.Report are folded into the metrics in batches
+        # (`flush`, before every exposition and whenever many distinct queries are pending): per
+        # query only the duration sum and one count of identical observations.
+        v = monotonic() - start
+        slot.duration_sum += v
         edns = req.edns
-        if edns is not None and edns.do:
-            counts = _DO
-            counts[slot.do] = counts.get(slot.do, 0.0) + 1.0
-        # three Histogram.observe calls, inlined (rows: per-bucket counts..., sum, count)
-        v: float = monotonic() - start
-        row = slot.duration
-        i = bisect_left(_DURATION_BUCKETS, v)
-        if i < _N_DURATION:
-            row[i] += 1
-        row[-2] += v
-        row[-1] += 1
-        v = rec.size
-        row = slot.response_size
-        i = bisect_left(_SIZE_BUCKETS, v)
-        if i < _N_SIZE:
-            row[i] += 1
-        row[-2] += v
-        row[-1] += 1
-        v = len(req.wire)
-        row = slot.request_size
-        i = bisect_left(_SIZE_BUCKETS, v)
-        if i < _N_SIZE:
-            row[i] += 1
-        row[-2] += v
-        row[-1] += 1
         rcode = rc & 0x0F if rc in NOT_WRITTEN else rec.rcode
-        rkey = (rcode, rec.plugin)
+        key = (slot, bisect_left(_DURATION_BUCKETS, v), rec.size, len(req.wire), rcode, rec.plugin,
+               edns is not None and edns.do)
+        pending = _PENDING
+        pending[key] = pending.get(key, 0) + 1
+        if len(pending) > PENDING_MAX:
+            flush()
+
+
+PENDING_MAX = 1000
+_PENDING: dict[tuple, int] = {}
+
+
+def flush() -> None:
+    """Fold the pending observations into the registry's counters and histograms."""
+    pending = _PENDING.copy()
+    _PENDING.clear()
+    slots = set()
+    for (slot, dbucket, rsize, qsize, rcode, plugin, do), n in pending.items():
+        slots.add(slot)
+        _REQUESTS[slot.requests] = _REQUESTS.get(slot.requests, 0.0) + n
+        if do:
+            _DO[slot.do] = _DO.get(slot.do, 0.0) + n
+        row = slot.duration
+        if dbucket < _N_DURATION:
+            row[dbucket] += n
+        row[-1] += n
+        for row, size in ((slot.response_size, rsize), (slot.request_size, qsize)):
+            i = bisect_left(_SIZE_BUCKETS, size)
+            if i < _N_SIZE:
+                row[i] += n
+            row[-2] += size * n
+            row[-1] += n
+        rkey = (rcode, plugin)
         labels = slot.responses.get(rkey)
         if labels is None:
-            labels = slot.responses[rkey] = (slot.server, zone, "", _RCODES[rcode], rec.plugin)
-        counts = _RESPONSES
-        counts[labels] = counts.get(labels, 0.0) + 1.0
+            labels = slot.responses[rkey] = (slot.server, slot.zone, "", _RCODES[rcode], plugin)
+        _RESPONSES[labels] = _RESPONSES.get(labels, 0.0) + n
+    for slot in slots:
+        slot.duration[-2] += slot.duration_sum
+        slot.duration_sum = 0.0
+
+
+if flush not in REGISTRY.collectors:
+    REGISTRY.collectors.append(flush)  # every exposition (and any reader of REGISTRY.expose) sees all queries
 
 
 _REQUESTS = metrics.requests_total.values
@@ -212,10 +229,13 @@ def _row(h: metrics.Histogram, labels: tuple[str, ...]) -> list[float]:
 class _Slot:
     """Label tuples and histogram rows of one (server, zone, proto, family, type label)."""
 
-    __slots__ = ("do", "duration", "request_size", "requests", "response_size", "responses", "server")
+    __slots__ = ("do", "duration", "duration_sum", "request_size", "requests", "response_size", "responses",
+                 "server", "zone")
 
     def __init__(self, server: str, zone: str, proto: str, v6: bool, qtype: str) -> None:
         self.server = server
+        self.zone = zone
+        self.duration_sum = 0.0
         self.requests = (server, zone, "", proto, "2" if v6 else "1", qtype)
         self.do = (server, "", zone)
         self.duration = _row(metrics.request_duration, (server, zone, ""))

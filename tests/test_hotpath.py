@@ -110,3 +110,36 @@ def test_parse_memo_is_bounded():
     for i in range(request.PARSE_CACHE_SIZE + 10):
         Request(dns.message.make_query(f"n{i}.example.org", "A").to_wire())
     assert 0 < len(request._PARSED) <= request.PARSE_CACHE_SIZE
+
+
+async def test_batched_query_metrics_add_up(monkeypatch):
+    """prometheus folds identical observations in batches: scrapes still see every query exactly."""
+    import importlib
+
+    from test_prometheus import samples, value
+
+    from pycoredns.metrics import REGISTRY
+
+    cf = "batch.prom.test {\n prometheus 127.0.0.1:0\n whoami\n}\n"
+    async with running(cf) as srv:
+        prom = importlib.import_module("pycoredns.plugins.prometheus")
+        monkeypatch.setattr(prom, "PENDING_MAX", 3)  # overflow flushes happen between scrapes too
+        server = srv.instance.first_listener().label
+        names = [f"{'x' * i}.batch.prom.test" for i in range(1, 23)]
+        sizes = []
+        for name in names:
+            q = dns.message.make_query(name, "A")
+            sizes.append(len(q.to_wire()))
+            assert (await query(srv.port(), name, "A")).rcode() == dns.rcode.NOERROR
+        s = samples(REGISTRY.expose())
+    zone = {"server": server, "zone": "batch.prom.test.", "view": ""}
+    assert value(s, "coredns_dns_requests_total", **zone, proto="udp", family="1", type="A") == 22
+    assert value(s, "coredns_dns_responses_total", **zone, rcode="NOERROR", plugin="whoami") == 22
+    assert value(s, "coredns_dns_request_size_bytes_count", **zone, proto="udp") == 22
+    assert value(s, "coredns_dns_request_size_bytes_sum", **zone, proto="udp") == sum(sizes)
+    assert value(s, "coredns_dns_request_size_bytes_bucket", **zone, proto="udp", le="100") == 22
+    assert value(s, "coredns_dns_response_size_bytes_count", **zone, proto="udp") == 22
+    assert value(s, "coredns_dns_request_duration_seconds_count", server=server, zone="batch.prom.test.",
+                 view="") == 22
+    assert value(s, "coredns_dns_request_duration_seconds_sum", server=server, zone="batch.prom.test.",
+                 view="") > 0
