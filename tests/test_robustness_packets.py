@@ -450,7 +450,7 @@ async def ask_all(port: int, qs: list[tuple[str, dns.message.Message | bytes]], 
     sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with sock:
         for batch in batches:
-            for attempt in range(3):  # UDP: resend what is missing (bounded)
+            for attempt in range(2):  # UDP: resend what is missing once (bounded)
                 for k in batch:
                     if k + 1 not in replies:
                         await sock.sendto(wires[k], ("127.0.0.1", port))
