@@ -9,7 +9,9 @@ so a broken Corefile is reported once and the parent exits 1. The parent writes 
 forwards SIGTERM, SIGINT, SIGQUIT and SIGUSR1 to every worker and waits. When any worker exits,
 the parent stops the others and exits with the first non-zero status: a dead worker takes the server
 down as a crash of CoreDNS would (the kubelet restarts it); a half-serving server is never left
-behind. Workers get SIGTERM if the parent is killed (PR_SET_PDEATHSIG), so none is orphaned.
+behind. Workers get SIGTERM if the parent is killed (PR_SET_PDEATHSIG), so none is orphaned; each
+worker has its own process group, so a Ctrl-C on a terminal is not seen twice (once from the
+terminal, once forwarded: a second SIGINT means "exit now").
 
 Caveats (README.md "Workers"): each worker has its own cache, its own kubernetes watch and its own
 metrics, and a scrape of `/metrics` reaches one worker; reload (SIGUSR1 or the `reload` plugin)
@@ -100,6 +102,7 @@ def _fork(index: int, run_worker: Worker, ready_fd: int) -> int:
         for sig in FORWARDED:
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        os.setpgid(0, 0)  # a terminal's Ctrl-C reaches the parent only, which forwards it once
         _die_with_parent(parent)
 
         def ready() -> None:

@@ -157,3 +157,22 @@ def test_corefile_from_stdin_reaches_every_worker(tmp_path):
         assert proc.wait(15) == 0
         if proc.stderr:
             proc.stderr.close()
+
+
+def test_ctrl_c_on_the_process_group_is_one_graceful_sigint(tmp_path):
+    import subprocess
+    import sys
+
+    port = free_port()
+    conf = tmp_path / "Corefile"
+    conf.write_text(f".:{port} {{\n bind 127.0.0.1\n whoami\n}}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "pycoredns", "-conf", str(conf), "-workers", "2", "-quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert wait_until(lambda: udp_sockets_on(port) == 2)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal does: the whole foreground group
+        assert proc.wait(15) == 0  # graceful in every worker, not the "second SIGINT" exit 2
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
