@@ -50,8 +50,7 @@ def supervise(n: int, run_worker: Worker, pidfile: str | None = None) -> int:
         signal.signal(sig, forward)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as a single process does
     rfd, wfd = os.pipe()
-    pid = _fork(0, run_worker, wfd)
-    children[pid] = 0
+    pid = _fork(0, run_worker, wfd, children)
     os.close(wfd)
     with os.fdopen(rfd, "rb") as ready_pipe:
         first_ready = ready_pipe.read(1) == b"1"  # EOF: the first worker exited before serving
@@ -62,7 +61,7 @@ def supervise(n: int, run_worker: Worker, pidfile: str | None = None) -> int:
     for i in range(1, n):
         if stopping:
             break
-        children[_fork(i, run_worker, -1)] = i
+        _fork(i, run_worker, -1, children)
     _write_pidfile(pidfile)
     while children:
         try:
@@ -83,11 +82,13 @@ def supervise(n: int, run_worker: Worker, pidfile: str | None = None) -> int:
     return status
 
 
-def _fork(index: int, run_worker: Worker, ready_fd: int) -> int:
-    """Fork one worker; it writes b"1" to `ready_fd` (if >= 0) once it serves. Returns its pid.
+def _fork(index: int, run_worker: Worker, ready_fd: int, children: dict[int, int]) -> int:
+    """Fork one worker and enter it in `children`; it writes b"1" to `ready_fd` (if >= 0) once it
+    serves. Returns its pid.
 
-    The forwarded signals are blocked around the fork so that the child never runs the parent's
-    forwarding handler (it would signal its siblings).
+    The forwarded signals stay blocked from before the fork until the worker is in `children`, so
+    the parent's handler never misses it, and the child never runs that handler (it would signal
+    its siblings).
     """
     parent = os.getpid()
     sys.stdout.flush()
@@ -95,6 +96,7 @@ def _fork(index: int, run_worker: Worker, ready_fd: int) -> int:
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
     pid = os.fork()
     if pid != 0:
+        children[pid] = index
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         return pid
     code = 1  # the worker from here on: never return into the parent's code
