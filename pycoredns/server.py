@@ -20,6 +20,7 @@ from dnslib import DNSBuffer, DNSRecord
 from . import log, metrics, wire
 from .plugin import PluginError, client_write
 from .request import Rejected, Request, ResponseWriter
+from .truncation import truncate as wire_truncate
 from .wire import Reply
 
 if TYPE_CHECKING:
@@ -84,7 +85,13 @@ def _packed_len(rr) -> int:
 
 
 def truncate(data: bytes, size: int) -> bytes:
-    """miekg's Msg.Truncate: keep as many whole records as fit, TC when any was dropped."""
+    """miekg's Msg.Truncate: keep as many whole records as fit, TC when any was dropped.
+
+    On the wire (`pycoredns.truncation`); a layout it cannot cut safely goes through dnslib.
+    """
+    cut = wire_truncate(data, size)
+    if cut is not None:
+        return cut
     size = max(size, 512)
     rec = DNSRecord.parse(data)
     opt = [r for r in rec.ar if r.rtype == wire.TYPE_OPT]
