@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import trio
 
-from pycoredns.http import split_address
 from pycoredns.log import plugin_logger
 from pycoredns.plugin import ConfigError, Controller
 from pycoredns.util import format_duration, parse_duration
@@ -25,15 +24,7 @@ def _ok(method: str, target: str) -> tuple[int, str, bytes]:
 def setup(c: Controller) -> None:
     addr, lameduck = "", 0.0
     for _ in c.occurrences():
-        args = c.remaining_args()
-        if len(args) == 1:
-            addr = args[0]
-            try:
-                split_address(addr, 0)
-            except ValueError as e:
-                raise ConfigError(str(e)) from None
-        elif len(args) > 1:
-            raise c.arg_err()
+        addr = c.address_arg(addr)
         while c.next_block():
             if c.val() != "lameduck":
                 raise c.arg_err()

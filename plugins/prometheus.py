@@ -18,10 +18,9 @@ from time import monotonic
 from types import CodeType, FrameType
 
 from pycoredns import COREDNS_VERSION, __version__, metrics, wire
-from pycoredns.http import split_address
 from pycoredns.log import plugin_logger
 from pycoredns.metrics import REGISTRY
-from pycoredns.plugin import NOT_WRITTEN, ConfigError, Controller, Handler, PluginError
+from pycoredns.plugin import NOT_WRITTEN, Controller, Handler, PluginError
 from pycoredns.request import Request, ResponseWriter, WriterWrapper
 from pycoredns.util import zone_match
 from pycoredns.wire import Reply
@@ -327,15 +326,7 @@ def _enabled_labels(block) -> list[tuple[str, str, str, str]]:
 def setup(c: Controller) -> None:
     addr = DEFAULT_ADDRESS
     for _ in c.occurrences(once=True):
-        args = c.remaining_args()
-        if len(args) == 1:
-            addr = args[0]
-            try:
-                split_address(addr, 0)
-            except ValueError as e:
-                raise ConfigError(str(e)) from None
-        elif len(args) > 1:
-            raise c.arg_err()
+        addr = c.address_arg(addr)
         while c.next_block():
             if c.val() == "tls":
                 raise c.err("tls is not supported by pycoredns")

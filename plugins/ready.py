@@ -6,9 +6,8 @@ endpoint closes first on shutdown, before health's lameduck, so load balancers d
 
 from __future__ import annotations
 
-from pycoredns.http import split_address
 from pycoredns.log import plugin_logger
-from pycoredns.plugin import ConfigError, Controller
+from pycoredns.plugin import Controller
 
 log = plugin_logger("ready")
 DEFAULT_ADDRESS = ":8181"
@@ -18,15 +17,7 @@ def setup(c: Controller) -> None:
     addr = DEFAULT_ADDRESS
     monitor_continuously = False
     for _ in c.occurrences(once=True):
-        args = c.remaining_args()
-        if len(args) == 1:
-            addr = args[0]
-            try:
-                split_address(addr, 0)
-            except ValueError as e:
-                raise ConfigError(str(e)) from None
-        elif len(args) > 1:
-            raise c.arg_err()
+        addr = c.address_arg(addr)
         while c.next_block():
             if c.val() != "monitor":
                 raise c.arg_err()

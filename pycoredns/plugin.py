@@ -184,6 +184,21 @@ class Controller(Dispenser):
             yield i
             i += 1
 
+    def address_arg(self, default: str) -> str:
+        """The optional `[ADDRESS]` argument of health, ready and prometheus: `host:port` or `default`."""
+        from .http import split_address
+
+        args = self.remaining_args()
+        if len(args) > 1:
+            raise self.arg_err()
+        if not args:
+            return default
+        try:
+            split_address(args[0], 0)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        return args[0]
+
     def zones_from(self, args: list[str]) -> list[str]:
         """Normalise ZONES arguments (CIDRs expand); the block's zones when there are none."""
         from .util import normalize_zones

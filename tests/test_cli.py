@@ -87,7 +87,7 @@ def test_corefile_in_working_directory_and_pidfile(tmp_path, server_process):
     pidfile = tmp_path / "pid"
     p = server_process(["-pidfile", str(pidfile)], cwd=str(tmp_path))
     p.wait_for_line(f"example.org.:{port}")
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20
     while not pidfile.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert pidfile.read_text().strip() == str(p.proc.pid)
