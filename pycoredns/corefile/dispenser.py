@@ -45,26 +45,19 @@ class Dispenser:
 
     def next_arg(self) -> bool:
         """Advance only if the next token is on the same line as the current one."""
-        if self.cursor < 0:
-            self.cursor += 1
-            return True
-        if self.cursor >= len(self._tokens):
-            return False
-        t = self._tokens
-        if self.cursor < len(t) - 1 and same_line(t[self.cursor], t[self.cursor + 1]):
-            self.cursor += 1
-            return True
-        return False
+        return self._advance_if(same_line)
 
     def next_line(self) -> bool:
         """Advance only if the next token starts a new line."""
+        return self._advance_if(new_line)
+
+    def _advance_if(self, related) -> bool:
+        """Step to the next token when `related(current, next)` holds (always from the start)."""
         if self.cursor < 0:
             self.cursor += 1
             return True
-        if self.cursor >= len(self._tokens):
-            return False
         t = self._tokens
-        if self.cursor < len(t) - 1 and new_line(t[self.cursor], t[self.cursor + 1]):
+        if self.cursor < len(t) - 1 and related(t[self.cursor], t[self.cursor + 1]):
             self.cursor += 1
             return True
         return False
