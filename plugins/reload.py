@@ -22,7 +22,7 @@ from pycoredns.corefile import CorefileError, fingerprint, parse
 from pycoredns.log import plugin_logger
 from pycoredns.metrics import REGISTRY
 from pycoredns.plugin import ConfigError, Controller
-from pycoredns.util import parse_duration
+from pycoredns.plugin import config_duration as _duration
 
 if TYPE_CHECKING:
     from pycoredns.instance import Instance
@@ -47,13 +47,6 @@ def period(interval: float, jitter: float) -> float:
     """The effective poll period: INTERVAL + uniform[-JITTER/2, JITTER/2), jitter capped at INTERVAL/2."""
     jitter = min(jitter, interval / 2)
     return interval + (random.uniform(-jitter / 2, jitter / 2) if jitter else 0.0)
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
 
 
 def setup(c: Controller) -> None:

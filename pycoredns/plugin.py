@@ -39,6 +39,44 @@ class ConfigError(Exception):
     """A setup error; the runner prints it as `plugin/<name>: <message>`."""
 
 
+def go_quote(text: str) -> str:
+    """Go's %q / strconv.Quote for the plain strings setup errors quote."""
+    import json
+
+    return json.dumps(text, ensure_ascii=False)
+
+
+def config_atoi(text: str) -> int:
+    """A setup argument read with Go's strconv.Atoi: ConfigError with Go's texts."""
+    body = text[1:] if text[:1] in "+-" else text
+    if not body.isdigit() or not body.isascii():
+        raise ConfigError(f"strconv.Atoi: parsing {go_quote(text)}: invalid syntax")
+    n = int(text)
+    if not -(1 << 63) <= n < (1 << 63):
+        raise ConfigError(f"strconv.Atoi: parsing {go_quote(text)}: value out of range")
+    return n
+
+
+def config_uint(text: str, func: str = "ParseUint", bits: int = 64) -> int:
+    """A setup argument read with Go's strconv.ParseUint(text, 10, bits): ConfigError with Go's texts."""
+    if not text.isdigit() or not text.isascii():
+        raise ConfigError(f"strconv.{func}: parsing {go_quote(text)}: invalid syntax")
+    n = int(text)
+    if n >= 1 << bits:
+        raise ConfigError(f"strconv.{func}: parsing {go_quote(text)}: value out of range")
+    return n
+
+
+def config_duration(text: str) -> float:
+    """A setup argument read with Go's time.ParseDuration: seconds, or ConfigError with Go's text."""
+    from .util import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 class _Next:
     """Sentinel a SyncHandler returns to pass the query on."""
 
@@ -218,4 +256,8 @@ __all__ = [
     "ResponseWriter",
     "SyncHandler",
     "client_write",
+    "config_atoi",
+    "config_duration",
+    "config_uint",
+    "go_quote",
 ]

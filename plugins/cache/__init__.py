@@ -8,7 +8,6 @@ See README.md next to this file for the syntax and where we differ from CoreDNS.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -20,8 +19,10 @@ import trio
 from pycoredns import metrics, response, wire
 from pycoredns.log import plugin_logger
 from pycoredns.plugin import ConfigError, Controller, Handler, PluginError
+from pycoredns.plugin import config_atoi as _atoi
+from pycoredns.plugin import config_duration as _duration
 from pycoredns.request import Recorder, Request, ResponseWriter, WriterWrapper
-from pycoredns.util import fqdn, parse_duration, zone_match
+from pycoredns.util import fqdn, zone_match
 from pycoredns.wire import Reply
 
 from .store import SHARDS, Entry, Store, strip_opt
@@ -510,23 +511,6 @@ class RefreshWriter(Recorder):
 
 
 # -- setup --------------------------------------------------------------------------------------
-
-
-def _atoi(s: str) -> int:
-    """Go's strconv.Atoi with its error texts."""
-    if not _EXTRA_DIGITS.match(s):
-        raise ConfigError(f"strconv.Atoi: parsing {json.dumps(s, ensure_ascii=False)}: invalid syntax")
-    v = int(s)
-    if not -(2**63) <= v < 2**63:
-        raise ConfigError(f"strconv.Atoi: parsing {json.dumps(s, ensure_ascii=False)}: value out of range")
-    return v
-
-
-def _duration(s: str) -> float:
-    try:
-        return parse_duration(s)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
 
 
 def _ttl(s: str) -> int:

@@ -25,9 +25,11 @@ import trio
 
 from pycoredns import metrics, wire
 from pycoredns.log import plugin_logger
-from pycoredns.plugin import ConfigError, Controller, Handler, PluginError
+from pycoredns.plugin import ConfigError, Controller, Handler, PluginError, config_uint
+from pycoredns.plugin import config_atoi as _atoi
+from pycoredns.plugin import config_duration as _duration
 from pycoredns.request import Request, ResponseWriter
-from pycoredns.util import format_duration, is_subdomain, normalize_zones, parse_duration
+from pycoredns.util import format_duration, is_subdomain, normalize_zones
 
 from .proxy import CachedClosed, Proxy, UpstreamError
 
@@ -426,31 +428,7 @@ def _resolve(host: str, port: int) -> list[str]:
 
 
 def _uint(text: str, name: str = "ParseUint", bits: int = 32) -> int:
-    """strconv.ParseUint(text, 10, bits) with Go's error texts."""
-    if not text.isdigit() or not text.isascii():
-        raise ConfigError(f'strconv.{name}: parsing "{text}": invalid syntax')
-    n = int(text)
-    if n >= 1 << bits:
-        raise ConfigError(f'strconv.{name}: parsing "{text}": value out of range')
-    return n
-
-
-def _atoi(text: str) -> int:
-    """strconv.Atoi with Go's error texts."""
-    body = text[1:] if text[:1] in "+-" else text
-    if not body.isdigit() or not body.isascii():
-        raise ConfigError(f'strconv.Atoi: parsing "{text}": invalid syntax')
-    n = int(text)
-    if not -(1 << 63) <= n < (1 << 63):
-        raise ConfigError(f'strconv.Atoi: parsing "{text}": value out of range')
-    return n
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    return config_uint(text, name, bits)
 
 
 def _rcodes(c: Controller, failover: bool) -> list[int]:
