@@ -304,12 +304,8 @@ class Listener:
         w = transport.writer(req, remote)
         try:
             rc = block.chain.serve_fast(req, w)
-        except PluginError as e:
-            rc = e.rcode
         except Exception as exc:
-            if self.debug:
-                raise
-            rc = self._panic(exc)
+            rc = self._rcode_for(exc)
         if rc is None:
             transport.spawn(self._serve_async, block, req, w)
             return
@@ -320,16 +316,21 @@ class Listener:
         self.inflight += 1
         try:
             rc = await block.chain.serve_dns(req, w)
-        except PluginError as e:
-            rc = e.rcode
         except Exception as exc:
-            if self.debug:
-                raise
-            rc = self._panic(exc)
+            rc = self._rcode_for(exc)
         finally:
             self.inflight -= 1
         if not client_write(rc) and not w.written:
             self.server_reply(req, w, rc)
+
+    def _rcode_for(self, exc: Exception) -> int:
+        """The rcode a chain that raised means: a PluginError's own, SERVFAIL for a panic (re-raised
+        under `debug`, which lets panics crash the server like CoreDNS)."""
+        if isinstance(exc, PluginError):
+            return exc.rcode
+        if self.debug:
+            raise exc
+        return self._panic(exc)
 
     def _panic(self, exc: BaseException) -> int:
         metrics.panics_total.inc()
@@ -360,10 +361,8 @@ class Listener:
         token = _reentries.set(depth + 1)
         try:
             rc = await block.chain.serve_dns(req, rec)
-        except PluginError as e:
-            rc = e.rcode
         except Exception as exc:
-            rc = self._panic(exc)
+            rc = self._rcode_for(exc)
         finally:
             _reentries.reset(token)
         if rec.reply is None and not client_write(rc):
