@@ -20,7 +20,7 @@ import struct
 import threading
 from collections.abc import Callable
 
-from conformance.upstream import UNBOUND, SyncAsync, free_port, make_tls_cert, probe_query, txt_strings
+from conformance.upstream import MAIN_ZONES, UNBOUND, SyncAsync, free_port, make_tls_cert, probe_query
 from conformance.upstream import Unbound as _Unbound
 
 __all__ = ["UNBOUND", "BlackHole", "DeadPort", "GarbageUpstream", "Unbound", "free_port", "make_tls_cert", "reply_for"]
@@ -30,24 +30,8 @@ __all__ = ["UNBOUND", "BlackHole", "DeadPort", "GarbageUpstream", "Unbound", "fr
 #: www (CNAME -> a), nodata (A only: AAAA is NODATA), many (20 A records), mx (MX), medium (TXT ~800 bytes:
 #: > 512), big (TXT ~2000 bytes: > 1232). Any other name in example.org. is NXDOMAIN with the SOA.
 DEFAULT_ZONES: dict[str, list[str]] = {
-    "example.org.": [
-        "example.org. 3600 IN SOA ns.example.org. hostmaster.example.org. 1 3600 600 86400 30",
-        "example.org. 3600 IN NS ns.example.org.",
-        "ns.example.org. 3600 IN A 192.0.2.53",
-        "a.example.org. 300 IN A 192.0.2.1",
-        "a6.example.org. 300 IN A 192.0.2.6",
-        "a6.example.org. 300 IN AAAA 2001:db8::6",
-        "short.example.org. 5 IN A 192.0.2.5",
-        "long.example.org. 86400 IN A 192.0.2.86",
-        "www.example.org. 120 IN CNAME a.example.org.",
-        "nodata.example.org. 300 IN A 192.0.2.7",
-        *[f"many.example.org. 60 IN A 192.0.2.{i}" for i in range(100, 120)],
-        "mx.example.org. 300 IN MX 10 mail.example.org.",
-        "mail.example.org. 300 IN A 192.0.2.25",
-        f"medium.example.org. 60 IN TXT {txt_strings(3, 250, 'm')}",
-        f"big.example.org. 60 IN TXT {txt_strings(4, 250, 'b')}",
-        f"big.example.org. 60 IN TXT {txt_strings(4, 250, 'c')}",
-    ],
+    # the conformance suite's example.org. (a superset: it also has ttl3 and s0..s9)
+    "example.org.": MAIN_ZONES["example.org."],
     "example.net.": [
         "example.net. 3600 IN SOA ns.example.net. hostmaster.example.net. 1 3600 600 86400 60",
         "a.example.net. 300 IN A 198.51.100.1",
