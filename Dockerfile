@@ -13,7 +13,6 @@ WORKDIR /src
 COPY pyproject.toml setup.py README.md ./
 COPY pycoredns pycoredns
 COPY plugins plugins
-COPY conformance conformance
 COPY deploy deploy
 # deploy/wheels (made by deploy/build-image.sh on the host) lets the build run without reaching PyPI.
 RUN python3 -m venv /opt/pycoredns \

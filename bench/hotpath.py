@@ -131,7 +131,7 @@ async def measure(corefile: str, qname: str, n: int, rounds: int) -> dict[str, f
 
 def start_apiserver(tmp: str) -> tuple[subprocess.Popen, str]:
     kc = os.path.join(tmp, "kubeconfig")
-    api = subprocess.Popen([sys.executable, "-m", "conformance.apiserver", "--listen", "127.0.0.1:0",
+    api = subprocess.Popen([sys.executable, "-m", "pycoredns_conformance.apiserver", "--listen", "127.0.0.1:0",
                             "--generate-services", "50", "--endpoints-per-service", "2",
                             "--kubeconfig-out", kc], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert api.stdout is not None

@@ -90,7 +90,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         kc = Path(tmp) / "kubeconfig"
         # the API server in its own process, as it would be on its own machine
-        api = subprocess.Popen([sys.executable, "-m", "conformance.apiserver", "--listen", "127.0.0.1:0",
+        api = subprocess.Popen([sys.executable, "-m", "pycoredns_conformance.apiserver", "--listen", "127.0.0.1:0",
                                 "--generate-services", str(args.services), "--endpoints-per-service",
                                 str(args.endpoints_per_service), "--kubeconfig-out", str(kc)],
                                cwd=ROOT, stdout=subprocess.PIPE, text=True)

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
+from pycoredns_conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
 
 from .cli import main as cli_main
 

@@ -18,8 +18,8 @@ import dns.asyncquery
 import dns.message
 import dns.rdatatype
 import pytest
+from pycoredns_conformance.upstream import free_port  # noqa: F401 - re-exported for the tests
 
-from conformance.upstream import free_port  # noqa: F401 - re-exported for the tests
 from pycoredns import log
 from pycoredns.embed import serve
 from pycoredns.process import Process

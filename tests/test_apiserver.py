@@ -23,10 +23,9 @@ import pytest
 import trio
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
-
-from conformance.apiserver import FIXTURE_CLUSTER, APIServer, generate_cluster, load_objects, parse_text
-from conformance.apiserver.patch import strategic_merge_patch
-from conformance.apiserver.selectors import labels_match, parse_label_selector
+from pycoredns_conformance.apiserver import FIXTURE_CLUSTER, APIServer, generate_cluster, load_objects, parse_text
+from pycoredns_conformance.apiserver.patch import strategic_merge_patch
+from pycoredns_conformance.apiserver.selectors import labels_match, parse_label_selector
 
 REPO = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -675,8 +674,8 @@ def test_generate_cluster() -> None:
 def test_cli_subprocess_writes_usable_kubeconfig(tmp_path: Path) -> None:
     kc = tmp_path / "kubeconfig"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "conformance.apiserver", "--listen", "127.0.0.1:0", "--objects", str(FIXTURE_CLUSTER),
-         "--kubeconfig-out", str(kc)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+        [sys.executable, "-m", "pycoredns_conformance.apiserver", "--listen", "127.0.0.1:0",
+         "--objects", str(FIXTURE_CLUSTER), "--kubeconfig-out", str(kc)], cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline().strip()

@@ -14,8 +14,8 @@ import pytest
 from conftest import query, running
 from pycoredns.plugins import autopath as apmod
 from pycoredns.plugins.autopath import parse_resolv_conf
+from pycoredns_conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
 
-from conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
 from pycoredns.instance import StartupError
 
 RESOLV = """# generated

@@ -1,4 +1,4 @@
-"""The conformance suite (`python -m conformance`): the whole suite against pycoredns, plus its own parts
+"""The conformance suite (`python -m pycoredns_conformance`): the whole suite against pycoredns, plus its own parts
 (case files, comparison logic, targets, JUnit/JSON output) on small inputs.
 """
 
@@ -18,12 +18,11 @@ import dns.rrset
 import pytest
 import trio
 from conftest import running
-
-from conformance import cases as cases_mod
-from conformance import kube
-from conformance.__main__ import server_from_kubeconfig
-from conformance.cases import Case, Query, load, load_file
-from conformance.compare import (
+from pycoredns_conformance import cases as cases_mod
+from pycoredns_conformance import kube
+from pycoredns_conformance.__main__ import server_from_kubeconfig
+from pycoredns_conformance.cases import Case, Query, load, load_file
+from pycoredns_conformance.compare import (
     CaseError,
     Expectation,
     metric_present,
@@ -34,8 +33,8 @@ from conformance.compare import (
     section_match,
     ttl_match,
 )
-from conformance.report import summary, to_json, to_junit
-from conformance.runner import ERROR, FAIL, PASS, SKIP, XFAIL, BinaryTarget, Result, Run, ServerTarget, run
+from pycoredns_conformance.report import summary, to_json, to_junit
+from pycoredns_conformance.runner import ERROR, FAIL, PASS, SKIP, XFAIL, BinaryTarget, Result, Run, ServerTarget, run
 
 REPO = Path(__file__).resolve().parent.parent
 AREAS = {"spec", "coredns", "corefile", "cache-forward"}
@@ -47,7 +46,7 @@ KNOWN_FAILURES: list[str] = []
 def test_whole_suite_against_pycoredns(tmp_path: Path) -> None:
     """CI runs every case against `python -m pycoredns` started by the suite; required levels must pass."""
     out_json, out_xml = tmp_path / "r.json", tmp_path / "r.xml"
-    cmd = [sys.executable, "-m", "conformance", "--binary", f"{sys.executable} -m pycoredns", "-q",
+    cmd = [sys.executable, "-m", "pycoredns_conformance", "--binary", f"{sys.executable} -m pycoredns", "-q",
            "--json", str(out_json), "--junit", str(out_xml), *(f"--xfail={c}" for c in KNOWN_FAILURES)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=280)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
@@ -218,7 +217,7 @@ def test_metric_samples_match_in_any_label_order() -> None:
 
 def test_kube_calls_against_the_api_test_server(tmp_path: Path) -> None:
     """load_fixture, apply (create, then replace), delete (twice is fine), through plain HTTP."""
-    from conformance.apiserver import APIServer
+    from pycoredns_conformance.apiserver import APIServer
 
     with APIServer([]) as api:
         api.start()
@@ -312,7 +311,7 @@ async def test_server_target_catches_a_wrong_server() -> None:
 
 async def test_server_target_passes_against_pycoredns_with_fixture_cluster(tmp_path: Path) -> None:
     """--server mode end to end: an in-process pycoredns on the fixture cluster passes the spec area."""
-    from conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
+    from pycoredns_conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
 
     spec = [c for c in load(["spec"]) if c.server and not c.upstream]
     with APIServer(load_objects(FIXTURE_CLUSTER)) as api:

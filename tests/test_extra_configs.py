@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import free_port, query, running
 from pycoredns.plugins import reload as reload_plugin
+from pycoredns_conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
 from reload_helpers import Prober, capture_logs, configmap, probing, serve_file, write
 
-from conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
 from pycoredns import directives
 from pycoredns.corefile import CorefileError, parse
 from pycoredns.metrics import REGISTRY

@@ -14,8 +14,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 from conftest import query, running
+from pycoredns_conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
 
-from conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
 from pycoredns.instance import StartupError
 
 NX, OK = dns.rcode.NXDOMAIN, dns.rcode.NOERROR

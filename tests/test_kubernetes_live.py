@@ -14,8 +14,8 @@ import dns.rdatatype
 import pytest
 import trio
 from conftest import free_port, query, running
+from pycoredns_conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
 
-from conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
 from plugins.kubernetes import objects
 from plugins.kubernetes.watch import Connection, Watcher
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import dns.rcode
 import pytest
 from conftest import free_port, query, running
-
-from conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
+from pycoredns_conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 

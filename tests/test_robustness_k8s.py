@@ -18,9 +18,9 @@ import dns.rcode
 import pytest
 import trio
 from conftest import free_port, query, running
+from pycoredns_conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
 from upstream import Unbound
 
-from conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
 from pycoredns import metrics
 
 OK, NX, SERVFAIL = dns.rcode.NOERROR, dns.rcode.NXDOMAIN, dns.rcode.SERVFAIL

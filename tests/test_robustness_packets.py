@@ -27,9 +27,9 @@ import dns.rrset
 import pytest
 import trio
 from conftest import free_port, query, running
+from pycoredns_conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
 from upstream import GarbageUpstream, Unbound
 
-from conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
 from pycoredns import metrics
 
 NOERROR, NX = dns.rcode.NOERROR, dns.rcode.NXDOMAIN

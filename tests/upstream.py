@@ -20,8 +20,8 @@ import struct
 import threading
 from collections.abc import Callable
 
-from conformance.upstream import MAIN_ZONES, UNBOUND, SyncAsync, free_port, make_tls_cert, probe_query
-from conformance.upstream import Unbound as _Unbound
+from pycoredns_conformance.upstream import MAIN_ZONES, UNBOUND, SyncAsync, free_port, make_tls_cert, probe_query
+from pycoredns_conformance.upstream import Unbound as _Unbound
 
 __all__ = ["UNBOUND", "BlackHole", "DeadPort", "GarbageUpstream", "Unbound", "free_port", "make_tls_cert", "reply_for"]
 
@@ -40,7 +40,7 @@ DEFAULT_ZONES: dict[str, list[str]] = {
 
 
 class Unbound(_Unbound):
-    """conformance.upstream.Unbound with the tests' DEFAULT_ZONES when no zones are given."""
+    """pycoredns_conformance.upstream.Unbound with the tests' DEFAULT_ZONES when no zones are given."""
 
     def __init__(self, zones: dict[str, list[str]] | None = None, **kw) -> None:
         super().__init__(DEFAULT_ZONES if zones is None else zones, **kw)

@@ -1,4 +1,4 @@
-"""CLI: ``python -m conformance.apiserver --listen 127.0.0.1:0 --objects FILE --kubeconfig-out PATH``.
+"""CLI: ``python -m pycoredns_conformance.apiserver --listen 127.0.0.1:0 --objects FILE --kubeconfig-out PATH``.
 
 Prints ``apiserver listening on http://HOST:PORT`` as its first stdout line, then serves until
 SIGINT/SIGTERM. SIGUSR1 drops all watches, SIGUSR2 expires all resourceVersions; the same and
@@ -32,7 +32,7 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the server in the foreground."""
-    ap = argparse.ArgumentParser(prog="python -m conformance.apiserver",
+    ap = argparse.ArgumentParser(prog="python -m pycoredns_conformance.apiserver",
                                  description="Kubernetes API test server (Namespaces, Services, Pods, "
                                  "Endpoints, EndpointSlices) over plain HTTP.")
     ap.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT to bind (port 0 = ephemeral)")

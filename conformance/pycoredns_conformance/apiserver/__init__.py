@@ -1,7 +1,7 @@
 """A Kubernetes API server for tests and demos: the real REST protocol for Namespaces, Services,
 Pods, Endpoints and EndpointSlices, driven by the real kubernetes-asyncio client and kubectl.
 
-    from conformance.apiserver import APIServer
+    from pycoredns_conformance.apiserver import APIServer
     with APIServer(load_objects("conformance/fixtures/cluster.yaml")) as api:
         api.write_kubeconfig(tmp / "kubeconfig")
         ...

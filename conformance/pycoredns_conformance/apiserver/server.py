@@ -37,7 +37,7 @@ from .selectors import (
 )
 from .store import Event, Obj, Store
 
-log = logging.getLogger("conformance.apiserver")
+log = logging.getLogger("pycoredns_conformance.apiserver")
 
 _CLOSE = object()  # end the watch cleanly (final chunk)
 _ABORT = object()  # the transport was aborted; just leave
