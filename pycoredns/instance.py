@@ -16,8 +16,10 @@ import trio
 
 from . import directives, wire
 from .config import ZoneAddress, normalize_key
+from .controller import Controller
 from .corefile import CorefileError, ServerBlock
-from .plugin import ConfigError, Controller, Handler
+from .exceptions import ConfigError
+from .handler import Handler
 from .server import Listener
 
 if TYPE_CHECKING:

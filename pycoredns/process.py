@@ -16,10 +16,10 @@ import trio
 
 from . import directives, log, metrics
 from .corefile import CorefileError, fingerprint, parse
+from .exceptions import ConfigError
 from .http import HTTPServer, split_address
 from .instance import Instance, StartupError
 from .lastgood import LastGood, Recorder
-from .plugin import ConfigError
 from .server import bind_tcp, bind_udp
 
 GRACEFUL_TIMEOUT = 5.0

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from dnslib import DNSHeader, DNSLabel, DNSQuestion, DNSRecord
 
 from . import wire
+from .exceptions import PluginError
 from .wire import Reply
 
 if TYPE_CHECKING:
@@ -197,8 +198,6 @@ class Request:
             try:
                 self._msg = DNSRecord.parse(self.wire)
             except Exception as e:
-                from .plugin import PluginError
-
                 raise PluginError(wire.SERVFAIL, f"cannot parse query: {e}") from None
         return self._msg
 

@@ -18,7 +18,8 @@ import trio
 from dnslib import DNSBuffer, DNSRecord
 
 from . import log, metrics, wire
-from .plugin import PluginError, client_write
+from .exceptions import PluginError
+from .handler import client_write
 from .request import Rejected, Request, ResponseWriter
 from .truncation import truncate as wire_truncate
 from .wire import Reply

@@ -1,0 +1,164 @@
+"""The setup API: what a plugin's `setup(c)` sees, and Go-compatible argument readers.
+
+Plugins import these through `pycoredns.plugin`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from .corefile import Dispenser, Token
+from .exceptions import ConfigError
+from .handler import Handler
+
+if TYPE_CHECKING:
+    from .instance import BlockConfig, Instance
+    from .process import Process
+
+
+def go_quote(text: str) -> str:
+    """Go's %q / strconv.Quote for the plain strings setup errors quote."""
+    import json
+
+    return json.dumps(text, ensure_ascii=False)
+
+
+def config_atoi(text: str) -> int:
+    """A setup argument read with Go's strconv.Atoi: ConfigError with Go's texts."""
+    body = text[1:] if text[:1] in "+-" else text
+    if not body.isdigit() or not body.isascii():
+        raise ConfigError(f"strconv.Atoi: parsing {go_quote(text)}: invalid syntax")
+    n = int(text)
+    if not -(1 << 63) <= n < (1 << 63):
+        raise ConfigError(f"strconv.Atoi: parsing {go_quote(text)}: value out of range")
+    return n
+
+
+def config_uint(text: str, func: str = "ParseUint", bits: int = 64) -> int:
+    """A setup argument read with Go's strconv.ParseUint(text, 10, bits): ConfigError with Go's texts."""
+    if not text.isdigit() or not text.isascii():
+        raise ConfigError(f"strconv.{func}: parsing {go_quote(text)}: invalid syntax")
+    n = int(text)
+    if n >= 1 << bits:
+        raise ConfigError(f"strconv.{func}: parsing {go_quote(text)}: value out of range")
+    return n
+
+
+def config_duration(text: str) -> float:
+    """A setup argument read with Go's time.ParseDuration: seconds, or ConfigError with Go's text."""
+    from .util import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+Hook = Callable[[], Awaitable[None]]
+
+
+class Controller(Dispenser):
+    """What a plugin's setup sees: its tokens in one server block, plus the block and the process."""
+
+    def __init__(self, directive: str, filename: str, tokens: list[Token], block: BlockConfig,
+                 instance: Instance) -> None:
+        super().__init__(filename, tokens)
+        self.directive = directive
+        self.block = block
+        self.instance = instance
+
+    # -- where we are ------------------------------------------------------------------------
+    @property
+    def process(self) -> Process:
+        return self.instance.process
+
+    @property
+    def keys(self) -> list[str]:
+        """The block's canonical keys, e.g. `dns://example.org.:53`."""
+        return [a.key() for a in self.block.addresses]
+
+    @property
+    def zones(self) -> list[str]:
+        """The block's zones (lowercased FQDNs): what optional ZONES arguments default to."""
+        seen: list[str] = []
+        for a in self.block.addresses:
+            if a.zone not in seen:
+                seen.append(a.zone)
+        return seen
+
+    @property
+    def root(self) -> str:
+        return self.block.root
+
+    def path(self, p: str) -> str:
+        """A file argument resolved against the block's `root`."""
+        return p if os.path.isabs(p) else os.path.join(self.block.root, p)
+
+    def server_label(self) -> str:
+        """The `server` metric label of this block's first listener (`dns://:53`)."""
+        return self.block.server_label()
+
+    # -- results -----------------------------------------------------------------------------
+    def add_handler(self, handler: Handler) -> None:
+        self.block.add_handler(self.directive, handler)
+
+    def on_startup(self, fn: Hook) -> None:
+        """Awaited before the listeners open (kubernetes waits for its sync here)."""
+        self.instance.startup_hooks.append(fn)
+
+    def on_shutdown(self, fn: Hook) -> None:
+        """Awaited when this configuration stops, on reload and at exit."""
+        self.instance.shutdown_hooks.append(fn)
+
+    def on_final_shutdown(self, fn: Hook) -> None:
+        """Awaited only when the process exits (health's lameduck)."""
+        self.instance.final_shutdown_hooks.append(fn)
+
+    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run a background task for as long as this configuration runs."""
+        self.instance.background.append((fn, args))
+
+    def http_route(self, address: str, path: str, fn: Any) -> None:
+        """Serve `path` on the process-wide HTTP server for `address` while this config runs.
+
+        `fn(method, target)` returns (status, content type, body), or an awaitable of it.
+        """
+        self.instance.http_routes.append((address, path, fn))
+
+    # -- argument helpers with CoreDNS's messages -------------------------------------------
+    def once(self, seen: int) -> None:
+        """Raise CoreDNS's ErrOnce when a once-per-block plugin appears again."""
+        if seen > 0:
+            raise ConfigError("this plugin can only be used once per Server Block")
+
+    def occurrences(self, once: bool = False):
+        """Iterate over each occurrence of the directive (the dispenser sits on its name)."""
+        i = 0
+        while self.next():
+            if once:
+                self.once(i)
+            yield i
+            i += 1
+
+    def address_arg(self, default: str) -> str:
+        """The optional `[ADDRESS]` argument of health, ready and prometheus: `host:port` or `default`."""
+        from .http import split_address
+
+        args = self.remaining_args()
+        if len(args) > 1:
+            raise self.arg_err()
+        if not args:
+            return default
+        try:
+            split_address(args[0], 0)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        return args[0]
+
+    def zones_from(self, args: list[str]) -> list[str]:
+        """Normalise ZONES arguments (CIDRs expand); the block's zones when there are none."""
+        from .util import normalize_zones
+
+        return normalize_zones(args) if args else list(self.zones)
