@@ -14,7 +14,8 @@ from .exceptions import ConfigError
 from .handler import Handler
 
 if TYPE_CHECKING:
-    from .instance import BlockConfig, Instance
+    from .block import BlockConfig
+    from .instance import Instance
     from .process import Process
 
 
@@ -99,6 +100,22 @@ class Controller(Dispenser):
     def server_label(self) -> str:
         """The `server` metric label of this block's first listener (`dns://:53`)."""
         return self.block.server_label()
+
+    def handler(self, name: str) -> Handler | None:
+        """Another plugin's handler in this server block, by directive name (duck-typed), or None.
+
+        Setup runs directive by directive in plugin.cfg order, so during `setup` only plugins set up
+        before this one are there; look up from a startup hook to see the whole block (CoreDNS's
+        `dnsserver.GetConfig(c).Handler(name)` in an `OnStartup`):
+
+            def setup(c):
+                ext = External(zones)
+                async def link() -> None:
+                    ext.backend = c.handler("kubernetes")  # None when the block has no kubernetes
+                c.on_startup(link)
+                c.add_handler(ext)
+        """
+        return self.block.handler(name)
 
     # -- results -----------------------------------------------------------------------------
     def add_handler(self, handler: Handler) -> None:

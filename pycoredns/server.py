@@ -25,7 +25,7 @@ from .truncation import truncate as wire_truncate
 from .wire import Reply
 
 if TYPE_CHECKING:
-    from .instance import BlockConfig
+    from .block import BlockConfig
 
 TYPE_DS = 43
 _OPT_CLASS_TTL = struct.Struct(">HI")
