@@ -1,0 +1,7 @@
+"""`python -m pycoredns.demo`."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
