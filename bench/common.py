@@ -93,9 +93,11 @@ def write_queries(lines: list[str]) -> str:
 
 
 def dnsperf(port: int, datafile: str, seconds: int = 10, clients: int = 4, outstanding: int = 200,
-            extra: list[str] | None = None) -> dict:
-    """Run dnsperf against 127.0.0.1:port; returns qps, avg_latency_ms, lost, completed, rcodes (or error)."""
-    cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", datafile, "-l", str(seconds),
+            extra: list[str] | None = None, prefix: list[str] | None = None) -> dict:
+    """Run dnsperf against 127.0.0.1:port; returns qps, avg_latency_ms, lost, completed, rcodes (or error).
+
+    `prefix` goes before the command (`taskset -c 1` pins the load generator to a core)."""
+    cmd = [*(prefix or []), "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", datafile, "-l", str(seconds),
            "-c", str(clients), "-q", str(outstanding), *(extra or [])]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
     qps = re.search(r"Queries per second:\s+([\d.]+)", out)

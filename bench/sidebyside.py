@@ -1,0 +1,110 @@
+"""Side-by-side runner pieces (not tests): servers pinned to one core, dnsperf pinned to the other.
+
+    from bench.sidebyside import Server, run_row
+    with Server("pycoredns", [sys.executable, "-m", "pycoredns", "-conf", path], port, ready_url) as s:
+        s.wait_ready(60)
+        print(run_row(s, datafile, seconds=10))
+
+Each figure is measured on the server process itself: qps from dnsperf, CPU µs per answer from the
+utime+stime delta in /proc/PID/stat over the completed queries, RSS from /proc/PID/status. A
+server started through `taskset` is pinned with its children (CoreDNS's goroutines, pycoredns'
+watch thread); the load generator runs on the other core.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from bench.common import dnsperf
+
+SERVER_CORE = "0"
+LOAD_CORE = "1"
+
+
+def pinned(cmd: list[str], core: str) -> list[str]:
+    """`cmd` under `taskset -c core` when taskset is there (it is on the development machine)."""
+    return ["taskset", "-c", core, *cmd] if shutil.which("taskset") else cmd
+
+
+class Server:
+    """One DNS server process, pinned to SERVER_CORE; `ready_url` answers 200 once it is synced."""
+
+    def __init__(self, label: str, cmd: list[str], port: int, ready_url: str = "", cwd: str | Path | None = None,
+                 log: str | Path | None = None) -> None:
+        self.label = label
+        self.cmd = cmd
+        self.port = port
+        self.ready_url = ready_url
+        self.cwd = cwd
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+        self.started = 0.0
+
+    def __enter__(self) -> Server:
+        err = open(self.log, "w") if self.log else subprocess.DEVNULL  # the child keeps its copy
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(pinned(self.cmd, SERVER_CORE), cwd=self.cwd, stdout=err, stderr=err)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def wait_ready(self, timeout: float) -> float:
+        """Seconds from the start of the process to the first 200 from `ready_url` (polled every 20 ms)."""
+        deadline = self.started + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise SystemExit(f"{self.label} exited with {self.proc.returncode} (log: {self.log})")
+            try:
+                with urllib.request.urlopen(self.ready_url, timeout=1) as r:
+                    if r.status == 200:
+                        return time.monotonic() - self.started
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise SystemExit(f"{self.label} not ready after {timeout}s")
+
+    def cpu_seconds(self) -> float:
+        """utime+stime of the server process (all its threads)."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mb(self) -> float:
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+def run_row(server: Server, datafile: str, seconds: int, clients: int = 16, edns: bool = False) -> dict:
+    """dnsperf (pinned to LOAD_CORE) against `server`; adds `cpu_us` per completed query."""
+    before = server.cpu_seconds()
+    res = dnsperf(server.port, datafile, seconds=seconds, clients=clients, extra=["-e"] if edns else [],
+                  prefix=pinned([], LOAD_CORE))
+    used = server.cpu_seconds() - before
+    if "qps" in res and res.get("completed", 0) > 0:
+        res["cpu_us"] = used * 1e6 / res["completed"]
+    return res
+
+
+def load_average() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
