@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 import trio
+from dnslib import DNSLabel, DNSRecord
 
 from pycoredns import wire
 from pycoredns.log import plugin_logger
@@ -276,6 +277,8 @@ class Kubernetes(Handler):
             if hit is not None:
                 return self._write_hit(req, w, hit)
         out = self.decide(req)
+        if isinstance(out, bytes):
+            return self._write_alias(req, w, out)
         if out is NEXT:
             return self.next_fast(req, w)
         if isinstance(out, str):
@@ -288,6 +291,8 @@ class Kubernetes(Handler):
         if hit is not None:
             return self._write_hit(req, w, hit)
         out = self.decide(req)
+        if isinstance(out, bytes):
+            return self._write_alias(req, w, out)
         if out is NEXT:
             return await self.next_or_failure(req, w)
         if isinstance(out, str):
@@ -308,6 +313,20 @@ class Kubernetes(Handler):
         w.write(b"".join((req.reply_header(0, aa=True)[:6], hit[:6], req.question, body)))
         return 0
 
+    def _write_alias(self, req: Request, w: ResponseWriter, canon: bytes) -> int:
+        """A `port.proto` name answered from its `_port._proto` twin `canon` (rare, so dnslib): the
+        stored records point into a question with the twin's name, so unpack them that way and rename."""
+        hit = self.index.answers[(canon, req.qtype)]  # type: ignore[union-attr]
+        msg = DNSRecord.parse(b"".join((req.reply_header(0, aa=True)[:6], hit[:6], canon,
+                                        req.question[-4:], hit[6:])))
+        asked, twin = DNSLabel(wire.read_name(req.wire, 12)[0]), DNSLabel(wire.read_name(canon, 0)[0])
+        msg.questions[0].qname = asked
+        for r in msg.rr:
+            if r.rname == twin:
+                r.rname = asked
+        w.write(msg.pack())
+        return 0
+
     @staticmethod
     def _emit(out: Any, w: ResponseWriter) -> int:
         if isinstance(out, int):
@@ -317,7 +336,8 @@ class Kubernetes(Handler):
         return rcode
 
     def decide(self, req: Request) -> Any:
-        """Everything but a precomputed hit: NEXT, an rcode to return, (reply, rcode) or a CNAME target."""
+        """Everything but a precomputed hit: NEXT, an rcode to return, (reply, rcode), a CNAME target,
+        or (bytes) the precomputed hit of the `_port._proto` name a `port.proto` name stands for."""
         zone = zone_match(self.zones, req.name)
         if zone is None or self.index is None:
             return NEXT
@@ -327,7 +347,15 @@ class Kubernetes(Handler):
         rel_end = self._rel_end(req, zone)
         zp = zone_pointer(rel_end)
         rel = _labels(req.qname_wire[:rel_end])
-        outcome = self._classify(req, rel, qtype, zone, zp)
+        qname = req.qname_wire
+        if len(rel) == 5 and rel[-1] == b"svc" and not (rel[0][:1] == rel[1][:1] == b"_"):
+            # CoreDNS strips one optional underscore from the port and protocol labels (parse.go
+            # stripUnderscore): `http.tcp.svc.ns.svc.zone` is `_http._tcp.svc.ns.svc.zone`
+            qname = _name_wire([x if x[:1] == b"_" else b"_" + x for x in rel[:2]] + rel[2:])[:-1] + \
+                req.qname_wire[rel_end:]
+            if (qname, qtype) in self.index.answers:
+                return qname
+        outcome = self._classify(req, rel, qtype, zone, zp, qname)
         if isinstance(outcome, (tuple, str)):
             return outcome
         if outcome == wire.NXDOMAIN:
@@ -350,7 +378,7 @@ class Kubernetes(Handler):
         return (req.reply_header(0, len(answers), 0, len(extra), aa=True) + req.question
                 + b"".join(answers) + b"".join(extra)), 0
 
-    def _classify(self, req: Request, rel: list[bytes], qtype: int, zone: str, zp: bytes) -> Any:
+    def _classify(self, req: Request, rel: list[bytes], qtype: int, zone: str, zp: bytes, qname: bytes) -> Any:
         """NODATA (0) / NXDOMAIN (3), a positive (reply, rcode), or an ExternalName target (str)."""
         idx = self.index
         assert idx is not None
@@ -398,7 +426,7 @@ class Kubernetes(Handler):
             return txt_nx
         if n > 5:
             return wire.NXDOMAIN
-        target = idx.name_target(req.qname_wire)
+        target = idx.name_target(qname)
         if target is None:
             return wire.NXDOMAIN
         if target and qtype in (A, AAAA):

@@ -16,6 +16,7 @@ are never compressed (RFC 2782), so they carry the zone as configured.
 from __future__ import annotations
 
 import ipaddress
+import math
 import socket
 import struct
 import time
@@ -347,7 +348,8 @@ class Index:
             if svc.headless:
                 cands = [(lab, ip, p) for sl, addrs in slices for lab, ip in addrs for p in sl.ports]
             else:
-                cands = [("", "", p) for p in svc.ports]
+                # one candidate per cluster IP and port, as CoreDNS weighs them (then drops equal targets)
+                cands = [("", ip, p) for p in svc.ports for ip in svc.ips]
             self._put_srv(put, name, base, z, zp, svc, cands, svc_ips, by_label)
             for lab, ips in by_label.items():
                 rel = label(lab) + base
@@ -379,11 +381,10 @@ class Index:
 
     def _put_srv(self, put, name, base: bytes, z: Zone, zp: bytes, svc: Service,
                  cands: list[tuple[str, str, Port]], svc_ips: list[str], by_label: dict[str, list[str]]) -> None:
-        """Bare-name SRV over every port, `_port._proto` SRV per named port, weights floor(100/N)."""
+        """Bare-name SRV over every port, `_port._proto` SRV per named port, weights floor(100/N) where N
+        counts the candidates before equal (target, port) records are dropped (CoreDNS's SRV)."""
         groups: dict[tuple[str, str] | None, list[tuple[str, str, Port]]] = {None: []}
-        for c in cands:
-            if c[2].port == -1:
-                continue
+        for c in cands:  # port -1 (no ports) counts towards the weight, but gets no record (CoreDNS)
             groups[None].append(c)
             if c[2].name:
                 groups.setdefault((c[2].name, c[2].proto), []).append(c)
@@ -395,14 +396,14 @@ class Index:
             except ValueError:
                 continue  # a port name no label can carry: that SRV name only, not the whole service
             zptr = zone_pointer(len(rel))
-            weight = 100 // len(items)
+            weight = max(1, math.floor(100.0 / (100 * len(items)) * 100))  # Go's float arithmetic
             seen: set[tuple[str, int]] = set()
             an: list[bytes] = []
             ad: list[bytes] = []
             seen_ad: set[tuple[str, str]] = set()
             for lab, _ip, p in items:
                 target_rel = (label(lab) if lab else b"") + base
-                if (lab, p.port) in seen:
+                if p.port == -1 or (lab, p.port) in seen:
                     continue
                 seen.add((lab, p.port))
                 tw = target_rel + z.wire
