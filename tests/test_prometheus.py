@@ -67,8 +67,8 @@ async def test_counts_labels_and_format(tmp_path):
         assert value(s, "coredns_dns_requests_total", **z, proto="tcp", family="1", type="AAAA") == 2
         assert value(s, "coredns_dns_requests_total", **z, proto="udp", family="1", type="SRV") == 1
         assert value(s, "coredns_dns_do_requests_total", **z) == 1
-        # the writer is whoami even through log's recording writer
-        assert value(s, "coredns_dns_responses_total", **z, rcode="NOERROR", plugin="whoami") == 6
+        # CoreDNS labels a written reply with the plugin right after prometheus (errors), not whoami
+        assert value(s, "coredns_dns_responses_total", **z, rcode="NOERROR", plugin="errors") == 6
         assert value(s, "coredns_dns_request_duration_seconds_count", **z) == 6
         assert value(s, "coredns_dns_request_size_bytes_count", **z, proto="udp") == 4
         assert value(s, "coredns_dns_response_size_bytes_count", **z, proto="tcp") == 2
@@ -81,8 +81,8 @@ async def test_counts_labels_and_format(tmp_path):
 
         h = dict(server=server, zone="hosts.prom.test.", view="")
         assert value(s, "coredns_dns_requests_total", **h, proto="udp", family="1", type="other") == 1
-        # the writer is hosts even through loadbalance's writer wrapper; SERVFAIL is written by the server
-        assert value(s, "coredns_dns_responses_total", **h, rcode="NOERROR", plugin="hosts") == 2
+        # labelled loadbalance (right after prometheus); SERVFAIL is written by the server: plugin=""
+        assert value(s, "coredns_dns_responses_total", **h, rcode="NOERROR", plugin="loadbalance") == 2
         assert value(s, "coredns_dns_responses_total", **h, rcode="SERVFAIL", plugin="") == 1
 
         for name in ("prometheus", "errors", "log", "whoami"):

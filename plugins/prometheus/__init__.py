@@ -1,8 +1,8 @@
 """prometheus: count every query and serve `/metrics` in the Prometheus text format (CoreDNS `metrics`).
 
-The handler wraps the writer with a recorder that notes the reply's rcode, size and which plugin
-wrote it (the first plugin-module frame above the write call, skipping writer wrappers: CoreDNS
-reads the caller's package path the same way), then reports after the chain returns. The fast path
+The handler wraps the writer with a recorder that notes the reply's rcode and size, and labels it
+with the plugin right after prometheus in the chain (CoreDNS's rule, see `Recorder`), then reports
+after the chain returns. The fast path
 counts only when `next_fast` returned an rcode, so a query is never counted twice.
 """
 
@@ -11,11 +11,9 @@ from __future__ import annotations
 import os
 import platform
 import resource
-import sys
 import time
 from bisect import bisect_left
 from time import monotonic
-from types import CodeType, FrameType
 
 from pycoredns import COREDNS_VERSION, __version__, metrics, wire
 from pycoredns.log import plugin_logger
@@ -29,7 +27,6 @@ log = plugin_logger("prometheus")
 DEFAULT_ADDRESS = "localhost:9153"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 TYPE_DS = 43
-_PLUGIN_PREFIX = "pycoredns.plugins."
 
 build_info = REGISTRY.gauge(
     "coredns_build_info",
@@ -42,54 +39,25 @@ _TYPES = metrics.MONITORED_TYPES
 
 # -- who wrote the reply ---------------------------------------------------------------------------
 
-_frame_names: dict[CodeType, str] = {}
-
-
-def _frame_plugin(f: FrameType) -> str | None:
-    """The plugin a frame belongs to: a name, "" for none (core, writer wrappers), None: not cacheable."""
-    code = f.f_code
-    if code.co_name == "write":
-        return ""  # a writer wrapper passing the reply on: look further up
-    module = f.f_globals.get("__name__", "")
-    if module.startswith(_PLUGIN_PREFIX):
-        name = module[len(_PLUGIN_PREFIX) :].split(".", 1)[0]
-        return "" if name == "prometheus" else name
-    if module.startswith("pycoredns") or module.startswith("trio"):
-        return ""
-    owner = f.f_locals.get("self")  # a third-party plugin: ask the handler itself
-    return owner.name if isinstance(owner, Handler) and owner.name else None
-
-
-def writer_plugin(f: FrameType | None) -> str:
-    """Name of the plugin whose code called `write`, looking up to 16 frames up; "" if none."""
-    names = _frame_names
-    for _ in range(16):
-        if f is None:
-            break
-        name = names.get(f.f_code)
-        if name is None:
-            name = _frame_plugin(f)
-            if name is None:
-                f = f.f_back
-                continue
-            names[f.f_code] = name
-        if name:
-            return name
-        f = f.f_back
-    return ""
-
 
 class Recorder(WriterWrapper):
-    """Notes rcode, size and author of the reply; hands bytes on (the server would pack anyway)."""
+    """Notes rcode, size and author of the reply; hands bytes on (the server would pack anyway).
 
-    __slots__ = ("plugin", "rcode", "size")
+    The author is CoreDNS's rule (plugin.NextOrFailure's pluginWriter): only the writer handed to the
+    plugin right after prometheus reports to the recorder, so every written reply is labelled with that
+    plugin's name (`errors` in kubeadm's chain), whichever plugin further down wrote it; "" when
+    nothing was written (the server writes the rcode).
+    """
 
-    def __init__(self, inner: ResponseWriter) -> None:
+    __slots__ = ("author", "plugin", "rcode", "size")
+
+    def __init__(self, inner: ResponseWriter, author: str) -> None:
         self.inner = inner
         self.written = False
         self.rcode = 0
         self.size = 0
         self.plugin = ""
+        self.author = author
 
     def write(self, reply: Reply) -> None:
         data = reply if type(reply) is bytes else bytes(reply if isinstance(reply, bytearray) else reply.pack())
@@ -97,9 +65,7 @@ class Recorder(WriterWrapper):
         self.size += len(data)
         if len(data) >= 4:
             self.rcode = data[3] & 0x0F
-        f = sys._getframe(1)
-        # the common case: the caller's code is already known to belong to a plugin
-        self.plugin = _frame_names.get(f.f_code) or writer_plugin(f)
+        self.plugin = self.author
         self.inner.write(data)
 
 
@@ -117,7 +83,7 @@ class Metrics(Handler):
 
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
         start = monotonic()
-        rec = Recorder(w)
+        rec = Recorder(w, self.next.name if self.next is not None else "")
         try:
             rc = await self.next_or_failure(req, rec)
         except PluginError as e:
@@ -128,8 +94,8 @@ class Metrics(Handler):
 
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
         start = monotonic()
-        rec = Recorder(w)
         nxt = self.next
+        rec = Recorder(w, nxt.name if nxt is not None else "")
         try:
             rc = nxt.serve_fast(req, rec) if nxt is not None else self.next_fast(req, rec)
         except PluginError as e:
