@@ -66,8 +66,8 @@ class ServerProcess:
     """`python -m pycoredns` as a subprocess (CLI, signals, reload tests)."""
 
     def __init__(self, args: list[str], cwd: str | None = None, env: dict | None = None,
-                 module: str = "pycoredns") -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd,
+                 module: str = "pycoredns", python: str = sys.executable) -> None:
+        self.proc = subprocess.Popen([python, "-m", module, *args], cwd=cwd,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=False,
                                      env={**os.environ, **(env or {})})
         self.lines: list[str] = []

@@ -16,9 +16,11 @@ kubeconfig it writes.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import importlib.util
 import os
-import selectors
+import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -28,6 +30,7 @@ from importlib.resources import as_file, files
 from ..cli import main as cli_main
 
 APISERVER = "pycoredns_conformance.apiserver"
+_PR_SET_PDEATHSIG = 1
 STARTUP_TIMEOUT = 60.0
 MISSING = ("python -m pycoredns.demo needs the Kubernetes API test server of the pycoredns-conformance "
            "distribution: pip install 'pycoredns[demo]' (from a checkout: pip install ./conformance '.[demo]')")
@@ -44,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, as_file(files(__name__) / "Corefile") as corefile:
         kubeconfig = os.path.join(tmp, "kubeconfig")
         api = subprocess.Popen([sys.executable, "-m", APISERVER, "--listen", "127.0.0.1:0",
-                                "--kubeconfig-out", kubeconfig], stdout=subprocess.PIPE, text=True)
+                                "--kubeconfig-out", kubeconfig], stdout=subprocess.PIPE,
+                               preexec_fn=_die_with_parent)
         try:
             url = _wait_for_apiserver(api)
             if url is None:
@@ -63,19 +67,33 @@ def main(argv: list[str] | None = None) -> int:
                 api.wait()
 
 
+def _die_with_parent() -> None:
+    """In the API server child: SIGTERM when the demo dies, however it dies (Linux prctl)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _wait_for_apiserver(api: subprocess.Popen) -> str | None:
-    """The server's URL once it has written the kubeconfig; None if it exits or stays silent too long."""
+    """The server's URL once it has written the kubeconfig; None if it exits or stays silent too long.
+
+    Reads the pipe's fd directly: a buffered readline could swallow the second line while
+    `select` waits for more.
+    """
     assert api.stdout is not None
-    url = None
+    fd = api.stdout.fileno()
+    url, buf = None, b""
     deadline = time.monotonic() + STARTUP_TIMEOUT
-    with selectors.DefaultSelector() as sel:
-        sel.register(api.stdout, selectors.EVENT_READ)
-        while time.monotonic() < deadline:
-            if not sel.select(max(0.0, deadline - time.monotonic())):
-                break
-            line = api.stdout.readline()
-            if not line:  # exited
-                return None
+    while (remaining := deadline - time.monotonic()) > 0:
+        if not select.select([fd], [], [], remaining)[0]:
+            break
+        chunk = os.read(fd, 4096)
+        if not chunk:  # exited
+            return None
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for line in (raw.decode(errors="replace") for raw in lines):
             if line.startswith("apiserver listening on "):
                 url = line.split()[-1]
             elif line.startswith("kubeconfig written to "):
