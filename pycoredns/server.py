@@ -205,6 +205,11 @@ class Listener:
         self._label = ""
         self._routes: dict[tuple[bytes, bool], tuple[BlockConfig, str]] = {}
         self._local = (host, port)  # Request.local of every query (made once, not per query)
+        # TCP timeouts and queries per connection; the `timeouts` plugin sets them per block
+        self.read_timeout = READ_TIMEOUT
+        self.write_timeout = WRITE_TIMEOUT
+        self.idle_timeout = IDLE_TIMEOUT
+        self.max_tcp_queries = -1
 
     # Metric label and banner address.
     @property
@@ -227,6 +232,9 @@ class Listener:
             self.class_chaos = True
         if block.debug:
             self.debug = True
+        for name in ("read_timeout", "write_timeout", "idle_timeout", "max_tcp_queries"):
+            if name in block.extra:  # the last block with a value wins (CoreDNS's server group)
+                setattr(self, name, block.extra[name])
 
     # -- routing --------------------------------------------------------------------------------
     def route(self, req: Request) -> BlockConfig | None:
@@ -458,7 +466,7 @@ class TCPConnection:
 
     async def _writer(self) -> None:
         async for frame in self.recv_q:
-            with trio.move_on_after(WRITE_TIMEOUT) as cs:
+            with trio.move_on_after(self.listener.write_timeout) as cs:
                 try:
                     await self.stream.send_all(frame)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -487,7 +495,8 @@ class TCPConnection:
 
     async def _read_loop(self) -> None:
         buf = bytearray()
-        timeout = READ_TIMEOUT
+        timeout = self.listener.read_timeout
+        budget = self.listener.max_tcp_queries  # -1: unlimited
         while not self.closed and not (self.retiring and self._idle):
             with trio.move_on_after(timeout) as cs:
                 self._read_scope = cs
@@ -505,7 +514,10 @@ class TCPConnection:
                 data = bytes(buf[2 : 2 + size])
                 del buf[: 2 + size]
                 self.listener.dispatch(data, self.remote, self)
-                timeout = IDLE_TIMEOUT
+                timeout = self.listener.idle_timeout
+                budget -= 1
+                if budget == 0:
+                    return  # maxtcpqueries reached: answer what was read, then close
             self._idle = not buf
 
     # -- the transport interface of Listener.dispatch --------------------------------------------

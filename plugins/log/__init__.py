@@ -174,10 +174,12 @@ def _value(key: str, req: Request, data: bytes | None, duration: float) -> str |
             return "0" if data is None else str(wire.uncompressed_length(data))
         case "{duration}":
             return _duration(duration)
-        case "{/log/type}":
-            return wire.type_name(req.qtype)
-        case "{/log/class}":
-            return wire.class_name(req.qclass)
+        case "{/log/type}" | "{/log/class}":
+            # log's own metadata (response type and class); "-" without the metadata plugin
+            if req.meta is None:
+                return "-"
+            t = response.typify(data) if data is not None else response.Type.OTHERERROR
+            return t.value if key == "{/log/type}" else response.classify(t).value
     if key.startswith("{/"):
         meta = req.meta or {}
         v = meta.get(key[2:-1])

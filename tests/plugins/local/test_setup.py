@@ -1,0 +1,29 @@
+"""local: Corefile arguments and CoreDNS's error texts."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import running
+
+from pycoredns.instance import StartupError
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    ("local foo", "plugin/local: Testfile:2 - Error during parsing: Wrong argument count or unexpected line "
+                  "ending after 'foo'"),
+    ("local {\n localhost_prefix maybe\n}",
+     "plugin/local: Testfile:3 - Error during parsing: localhost_prefix expects 'on' or 'off', got \"maybe\""),
+    ("local {\n localhost_prefix\n}", "plugin/local: Testfile:3 - Error during parsing: Wrong argument count "
+                                      "or unexpected line ending after 'localhost_prefix'"),
+    ("local {\n bar\n}", "plugin/local: Testfile:3 - Error during parsing: unknown property 'bar'"),
+])
+async def test_bad_arguments(body: str, error: str) -> None:
+    with pytest.raises(StartupError) as e:
+        async with running(f". {{\n{body}\n}}\n", filename="Testfile"):
+            pass
+    assert str(e.value) == error
+
+
+async def test_prefix_off_accepted() -> None:
+    async with running(". {\n local {\n  localhost_prefix off\n }\n}\n"):
+        pass
