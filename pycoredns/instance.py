@@ -204,18 +204,20 @@ class Instance:
         for done in waiting:
             await done.wait()
 
+    async def final_shutdown(self) -> None:
+        """The final-shutdown hooks alone (health's lameduck): on SIGTERM they run while the
+        listeners still serve, before the drain and the ordinary shutdown hooks."""
+        await self._run_hooks(self.final_shutdown_hooks)
+
     async def shutdown(self, final: bool = False) -> None:
-        for hook in self.shutdown_hooks:
+        await self._run_hooks(self.shutdown_hooks + (self.final_shutdown_hooks if final else []))
+
+    async def _run_hooks(self, hooks: list) -> None:
+        for hook in hooks:
             try:
                 await hook()
             except Exception as e:
                 self.process.log_error(f"shutdown hook failed: {e}")
-        if final:
-            for hook in self.final_shutdown_hooks:
-                try:
-                    await hook()
-                except Exception as e:
-                    self.process.log_error(f"shutdown hook failed: {e}")
 
     def banner(self) -> list[str]:
         """`<zone>:<port>` per zone per listener, as CoreDNS prints at startup."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from . import directives, log, metrics
+from . import directives, handover, log, metrics
 from .corefile import CorefileError, fingerprint, parse
 from .exceptions import ConfigError
 from .http import HTTPServer, split_address
@@ -350,15 +350,42 @@ class Process:
         self._stop.set()
 
     async def _shutdown(self) -> None:
+        """SIGTERM: lameduck while serving, hand the addresses over, answer everything accepted, exit.
+
+        The final-shutdown hooks (health's lameduck) run while the listeners still serve. Then each
+        UDP socket with a successor on its address is withdrawn from its reuseport group
+        (`pycoredns.handover`), the receive loops stop, the queued datagrams and queries in flight
+        are answered, and each socket closes as soon as it is empty. The ordinary shutdown hooks
+        (forward closing its upstream connections) run last, after the last forwarded answer.
+        """
         self.shutting_down = True
         async with self._reload_lock:  # a reload in progress finishes first
             inst = self.instance
         if inst is None:
             return
-        await inst.shutdown(final=True)
+        await inst.final_shutdown()
+        for lst in inst.listeners.values():
+            if lst.udp_sock is not None and handover.withdraw(lst.udp_sock):
+                log.core.info(f"Handing {lst.label} over to its successor")
         await inst.stop_receiving()
-        await self._drain(inst)
+        await self._finish(inst)
+        await inst.shutdown(final=False)
         inst.stopped.set()
+
+    async def _finish(self, inst: Instance) -> None:
+        """Stop accepting, answer every datagram queued and every query in flight, close (bounded)."""
+        deadline = trio.current_time() + GRACEFUL_TIMEOUT
+        for lst in inst.listeners.values():
+            lst.retire_tcp()
+            if lst.tcp_sock is not None:
+                handover.finish_tcp(lst, lst.tcp_sock)
+        async with trio.open_nursery() as n:
+            for lst in inst.listeners.values():
+                if lst.udp_sock is not None:
+                    n.start_soon(handover.finish_udp, lst, lst.udp_sock, deadline)
+        with trio.move_on_at(deadline):
+            while any(lst.inflight or lst.tcp_limit.borrowed_tokens for lst in inst.listeners.values()):
+                await trio.sleep(0.01)
 
     # -- helpers for plugins ---------------------------------------------------------------------
     def log_error(self, msg: str) -> None:

@@ -1,0 +1,163 @@
+"""Zero-loss hand-over of a listening address on shutdown (surge upgrades, `-workers` restarts).
+
+Several processes can serve one address with SO_REUSEPORT; the kernel hashes each datagram to one
+socket of the group. Closing a UDP socket drops whatever is queued on it, and a socket that merely
+stops reading keeps being chosen for new datagrams until it closes. So before it closes, a retiring
+process *withdraws* each UDP socket that has a successor (another unconnected socket on the same
+port that takes the same destination): it connects the socket to its own address. A connected
+member of a reuseport group is skipped by the kernel's hash selection (Linux >= 5.x:
+`reuseport_select_sock_by_hash` passes over TCP_ESTABLISHED sockets) and only matches datagrams from
+its peer — here itself, which never sends. The queue stays; the process reads it to the end and
+answers every query in it, from the same address and port (Linux allows `sendto` with an address on
+a connected UDP socket), then closes.
+
+Only sockets bound to a specific address are withdrawn: connecting a wildcard socket would rebind it
+to one local address and the answers to the queued queries would leave from the wrong one. A
+wildcard socket (and any socket without a successor) drains its queue and closes in one synchronous
+step instead, which leaves a window of microseconds.
+
+Successors are found in /proc/net/udp{,6} of the process's own network namespace.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import sys
+from typing import TYPE_CHECKING
+
+import trio
+
+if TYPE_CHECKING:
+    from .server import Listener
+
+_TCP_CLOSE = "07"  # /proc/net/udp state of an unconnected UDP socket
+
+
+def _proc_hex(family: int, host: str) -> str:
+    """An address as /proc/net/udp prints it: each 32-bit word in host byte order, in hex."""
+    packed = socket.inet_pton(family, host)
+    if sys.byteorder == "little":
+        packed = b"".join(packed[i : i + 4][::-1] for i in range(0, len(packed), 4))
+    return packed.hex().upper()
+
+
+def _unconnected_sockets(port: int) -> list[tuple[str, int]]:
+    """(local address in /proc hex, inode) of every unconnected UDP socket on `port`."""
+    out: list[tuple[str, int]] = []
+    suffix = f":{port:04X}"
+    for path in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(path) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 10 or not fields[1].endswith(suffix) or fields[3] != _TCP_CLOSE:
+                continue
+            out.append((fields[1][: -len(suffix)], int(fields[9])))
+    return out
+
+
+def has_successor(sock: socket.socket) -> bool:
+    """Whether another unconnected UDP socket on this port takes datagrams for this socket's address."""
+    try:
+        host, port = sock.getsockname()[:2]
+        ino = os.fstat(sock.fileno()).st_ino
+    except OSError:
+        return False
+    ours = _proc_hex(sock.family, host)
+    wildcards = {"0" * 8, "0" * 32}
+    return any(ino != other and (addr == ours or addr in wildcards)
+               for addr, other in _unconnected_sockets(port))
+
+
+def is_wildcard(sock: socket.socket) -> bool:
+    try:
+        host = sock.getsockname()[0]
+    except OSError:
+        return True
+    return host in ("0.0.0.0", "::")
+
+
+def withdraw(sock: socket.socket) -> bool:
+    """Take a specifically bound UDP socket out of its reuseport group, keeping its queue.
+
+    True when withdrawn: the kernel sends it nothing new, and what it already queued is still
+    there to be read. False (and nothing changed) without a successor, for a wildcard socket, or
+    when connect fails.
+    """
+    if sock.type != socket.SOCK_DGRAM or is_wildcard(sock) or not has_successor(sock):
+        return False
+    try:
+        sock.connect(sock.getsockname())
+    except OSError:
+        return False
+    return True
+
+
+# -- the last reads of a retiring listener ----------------------------------------------------------
+
+DRAIN_PASS = 4096  # datagrams read per synchronous pass
+POLL = 0.002  # seconds between passes while queries are in flight
+
+
+def _drain_once(lst: Listener, sock: socket.socket, transport) -> bool:
+    """Read and dispatch what is queued (at most DRAIN_PASS datagrams); True when the queue is empty."""
+    for _ in range(DRAIN_PASS):
+        try:
+            data, addr = sock.recvfrom(65535)
+        except BlockingIOError:
+            return True
+        except OSError as e:
+            if e.errno in (errno.EBADF, errno.ENOTSOCK):
+                return True
+            continue  # an ICMP error reported on the socket
+        lst.dispatch(data, addr, transport)
+    return False
+
+
+async def finish_udp(lst: Listener, sock: socket.socket, deadline: float) -> None:
+    """Answer every queued datagram and every query in flight, then close the socket.
+
+    The close follows the read that found the queue empty with no await in between, so a socket
+    that was not withdrawn (no successor, or a wildcard address) loses nothing that arrived before.
+    Bounded by `deadline` (trio time): the socket closes then whatever is still running.
+    """
+    transport = lst.udp_transport(sock)
+    while True:
+        empty = _drain_once(lst, sock, transport)
+        if (empty and lst.inflight == 0) or trio.current_time() >= deadline:
+            sock.close()
+            return
+        await trio.sleep(POLL)
+
+
+def finish_tcp(lst: Listener, sock: socket.socket) -> None:
+    """Stop accepting: take every connection already in the accept queue, then close the listener.
+
+    Closing a listener resets the connections still queued on it (unless net.ipv4.tcp_migrate_req
+    moves them to another socket of the group), so they are accepted first and served like any
+    other connection of a retiring listener: queries already sent are answered, then it closes.
+    """
+    accepted: list[socket.socket] = []
+    for _ in range(lst.tcp_limit.total_tokens):
+        try:
+            conn, _addr = sock.accept()
+        except OSError:
+            break  # BlockingIOError: the queue is empty
+        accepted.append(conn)
+    sock.close()
+    assert lst.nursery is not None
+    for conn in accepted:
+        token = object()
+        try:
+            lst.tcp_limit.acquire_on_behalf_of_nowait(token)
+        except trio.WouldBlock:
+            conn.close()  # over the connection limit, as accept() would have waited
+            continue
+        conn.setblocking(False)
+        stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
+        lst.nursery.start_soon(lst._tcp_conn, stream, token)
