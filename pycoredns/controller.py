@@ -145,6 +145,11 @@ class Controller(Dispenser):
         self.instance.http_routes.append((address, path, fn))
 
     # -- argument helpers with CoreDNS's messages -------------------------------------------
+    def listen_hosts(self) -> list[str]:
+        """The hosts `bind` set for this block so far ([""] without bind: every address), as CoreDNS's
+        dnsserver.Config.ListenHosts; plugins after `bind` in the order see its values."""
+        return list(self.block.listen_hosts)
+
     def once(self, seen: int) -> None:
         """Raise CoreDNS's ErrOnce when a once-per-block plugin appears again."""
         if seen > 0:

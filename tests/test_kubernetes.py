@@ -69,7 +69,10 @@ TABLE = [
     ("svc1.ns1.svc.cluster.local.", "TXT", OK, None),
     ("svc1.ns1.svc.cluster.local.", "MX", OK, None),
     ("_http._tcp.svc1.ns1.svc.cluster.local.", "SRV", OK, {"0 100 80 svc1.ns1.svc.cluster.local."}),
-    ("http.tcp.svc1.ns1.svc.cluster.local.", "SRV", NX, None),  # stored with the underscores
+    # CoreDNS strips one optional underscore from the port and protocol labels
+    ("http.tcp.svc1.ns1.svc.cluster.local.", "SRV", OK, {"0 100 80 svc1.ns1.svc.cluster.local."}),
+    ("_http.tcp.svc1.ns1.svc.cluster.local.", "SRV", OK, {"0 100 80 svc1.ns1.svc.cluster.local."}),
+    ("https.tcp.svc1.ns1.svc.cluster.local.", "SRV", NX, None),
     ("_http._udp.svc1.ns1.svc.cluster.local.", "SRV", NX, None),
     ("_HTTP._TCP.svc1.ns1.svc.cluster.local.", "SRV", OK, {"0 100 80 svc1.ns1.svc.cluster.local."}),
     ("_http._tcp.svc1.ns1.svc.CLUSTER.local.", "SRV", OK, {"0 100 80 svc1.ns1.svc.CLUSTER.local."}),
@@ -134,6 +137,9 @@ TABLE = [
     ("10-244-9-9.ns1.pod.cluster.local.", "AAAA", OK, None),
     ("fd00-10--1.ns1.pod.cluster.local.", "AAAA", OK, {"fd00:10::1"}),
     ("not-an-ip.ns1.pod.cluster.local.", "A", NX, None),
+    ("10-244-9-9.ns1.pod.cluster.local.", "SRV", OK, {"0 100 0 10-244-9-9.ns1.pod.cluster.local."}),  # CoreDNS
+    ("ns.dns.cluster.local.", "SRV", OK, None),  # CoreDNS's isDefaultNS: NODATA but for TXT and PTR
+    ("ns.dns.cluster.local.", "PTR", NX, None),
     ("10-244-9-9.nope.pod.cluster.local.", "A", NX, None),
     # reverse
     ("101.16.240.10.in-addr.arpa.", "PTR", OK, {"svc1.ns1.svc.cluster.local."}),
@@ -143,6 +149,7 @@ TABLE = [
     (ipaddress.ip_address("fd00:10:244:1::61").reverse_pointer + ".", "PTR", OK,
      {"fd00-10-244-1--61.hdls-v6.ns1.svc.cluster.local."}),
     ("52.1.244.10.in-addr.arpa.", "PTR", NX, None),  # not-ready endpoint
+    ("101.16.240.10.in-addr.arpa.", "A", NX, None),  # below a reverse zone only PTR exists (CoreDNS)
     ("9.9.9.9.in-addr.arpa.", "PTR", NX, None),
 ]
 

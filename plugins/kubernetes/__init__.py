@@ -26,7 +26,7 @@ from pycoredns.request import Request, ResponseWriter
 from pycoredns.util import Fallthrough, normalize_zones, parse_duration, zone_match
 
 from . import objects
-from .index import AAAA, CNAME, NS, OWNER, SOA, SRV, TXT, A, Index, addr_rr, label, rr, zone_pointer
+from .index import AAAA, CNAME, NS, OWNER, PTR, SOA, SRV, TXT, A, Index, addr_rr, label, rr, zone_pointer
 from .watch import POD_FIELD_SELECTOR, Connection, KindSpec, Watcher
 
 log = plugin_logger("kubernetes")
@@ -57,10 +57,40 @@ REDUCERS = {"namespaces": objects.reduce_namespace, "services": objects.reduce_s
             "endpointslices": objects.reduce_slice, "pods": objects.reduce_pod}
 
 
-def local_ips() -> list[str]:
-    """Non-loopback addresses of this host (what CoreDNS puts behind `ns.dns.<zone>`)."""
+def interface_ips() -> list[str]:
+    """Every address of every interface, as Go's net.InterfaceAddrs lists them (Linux: the first IPv4
+    address of each interface through SIOCGIFADDR, every IPv6 address from /proc/net/if_inet6)."""
+    import fcntl
+
+    out: list[str] = []
+    for _idx, ifname in socket.if_nameindex():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                req = struct.pack("256s", ifname.encode()[:15])
+                out.append(socket.inet_ntoa(fcntl.ioctl(s.fileno(), 0x8915, req)[20:24]))  # SIOCGIFADDR
+            except OSError:
+                pass
+    try:
+        with open("/proc/net/if_inet6") as f:
+            for line in f:
+                h = line.split()[0]
+                out.append(str(ipaddress.IPv6Address(bytes.fromhex(h))))
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
+def local_ips(listen_hosts: list[str] | None = None) -> list[str]:
+    """CoreDNS's boundIPs: the non-loopback addresses of this host behind `ns.dns.<zone>`. With `bind`,
+    CoreDNS 1.14.7 parses the bound hosts as CIDRs, which plain addresses are not, so it knows none."""
+    if listen_hosts and listen_hosts[0]:
+        return []
     found: list[str] = []
     candidates: list[str] = []
+    try:
+        candidates += interface_ips()
+    except OSError:
+        pass
     try:
         candidates += [ai[4][0] for ai in socket.getaddrinfo(socket.gethostname(), None)]
     except OSError:
@@ -77,7 +107,7 @@ def local_ips() -> list[str]:
             a = ipaddress.ip_address(ip.split("%")[0])
         except ValueError:
             continue
-        if not (a.is_loopback or a.is_link_local or a.is_unspecified) and str(a) not in found:
+        if not (a.is_loopback or a.is_unspecified) and str(a) not in found:
             found.append(str(a))
     return found
 
@@ -123,6 +153,7 @@ class Kubernetes(Handler):
         self._programmed: list[tuple[str, float]] = []  # (service kind, trigger time) awaiting a rebuild
         self.watcher: Watcher | None = None
         self.local_ips: list[str] = []
+        self.listen_hosts: list[str] = []  # `bind`'s hosts, read at setup as CoreDNS does
         self.search = resolv_search()
         self._needed: set[str] = set()
         self._zone_labels = {z: len(wire.label_offsets(wire.text_to_wire(z))) - 1 for z in zones}
@@ -138,7 +169,7 @@ class Kubernetes(Handler):
             self._needed.add("endpointslices")
         if self.pods == "verified":
             self._needed.add("pods")
-        self.local_ips = local_ips()
+        self.local_ips = local_ips(self.listen_hosts)
 
     def kinds(self) -> list[KindSpec]:
         out = []
@@ -387,13 +418,13 @@ class Kubernetes(Handler):
         if n == 0:
             if qtype == SOA:
                 return self._positive(req, [idx.soa(zp)])
-            if qtype == NS:
-                return self._ns(req, zp)
+            if qtype == NS:  # no address of our own (e.g. under `bind`): NODATA, as CoreDNS
+                return self._ns(req, zp) if self.local_ips else wire.NOERROR
             return txt_nx
         if qtype == SOA:
             return wire.NOERROR  # SOA below the apex: NODATA without looking (CoreDNS)
         if _is_reverse(zone):
-            return wire.NOERROR if idx.name_target(req.qname_wire) is not None else wire.NXDOMAIN
+            return wire.NXDOMAIN  # only PTR answers below a reverse zone; the rest fails parseRequest
         top = rel[-1]
         if n == 1 and top == b"dns-version":
             if qtype == TXT:
@@ -406,7 +437,8 @@ class Kubernetes(Handler):
                 if fam:
                     return self._positive(req, [addr_rr(OWNER, ip, self.ttl) for ip in fam])
                 return wire.NOERROR
-            return wire.NXDOMAIN
+            # CoreDNS: TXT and PTR look the name up as a record (none: NXDOMAIN), the rest is isDefaultNS
+            return wire.NXDOMAIN if qtype in (TXT, PTR) else wire.NOERROR
         if top not in (b"svc", b"pod"):
             return wire.NXDOMAIN
         if n == 1:
@@ -445,6 +477,10 @@ class Kubernetes(Handler):
             return wire.NXDOMAIN
         if qtype == (AAAA if ip.version == 6 else A):
             return self._positive(req, [addr_rr(OWNER, str(ip), self.ttl)])
+        if qtype == SRV:  # CoreDNS: the pod as a port-0 service, target its own (lower-case) name
+            target = req.qname_wire
+            return self._positive(req, [rr(OWNER, SRV, self.ttl, struct.pack(">HHH", 0, 100, 0) + target)],
+                                  [addr_rr(target, str(ip), self.ttl)])
         return wire.NOERROR
 
     def _ns(self, req: Request, zp: bytes) -> tuple[bytes, int]:
@@ -570,6 +606,7 @@ def parse(c: Controller) -> Kubernetes:
     if all(_below_reverse(z) for z in zones):
         raise ConfigError("non-reverse zone name must be used")
     k = Kubernetes(zones)
+    k.listen_hosts = c.listen_hosts()
     endpoints: list[str] = []
     while c.next_block():
         opt = c.val()
