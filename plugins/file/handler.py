@@ -1,0 +1,169 @@
+"""The file handler: authoritative answers from zones read from master files, reloaded on change."""
+
+from __future__ import annotations
+
+import os
+
+import trio
+from dnslib import RR
+
+from pycoredns import wire
+from pycoredns.log import plugin_logger
+from pycoredns.plugin import Handler, PluginError, go_quote
+from pycoredns.request import Request, ResponseWriter
+from pycoredns.util import Fallthrough, zone_match
+
+from .zone import External, Result, Sections, Zone
+
+log = plugin_logger("file")
+
+TYPE_AXFR, TYPE_IXFR = 252, 251
+OPCODE_NOTIFY = 4
+
+
+class ZoneSlot:
+    """A zone's current data (swapped whole on reload) and how it is reloaded."""
+
+    def __init__(self, origin: str, path: str) -> None:
+        self.origin = origin
+        self.path = path
+        self.zone: Zone | None = None
+        self.reload = 60.0
+        self.by_mtime = False
+
+    async def reload_loop(self, notify) -> None:
+        """CoreDNS's Reload: every interval, re-read when the SOA serial (or the mtime) changed."""
+        if self.reload <= 0:
+            return
+        while True:
+            await trio.sleep(self.reload)
+            self.reload_once(notify)
+
+    def reload_once(self, notify=None) -> bool:
+        current = self.zone
+        if self.by_mtime:
+            try:
+                mtime = os.stat(self.path).st_mtime
+            except OSError as e:
+                log.error(f"Failed to stat zone {go_quote(self.origin)} in {go_quote(self.path)}: {e}")
+                return False
+            if current is not None and mtime <= current.mtime:
+                return False
+        try:
+            z = Zone.load(self.origin, self.path)
+        except OSError as e:
+            log.error(f"Failed to open zone {go_quote(self.origin)} in {go_quote(self.path)}: {e}")
+            return False
+        except ValueError as e:
+            log.error(f"Parsing zone {go_quote(self.origin)}: {e}")
+            return False
+        if not self.by_mtime and current is not None and z.serial == current.serial:
+            return False  # "no change in SOA serial": keep the zone
+        self.zone = z
+        log.info(f"Successfully reloaded zone {go_quote(self.origin)} in {go_quote(self.path)} "
+                 f"with {z.serial} SOA serial")
+        if notify is not None:
+            notify(self.origin)
+        return True
+
+
+class File(Handler):
+    name = "file"
+
+    def __init__(self, slots: dict[str, ZoneSlot], fall: Fallthrough) -> None:
+        self.slots = slots
+        self.names = list(slots)
+        self.fall = fall
+
+    # -- transfer's interface ---------------------------------------------------------------
+    def transfer(self, zone: str, serial: int) -> list[RR] | None:
+        """Records of `zone` for AXFR (SOA ... SOA), just the SOA when `serial` is current (IXFR);
+        None when this plugin is not authoritative for exactly `zone`."""
+        slot = self.slots.get(zone)
+        if slot is None or slot.zone is None or slot.zone.soa is None:
+            return None
+        z = slot.zone
+        if serial and z.serial == serial:
+            return [z.soa]
+        return [*z.records(), z.soa]
+
+    def serial(self, zone: str) -> int | None:
+        slot = self.slots.get(zone)
+        return slot.zone.serial if slot is not None and slot.zone is not None else None
+
+    # -- queries ------------------------------------------------------------------------------
+    def _start(self, req: Request) -> tuple[Zone | None, Sections | External | int | None]:
+        """(zone, lookup result), or (None, rcode or None): None means pass on to the next plugin."""
+        origin = zone_match(self.names, req.name)
+        if origin is None:
+            return None, None
+        slot = self.slots[origin]
+        z = slot.zone
+        if z is None:
+            return None, wire.SERVFAIL
+        if req.qtype in (TYPE_AXFR, TYPE_IXFR):
+            return None, wire.REFUSED
+        if (req.flags >> 11) & 0xF == OPCODE_NOTIFY:
+            log.info(f"Dropping notify from {req.remote[0]} for {origin}")
+            return None, wire.NOERROR
+        seen: list[str] = []
+        res = z.lookup(req.name, req.qtype, seen)
+        if seen and req.meta is not None:
+            req.meta["zone/wildcard"] = seen[0]
+        return z, res
+
+    def _write(self, req: Request, w: ResponseWriter, sections: Sections) -> int | None:
+        answer, ns, extra, result = sections
+        if not answer and result in (Result.NAME_ERROR, Result.SUCCESS) and self.fall.through(req.name):
+            return None  # fall through
+        m = req.reply_record()
+        m.header.aa = 1
+        if result == Result.NAME_ERROR:
+            m.header.rcode = wire.NXDOMAIN
+        elif result == Result.DELEGATION and not answer:
+            m.header.aa = 0
+        elif result == Result.SERVER_FAILURE:
+            if not answer:
+                return wire.SERVFAIL
+            m.header.rcode = wire.SERVFAIL
+        m.rr, m.auth, m.ar = list(answer), list(ns), list(extra)
+        w.write(m)
+        return wire.NOERROR
+
+    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
+        z, res = self._start(req)
+        if z is None:
+            return self.next_fast(req, w) if res is None else res
+        if isinstance(res, External):
+            return None  # needs a lookup through the server: the task path
+        rc = self._write(req, w, res)  # type: ignore[arg-type]
+        return self.next_fast(req, w) if rc is None else rc
+
+    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
+        z, res = self._start(req)
+        if z is None:
+            return await self.next_or_failure(req, w) if res is None else res
+        if isinstance(res, External):
+            res = z.finish(res, *await self._upstream(req, res.target))
+        rc = self._write(req, w, res)  # type: ignore[arg-type]
+        return await self.next_or_failure(req, w) if rc is None else rc
+
+    async def _upstream(self, req: Request, target: str) -> tuple[list[RR], Result]:
+        """CoreDNS's doLookup: the CNAME target resolved through this server's own chains."""
+        if req.listener is None:
+            return [], Result.SUCCESS
+        try:
+            reply = await req.listener.resolve(req.copy_with(qname=target))
+        except PluginError:
+            return [], Result.SERVER_FAILURE
+        if reply is None:
+            return [], Result.SUCCESS
+        m = wire.to_record(reply)
+        rcode = m.header.rcode
+        if rcode == wire.NXDOMAIN:
+            return list(m.rr), Result.NAME_ERROR
+        if rcode == wire.SERVFAIL:
+            return list(m.rr), Result.SERVER_FAILURE
+        if rcode == wire.NOERROR and not m.rr:
+            return [], Result.NO_DATA
+        return list(m.rr), Result.SUCCESS
