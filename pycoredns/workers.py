@@ -9,8 +9,10 @@ so a broken Corefile is reported once and the parent exits 1. The parent writes 
 forwards SIGTERM, SIGINT, SIGQUIT and SIGUSR1 to every worker and waits. When any worker exits,
 the parent stops the others and exits with the first non-zero status: a dead worker takes the server
 down as a crash of CoreDNS would (the kubelet restarts it); a half-serving server is never left
-behind. Workers get SIGTERM if the parent is killed (PR_SET_PDEATHSIG), so none is orphaned; each
-worker has its own process group, so a Ctrl-C on a terminal is not seen twice (once from the
+behind. A worker stopped gracefully from outside (`kill -TERM <worker>`, exit status 0) is replaced
+instead: it handed its address over to its siblings before exiting (`pycoredns.handover`), so the
+restart loses no query. Workers get SIGTERM if the parent is killed (PR_SET_PDEATHSIG), so none is
+orphaned; each worker has its own process group, so a Ctrl-C on a terminal is not seen twice (once from the
 terminal, once forwarded: a second SIGINT means "exit now").
 
 Caveats (README.md "Workers"): each worker has its own cache, its own kubernetes watch and its own
@@ -28,6 +30,7 @@ import traceback
 from collections.abc import Callable
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1)
+MAX_RESTARTS = 1000  # replacements of gracefully stopped workers over the server's life (a bound)
 _PR_SET_PDEATHSIG = 1
 
 Worker = Callable[[int, Callable[[], None]], int]
@@ -55,6 +58,7 @@ def supervise(n: int, run_worker: Worker, pidfile: str | None = None) -> int:
     with os.fdopen(rfd, "rb") as ready_pipe:
         first_ready = ready_pipe.read(1) == b"1"  # EOF: the first worker exited before serving
     status = 0
+    restarts = 0
     if not first_ready:
         children.pop(pid, None)
         return _reap(pid) or 1
@@ -70,9 +74,13 @@ def supervise(n: int, run_worker: Worker, pidfile: str | None = None) -> int:
             break
         if pid not in children:
             continue
-        children.pop(pid)
+        index = children.pop(pid)
         code = os.waitstatus_to_exitcode(raw)
         code = 128 - code if code < 0 else code  # killed by a signal: the shell's convention
+        if code == 0 and not stopping and restarts < MAX_RESTARTS:
+            restarts += 1  # stopped gracefully from outside: it handed its queries over; replace it
+            _fork(index, run_worker, -1, children)
+            continue
         if code and not status:
             status = code
         if not stopping:  # a worker died on its own: take the rest down
