@@ -1,0 +1,1 @@
+"""Lifecycle tests: no query lost through upgrades, shutdowns, reloads and worker restarts."""

@@ -1,0 +1,192 @@
+"""A private network namespace with the node-local address, servers inside it, and a fixed-rate load.
+
+Every test gets a fresh namespace (`ip netns add`), so it can bind the real node-local address
+169.254.20.10 on port 53 without touching the host. The load is dnsperf at a fixed rate; a test
+counts the queries it lost and never times anything. Where namespaces cannot be created (no root,
+no `ip`) or dnsperf is missing, the tests skip with the reason.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ADDR = "169.254.20.10"
+RATE = 10_000  # queries per second, as in issue 15
+_names = itertools.count()
+
+
+def _run(*cmd: str) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+
+
+def requirements() -> str:
+    """Why the lifecycle tests cannot run here ('' when they can)."""
+    if not shutil.which("ip"):
+        return "iproute2 (ip) is not installed"
+    if not shutil.which("dnsperf"):
+        return "dnsperf is not installed (bash .ci/install)"
+    if os.geteuid() != 0:
+        return "network namespaces need root (CAP_SYS_ADMIN)"
+    return ""
+
+
+class Server:
+    """`python -m pycoredns ARGS` inside the namespace; stdout is read until a line shows up."""
+
+    def __init__(self, ns: Netns, args: list[str], cwd: Path) -> None:
+        self.proc = subprocess.Popen(["ip", "netns", "exec", ns.name, sys.executable, "-m", "pycoredns", *args],
+                                     cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.lines: list[str] = []
+        self._buf = b""
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        """The first output line containing `text` (bounded by `timeout`)."""
+        import select
+
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.lines:
+                if text in line:
+                    return line
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                break
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            self._buf += chunk
+            *done, self._buf = self._buf.split(b"\n")
+            self.lines.extend(c.decode(errors="replace") for c in done)
+        raise AssertionError(f"no line with {text!r} in {self.lines!r}")
+
+    def output(self) -> str:
+        """Everything it printed (after it exited)."""
+        assert self.proc.stdout is not None
+        rest = self.proc.stdout.read() if self.proc.poll() is not None else b""
+        return "\n".join(self.lines) + "\n" + (self._buf + rest).decode(errors="replace")
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)  # `ip netns exec` execs the server: this pid is the server's
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+@dataclass
+class Result:
+    sent: int
+    completed: int
+    lost: int
+    output: str
+
+
+class Load:
+    """dnsperf at a fixed rate in the namespace, running in the background until `result()`."""
+
+    def __init__(self, ns: Netns, queries: list[str], seconds: float, rate: int = RATE,
+                 server: str = ADDR, port: int = 53, clients: int = 8) -> None:
+        self.file = ns.tmp / f"queries{next(_names)}.txt"
+        self.file.write_text("\n".join(queries) + "\n")
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns.name, "dnsperf", "-s", server, "-p", str(port), "-d", str(self.file),
+             "-Q", str(rate), "-l", str(seconds), "-c", str(clients), "-t", "3"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def result(self, timeout: float = 60.0) -> Result:
+        out, _ = self.proc.communicate(timeout=timeout)
+        text = out.decode(errors="replace")
+
+        def field(name: str) -> int:
+            m = re.search(rf"Queries {name}:\s+(\d+)", text)
+            assert m, text
+            return int(m.group(1))
+
+        return Result(field("sent"), field("completed"), field("lost"), text)
+
+
+class Netns:
+    """A fresh network namespace with lo up and ADDR on lo; servers and loads started in it."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.name = f"pcdns-lc-{os.getpid()}-{next(_names)}"
+        self.tmp = tmp
+        self.servers: list[Server] = []
+        self.loads: list[Load] = []
+        self.helpers: list[subprocess.Popen] = []
+
+    def server(self, *args: str) -> Server:
+        s = Server(self, list(args), self.tmp)
+        self.servers.append(s)
+        return s
+
+    def load(self, queries: list[str], seconds: float, **kw) -> Load:
+        ld = Load(self, queries, seconds, **kw)
+        self.loads.append(ld)
+        return ld
+
+    def python(self, *args: str) -> subprocess.Popen:
+        """A Python helper process inside the namespace (an upstream)."""
+        p = subprocess.Popen(["ip", "netns", "exec", self.name, sys.executable, *args],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.helpers.append(p)
+        return p
+
+    def cleanup(self) -> None:
+        for ld in self.loads:
+            if ld.proc.poll() is None:
+                ld.proc.kill()
+                ld.proc.wait(5)
+        for s in self.servers:
+            s.stop()
+        for p in self.helpers:
+            if p.poll() is None:
+                p.kill()
+                p.wait(5)
+        _run("ip", "netns", "del", self.name)
+
+
+@contextmanager
+def netns(tmp: Path) -> Iterator[Netns]:
+    """A namespace for one test (skips the test where namespaces cannot be made)."""
+    why = requirements()
+    if why:
+        pytest.skip(why)
+    ns = Netns(tmp)
+    made = _run("ip", "netns", "add", ns.name)
+    if made.returncode != 0:
+        pytest.skip(f"cannot create a network namespace: {made.stderr.strip()}")
+    try:
+        for cmd in (("link", "set", "lo", "up"), ("addr", "add", f"{ADDR}/32", "dev", "lo")):
+            r = _run("ip", "-n", ns.name, *cmd)
+            if r.returncode != 0:
+                pytest.skip(f"cannot configure the namespace: {r.stderr.strip()}")
+        yield ns
+    finally:
+        ns.cleanup()
+
+
+def queries(zone: str = "example.org", n: int = 50) -> list[str]:
+    """A dnsperf query file: distinct names (A and AAAA) under `zone`."""
+    return [f"q{i}.{zone} {'A' if i % 2 else 'AAAA'}" for i in range(n)]
