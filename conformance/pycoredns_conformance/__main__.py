@@ -3,6 +3,7 @@
     python -m pycoredns_conformance --binary "python -m pycoredns"          # the suite starts everything
     python -m pycoredns_conformance --binary /usr/local/bin/coredns --junit out.xml
     python -m pycoredns_conformance --server 127.0.0.1:1053 --apiserver http://127.0.0.1:8001   # a running server
+    python -m pycoredns_conformance diff --binary "python -m pycoredns" --reference /usr/bin/coredns  # side by side
 
 Exit status: 0 when every case of a required level passed, 1 otherwise, 2 on bad usage.
 """
@@ -44,6 +45,11 @@ def parse_hostport(text: str) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["diff"]:  # `python -m pycoredns_conformance diff ...`: two servers side by side
+        from .diff import main as diff_main
+
+        return diff_main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m pycoredns_conformance", description=__doc__.split("\n\n")[0])
     where = ap.add_mutually_exclusive_group()
     where.add_argument("--binary", metavar="CMD",
