@@ -160,6 +160,10 @@ class TCPWriter(ResponseWriter):
         self.written = True
         self.conn.send(scrub(self.req, reply))
 
+    def write_more(self, reply: Reply) -> None:
+        """A further message on this connection after `write` (a zone transfer sends several)."""
+        self.conn.send(scrub(self.req, reply))
+
 
 class UDPTransport:
     """What `dispatch` needs from a UDP socket, made once per socket (no closures per datagram)."""
