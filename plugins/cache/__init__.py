@@ -595,8 +595,10 @@ def parse(c: Controller) -> Cache:
             ca.pttl = ca.nttl = float(ttl)
             args = args[1:]
         ca.zones = c.zones_from(args)
+        stale_policy_seen = False
         while c.next_block():
             opt = c.val()
+            unknown = c.arg_err()  # CoreDNS's ArgErr for an unknown option names the option, not its arguments
             args = c.remaining_args()
             if opt in (SUCCESS, DENIAL):
                 if not args:
@@ -617,10 +619,13 @@ def parse(c: Controller) -> Cache:
             elif opt == "serve_stale":
                 _parse_stale(c, ca, args)
             elif opt == "serve_stale_policy":
+                if stale_policy_seen:
+                    raise ConfigError("serve_stale_policy can only be specified once")
+                stale_policy_seen = True
                 if len(args) != 1:
                     raise c.arg_err()
                 if args[0].lower() != "prefer_positive":
-                    raise ConfigError(f"invalid value for serve_stale_policy: {args[0]}")
+                    raise ConfigError(f"invalid serve_stale_policy: {args[0]}")
                 ca.prefer_positive = True
             elif opt == "servfail":
                 if len(args) != 1:
@@ -646,7 +651,7 @@ def parse(c: Controller) -> Cache:
                     raise c.arg_err()
                 ca.keepttl = True
             else:
-                raise c.arg_err()
+                raise unknown
     if ca.prefer_positive and ca.stale_up_to <= 0:
         raise ConfigError("serve_stale_policy requires serve_stale")
     ca.finish()
