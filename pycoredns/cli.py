@@ -10,10 +10,9 @@ import sys
 import trio
 
 from . import COREDNS_VERSION, __version__, directives, log
-from .instance import StartupError
+from .exceptions import StartupError
+from .loader import make_loader
 from .process import Process, _only_leaf
-
-DEFAULT_COREFILE = ".:{port} {{\nwhoami\nlog\n}}\n"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,35 +56,6 @@ def _gobool(text: str) -> bool:
     if v in ("0", "f", "false"):
         return False
     raise argparse.ArgumentTypeError(f"parse error: {text!r}")
-
-
-def make_loader(conf: str, port: int):
-    """CoreDNS's Corefile lookup: -conf file (or stdin), ./Corefile, else the built-in default."""
-    stdin_text: list[str] = []
-
-    def load() -> tuple[str, str]:
-        if conf == "stdin":
-            if not stdin_text:
-                if sys.stdin is None or sys.stdin.isatty():
-                    return DEFAULT_COREFILE.format(port=port), "Corefile"
-                stdin_text.append(sys.stdin.read())
-            return stdin_text[0], "stdin"
-        if conf:
-            try:
-                with open(conf, encoding="utf-8") as f:
-                    return f.read(), conf
-            except OSError as e:
-                raise StartupError(f"loading Caddyfile via flag: open {conf}: {_strerror(e)}") from None
-        if os.path.exists("Corefile"):
-            with open("Corefile", encoding="utf-8") as f:
-                return f.read(), "Corefile"
-        return DEFAULT_COREFILE.format(port=port), "Corefile"
-
-    return load
-
-
-def _strerror(e: OSError) -> str:
-    return (e.strerror or str(e)).lower()
 
 
 def main(argv: list[str] | None = None) -> int:

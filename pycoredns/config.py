@@ -14,11 +14,11 @@ import re
 from dataclasses import dataclass
 
 from .corefile.errors import go_quote
+from .exceptions import ServerBlockKeyError
 
 __all__ = [
     "DEFAULT_PORTS",
     "TRANSPORTS",
-    "ConfigError",
     "ZoneAddress",
     "follows_rfc1035",
     "fqdn",
@@ -36,14 +36,6 @@ __all__ = [
 # Checked in this order, as parse.Transport does ("https3://" is not a prefix match of "https://").
 TRANSPORTS: tuple[str, ...] = ("tls", "dns", "quic", "grpc", "https3", "https", "unix")
 DEFAULT_PORTS: dict[str, int] = {"tls": 853, "quic": 853, "grpc": 443, "https": 443, "https3": 443}
-
-
-class ConfigError(Exception):
-    """A bad server-block key; ``str(e)`` is CoreDNS's ``error inspecting server blocks: <msg>``."""
-
-    def __init__(self, msg: str) -> None:
-        super().__init__(f"error inspecting server blocks: {msg}")
-        self.msg = msg
 
 
 class _KeyError(Exception):
@@ -225,7 +217,7 @@ def normalize_key(key: str, default_dns_port: int = 53) -> list[ZoneAddress]:
     """One server-block key -> its zone addresses (several for a CIDR key off a boundary).
 
     ``default_dns_port`` is ``-dns.port``; it applies only to ``dns`` keys without a port.
-    Raises :class:`ConfigError`.
+    Raises :class:`ServerBlockKeyError`.
     """
     trans, rest = parse_transport(key)
     try:
@@ -234,7 +226,7 @@ def normalize_key(key: str, default_dns_port: int = 53) -> list[ZoneAddress]:
         for h in hosts:
             _split_host_port(fqdn(h))
     except _KeyError as e:
-        raise ConfigError(str(e)) from None
+        raise ServerBlockKeyError(str(e)) from None
     p = int(port) if port else (default_dns_port if trans == "dns" else DEFAULT_PORTS.get(trans, 0))
     return [ZoneAddress(trans, fqdn(h).lower(), p) for h in hosts]
 

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .corefile import Dispenser, Token
+from .corefile.errors import go_quote as _go_quote
 from .exceptions import ConfigError
 from .handler import Handler
 
@@ -20,10 +21,9 @@ if TYPE_CHECKING:
 
 
 def go_quote(text: str) -> str:
-    """Go's %q / strconv.Quote for the plain strings setup errors quote."""
-    import json
-
-    return json.dumps(text, ensure_ascii=False)
+    """Go's %q / strconv.Quote: escaped quotes and backslashes, \\n \\r \\t, \\x.. / \\u.... for what
+    is not printable, printable Unicode kept (one implementation: pycoredns.corefile.errors)."""
+    return _go_quote(text)
 
 
 def config_atoi(text: str) -> int:

@@ -13,9 +13,8 @@ from contextlib import asynccontextmanager
 import trio
 from dnslib import DNSRecord
 
-from . import wire
+from .loader import make_loader
 from .process import Process, _only_leaf
-from .request import Request
 
 
 @asynccontextmanager
@@ -26,12 +25,10 @@ async def serve(corefile: str | None = None, *, conf: str | None = None, dns_por
     when the block exits.
 
     Keys without a port use `dns_port` (0 = pick a free port; read it back with `.port()`).
-    Raises `pycoredns.instance.StartupError` if the configuration does not load. `lastgood` is a
+    Raises `pycoredns.exceptions.StartupError` if the configuration does not load. `lastgood` is a
     file for the last-known-good fallback (`pycoredns.lastgood`), as `-lastgood` on the command line.
     """
     if conf is not None:
-        from .cli import make_loader
-
         loader = make_loader(conf, dns_port)
     elif corefile is not None:
         def loader() -> tuple[str, str]:
@@ -55,16 +52,5 @@ async def serve(corefile: str | None = None, *, conf: str | None = None, dns_por
 
 async def resolve(process: Process, name: str, qtype: str | int = "A", *, qclass: int = 1,
                   client: tuple[str, int] = ("127.0.0.1", 0)) -> DNSRecord:
-    """Resolve through the first listener's routing and chains without touching a socket."""
-    t = qtype if isinstance(qtype, int) else wire.type_value(qtype)
-    if t is None:
-        raise ValueError(f"unknown type {qtype}")
-    q = DNSRecord.question(name, "A")
-    q.q.qtype = t
-    q.q.qclass = qclass
-    assert process.instance is not None
-    listener = process.instance.first_listener()
-    req = Request(q.pack(), client, "udp", (listener.host, listener.port), listener)
-    reply = await listener.resolve(req)
-    assert reply is not None
-    return wire.to_record(reply)
+    """Resolve without touching a socket (`Process.resolve`)."""
+    return await process.resolve(name, qtype, qclass=qclass, client=client)

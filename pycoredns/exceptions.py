@@ -1,4 +1,4 @@
-"""Every error type a plugin raises, in one place at the bottom of the import graph."""
+"""Every error type of pycoredns, in one place at the bottom of the import graph."""
 
 from __future__ import annotations
 
@@ -13,3 +13,15 @@ class PluginError(Exception):
 
 class ConfigError(Exception):
     """A setup error; the runner prints it as `plugin/<name>: <message>`."""
+
+
+class ServerBlockKeyError(ConfigError):
+    """A bad server-block key; ``str(e)`` is CoreDNS's ``error inspecting server blocks: <msg>``."""
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(f"error inspecting server blocks: {msg}")
+        self.msg = msg
+
+
+class StartupError(Exception):
+    """The configuration cannot run; str() is the message CoreDNS prints before exiting 1."""

@@ -7,29 +7,25 @@ while the old one serves and then swaps them (`pycoredns.process`).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+import socket
+from collections.abc import Callable
 
 import trio
 
-from . import directives
+from . import directives, log
 from .block import BlockConfig
 from .config import ZoneAddress, normalize_key
+from .context import ConfigScope, Runtime
 from .controller import Controller
 from .corefile import CorefileError, ServerBlock
-from .exceptions import ConfigError
+from .exceptions import ConfigError, StartupError
 from .handler import Handler
 from .server import Listener
 
-if TYPE_CHECKING:
-    from .process import Process
+SocketSource = Callable[[str, int], tuple[socket.socket, socket.socket]]
+"""The process's socket pool: (host, configured port) -> bound (UDP, TCP) sockets, reused across reloads."""
 
 
-class StartupError(Exception):
-    """The configuration cannot run; str() is the message CoreDNS prints before exiting 1."""
-
-
-Hook = Callable[[], Awaitable[None]]
 
 
 def _setup_failure(e: Exception) -> str:
@@ -42,42 +38,50 @@ def _setup_failure(e: Exception) -> str:
 class Instance:
     """A configuration: parse result → setup → listeners; started inside a Process."""
 
-    def __init__(self, process: Process, blocks: list[ServerBlock], filename: str) -> None:
-        self.process = process
+    def __init__(self, runtime: Runtime, blocks: list[ServerBlock], filename: str, *, dns_port: int = 53,
+                 take_sockets: SocketSource | None = None) -> None:
+        self.runtime = runtime
+        self.dns_port = dns_port
+        self.take_sockets = take_sockets
         self.blocks_src = blocks
         self.filename = filename
         self.blocks: list[BlockConfig] = []
         self.listeners: dict[tuple[str, str, int], Listener] = {}
-        self.startup_hooks: list[Hook] = []
-        self.shutdown_hooks: list[Hook] = []
-        self.final_shutdown_hooks: list[Hook] = []
-        self.background: list[tuple[Callable[..., Awaitable[Any]], tuple]] = []
+        self.scope = ConfigScope(runtime)  # what setup registers: hooks, routes, tasks, state
+        self.scope.not_ready = self.ready
+        self.scope.listen_addresses = self.listen_addresses
         self.ready_checks: list[Handler] = []
-        self.nursery: trio.Nursery | None = None
-        self.fingerprint = ""
-        self.watch_hash = ""  # what reload compares the file on disk with (differs on last-known-good)
         self.source: tuple[str, str, dict[str, str]] | None = None  # (text, filename, imported files)
         self.from_lastgood = False
         self.stopped = trio.Event()
         self.go = trio.Event()  # set by the process when the old configuration stopped receiving
-        self.serving = trio.Event()
         self.receive_done = trio.Event()
         self._receivers: dict[tuple[str, int], tuple[trio.CancelScope, trio.Event]] = {}
         self._stop_all = False
-        self.http_routes: list[tuple[str, str, Any]] = []  # (address, path, handler) for health/ready/...
-        self.state: dict[str, Any] = {}  # per-configuration plugin state (reload's period, ...)
-        self.activated_hooks: list[Callable[[], None]] = []  # run once this configuration serves
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA512 of the parsed configuration (`pycoredns.corefile.fingerprint`)."""
+        return self.scope.fingerprint
+
+    @property
+    def serving(self) -> trio.Event:
+        return self.scope.serving
+
+    @property
+    def nursery(self) -> trio.Nursery | None:
+        return self.scope.nursery
 
     # -- setup ---------------------------------------------------------------------------------
     def setup(self) -> None:
         """Inspect keys, run every directive's setup, build chains and listeners. Raises StartupError."""
-        port = self.process.dns_port
+        port = self.dns_port
         for i, sb in enumerate(self.blocks_src):
             addrs: list[ZoneAddress] = []
             for key in sb.keys:
                 try:
                     addrs.extend(normalize_key(key.text, port))
-                except Exception as e:  # config.ConfigError carries CoreDNS's full text
+                except Exception as e:  # ServerBlockKeyError carries CoreDNS's full text
                     raise StartupError(str(e)) from None
             self.blocks.append(BlockConfig(i, addrs, self.filename))
         for name in directives.directives():
@@ -90,7 +94,7 @@ class Instance:
                     raise StartupError(
                         f"no action found for directive '{name}' with server type 'dns' (missing a plugin?)")
                 block.directive_names.add(name)
-                c = Controller(name, self.filename, tokens, block, self)
+                c = Controller(name, self.filename, tokens, block, self.scope)
                 try:
                     setup(c)
                 except (CorefileError, ConfigError) as e:
@@ -141,19 +145,31 @@ class Instance:
         """Names of plugins that report not-ready (sorted, unique)."""
         return sorted({h.name for h in self.ready_checks if h.ready() is False})
 
+    def listen_addresses(self, block: BlockConfig) -> list[tuple[str, str, int]]:
+        """(transport, host, bound port) of the listeners serving `block`: its keys in order, each on
+        every listen host (`bind`), without repeats."""
+        out: list[tuple[str, str, int]] = []
+        for addr in block.addresses:
+            for host in block.listen_hosts:
+                lst = self.listeners.get((addr.transport, host, addr.port))
+                if lst is not None and (entry := (lst.transport, lst.host, lst.bound_port)) not in out:
+                    out.append(entry)
+        return out
+
     async def start(self, nursery: trio.Nursery) -> None:
         """Start background tasks and run startup hooks (listeners are attached by `serve`)."""
-        self.nursery = nursery
-        for fn, args in self.background:
+        self.scope.nursery = nursery
+        for fn, args in self.scope.background:
             nursery.start_soon(fn, *args)
-        for hook in self.startup_hooks:
+        for hook in self.scope.startup_hooks:
             await hook()
 
     def bind(self) -> None:
         """Take sockets for every listener from the process pool (binding new ones). Raises OSError."""
+        assert self.take_sockets is not None
         for lst in self.listeners.values():
-            lst.nursery = self.nursery
-            lst.udp_sock, lst.tcp_sock = self.process.sockets.take(lst.host, lst.port)
+            lst.nursery = self.scope.nursery
+            lst.udp_sock, lst.tcp_sock = self.take_sockets(lst.host, lst.port)
 
     def socket_keys(self) -> set[tuple[str, int]]:
         """The process socket-pool keys (host, configured port) this configuration listens on."""
@@ -173,7 +189,7 @@ class Instance:
                         scope, done = self._receivers[(lst.host, lst.port)] = trio.CancelScope(), trio.Event()
                         n.start_soon(self._receive, lst, scope, done)
                 task_status.started()
-                self.serving.set()
+                self.scope.serving.set()
         finally:
             self.receive_done.set()
 
@@ -207,17 +223,18 @@ class Instance:
     async def final_shutdown(self) -> None:
         """The final-shutdown hooks alone (health's lameduck): on SIGTERM they run while the
         listeners still serve, before the drain and the ordinary shutdown hooks."""
-        await self._run_hooks(self.final_shutdown_hooks)
+        await self._run_hooks(self.scope.final_shutdown_hooks)
 
     async def shutdown(self, final: bool = False) -> None:
-        await self._run_hooks(self.shutdown_hooks + (self.final_shutdown_hooks if final else []))
+        await self._run_hooks(self.scope.shutdown_hooks + (self.scope.final_shutdown_hooks if final else []))
 
-    async def _run_hooks(self, hooks: list) -> None:
+    @staticmethod
+    async def _run_hooks(hooks: list) -> None:
         for hook in hooks:
             try:
                 await hook()
             except Exception as e:
-                self.process.log_error(f"shutdown hook failed: {e}")
+                log.core.error(f"shutdown hook failed: {e}")
 
     def banner(self) -> list[str]:
         """`<zone>:<port>` per zone per listener, as CoreDNS prints at startup."""

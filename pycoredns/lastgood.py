@@ -15,14 +15,8 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from . import log, metrics
-from .corefile import fingerprint, parse
-
-if TYPE_CHECKING:
-    from .instance import Instance, StartupError
-    from .process import Process
 
 FORMAT = "pycoredns-lastgood/1"
 
@@ -80,13 +74,15 @@ class Snapshot:
 
 
 class LastGood:
-    """The `-lastgood PATH` store and the process's fallback state."""
+    """The `-lastgood PATH` store: the snapshot file and the metrics that say which one runs.
 
-    def __init__(self, path: str, process: Process) -> None:
+    The fallback itself (when to use the snapshot, what `/ready` says) is the process's
+    (`pycoredns.process.Process`); this class only stores, loads and reports.
+    """
+
+    def __init__(self, path: str) -> None:
         self.path = path
-        self.process = process
-        self.active = False
-        self.disk_error = ""
+        self.active = False  # the process runs on the stored configuration
         self._saved_hash = ""
         # registered only when the feature is on, so /metrics stays CoreDNS's without the flag
         self.active_gauge = metrics.REGISTRY.gauge(
@@ -95,14 +91,11 @@ class LastGood:
             "pycoredns_lastgood_info", "The stored last known good configuration, labeled by its SHA512.", ("hash",))
         self.active_gauge.set(value=0)
 
-    # -- storing -------------------------------------------------------------------------------
-    def save(self, inst: Instance) -> None:
-        """Store `inst`'s configuration atomically (temp file + rename); unchanged ones are skipped."""
-        assert inst.source is not None
-        text, filename, files = inst.source
-        snap = Snapshot(filename, text, files, inst.fingerprint,
+    def save(self, text: str, filename: str, files: dict[str, str], sha512: str) -> None:
+        """Store a configuration atomically (temp file + rename); unchanged ones are skipped."""
+        snap = Snapshot(filename, text, files, sha512,
                         datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-        key = f"{inst.fingerprint}:{hash((text, tuple(sorted(files.items()))))}"
+        key = f"{sha512}:{hash((text, tuple(sorted(files.items()))))}"
         if key == self._saved_hash:
             return
         directory = os.path.dirname(os.path.abspath(self.path))
@@ -121,74 +114,20 @@ class LastGood:
             log.core.error(f"Could not save the last known good configuration to {self.path}: {e}")
             return
         self._saved_hash = key
-        self.info_gauge.values.clear()
-        self.info_gauge.set(inst.fingerprint, value=1)
+        self._show(sha512)
 
     def load(self) -> Snapshot:
         """The stored snapshot. Raises OSError or ValueError."""
         with open(self.path, encoding="utf-8") as f:
             return Snapshot.from_json(f.read())
 
-    # -- state ---------------------------------------------------------------------------------
-    def activated(self, inst: Instance) -> None:
-        """A configuration is serving: store it (from disk), or flag the fallback (from the store)."""
-        if inst.from_lastgood:
-            self.active = True
-            self.active_gauge.set(value=1)
-            self.info_gauge.values.clear()
-            self.info_gauge.set(inst.fingerprint, value=1)
-            self.process.shared["ready_detail"] = (
-                f"running the last known good configuration (SHA512 {inst.fingerprint}) from {self.path}: "
-                f"the Corefile on disk failed: {self.disk_error}")
-            return
-        if self.active:
-            log.core.info("The Corefile on disk loaded: no longer running the last known good configuration")
-            self.active = False
-            self.disk_error = ""
-            self.active_gauge.set(value=0)
-            self.process.shared.pop("ready_detail", None)
-        self.save(inst)
+    def mark_active(self, active: bool, sha512: str = "") -> None:
+        """Report whether the process runs on the stored configuration (`sha512`)."""
+        self.active = active
+        self.active_gauge.set(value=1 if active else 0)
+        if active:
+            self._show(sha512)
 
-    async def fallback(self, error: StartupError) -> Instance:
-        """Start on the stored configuration after the disk one failed with `error` (re-raised when
-        there is no usable snapshot or it fails too)."""
-        try:
-            snap = self.load()
-        except FileNotFoundError:
-            log.core.error(f"{error}: no last known good configuration in {self.path}")
-            raise error from None
-        except (OSError, ValueError) as e:
-            log.core.error(f"{error}: cannot read the last known good configuration {self.path}: {e}")
-            raise error from None
-        log.core.error(f"{error}: starting with last known good configuration from {self.path} "
-                       f"(saved {snap.saved}, SHA512 = {snap.sha512})")
-        self.disk_error = str(error)
-        from .instance import StartupError
-
-        try:
-            inst = self.process.load((snap.text, snap.filename), read_file=snap.read_file)
-        except StartupError as e:
-            log.core.error(f"The last known good configuration failed too: {e}")
-            raise error from None
-        if inst.fingerprint != snap.sha512:
-            log.core.warning("The last known good configuration differs from the stored one "
-                             "(files matched by an import glob changed); serving it anyway")
-        inst.from_lastgood = True
-        inst.watch_hash = self._disk_hash()
-        if "reload" not in inst.state:
-            log.core.warning("The last known good configuration has no reload: fix the Corefile, then send SIGUSR1")
-        try:
-            await self.process._activate(inst, old=None)
-        except StartupError as e:
-            log.core.error(f"The last known good configuration failed too: {e}")
-            raise error from None
-        return inst
-
-    def _disk_hash(self) -> str:
-        """The fingerprint of the failed disk configuration (reload retries only once it changes);
-        empty when it does not even parse, so the first parseable edit is tried."""
-        try:
-            text, filename = self.process.read_config()
-            return fingerprint(parse(text, filename, directives=None))
-        except Exception:  # StartupError, CorefileError, anything a broken file can raise
-            return ""
+    def _show(self, sha512: str) -> None:
+        self.info_gauge.values.clear()
+        self.info_gauge.set(sha512, value=1)

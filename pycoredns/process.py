@@ -13,19 +13,21 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
+from dnslib import DNSRecord
 
-from . import directives, handover, log, metrics
+from . import directives, handover, log, metrics, wire
+from .context import ConfigScope
 from .corefile import CorefileError, fingerprint, parse
-from .exceptions import ConfigError
+from .exceptions import ConfigError, StartupError
 from .http import HTTPServer, split_address
-from .instance import Instance, StartupError
+from .instance import Instance
 from .lastgood import LastGood, Recorder
+from .loader import Loader
+from .request import Request
 from .server import bind_tcp, bind_udp
 
 GRACEFUL_TIMEOUT = 5.0
 
-Loader = Callable[[], tuple[str, str]]
-"""Returns (Corefile text, file name for messages); raises StartupError when it cannot."""
 
 
 class SocketPool:
@@ -97,7 +99,9 @@ class Process:
         self._starting: Instance | None = None  # being activated (under the reload lock): its sockets are in use
         self.exit_code = 0
         self.shared: dict[str, Any] = {}  # process-wide plugin state (e.g. reload's poller)
-        self.lastgood = LastGood(lastgood, self) if lastgood else None
+        self.status_detail = ""  # shown by /ready with its OK (the last-known-good fallback)
+        self.lastgood = LastGood(lastgood) if lastgood else None
+        self._disk_error = ""  # why the configuration on disk failed while running on the stored one
 
     # -- loading -------------------------------------------------------------------------------
     def read_config(self) -> tuple[str, str]:
@@ -124,8 +128,8 @@ class Process:
             raise StartupError(str(e)) from None
         except Exception as e:  # a parser bug must not take a running server down
             raise StartupError(f"{filename}: {type(e).__name__}: {e}") from None
-        inst = Instance(self, blocks, filename)
-        inst.fingerprint = inst.watch_hash = fingerprint(blocks)
+        inst = Instance(self, blocks, filename, dns_port=self.dns_port, take_sockets=self.sockets.take)
+        inst.scope.fingerprint = inst.scope.watch_hash = fingerprint(blocks)
         inst.source = (text, filename, reader.files)
         try:
             inst.setup()
@@ -178,8 +182,69 @@ class Process:
         except StartupError as e:
             if self.lastgood is None:
                 raise
-            inst = await self.lastgood.fallback(e)  # re-raises `e` when there is nothing usable
-            return inst
+            return await self._fallback(e)  # re-raises `e` when there is nothing usable
+
+    async def _fallback(self, error: StartupError) -> Instance:
+        """Start on the stored configuration after the disk one failed with `error` (re-raised when
+        there is no usable snapshot or it fails too)."""
+        assert self.lastgood is not None
+        path = self.lastgood.path
+        try:
+            snap = self.lastgood.load()
+        except FileNotFoundError:
+            log.core.error(f"{error}: no last known good configuration in {path}")
+            raise error from None
+        except (OSError, ValueError) as e:
+            log.core.error(f"{error}: cannot read the last known good configuration {path}: {e}")
+            raise error from None
+        log.core.error(f"{error}: starting with last known good configuration from {path} "
+                       f"(saved {snap.saved}, SHA512 = {snap.sha512})")
+        self._disk_error = str(error)
+        try:
+            inst = self.load((snap.text, snap.filename), read_file=snap.read_file)
+        except StartupError as e:
+            log.core.error(f"The last known good configuration failed too: {e}")
+            raise error from None
+        if inst.fingerprint != snap.sha512:
+            log.core.warning("The last known good configuration differs from the stored one "
+                             "(files matched by an import glob changed); serving it anyway")
+        inst.from_lastgood = True
+        inst.scope.watch_hash = self._disk_hash()
+        if not inst.scope.watches_source:
+            log.core.warning("The last known good configuration has no reload: fix the Corefile, then send SIGUSR1")
+        try:
+            await self._activate(inst, old=None)
+        except StartupError as e:
+            log.core.error(f"The last known good configuration failed too: {e}")
+            raise error from None
+        return inst
+
+    def _disk_hash(self) -> str:
+        """The fingerprint of the failed disk configuration (reload retries only once it changes);
+        empty when it does not even parse, so the first parseable edit is tried."""
+        try:
+            text, filename = self.read_config()
+            return fingerprint(parse(text, filename, directives=None))
+        except Exception:  # StartupError, CorefileError, anything a broken file can raise
+            return ""
+
+    def _lastgood_activated(self, inst: Instance) -> None:
+        """A configuration is serving: store it (from disk), or flag the fallback (from the store)."""
+        store = self.lastgood
+        assert store is not None
+        if inst.from_lastgood:
+            store.mark_active(True, inst.fingerprint)
+            self.status_detail = (
+                f"running the last known good configuration (SHA512 {inst.fingerprint}) from {store.path}: "
+                f"the Corefile on disk failed: {self._disk_error}")
+            return
+        if store.active:
+            log.core.info("The Corefile on disk loaded: no longer running the last known good configuration")
+            store.mark_active(False)
+            self._disk_error = self.status_detail = ""
+        assert inst.source is not None
+        text, filename, files = inst.source
+        store.save(text, filename, files, inst.fingerprint)
 
     async def _activate(self, inst: Instance, old: Instance | None) -> None:
         """Start `inst` while `old` serves, then hand the listeners over.
@@ -206,13 +271,13 @@ class Process:
             raise
         if old is not None:
             await old.stop_receiving(inst.socket_keys() & old.socket_keys())
-        wanted = {addr for addr, _, _ in inst.http_routes}
+        wanted = {addr for addr, _ in inst.scope.routes}
         for srv in created:
             self.http[srv.address] = srv
             self._root.start_soon(srv.serve)
         for srv in self.http.values():
             srv.routes = {}
-        for addr, path, fn in inst.http_routes:
+        for (addr, path), fn in inst.scope.routes.items():
             self.http[addr].routes[path] = fn
         for addr in [a for a in self.http if a not in wanted]:
             self.http.pop(addr).close()
@@ -223,18 +288,18 @@ class Process:
         if old is not None:
             self._retiring.add(old)
             await old.stop_receiving()
-        for hook in inst.activated_hooks:
+        for hook in inst.scope.activated_hooks:
             try:
                 hook()
             except Exception as e:
                 log.core.error(f"activation hook failed: {type(e).__name__}: {e}")
         if self.lastgood is not None:
-            self.lastgood.activated(inst)
+            self._lastgood_activated(inst)
 
     def _bind_http(self, inst: Instance) -> list[HTTPServer]:
         """Bind new HTTP addresses before the swap, so a busy port fails the reload cleanly."""
         created: list[HTTPServer] = []
-        for addr in dict.fromkeys(a for a, _, _ in inst.http_routes):
+        for addr in dict.fromkeys(a for a, _ in inst.scope.routes):
             if addr in self.http:
                 continue
             try:
@@ -387,9 +452,16 @@ class Process:
             while any(lst.inflight or lst.tcp_limit.borrowed_tokens for lst in inst.listeners.values()):
                 await trio.sleep(0.01)
 
-    # -- helpers for plugins ---------------------------------------------------------------------
-    def log_error(self, msg: str) -> None:
-        log.core.error(msg)
+    # -- what plugins see (pycoredns.context.Runtime) --------------------------------------------
+    def serving_scope(self) -> ConfigScope | None:
+        return self.instance.scope if self.instance is not None else None
+
+    def remove_http_route(self, address: str, path: str) -> None:
+        srv = self.http.get(address)
+        if srv is not None:
+            srv.routes.pop(path, None)
+            if not srv.routes:
+                srv.close()
 
     def _write_pidfile(self) -> None:
         if not self.pidfile:
@@ -400,11 +472,22 @@ class Process:
         except OSError as e:
             log.core.error(f"Could not write pidfile: {e}")
 
-    async def resolve(self, name: str, qtype: str | int = "A", **kw):
-        """In-process query (no sockets): a dnslib DNSRecord reply."""
-        from .embed import resolve
-
-        return await resolve(self, name, qtype, **kw)
+    async def resolve(self, name: str, qtype: str | int = "A", *, qclass: int = 1,
+                      client: tuple[str, int] = ("127.0.0.1", 0)) -> DNSRecord:
+        """In-process query through the first listener's routing and chains, without a socket:
+        a dnslib DNSRecord reply."""
+        t = qtype if isinstance(qtype, int) else wire.type_value(qtype)
+        if t is None:
+            raise ValueError(f"unknown type {qtype}")
+        q = DNSRecord.question(name, "A")
+        q.q.qtype = t
+        q.q.qclass = qclass
+        assert self.instance is not None
+        listener = self.instance.first_listener()
+        req = Request(q.pack(), client, "udp", (listener.host, listener.port), listener)
+        reply = await listener.resolve(req)
+        assert reply is not None
+        return wire.to_record(reply)
 
     def port(self, proto: str = "udp") -> int:
         """The bound port of the first listener (useful with port 0)."""

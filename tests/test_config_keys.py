@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from pycoredns.config import (
-    ConfigError,
     ZoneAddress,
     fqdn,
     is_domain_name,
@@ -17,6 +16,7 @@ from pycoredns.config import (
     reverse_zones,
     split_host_port,
 )
+from pycoredns.exceptions import ServerBlockKeyError
 
 KEYS_OK = [
     # (key, canonical keys)
@@ -102,7 +102,7 @@ KEYS_BAD = [
 
 @pytest.mark.parametrize(("key", "msg"), KEYS_BAD)
 def test_normalize_key_errors(key: str, msg: str) -> None:
-    with pytest.raises(ConfigError) as ei:
+    with pytest.raises(ServerBlockKeyError) as ei:
         normalize_key(key)
     assert str(ei.value) == f"error inspecting server blocks: {msg}"
     assert ei.value.msg == msg

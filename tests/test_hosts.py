@@ -208,7 +208,7 @@ async def test_reload_zero_disables_polling(tmp_path):
         body = f"  reload {reload}" if reload else ""
         async with running(_corefile(str(f), body)) as srv:
             h = next(x for x in srv.instance.blocks[0].handlers if x.name == "hosts")
-            assert any(getattr(fn, "__self__", None) is h for fn, _ in srv.instance.background) is polled
+            assert any(getattr(fn, "__self__", None) is h for fn, _ in srv.instance.scope.background) is polled
             assert h.reload == {"0": 0.0, "50ms": 0.05, None: 5.0}[reload]
             assert _rdata(await query(srv.port(), "web.example.org", "A"), "A") == ["10.0.0.1"]
 

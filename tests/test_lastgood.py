@@ -131,7 +131,7 @@ async def test_broken_start_serves_stored_then_recovers(layout, logs):
         assert p.lost == 0 and p.answers == [txt("v1"), txt("v2")], p
         assert not srv.lastgood.active and not srv.instance.from_lastgood
         assert gauge("pycoredns_lastgood_active") == {(): 0}
-        assert "ready_detail" not in srv.shared
+        assert srv.status_detail == ""
         assert (await _http_get(ready, "/ready")) == (200, b"OK")
         assert (await query(port, "example.net")).rcode() == 0
         assert Snapshot.from_json(read(store)).text == corefile(extra, "v2", ready)

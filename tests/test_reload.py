@@ -61,7 +61,7 @@ async def test_setup_errors(args, error):
 @pytest.mark.parametrize("args", ["", "2s", "2s 0", "2s 1s", "1m 1h", "30s 15s"])
 async def test_setup_accepts(args):
     async with running(f". {{\n reload {args}\n whoami\n}}\n") as srv:
-        assert "reload" in srv.instance.state
+        assert "reload" in srv.instance.scope.state
         assert reload_plugin.poller(srv).running
 
 
@@ -75,7 +75,7 @@ def test_period_bounds():
 async def test_first_line_per_block_and_blocks_ignored():
     """As CoreDNS (one c.Next(), RemainingArgs): later `reload` lines and a `{ }` block are not read."""
     async with running(". {\n reload 3s 0 {\n  anything\n }\n reload 9s 0\n whoami\n}\n") as srv:
-        assert srv.instance.state["reload"] == 3
+        assert srv.instance.scope.state["reload"] == 3
 
 
 async def test_interval_from_last_setup():
@@ -294,7 +294,7 @@ async def test_configmap_symlink_swap_with_real_interval(tmp_path):
         with trio.fail_after(5):
             while poller.running:
                 await trio.sleep(0.05)
-        assert "reload" not in srv.instance.state
+        assert "reload" not in srv.instance.scope.state
 
 
 # -- SIGUSR1 on the real program -------------------------------------------------------------

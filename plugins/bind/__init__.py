@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-from pycoredns.plugin import ConfigError, Controller
+from pycoredns.plugin import ConfigError, Controller, go_quote
 
 
 def interface_addresses() -> dict[str, list[str]]:
@@ -50,7 +50,7 @@ def _resolve(arg: str, ifaces: dict[str, list[str]]) -> list[str]:
         pass
     if arg in ifaces:
         return ifaces[arg]
-    raise ConfigError(f'not a valid IP address or interface name: "{arg}"')
+    raise ConfigError(f"not a valid IP address or interface name: {go_quote(arg)}")
 
 
 def setup(c: Controller) -> None:

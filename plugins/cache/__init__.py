@@ -104,7 +104,7 @@ class Cache(Handler):
         self.zones: list[str] = ["."]
         self.zones_label = "."
         self.server = ""
-        self.instance = None
+        self.scope = None  # the configuration's ConfigScope: its nursery runs refreshes
         self.pcap = DEFAULT_CAP
         self.pttl = float(MAX_TTL)
         self.minpttl = float(MIN_TTL)
@@ -273,7 +273,7 @@ class Cache(Handler):
         rec = RefreshWriter(self, req, key, shard, e)
         dreq = self.downstream(req, req.proto)
         e.refreshing = True
-        nursery = self.instance.nursery if self.instance is not None else None
+        nursery = self.scope.nursery if self.scope is not None else None
         if self.verify_timeout > 0 and nursery is not None:
             done = trio.Event()
             nursery.start_soon(self._refresh, dreq, rec, e, done)
@@ -302,7 +302,7 @@ class Cache(Handler):
         """Refresh `e` in the background: at most one in flight per entry, none within FAILURE_RECHECK."""
         if e.refreshing or now - e.failed_at < self.failure_recheck:
             return
-        nursery = self.instance.nursery if self.instance is not None else None
+        nursery = self.scope.nursery if self.scope is not None else None
         if nursery is None:
             return
         e.refreshing = True
@@ -661,7 +661,7 @@ def parse(c: Controller) -> Cache:
 def setup(c: Controller) -> None:
     ca = parse(c)
     ca.server = c.server_label()
-    ca.instance = c.instance
+    ca.scope = c.scope
     c.add_handler(ca)
     _LIVE.add(ca)
 

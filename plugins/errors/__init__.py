@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import trio
 
@@ -36,9 +37,9 @@ class Pattern:
 class Errors(Handler):
     name = "errors"
 
-    def __init__(self, patterns: list[Pattern], instance) -> None:
+    def __init__(self, patterns: list[Pattern], spawn: Callable[..., bool]) -> None:
         self.patterns = patterns
-        self.instance = instance
+        self.spawn = spawn  # Controller.spawn: runs the consolidation timer in the configuration
 
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
         try:
@@ -63,9 +64,7 @@ class Errors(Handler):
                 if p.count == 1:
                     if p.show_first:
                         p.emit(text)
-                    nursery = self.instance.nursery
-                    if nursery is not None:
-                        nursery.start_soon(self._flush_later, p)
+                    self.spawn(self._flush_later, p)
                 return
         log.error(text)
 
@@ -92,7 +91,7 @@ def setup(c: Controller) -> None:
                 patterns.append(_consolidate(c))
             else:
                 raise c.syntax_err(f"Unknown field {opt}")
-    c.add_handler(Errors(patterns, c.instance))
+    c.add_handler(Errors(patterns, c.spawn))
 
 
 def _consolidate(c: Controller) -> Pattern:

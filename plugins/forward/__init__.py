@@ -259,9 +259,7 @@ def setup(c: Controller) -> None:
 
 def _starter(c: Controller, f: Forward):
     async def start() -> None:
-        nursery = c.instance.nursery
-        assert nursery is not None
-        await nursery.start(f.run)
+        await c.start(f.run)
 
     return start
 

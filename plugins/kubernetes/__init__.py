@@ -21,7 +21,7 @@ from dnslib import DNSLabel, DNSRecord
 from pycoredns import wire
 from pycoredns.log import plugin_logger
 from pycoredns.metrics import REGISTRY, exponential_buckets
-from pycoredns.plugin import NEXT, ConfigError, Controller, Handler
+from pycoredns.plugin import NEXT, ConfigError, Controller, Handler, config_atoi
 from pycoredns.request import Request, ResponseWriter
 from pycoredns.util import Fallthrough, normalize_zones, parse_duration, zone_match
 
@@ -653,10 +653,7 @@ def parse(c: Controller) -> Kubernetes:
         elif opt == "ttl":
             if not a:
                 raise c.arg_err()
-            try:
-                t = int(a[0])
-            except ValueError:
-                raise ConfigError(f'strconv.Atoi: parsing "{a[0]}": invalid syntax') from None
+            t = config_atoi(a[0])  # Go's Atoi and its %q-quoted errors
             if not 0 <= t <= 3600:
                 raise c.err(f"ttl must be in range [0, 3600]: {t}")
             k.ttl = t

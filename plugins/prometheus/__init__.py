@@ -299,7 +299,7 @@ def setup(c: Controller) -> None:
             raise c.errf("unknown option: %s", c.val())
     build_info.set(COREDNS_VERSION, f"pycoredns-{__version__}", f"python{platform.python_version()}", value=1)
     _register_process_metrics()
-    state = c.instance.__dict__.setdefault("_prometheus", {"addrs": set(), "blocks": []})
+    state = c.config_state("prometheus", lambda: {"addrs": set(), "blocks": []})
     if addr not in state["addrs"]:
         state["addrs"].add(addr)
         c.http_route(addr, "/metrics", expose)
