@@ -6,18 +6,17 @@ Plugins import these through `pycoredns.plugin`.
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
+from .block import BlockConfig
+from .context import ConfigScope, Hook, Route, Runtime, state
 from .corefile import Dispenser, Token
 from .corefile.errors import go_quote as _go_quote
 from .exceptions import ConfigError
 from .handler import Handler
 
-if TYPE_CHECKING:
-    from .block import BlockConfig
-    from .instance import Instance
-    from .process import Process
+T = TypeVar("T")
 
 
 def go_quote(text: str) -> str:
@@ -57,23 +56,26 @@ def config_duration(text: str) -> float:
         raise ConfigError(str(e)) from None
 
 
-Hook = Callable[[], Awaitable[None]]
-
-
 class Controller(Dispenser):
-    """What a plugin's setup sees: its tokens in one server block, plus the block and the process."""
+    """What a plugin's setup sees: its tokens in one server block, the block, and a narrow runtime.
+
+    Everything a plugin may do beyond adding handlers goes through the methods below (hooks, HTTP
+    routes, shared state, tasks, listen addresses); the configuration and the process behind them
+    are not reachable from here.
+    """
 
     def __init__(self, directive: str, filename: str, tokens: list[Token], block: BlockConfig,
-                 instance: Instance) -> None:
+                 scope: ConfigScope) -> None:
         super().__init__(filename, tokens)
         self.directive = directive
         self.block = block
-        self.instance = instance
+        self.scope = scope
 
     # -- where we are ------------------------------------------------------------------------
     @property
-    def process(self) -> Process:
-        return self.instance.process
+    def runtime(self) -> Runtime:
+        """The running program (process-wide tasks, reloading, the configuration serving now)."""
+        return self.scope.runtime
 
     @property
     def keys(self) -> list[str]:
@@ -123,39 +125,85 @@ class Controller(Dispenser):
 
     def on_startup(self, fn: Hook) -> None:
         """Awaited before the listeners open (kubernetes waits for its sync here)."""
-        self.instance.startup_hooks.append(fn)
+        self.scope.startup_hooks.append(fn)
 
     def on_shutdown(self, fn: Hook) -> None:
         """Awaited when this configuration stops, on reload and at exit."""
-        self.instance.shutdown_hooks.append(fn)
+        self.scope.shutdown_hooks.append(fn)
 
     def on_final_shutdown(self, fn: Hook) -> None:
         """Awaited only when the process exits (health's lameduck)."""
-        self.instance.final_shutdown_hooks.append(fn)
+        self.scope.final_shutdown_hooks.append(fn)
+
+    def on_serving(self, fn: Callable[[], None]) -> None:
+        """Called once this configuration has taken over the listeners (after a reload swap too)."""
+        self.scope.activated_hooks.append(fn)
 
     def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        """Run a background task for as long as this configuration runs."""
-        self.instance.background.append((fn, args))
+        """Run a background task for as long as this configuration runs (started before the hooks)."""
+        self.scope.background.append((fn, args))
 
-    def http_route(self, address: str, path: str, fn: Any) -> None:
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> bool:
+        """Start a task now, while the configuration runs (from a handler); False when it is not running."""
+        return self.scope.spawn(fn, *args)
+
+    async def start(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """`nursery.start(fn, *args)` in this configuration's nursery (from a startup hook)."""
+        return await self.scope.start(fn, *args)
+
+    def http_route(self, address: str, path: str, fn: Route) -> None:
         """Serve `path` on the process-wide HTTP server for `address` while this config runs.
 
-        `fn(method, target)` returns (status, content type, body), or an awaitable of it.
+        `fn(method, target)` returns (status, content type, body), or an awaitable of it. A second
+        registration of the same address and path replaces the first.
         """
-        self.instance.http_routes.append((address, path, fn))
+        self.scope.routes[(address, path)] = fn
 
-    # -- argument helpers with CoreDNS's messages -------------------------------------------
+    def remove_http_route(self, address: str, path: str) -> None:
+        """Withdraw a route: during setup from this configuration; while it runs also from the live
+        server (closed once it has no routes left), e.g. `ready` before health's lameduck."""
+        self.scope.routes.pop((address, path), None)
+        if self.scope.nursery is not None and self.runtime.serving_scope() is self.scope:
+            self.runtime.remove_http_route(address, path)
+
+    # -- shared state ----------------------------------------------------------------------------
+    def process_state(self, key: str, factory: Callable[[], T]) -> T:
+        """One object per process under `key` (made by `factory` on first use), kept across reloads."""
+        return state(self.runtime.shared, key, factory)
+
+    def config_state(self, key: str, factory: Callable[[], T]) -> T:
+        """One object per configuration under `key`: shared by every block, fresh on reload."""
+        return state(self.scope.state, key, factory)
+
+    def block_state(self, key: str, factory: Callable[[], T]) -> T:
+        """One object per server block under `key`."""
+        return state(self.block.extra, key, factory)
+
+    # -- the running configuration ---------------------------------------------------------------
+    async def wait_serving(self) -> None:
+        """Return once this configuration's listeners are bound and being read."""
+        await self.scope.serving.wait()
+
+    def listen_addresses(self) -> list[tuple[str, str, int]]:
+        """(transport, host, bound port) of this block's listeners; ports are real after `wait_serving`."""
+        return self.scope.listen_addresses(self.block)
+
     def listen_hosts(self) -> list[str]:
         """The hosts `bind` set for this block so far ([""] without bind: every address), as CoreDNS's
         dnsserver.Config.ListenHosts; plugins after `bind` in the order see its values."""
         return list(self.block.listen_hosts)
 
+    def not_ready(self) -> list[str]:
+        """Names of the plugins in this configuration that report not ready (sorted, unique)."""
+        return self.scope.not_ready()
+
+    # -- argument helpers with CoreDNS's messages -------------------------------------------
     def once(self, seen: int) -> None:
         """Raise CoreDNS's ErrOnce when a once-per-block plugin appears again."""
         if seen > 0:
             raise ConfigError("this plugin can only be used once per Server Block")
 
-    def occurrences(self, once: bool = False):
+    def occurrences(self, once: bool = False) -> Iterator[int]:
         """Iterate over each occurrence of the directive (the dispenser sits on its name)."""
         i = 0
         while self.next():
