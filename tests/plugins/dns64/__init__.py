@@ -1,0 +1,1 @@
+"""Tests of the dns64 plugin."""

@@ -1,0 +1,86 @@
+"""dns64 over a file zone through a running server (answers observed on CoreDNS 1.14.7)."""
+
+from __future__ import annotations
+
+import socket
+
+import dns.flags
+import dns.rcode
+import pytest
+from conftest import query, running
+from pycoredns.plugins.dns64.metrics import translated_total
+
+ZONE = """$TTL 300
+@ IN SOA ns admin 1 7200 3600 1209600 120
+  IN NS ns
+ns A 192.0.2.53
+v4 A 192.0.2.1
+v4 A 192.0.2.2
+both A 192.0.2.3
+both AAAA 2001:db8::3
+alias CNAME v4
+"""
+NS = ["example.org. 300 IN NS ns.example.org."]
+
+
+def texts(section) -> list[str]:
+    return [line for rrset in section for line in rrset.to_text().splitlines()]
+
+
+def corefile(tmp_path, options: str) -> str:
+    (tmp_path / "db").write_text(ZONE)
+    return f"example.org {{\n dns64 {options}\n file {tmp_path / 'db'}\n}}\n"
+
+
+async def test_synthesis(tmp_path) -> None:
+    before = sum(translated_total.values.values())
+    async with running(corefile(tmp_path, "{\n  allow_ipv4\n }")) as srv:
+        r = await query(srv.port(), "v4.example.org.", "AAAA")
+        assert not r.flags & dns.flags.AA  # a fresh SetReply, as CoreDNS
+        assert texts(r.answer) == ["v4.example.org. 300 IN AAAA 64:ff9b::c000:201",
+                                   "v4.example.org. 300 IN AAAA 64:ff9b::c000:202"]
+        assert texts(r.authority) == NS
+        r = await query(srv.port(), "alias.example.org.", "AAAA")
+        assert texts(r.answer) == ["alias.example.org. 300 IN CNAME v4.example.org.",
+                                   "v4.example.org. 300 IN AAAA 64:ff9b::c000:201",
+                                   "v4.example.org. 300 IN AAAA 64:ff9b::c000:202"]
+        r = await query(srv.port(), "both.example.org.", "AAAA")  # has AAAA: unchanged
+        assert texts(r.answer) == ["both.example.org. 300 IN AAAA 2001:db8::3"] and r.flags & dns.flags.AA
+        r = await query(srv.port(), "nope.example.org.", "AAAA")
+        assert r.rcode() == dns.rcode.NXDOMAIN
+        r = await query(srv.port(), "example.org.", "AAAA")  # no A either: empty, authority from the A lookup
+        assert r.answer == [] and r.rcode() == dns.rcode.NOERROR
+    assert sum(translated_total.values.values()) - before == 3
+
+
+async def test_prefix_and_translate_all(tmp_path) -> None:
+    opts = "{\n  prefix 2001:db8:1::/48\n  translate_all\n  allow_ipv4\n }"
+    async with running(corefile(tmp_path, opts)) as srv:
+        r = await query(srv.port(), "both.example.org.", "AAAA")
+        assert texts(r.answer) == ["both.example.org. 300 IN AAAA 2001:db8:1:c000:2:300::"]
+
+
+async def test_prefix_argument_skips_the_block(tmp_path) -> None:
+    """CoreDNS's parse `continue`s after a PREFIX argument: the block's options are not applied."""
+    async with running(corefile(tmp_path, "2001:db8:1::/48 {\n  translate_all\n  allow_ipv4\n }")) as srv:
+        r = await query(srv.port(), "both.example.org.", "AAAA")
+        assert texts(r.answer) == ["both.example.org. 300 IN AAAA 2001:db8::3"]
+
+
+def _has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+async def test_ipv4_clients_only_with_allow_ipv4(tmp_path) -> None:
+    async with running(corefile(tmp_path, "")) as srv:
+        r = await query(srv.port(), "v4.example.org.", "AAAA")
+        assert r.answer == [] and r.flags & dns.flags.AA  # file's NODATA, untouched
+        if not _has_ipv6():
+            pytest.skip("no IPv6 loopback")
+        r = await query(srv.port(), "v4.example.org.", "AAAA", host="::1")
+        assert len(r.answer[0]) == 2
