@@ -1,0 +1,1 @@
+"""Fault injection: misbehaving upstreams, clients and disks; the server keeps answering correctly."""
