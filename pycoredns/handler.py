@@ -1,32 +1,67 @@
-"""The chain link: `Handler`, `SyncHandler` and the rcodes that mean "not written".
+"""The chain link: `Handler`, its three shapes, and the outcomes of serving a query.
 
-See DEVELOPERS.md for the contract. Plugins import these through `pycoredns.plugin`.
+A handler serves a query in one of three ways (DEVELOPERS.md, "The handler contract"):
+
+- `serve_fast(req, w)` returns an rcode: done without waiting;
+- it returns `PENDING`: the handler took the query over and will complete it later, from a callback
+  (an upstream reply, a deadline), by writing through `w` and calling `w.done(rcode, error)` once;
+- it returns `None`: it needs an `await`; the caller runs `serve_dns` in a task instead.
+
+`async serve_dns` stays the whole contract for plugins that prefer to await. The three base classes
+below derive both paths from one piece of logic:
+
+- `SyncHandler`: leaves that never wait (`handle`);
+- `WrapperHandler`: handlers that wrap the writer and post-process when the query completes
+  (`wrap` + `Wrapper.after`), whichever way it completes;
+- `WaitingHandler`: plan-then-maybe-wait handlers (`start`, which may return `PENDING`).
+
+Plugins import these through `pycoredns.plugin`.
 """
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Callable
 from typing import Any, ClassVar
+
+import trio
 
 from . import wire
 from .exceptions import PluginError
-from .request import Request, ResponseWriter
+from .request import NOT_WRITTEN, Request, ResponseWriter, WriterWrapper, client_write
 
-NOT_WRITTEN = frozenset((wire.SERVFAIL, wire.REFUSED, wire.FORMERR, wire.NOTIMP))
+__all__ = [
+    "NEXT",
+    "NOT_WRITTEN",
+    "PENDING",
+    "Handler",
+    "SyncHandler",
+    "WaitingHandler",
+    "Wrapper",
+    "WrapperHandler",
+    "await_pending",
+    "client_write",
+    "run_slow",
+]
 
 
-def client_write(rcode: int) -> bool:
-    """True when a handler returning `rcode` has written the reply itself (CoreDNS ClientWrite)."""
-    return rcode not in NOT_WRITTEN
+class _Sentinel:
+    __slots__ = ("_name",)
 
-
-class _Next:
-    """Sentinel a SyncHandler returns to pass the query on."""
+    def __init__(self, name: str) -> None:
+        self._name = name
 
     def __repr__(self) -> str:
-        return "NEXT"
+        return self._name
 
 
-NEXT: Any = _Next()
+NEXT: Any = _Sentinel("NEXT")
+"""What `SyncHandler.handle` returns to pass the query on."""
+
+PENDING: Any = _Sentinel("PENDING")
+"""What `serve_fast` returns when the handler will complete the query later through `w.done`."""
+
+Outcome = Any  # int | PENDING | None: what serve_fast returns (PENDING is a sentinel, not an int)
 
 
 class Handler:
@@ -39,7 +74,8 @@ class Handler:
         return await self.next_or_failure(req, w)
 
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
-        """Synchronous attempt: the rcode, or None when the query needs waiting (nothing done)."""
+        """Synchronous attempt: the rcode, PENDING (completed later through `w.done`), or None when the
+        query needs `serve_dns` in a task (in that case nothing has been done or written)."""
         return None
 
     async def next_or_failure(self, req: Request, w: ResponseWriter) -> int:
@@ -48,9 +84,21 @@ class Handler:
         return await self.next.serve_dns(req, w)
 
     def next_fast(self, req: Request, w: ResponseWriter) -> int | None:
+        """The next handler's `serve_fast`: an rcode, PENDING or None."""
         if self.next is None:
             raise PluginError(wire.SERVFAIL, f"plugin/{self.name}: no next plugin found")
         return self.next.serve_fast(req, w)
+
+    def next_continue(self, req: Request, w: ResponseWriter) -> int:
+        """The next handler's fast path, never None: when the rest of the chain must await, it runs in a
+        task of its own that completes through `w.done`, and this returns PENDING. The decision made
+        so far (this handler's plan, its writer) is reused, not made again by a slow path from the top."""
+        rc = self.next_fast(req, w)
+        if rc is None:
+            assert self.next is not None
+            run_slow(self.next, req, w)
+            return PENDING  # type: ignore[no-any-return]
+        return rc
 
     # Optional hooks.
     def ready(self) -> bool | None:
@@ -58,12 +106,68 @@ class Handler:
         return None
 
 
+# -- running a chain's slow path from the fast path -----------------------------------------------
+
+
+def run_slow(handler: Handler, req: Request, w: ResponseWriter) -> None:
+    """Run `handler.serve_dns(req, w)` in a task and complete the query through `w.done`.
+
+    A trio system task: it needs no nursery from the caller (a socket callback has none), and the
+    listeners count the query as in flight until `w.done`, so a reload's drain waits for it.
+    """
+    trio.lowlevel.spawn_system_task(_slow, handler, req, w, context=contextvars.copy_context())
+
+
+async def _slow(handler: Handler, req: Request, w: ResponseWriter) -> None:
+    try:
+        rc = await handler.serve_dns(req, w)
+    except Exception as exc:  # PluginError or a panic: the writer chain below reports it
+        w.done(exc.rcode if isinstance(exc, PluginError) else wire.SERVFAIL, exc)
+        return
+    w.done(rc)
+
+
+class _Waiter(WriterWrapper):
+    """Turns a PENDING completion back into a return value for `serve_dns` (await_pending)."""
+
+    __slots__ = ("error", "event", "rcode")
+
+    def __init__(self, inner: ResponseWriter) -> None:
+        self.written = False
+        self.inner = inner
+        self.event = trio.Event()
+        self.rcode = wire.SERVFAIL
+        self.error: BaseException | None = None
+
+    def done(self, rcode: int, error: BaseException | None = None) -> None:
+        self.rcode, self.error = rcode, error
+        self.event.set()
+
+
+async def await_pending(start: Callable[[Request, ResponseWriter], Outcome], req: Request,
+                        w: ResponseWriter) -> int:
+    """`serve_dns` from a continuation-style `start`: run it and wait for its completion if PENDING."""
+    waiter = _Waiter(w)
+    rc = start(req, waiter)
+    if rc is PENDING:
+        await waiter.event.wait()
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.rcode
+    if rc is None:
+        raise RuntimeError("await_pending: start() returned None")
+    return rc  # type: ignore[no-any-return]
+
+
+# -- the three shapes ------------------------------------------------------------------------------
+
+
 class SyncHandler(Handler):
     """A handler whose own work never waits: implement `handle`, get both paths for free."""
 
     def handle(self, req: Request, w: ResponseWriter) -> int:
         """Answer and return the rcode, return a not-written rcode, or return NEXT."""
-        return NEXT
+        return NEXT  # type: ignore[no-any-return]
 
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
         rc = self.handle(req, w)
@@ -74,5 +178,89 @@ class SyncHandler(Handler):
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
         rc = self.handle(req, w)
         if rc is NEXT:
-            return self.next_fast(req, w)
+            return self.next_continue(req, w)
         return rc
+
+
+class Wrapper(WriterWrapper):
+    """The per-query writer of a `WrapperHandler`: `write` may change the reply on its way out, and
+    `after` runs once when the query completes below, on either path.
+
+    `after(rcode, error)` returns the rcode to pass up, or raises (re-raises `error`) to pass an
+    error up. `error` is the PluginError the chain below raised (None when it returned an rcode);
+    panics (other exceptions) go up without `after`.
+    """
+
+    __slots__ = ()
+
+    def after(self, rcode: int, error: PluginError | None) -> int:
+        if error is not None:
+            raise error
+        return rcode
+
+    def done(self, rcode: int, error: BaseException | None = None) -> None:
+        if error is not None and not isinstance(error, PluginError):
+            self.inner.done(rcode, error)
+            return
+        try:
+            rc = self.after(rcode, error)
+        except PluginError as e:
+            self.inner.done(e.rcode, e)
+            return
+        except Exception as e:  # a broken after-hook is a panic, as on the fast path
+            self.inner.done(wire.SERVFAIL, e)
+            return
+        self.inner.done(rc)
+
+
+class WrapperHandler(Handler):
+    """A handler that wraps the writer (log, prometheus, errors, minimal, rewrite, loadbalance...).
+
+    Implement `wrap(req, w)`: the request the rest of the chain gets and the `Wrapper` to give it,
+    or None to pass the query on untouched. Both paths, and the PENDING completion, are derived.
+    """
+
+    def wrap(self, req: Request, w: ResponseWriter) -> tuple[Request, Wrapper] | None:
+        return None
+
+    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
+        return self.fast_wrapped(req, w, self.wrap(req, w))
+
+    def fast_wrapped(self, req: Request, w: ResponseWriter, got: tuple[Request, Wrapper] | None) -> int:
+        """The fast path once `wrap` decided (for subclasses that decide in their own serve_fast)."""
+        if got is None:
+            return self.next_continue(req, w)
+        nreq, ww = got
+        try:
+            rc = self.next_continue(nreq, ww)
+        except PluginError as e:
+            return ww.after(e.rcode, e)
+        if rc is PENDING:
+            return rc
+        return ww.after(rc, None)
+
+    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
+        got = self.wrap(req, w)
+        if got is None:
+            return await self.next_or_failure(req, w)
+        nreq, ww = got
+        try:
+            rc = await self.next_or_failure(nreq, ww)
+        except PluginError as e:
+            return ww.after(e.rcode, e)
+        return ww.after(rc, None)
+
+
+class WaitingHandler(Handler):
+    """A plan-then-maybe-wait handler (forward, cache's refreshes...): implement `start`, which
+    answers, passes on (`self.next_continue`), or registers a continuation and returns PENDING;
+    `serve_fast` is `start`, and `serve_dns` awaits the same `start` (`await_pending`)."""
+
+    def start(self, req: Request, w: ResponseWriter) -> int:
+        return self.next_continue(req, w)
+
+    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
+        return self.start(req, w)
+
+    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
+        return await await_pending(self.start, req, w)

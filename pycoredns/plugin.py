@@ -10,23 +10,46 @@ from __future__ import annotations
 from .controller import Controller, config_atoi, config_duration, config_uint, go_quote
 from .corefile import CorefileError
 from .exceptions import ConfigError, PluginError
-from .handler import NEXT, NOT_WRITTEN, Handler, SyncHandler, client_write
-from .request import Request, ResponseWriter
+from .handler import (
+    NEXT,
+    NOT_WRITTEN,
+    PENDING,
+    Handler,
+    SyncHandler,
+    WaitingHandler,
+    Wrapper,
+    WrapperHandler,
+    await_pending,
+    client_write,
+    run_slow,
+)
+from .request import Recorder, Request, ResponseWriter, WriterWrapper
+from .timers import call_at, call_later
 
 __all__ = [
     "NEXT",
     "NOT_WRITTEN",
+    "PENDING",
     "ConfigError",
     "Controller",
     "CorefileError",
     "Handler",
     "PluginError",
+    "Recorder",
     "Request",
     "ResponseWriter",
     "SyncHandler",
+    "WaitingHandler",
+    "Wrapper",
+    "WrapperHandler",
+    "WriterWrapper",
+    "await_pending",
+    "call_at",
+    "call_later",
     "client_write",
     "config_atoi",
     "config_duration",
     "config_uint",
     "go_quote",
+    "run_slow",
 ]

@@ -7,6 +7,7 @@ parse (`req.msg`) happens only when a plugin asks for it.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dnslib import DNSHeader, DNSLabel, DNSQuestion, DNSRecord
@@ -293,9 +294,23 @@ def _find_opt(data: bytes, off: int, an: int, ns: int, ar: int) -> Edns | None:
 
 # -- writers -----------------------------------------------------------------------------------
 
+NOT_WRITTEN = frozenset((wire.SERVFAIL, wire.REFUSED, wire.FORMERR, wire.NOTIMP))
+
+
+def client_write(rcode: int) -> bool:
+    """True when a handler returning `rcode` has written the reply itself (CoreDNS ClientWrite)."""
+    return rcode not in NOT_WRITTEN
+
 
 class ResponseWriter:
-    """Where a handler writes its reply. Wrapping writers subclass `WriterWrapper`."""
+    """Where a handler writes its reply. Wrapping writers subclass `WriterWrapper`.
+
+    `done(rcode, error)` completes a query whose handler returned PENDING (pycoredns.handler): it is
+    called once, after the reply (if any) was written, with the rcode the handler would have
+    returned, or with the exception it would have raised. Wrappers pass it inward; the server's
+    writers then do what the server does with a returned rcode (write a "not written" rcode, report
+    a panic).
+    """
 
     __slots__ = ("written",)
 
@@ -304,6 +319,9 @@ class ResponseWriter:
 
     def write(self, reply: Reply) -> None:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def done(self, rcode: int, error: BaseException | None = None) -> None:
+        """The query is complete (see the class docstring). The default does nothing."""
 
 
 class WriterWrapper(ResponseWriter):
@@ -319,16 +337,32 @@ class WriterWrapper(ResponseWriter):
         self.written = True
         self.inner.write(reply)
 
+    def done(self, rcode: int, error: BaseException | None = None) -> None:
+        self.inner.done(rcode, error)
+
 
 class Recorder(ResponseWriter):
-    """Keeps the reply instead of sending it: self-lookups, autopath, cache refreshes."""
+    """Keeps the reply instead of sending it: self-lookups, autopath, cache refreshes.
 
-    __slots__ = ("reply",)
+    `on_done`, when set, is called once with the recorder when the query completes through `done`.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("error", "on_done", "rcode", "reply")
+
+    def __init__(self, on_done: Callable[[Recorder], None] | None = None) -> None:
         super().__init__()
         self.reply: Reply | None = None
+        self.rcode: int | None = None
+        self.error: BaseException | None = None
+        self.on_done = on_done
 
     def write(self, reply: Reply) -> None:
         self.written = True
         self.reply = reply
+
+    def done(self, rcode: int, error: BaseException | None = None) -> None:
+        if self.rcode is not None:
+            return
+        self.rcode, self.error = rcode, error
+        if self.on_done is not None:
+            self.on_done(self)

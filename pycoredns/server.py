@@ -19,8 +19,8 @@ from dnslib import DNSBuffer, DNSRecord
 
 from . import log, metrics, wire
 from .exceptions import PluginError
-from .handler import client_write
-from .request import Rejected, Request, ResponseWriter
+from .handler import PENDING
+from .request import Rejected, Request, ResponseWriter, client_write
 from .truncation import truncate as wire_truncate
 from .wire import Reply
 
@@ -34,6 +34,7 @@ DRAIN_BATCH = 64
 READ_TIMEOUT = 3.0
 IDLE_TIMEOUT = 10.0
 WRITE_TIMEOUT = 5.0
+HELD_TIMEOUT = 30.0  # a closing connection waits this long at most for PENDING queries
 MAX_TCP_CONNECTIONS = 1000
 RCVBUF = 4 * 1024 * 1024
 ROUTE_CACHE_SIZE = 4096  # routing results kept per listener (qnames repeat; cleared when full)
@@ -127,11 +128,51 @@ def truncate(data: bytes, size: int) -> bytes:
 # -- writers -----------------------------------------------------------------------------------
 
 
-class UDPWriter(ResponseWriter):
-    __slots__ = ("addr", "req", "sock")
+class ClientWriter(ResponseWriter):
+    """The server's end of the writer chain: the reply goes to the client (scrubbed).
+
+    `done` (a PENDING query completing) does what `dispatch` does with a returned rcode: write a
+    "not written" rcode, report a panic; and releases the query's hold on its listener (reload drain).
+    """
+
+    __slots__ = ("held", "req")
+
+    def hold(self) -> None:
+        """The chain returned PENDING: count the query in flight until `done`."""
+        self.held = True
+        lst = self.req.listener
+        if lst is not None:
+            lst.inflight += 1
+
+    def done(self, rcode: int, error: BaseException | None = None) -> None:
+        if self.held is None:
+            return  # completed already
+        held, self.held = self.held, None
+        req = self.req
+        lst = req.listener
+        if error is not None:
+            if isinstance(error, PluginError):
+                rcode = error.rcode
+            elif lst is not None:
+                rcode = lst._panic(error)  # never re-raised here: a callback has no caller to crash
+            else:
+                rcode = wire.SERVFAIL
+        if not self.written and not client_write(rcode):
+            self.write(req.empty_reply(rcode))
+        if held and lst is not None:
+            lst.inflight -= 1
+        self.released()
+
+    def released(self) -> None:
+        """Hook for transports that track their own queries."""
+
+
+class UDPWriter(ClientWriter):
+    __slots__ = ("addr", "sock")
 
     def __init__(self, sock: socket.socket, addr: tuple, req: Request) -> None:
         self.written = False  # ResponseWriter's state, set here: no super() call per query
+        self.held = False
         self.sock = sock
         self.addr = addr
         self.req = req
@@ -146,11 +187,12 @@ class UDPWriter(ResponseWriter):
             pass  # full send buffer or a vanished client: UDP drops it, as the kernel would
 
 
-class TCPWriter(ResponseWriter):
-    __slots__ = ("conn", "req")
+class TCPWriter(ClientWriter):
+    __slots__ = ("conn",)
 
     def __init__(self, conn: TCPConnection, req: Request) -> None:
         self.written = False
+        self.held = False
         self.conn = conn
         self.req = req
 
@@ -164,6 +206,16 @@ class TCPWriter(ResponseWriter):
         """A further message on this connection after `write` (a zone transfer sends several)."""
         self.conn.send(scrub(self.req, reply))
 
+    def hold(self) -> None:
+        super().hold()
+        self.conn.held += 1
+
+    def released(self) -> None:
+        conn = self.conn
+        conn.held -= 1
+        if conn.held == 0 and conn.all_released is not None:
+            conn.all_released.set()
+
 
 class UDPTransport:
     """What `dispatch` needs from a UDP socket, made once per socket (no closures per datagram)."""
@@ -175,7 +227,7 @@ class UDPTransport:
         self.sock = sock
         self.spawn = spawn
 
-    def writer(self, req: Request, addr: tuple) -> ResponseWriter:
+    def writer(self, req: Request, addr: tuple) -> ClientWriter:
         return UDPWriter(self.sock, addr, req)
 
     def send_raw(self, data: bytes, addr: tuple) -> None:
@@ -322,6 +374,10 @@ class Listener:
         if rc is None:
             transport.spawn(self._serve_async, block, req, w)
             return
+        if rc is PENDING:
+            if w.held is not None:  # not completed during serve_fast already
+                w.hold()
+            return
         if not client_write(rc) and not w.written:
             self.server_reply(req, w, rc)
 
@@ -459,6 +515,8 @@ class TCPConnection:
         self.retiring = False
         self._read_scope: trio.CancelScope | None = None
         self._idle = False  # at least one query read and nothing partial in the buffer
+        self.held = 0  # queries completing by continuation (PENDING), not in `queries`
+        self.all_released: trio.Event | None = None
 
     def send(self, data: bytes) -> None:
         if self.closed:
@@ -486,6 +544,10 @@ class TCPConnection:
                 async with trio.open_nursery() as queries:
                     self.queries = queries
                     await self._read_loop()
+                if self.held:  # queries completing by continuation: their own deadlines bound this
+                    self.all_released = trio.Event()
+                    with trio.move_on_after(HELD_TIMEOUT):
+                        await self.all_released.wait()
                 # every query of this connection has been answered
                 await self.send_q.aclose()
         finally:
@@ -527,7 +589,7 @@ class TCPConnection:
     # -- the transport interface of Listener.dispatch --------------------------------------------
     proto = "tcp"
 
-    def writer(self, req: Request, addr: tuple) -> ResponseWriter:
+    def writer(self, req: Request, addr: tuple) -> ClientWriter:
         return TCPWriter(self, req)
 
     def send_raw(self, data: bytes, addr: tuple) -> None:

@@ -78,7 +78,7 @@ class AutoPath(Handler):
 
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
         if self._searchpath(req) is None:
-            return self.next_fast(req, w)
+            return self.next_continue(req, w)
         return None
 
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:

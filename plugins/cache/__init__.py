@@ -18,7 +18,7 @@ import trio
 
 from pycoredns import metrics, response, wire
 from pycoredns.log import plugin_logger
-from pycoredns.plugin import ConfigError, Controller, Handler, PluginError
+from pycoredns.plugin import PENDING, ConfigError, Controller, Handler, PluginError
 from pycoredns.plugin import config_atoi as _atoi
 from pycoredns.plugin import config_duration as _duration
 from pycoredns.request import Recorder, Request, ResponseWriter, WriterWrapper
@@ -183,20 +183,19 @@ class Cache(Handler):
     # -- the hot path ---------------------------------------------------------------------------
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
         if req.flags & OPCODE or (not self._all and not self.in_zones(req.qname_wire)):
-            return self.next_fast(req, w)  # not a QUERY (HEAD passes NOTIFY/UPDATE on), or not our zones
+            return self.next_continue(req, w)  # not a QUERY (HEAD passes NOTIFY/UPDATE on), or not our zones
         key, shard, do = key_of(req)
         now = time.monotonic()
         rc = self.try_cached(req, w, key, shard, now, do)
         if rc is not None or self.lookup(shard, key, now) is not None:
             return rc  # served, or a stale entry that needs `verify` (async)
         # A miss: synchronous backends (whoami, hosts, precomputed answers) fill the cache here.
-        cw = CacheWriter(w, self, req, key, shard)
-        rc = self.next_fast(self.downstream(req, req.proto), cw)
-        if rc is not None:
-            lb = self.labels(req)
-            _inc(requests_total, lb.plain)
-            _inc(misses_total, lb.plain)
-        return rc
+        # The miss decision (key, shard, writer) is made once: if the chain below must wait, it completes
+        # through the writer (PENDING), never through a slow path that would look the key up again.
+        lb = self.labels(req)
+        _inc(requests_total, lb.plain)
+        _inc(misses_total, lb.plain)
+        return self.next_continue(self.downstream(req, req.proto), CacheWriter(w, self, req, key, shard))
 
     def try_cached(self, req: Request, w: ResponseWriter, key: tuple, shard: int, now: float,
                    do: bool) -> int | None:
@@ -302,32 +301,46 @@ class Cache(Handler):
         """Refresh `e` in the background: at most one in flight per entry, none within FAILURE_RECHECK."""
         if e.refreshing or now - e.failed_at < self.failure_recheck:
             return
-        nursery = self.scope.nursery if self.scope is not None else None
-        if nursery is None:
-            return
         e.refreshing = True
         if prefetch:
             _inc(prefetch_total, self.labels(req).plain)
-        # Like CoreDNS, the refresh claims TCP so that nothing truncates the reply.
+        # Like CoreDNS, the refresh claims TCP so that nothing truncates the reply. It is a continuation
+        # of the chain below (no task when that chain completes by callback, as forward does).
         dreq = self.downstream(req, "tcp")
-        nursery.start_soon(self._refresh, dreq, RefreshWriter(self, req, key, shard, e), e, None)
+        rec = RefreshWriter(self, req, key, shard, e)
+        rec.on_done = lambda r: self._refreshed(dreq, rec, e)
+        try:
+            rc = self.next_continue(dreq, rec)
+        except Exception as ex:
+            rec.done(wire.SERVFAIL, ex)
+            return
+        if rc is not PENDING:
+            rec.done(rc)
+
+    def _refreshed(self, dreq: Request, rec: RefreshWriter, e: Entry) -> None:
+        """A background refresh completed: keep the popularity, or note the failure (FAILURE_RECHECK)."""
+        ex = rec.error
+        if isinstance(ex, PluginError):
+            log.debug(f"refresh of {dreq.name} failed: {ex}")
+        elif ex is not None:  # a broken plugin below must not take the cache down
+            log.warning(f"refresh of {dreq.name} failed: {type(ex).__name__}: {ex}")
+        e.refreshing = False
+        if rec.refreshed:
+            if rec.entry is not None:  # keep the popularity gathered so far (freq.Reset)
+                rec.entry.hits = e.hits
+                rec.entry.last = time.monotonic()
+        else:
+            e.failed_at = time.monotonic()
 
     async def _refresh(self, dreq: Request, rec: RefreshWriter, e: Entry, done: trio.Event | None) -> None:
+        """A refresh the caller waits for (serve_stale `verify`), bounded by REFRESH_LIMIT."""
         try:
             with trio.move_on_after(REFRESH_LIMIT):
                 await self.next_or_failure(dreq, rec)
-        except PluginError as ex:
-            log.debug(f"refresh of {dreq.name} failed: {ex}")
-        except Exception as ex:  # a broken plugin below must not take the cache down
-            log.warning(f"refresh of {dreq.name} failed: {type(ex).__name__}: {ex}")
+        except Exception as ex:
+            rec.error = ex
         finally:
-            e.refreshing = False
-            if rec.refreshed:
-                if rec.entry is not None:  # keep the popularity gathered so far (freq.Reset)
-                    rec.entry.hits = e.hits
-                    rec.entry.last = time.monotonic()
-            else:
-                e.failed_at = time.monotonic()
+            self._refreshed(dreq, rec, e)
             if done is not None:
                 done.set()
 

@@ -13,8 +13,7 @@ import trio
 
 from pycoredns import wire
 from pycoredns.log import plugin_logger
-from pycoredns.plugin import ConfigError, Controller, Handler, PluginError
-from pycoredns.request import Request, ResponseWriter
+from pycoredns.plugin import ConfigError, Controller, PluginError, Request, ResponseWriter, Wrapper, WrapperHandler
 from pycoredns.util import format_duration, parse_duration
 
 log = plugin_logger("errors")
@@ -34,27 +33,33 @@ class Pattern:
         getattr(log, self.level)(text)
 
 
-class Errors(Handler):
+class _ErrorsWriter(Wrapper):
+    """Reports the chain's error when the query completes (returned, raised or by continuation)."""
+
+    __slots__ = ("errors", "req")
+
+    def __init__(self, inner: ResponseWriter, errors: Errors, req: Request) -> None:
+        self.written = False
+        self.inner = inner
+        self.errors = errors
+        self.req = req
+
+    def after(self, rcode: int, error: PluginError | None) -> int:
+        if error is not None:
+            self.errors._report(self.req, error)
+            return error.rcode
+        return rcode
+
+
+class Errors(WrapperHandler):
     name = "errors"
 
     def __init__(self, patterns: list[Pattern], spawn: Callable[..., bool]) -> None:
         self.patterns = patterns
         self.spawn = spawn  # Controller.spawn: runs the consolidation timer in the configuration
 
-    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
-        try:
-            return await self.next_or_failure(req, w)
-        except PluginError as e:
-            self._report(req, e)
-            return e.rcode
-
-    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
-        nxt = self.next
-        try:
-            return nxt.serve_fast(req, w) if nxt is not None else self.next_fast(req, w)
-        except PluginError as e:
-            self._report(req, e)
-            return e.rcode
+    def wrap(self, req: Request, w: ResponseWriter) -> tuple[Request, _ErrorsWriter]:
+        return req, _ErrorsWriter(w, self, req)
 
     def _report(self, req: Request, e: PluginError) -> None:
         text = f"{e.rcode} {req.name} {wire.type_name(req.qtype)}: {e}"

@@ -1,30 +1,32 @@
-"""One upstream of `forward`: a shared UDP socket with an ID remap table, pooled TCP/TLS connections, health checks.
+"""One upstream of `forward`: a shared UDP socket, a small pool of pipelined TCP/TLS connections, health checks.
 
-UDP: one connected non-blocking socket per upstream carries every in-flight query. Each exchange gets a
-random 16-bit ID that is free in `pending`; a single reader task drains the socket and hands each reply to
-the task waiting for its ID (replies with an unknown ID are dropped: late, duplicated or forged). This
-keeps the miss path at one send and one recv syscall per query, without a socket or task per query.
+No task waits for a reply. A query registers itself (a `Waiter`: `on_reply(data)`, `on_error(err)`)
+in the pending table of a channel under a fresh random 16-bit ID, and the channel's reader task hands
+each reply to the waiter its ID names; replies with an unknown ID are dropped (late, duplicated,
+forged). Deadlines come from `pycoredns.timers`; the waiter's timer calls `channel.timed_out`.
 
-TCP/TLS: one query at a time per connection (as CoreDNS); idle connections wait in a FIFO pool per
-transport and are dropped once older than `expire`.
+UDP: one connected non-blocking socket per upstream carries every in-flight query: one send and one
+recv syscall per query.
+
+TCP/TLS: persistent connections, many queries in flight on each (RFC 7766 pipelining), replies
+matched by ID in any order; a few connections per upstream, the least busy one taking the next query.
+Plain TCP uses raw non-blocking sockets (a drain loop, `send` straight from the query's callback);
+TLS goes through trio's SSLStream with one writer task per connection. A connection that dies fails
+its queries at once (they retry elsewhere or SERVFAIL); idle ones are closed after `expire`.
 """
 
 from __future__ import annotations
 
-import collections
 import errno
 import functools
-import heapq
-import itertools
 import os
 import random
 import socket
 import ssl
 import struct
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-import outcome
 import trio
 
 from pycoredns import metrics, wire
@@ -32,6 +34,14 @@ from pycoredns.log import plugin_logger
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
+
+class Waiter(Protocol):
+    """What a channel needs from a query waiting for a reply (forward's `Exchange`)."""
+
+    def on_reply(self, data: bytes) -> None: ...
+
+    def on_error(self, err: UpstreamError) -> None: ...
 
 _LEN = struct.Struct(">H")
 log = plugin_logger("forward")
@@ -51,7 +61,9 @@ conn_cache_misses = metrics.REGISTRY.counter(
 
 HC_TIMEOUT = 1.0  # a health probe's whole budget (CoreDNS: 1s)
 DIAL_TIMEOUT = 2.0  # cap on connect + TLS handshake (bounded further by the query's deadline)
-TIMER_TICK = 0.05  # resolution of UDP read timeouts
+PIPELINE = 64  # queries in flight on one connection before another one is opened
+POOL_MAX = 4  # connections per upstream and transport
+SWEEP_INTERVAL = 10.0  # how often idle connections past `expire` are closed
 UDP_RCVBUF = 4 << 20
 
 
@@ -142,17 +154,27 @@ def _check_rdata_names(reply: bytes) -> None:
         off = end
 
 
+
+# -- channels --------------------------------------------------------------------------------------
+
+
+def _free_id(pending: dict[int, Waiter]) -> int:
+    for _ in range(16):
+        qid = random.getrandbits(16)
+        if qid not in pending:
+            return qid
+    raise UpstreamError("no free query id")
+
+
 class UdpMux:
-    """The upstream's shared UDP socket: ID remap table + one reader task."""
+    """The upstream's shared UDP socket: ID table + one reader task delivering replies to waiters."""
+
+    proto = "udp"
 
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
         self.sock: socket.socket | None = None
-        # query ID -> (waiting task, sequence number); the heap holds (deadline, sequence, ID) and skips
-        # entries whose ID has since been answered or reused (the sequence differs).
-        self.pending: dict[int, tuple[trio.lowlevel.Task, int]] = {}
-        self.deadlines: list[tuple[float, int, int]] = []
-        self.seq = itertools.count()
+        self.pending: dict[int, Waiter] = {}
         self.local = ""
 
     def _open(self) -> socket.socket:
@@ -172,10 +194,34 @@ class UdpMux:
             raise UpstreamError(f"dial udp {self.proxy.to}: {_os_text(e)}") from None
         self.local = _fmt_addr(sock.getsockname())
         self.sock = sock
-        where = f"udp socket to {self.proxy.to}"
-        nursery.start_soon(functools.partial(guarded, where, self._reader, sock, on_error=self.close))
-        nursery.start_soon(functools.partial(guarded, where, self._timer, sock, on_error=self.close))
+        nursery.start_soon(functools.partial(guarded, f"udp socket to {self.proxy.to}", self._reader, sock,
+                                             on_error=self.close))
         return sock
+
+    def send(self, waiter: Waiter, data: bytes) -> int:
+        """Send `data` under a fresh ID registered for `waiter`; the ID. Raises UpstreamError."""
+        sock = self.sock or self._open()
+        pending = self.pending
+        try:
+            qid = _free_id(pending)
+        except UpstreamError:
+            raise UpstreamError(f"write udp {self.local}->{self.proxy.to}: no free query id") from None
+        try:
+            sock.send(qid.to_bytes(2, "big") + data[2:])
+        except BlockingIOError:
+            raise UpstreamError(f"write udp {self.local}->{self.proxy.to}: i/o timeout") from None
+        except OSError as e:
+            raise UpstreamError(f"write udp {self.local}->{self.proxy.to}: write: {_os_text(e)}") from None
+        pending[qid] = waiter
+        return qid
+
+    def forget(self, qid: int, waiter: Waiter) -> None:
+        if self.pending.get(qid) is waiter:
+            del self.pending[qid]
+
+    def timed_out(self, qid: int, waiter: Waiter, sent: float) -> UpstreamError:
+        self.forget(qid, waiter)
+        return UpstreamError(f"read udp {self.local}->{self.proxy.to}: i/o timeout")
 
     def close(self) -> None:
         sock, self.sock = self.sock, None
@@ -184,13 +230,13 @@ class UdpMux:
             sock.close()
         self._fail_all(UpstreamError("upstream socket closed"))
 
-    def _fail_all(self, err: Exception) -> None:
+    def _fail_all(self, err: UpstreamError) -> None:
         pending, self.pending = self.pending, {}
-        for task, _seq in pending.values():
-            trio.lowlevel.reschedule(task, outcome.Error(err))
+        for waiter in pending.values():
+            waiter.on_error(err)
 
     async def _reader(self, sock: socket.socket) -> None:
-        """Drain the socket; wake the task whose ID a reply carries, drop the rest."""
+        """Drain the socket; hand each reply to the waiter its ID names, drop the rest."""
         pending = self.pending
         n = 0
         while True:
@@ -212,88 +258,206 @@ class UdpMux:
                 pending = self.pending
                 continue
             if len(data) >= 2:
-                entry = pending.pop((data[0] << 8) | data[1], None)
-                if entry is not None:
-                    trio.lowlevel.reschedule(entry[0], outcome.Value(data))
+                waiter = pending.pop((data[0] << 8) | data[1], None)
+                if waiter is not None:
+                    waiter.on_reply(data)
             n += 1
             if n >= 64:
                 n = 0
                 await trio.lowlevel.checkpoint()
 
-    async def _timer(self, sock: socket.socket) -> None:
-        """Expire waiting queries (one ticking task instead of a cancel scope per query: 30 µs saved each)."""
-        heap = self.deadlines
-        while self.sock is sock:
-            await trio.sleep(TIMER_TICK)
-            now = trio.current_time()
-            while heap and heap[0][0] <= now:
-                _, seq, qid = heapq.heappop(heap)
-                entry = self.pending.get(qid)
-                if entry is not None and entry[1] == seq:
-                    del self.pending[qid]
-                    err = UpstreamError(f"read udp {self.local}->{self.proxy.to}: i/o timeout")
-                    trio.lowlevel.reschedule(entry[0], outcome.Error(err))
-
-    async def exchange(self, data: bytes, timeout: float) -> bytes:
-        """Send `data` under a fresh ID, wait at most `timeout` for the reply with that ID (returned as received)."""
-        sock = self.sock or self._open()
-        pending = self.pending
-        for _ in range(16):
-            qid = random.getrandbits(16)
-            if qid not in pending:
-                break
-        else:
-            raise UpstreamError(f"write udp {self.local}->{self.proxy.to}: no free query id")
-        try:
-            sock.send(qid.to_bytes(2, "big") + data[2:])
-        except BlockingIOError:
-            raise UpstreamError(f"write udp {self.local}->{self.proxy.to}: i/o timeout") from None
-        except OSError as e:
-            raise UpstreamError(f"write udp {self.local}->{self.proxy.to}: write: {_os_text(e)}") from None
-        seq = next(self.seq)
-        entry = pending[qid] = (trio.lowlevel.current_task(), seq)
-        heapq.heappush(self.deadlines, (trio.current_time() + timeout, seq, qid))
-
-        def abort(_raise_cancel: Callable) -> trio.lowlevel.Abort:
-            if self.pending.get(qid) is entry:
-                del self.pending[qid]
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        return await trio.lowlevel.wait_task_rescheduled(abort)
-
 
 class StreamConn:
-    """A TCP or TLS connection to the upstream carrying length-prefixed messages."""
+    """One persistent TCP or TLS connection to the upstream, many queries in flight on it.
 
-    __slots__ = ("buf", "local", "stream", "used")
+    States: dialing (queries queue in `outbuf`), open, closed. The connection's task dials, then reads
+    length-prefixed replies and hands each to its waiter; when it ends, for whatever reason, every
+    query still pending gets an error at once.
+    """
 
-    def __init__(self, stream: trio.abc.Stream, local: str) -> None:
-        self.stream = stream
-        self.local = local  # our address, for Go-like error texts
-        self.buf = bytearray()
+    __slots__ = ("kind", "last_recv", "local", "outbuf", "pending", "proxy", "served", "sock", "state",
+                 "stream", "used", "wake")
+
+    def __init__(self, proxy: Proxy, kind: str) -> None:
+        self.proxy = proxy
+        self.kind = kind  # "tcp" or "tcp-tls"
+        self.sock: socket.socket | None = None
+        self.stream: trio.SSLStream | None = None
+        self.local = "?"
+        self.state = "dialing"
+        self.pending: dict[int, Waiter] = {}
+        self.outbuf = bytearray()
+        self.used = _now()  # last query sent or reply read: idle expiry
+        self.last_recv = 0.0  # last byte read (a stuck connection is closed by a query's timeout)
+        self.served = 0  # replies read: a connection that served one is a "cached" one
+        self.wake = trio.lowlevel.ParkingLot()
+
+    # -- the waiter side -----------------------------------------------------------------------
+    def send(self, waiter: Waiter, data: bytes) -> int:
+        if self.state == "closed":
+            raise CachedClosed("cached connection was closed by peer")
+        qid = _free_id(self.pending)
+        frame = _LEN.pack(len(data)) + qid.to_bytes(2, "big") + data[2:]
+        self.pending[qid] = waiter
         self.used = _now()
+        if self.state == "open" and self.stream is None and not self.outbuf:
+            assert self.sock is not None
+            try:
+                n = self.sock.send(frame)
+            except BlockingIOError:
+                n = 0
+            except OSError as e:
+                del self.pending[qid]
+                self.close()  # the reader fails the other queries
+                raise UpstreamError(f"write tcp {self.local}->{self.proxy.to}: write: {_os_text(e)}") from None
+            if n == len(frame):
+                return qid
+            frame = frame[n:]
+        self.outbuf += frame
+        if self.state == "open":
+            self.wake.unpark_all()
+        return qid
 
-    async def read_msg(self) -> bytes:
-        buf = self.buf
-        while True:
-            if len(buf) >= 2:
-                size = (buf[0] << 8) | buf[1]
-                if len(buf) >= 2 + size:
-                    msg = bytes(buf[2 : 2 + size])
-                    del buf[: 2 + size]
-                    return msg
-            chunk = await self.stream.receive_some(65536)
-            if not chunk:
-                raise EOFError
-            buf += chunk
+    def forget(self, qid: int, waiter: Waiter) -> None:
+        if self.pending.get(qid) is waiter:
+            del self.pending[qid]
+
+    def timed_out(self, qid: int, waiter: Waiter, sent: float) -> UpstreamError:
+        self.forget(qid, waiter)
+        if self.state == "dialing":
+            return UpstreamError(f"dial tcp {self.proxy.to}: i/o timeout")
+        if self.last_recv < sent:
+            self.close()  # nothing read since this query went out: the connection is stuck
+        return UpstreamError(f"read tcp {self.local}->{self.proxy.to}: i/o timeout")
 
     def close(self) -> None:
-        """Close without waiting (no TLS close_notify): used on errors, expiry and shutdown."""
-        s = self.stream
-        if isinstance(s, trio.SSLStream):
-            s = s.transport_stream
-        if isinstance(s, trio.SocketStream):
-            s.socket.close()
+        """Close now; the connection's task notices and fails what is still pending."""
+        if self.state == "closed":
+            return
+        self.state = "closed"
+        self.proxy.drop_conn(self)
+        sock = self.sock
+        if sock is not None:
+            trio.lowlevel.notify_closing(sock)
+            sock.close()
+        self.wake.unpark_all()
+
+    # -- the connection's task -----------------------------------------------------------------
+    async def run(self) -> None:
+        err: UpstreamError | None = None
+        try:
+            await self._dial()
+            if self.state == "closed":
+                return
+            self.state = "open"
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._writer)
+                try:
+                    await self._read()
+                finally:
+                    nursery.cancel_scope.cancel()
+        except UpstreamError as e:
+            err = e
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+            cause = e.__cause__ if isinstance(e, trio.BrokenResourceError) else e
+            text = _os_text(cause) if isinstance(cause, OSError) else str(cause or e)
+            err = UpstreamError(f"read tcp {self.local}->{self.proxy.to}: {text}")
+        finally:
+            cached = self.served > 0
+            self.close()
+            pending, self.pending = self.pending, {}
+            if pending:
+                if cached:
+                    err = CachedClosed("cached connection was closed by peer")
+                elif err is None:
+                    err = UpstreamError("EOF")
+                for waiter in pending.values():
+                    waiter.on_error(err)
+
+    async def _dial(self) -> None:
+        proxy = self.proxy
+        sock = socket.socket(proxy.family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        self.sock = sock
+        try:
+            with trio.fail_after(DIAL_TIMEOUT):
+                rc = sock.connect_ex(proxy.addr)
+                if rc not in (0, errno.EINPROGRESS):
+                    raise OSError(rc, os.strerror(rc))
+                await trio.lowlevel.wait_writable(sock)
+                rc = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if rc:
+                    raise OSError(rc, os.strerror(rc))
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.local = _fmt_addr(sock.getsockname())
+                if self.kind == "tcp-tls":
+                    assert proxy.tls is not None
+                    self.stream = trio.SSLStream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), proxy.tls,
+                                                 server_hostname=proxy.server_name)
+                    await self.stream.do_handshake()
+        except trio.TooSlowError:
+            raise UpstreamError(f"dial tcp {proxy.to}: i/o timeout") from None
+        except ssl.SSLError as e:
+            raise UpstreamError(f"tls: {e.reason or e}") from None
+        except trio.BrokenResourceError as e:
+            cause = e.__cause__
+            text = cause.reason if isinstance(cause, ssl.SSLError) and cause.reason else str(cause or e)
+            raise UpstreamError(f"tls: {text}") from None
+        except (trio.ClosedResourceError, ValueError):
+            raise UpstreamError(f"dial tcp {proxy.to}: use of closed network connection") from None
+        except OSError as e:
+            raise UpstreamError(f"dial tcp {proxy.to}: connect: {_os_text(e)}") from None
+
+    async def _writer(self) -> None:
+        """Flush `outbuf`: what a raw send could not take at once, and everything over TLS."""
+        while self.state != "closed":
+            if not self.outbuf:
+                await self.wake.park()
+                continue
+            data = bytes(self.outbuf)
+            self.outbuf.clear()
+            if self.stream is not None:
+                await self.stream.send_all(data)
+                continue
+            assert self.sock is not None
+            while data:
+                try:
+                    n = self.sock.send(data)
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(self.sock)
+                    continue
+                data = data[n:]
+
+    async def _read(self) -> None:
+        buf = bytearray()
+        sock, stream = self.sock, self.stream
+        assert sock is not None
+        while True:
+            if stream is not None:
+                chunk = await stream.receive_some(65536)
+            else:
+                try:
+                    chunk = sock.recv(65536)
+                except BlockingIOError:
+                    await trio.lowlevel.wait_readable(sock)
+                    continue
+            if not chunk:
+                return  # EOF: the finally of run() fails what is pending
+            buf += chunk
+            self.last_recv = self.used = _now()
+            while len(buf) >= 2:
+                size = (buf[0] << 8) | buf[1]
+                if len(buf) < 2 + size:
+                    break
+                msg = bytes(buf[2 : 2 + size])
+                del buf[: 2 + size]
+                self.served += 1
+                waiter = self.pending.pop((msg[0] << 8) | msg[1], None) if len(msg) >= 2 else None
+                if waiter is not None:
+                    waiter.on_reply(msg)
+            if not self.pending:
+                self.proxy.idle_conn(self)
+            await trio.lowlevel.checkpoint_if_cancelled()
 
 
 class Proxy:
@@ -318,8 +482,7 @@ class Proxy:
         self.max_idle = 0  # 0: unlimited idle connections per transport
         self.nursery: trio.Nursery | None = None
         self.udp = UdpMux(self)
-        self.pools: dict[str, collections.deque[StreamConn]] = {"tcp": collections.deque(),
-                                                                 "tcp-tls": collections.deque()}
+        self.conns: dict[str, list[StreamConn]] = {"tcp": [], "tcp-tls": []}
         self._hc_running = False
 
     def __repr__(self) -> str:
@@ -359,12 +522,16 @@ class Proxy:
         with trio.move_on_after(HC_TIMEOUT):
             try:
                 if self.transport == "tls" or self.hc_tcp:
-                    conn = await self._dial("tcp-tls" if self.transport == "tls" else "tcp", HC_TIMEOUT)
+                    conn = StreamConn(self, "tcp-tls" if self.transport == "tls" else "tcp")
                     try:
-                        await conn.stream.send_all(_LEN.pack(len(q)) + q)
-                        reply = await conn.read_msg()
+                        await conn._dial()
+                        assert conn.sock is not None
+                        stream = conn.stream or trio.SocketStream(trio.socket.from_stdlib_socket(conn.sock))
+                        await stream.send_all(_LEN.pack(len(q)) + q)
+                        reply = await _read_frame(stream)
                     finally:
-                        conn.close()
+                        if conn.sock is not None:
+                            conn.sock.close()
                     return len(reply) >= 12
                 with trio.socket.socket(self.family, socket.SOCK_DGRAM) as s:
                     await s.connect(self.addr)
@@ -377,125 +544,76 @@ class Proxy:
                 return False
         return False
 
-    # -- exchange --------------------------------------------------------------------------
-    async def exchange(self, data: bytes, proto: str, bufsize: int, timeout: float) -> bytes:
-        """Send the query (client ID kept in `data`), return the upstream reply bytes with the ID it came with.
-
-        `proto` is "udp" or "tcp" (a TLS upstream always uses TLS). Raises UpstreamError.
-        """
-        start = _now()
+    # -- channels ------------------------------------------------------------------------------
+    def channel(self, proto: str) -> UdpMux | StreamConn:
+        """Where the next query goes: the UDP socket, or the least busy connection of the pool."""
         if self.transport == "tls":
-            reply = await self._stream_exchange("tcp-tls", data, timeout)
-        elif proto == "udp":
+            return self.stream_conn("tcp-tls")
+        if proto == "udp":
             if self.udp.sock is not None:
                 conn_cache_hits.inc(self.proxy_name, self.to, "udp")
             else:
                 conn_cache_misses.inc(self.proxy_name, self.to, "udp")
-            reply = await self.udp.exchange(data, timeout)
-            if len(reply) > bufsize:
-                reply = truncated_reply(reply)
-        else:
-            reply = await self._stream_exchange("tcp", data, timeout)
-        check_reply(reply)
-        rcode = reply[3] & 0x0F
-        request_duration.observe(_now() - start, self.proxy_name, self.to, wire.RCODE_NAMES.get(rcode, str(rcode)))
-        return reply
+            return self.udp
+        return self.stream_conn("tcp")
 
-    def _take(self, kind: str) -> StreamConn | None:
-        pool = self.pools[kind]
+    def stream_conn(self, kind: str) -> StreamConn:
+        """The least busy live connection; a new one when all are busy (up to POOL_MAX) or expired."""
+        conns = self.conns[kind]
         now = _now()
-        while pool:
-            conn = pool.popleft()
-            if now - conn.used < self.expire:
-                return conn
+        best: StreamConn | None = None
+        for c in list(conns):
+            if not c.pending and now - c.used >= self.expire:
+                c.close()  # idle past `expire`
+            elif best is None or len(c.pending) < len(best.pending):
+                best = c
+        if best is not None and (len(best.pending) < PIPELINE or len(conns) >= POOL_MAX):
+            conn_cache_hits.inc(self.proxy_name, self.to, kind)
+            return best
+        nursery = self.nursery
+        if nursery is None:
+            raise UpstreamError("forward is not running")
+        conn_cache_misses.inc(self.proxy_name, self.to, kind)
+        conn = StreamConn(self, kind)
+        conns.append(conn)
+        nursery.start_soon(guarded, f"connection to {self.to}", conn.run)
+        return conn
+
+    def drop_conn(self, conn: StreamConn) -> None:
+        conns = self.conns[conn.kind]
+        if conn in conns:
+            conns.remove(conn)
+
+    def idle_conn(self, conn: StreamConn) -> None:
+        """`conn` has nothing in flight: close it if more than `max_idle_conns` are idle."""
+        if self.max_idle and sum(1 for c in self.conns[conn.kind] if not c.pending) > self.max_idle:
             conn.close()
-        return None
 
     def sweep(self) -> None:
-        """Drop idle connections older than `expire` (the 10s sweeper)."""
+        """Close idle connections older than `expire` (the 10s sweeper)."""
         now = _now()
-        for pool in self.pools.values():
-            keep = [c for c in pool if now - c.used < self.expire]
-            for c in pool:
-                if now - c.used >= self.expire:
+        for conns in self.conns.values():
+            for c in list(conns):
+                if not c.pending and now - c.used >= self.expire:
                     c.close()
-            pool.clear()
-            pool.extend(keep)
 
-    async def _dial(self, kind: str, timeout: float) -> StreamConn:
-        net = "tcp"
-        try:
-            with trio.fail_after(min(timeout, DIAL_TIMEOUT)):
-                sock = trio.socket.socket(self.family, socket.SOCK_STREAM)
-                try:
-                    await sock.connect(self.addr)
-                except BaseException:
-                    sock.close()
-                    raise
-                stream: trio.abc.Stream = trio.SocketStream(sock)
-                if kind == "tcp-tls":
-                    assert self.tls is not None
-                    stream = trio.SSLStream(stream, self.tls, server_hostname=self.server_name)
-                    try:
-                        await stream.do_handshake()
-                    except BaseException:
-                        sock.close()
-                        raise
-        except trio.TooSlowError:
-            raise UpstreamError(f"dial {net} {self.to}: i/o timeout") from None
-        except ssl.SSLError as e:
-            raise UpstreamError(f"tls: {e.reason or e}") from None
-        except trio.BrokenResourceError as e:
-            cause = e.__cause__
-            text = cause.reason if isinstance(cause, ssl.SSLError) and cause.reason else str(cause or e)
-            raise UpstreamError(f"tls: {text}") from None
-        except OSError as e:
-            raise UpstreamError(f"dial {net} {self.to}: connect: {_os_text(e)}") from None
-        try:
-            local = _fmt_addr(sock.getsockname())
-        except OSError:
-            local = "?"
-        return StreamConn(stream, local)
-
-    async def _stream_exchange(self, kind: str, data: bytes, timeout: float) -> bytes:
-        conn = self._take(kind)
-        cached = conn is not None
-        if conn is None:
-            conn_cache_misses.inc(self.proxy_name, self.to, kind)
-            conn = await self._dial(kind, timeout)
-        else:
-            conn_cache_hits.inc(self.proxy_name, self.to, kind)
-        qid = random.getrandbits(16).to_bytes(2, "big")
-        try:
-            with trio.fail_after(timeout):
-                await conn.stream.send_all(_LEN.pack(len(data)) + qid + data[2:])
-                while True:
-                    reply = await conn.read_msg()
-                    if reply[:2] == qid:  # drop out-of-order replies
-                        break
-        except trio.TooSlowError:
-            conn.close()
-            raise UpstreamError(f"read tcp {conn.local}->{self.to}: i/o timeout") from None
-        except (EOFError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
-            conn.close()
-            if cached:
-                raise CachedClosed("cached connection was closed by peer") from None
-            if isinstance(e, EOFError):
-                raise UpstreamError("EOF") from None
-            cause = e.__cause__ if isinstance(e, trio.BrokenResourceError) else e
-            text = _os_text(cause) if isinstance(cause, OSError) else str(cause or e)
-            raise UpstreamError(f"read tcp {conn.local}->{self.to}: {text}") from None
-        conn.used = _now()
-        pool = self.pools[kind]
-        if self.max_idle and len(pool) >= self.max_idle:
-            conn.close()
-        else:
-            pool.append(conn)
-        return reply
+    def observe(self, start: float, reply: bytes) -> None:
+        rcode = reply[3] & 0x0F
+        request_duration.observe(_now() - start, self.proxy_name, self.to, wire.RCODE_NAMES.get(rcode, str(rcode)))
 
     def close(self) -> None:
-        """Shutdown: close the UDP socket and every pooled connection."""
+        """Shutdown: close the UDP socket and every connection (their queries fail at once)."""
         self.udp.close()
-        for pool in self.pools.values():
-            while pool:
-                pool.popleft().close()
+        for conns in self.conns.values():
+            for c in list(conns):
+                c.close()
+
+
+async def _read_frame(stream: trio.abc.Stream) -> bytes:
+    buf = bytearray()
+    while len(buf) < 2 or len(buf) < 2 + ((buf[0] << 8) | buf[1]):
+        chunk = await stream.receive_some(65536)
+        if not chunk:
+            raise EOFError
+        buf += chunk
+    return bytes(buf[2 : 2 + ((buf[0] << 8) | buf[1])])

@@ -13,8 +13,16 @@ from decimal import Decimal
 
 from pycoredns import log as corelog
 from pycoredns import response, wire
-from pycoredns.plugin import ConfigError, Controller, Handler, PluginError, client_write
-from pycoredns.request import Request, ResponseWriter, WriterWrapper
+from pycoredns.plugin import (
+    ConfigError,
+    Controller,
+    PluginError,
+    Request,
+    ResponseWriter,
+    Wrapper,
+    WrapperHandler,
+    client_write,
+)
 from pycoredns.util import is_subdomain
 from pycoredns.wire import Reply
 
@@ -32,21 +40,33 @@ class Rule:
         self.classes = classes
 
 
-class _Recorder(WriterWrapper):
-    __slots__ = ("reply",)
+class _LogWriter(Wrapper):
+    """Keeps the reply for the log line, written when the query completes (either path)."""
 
-    def __init__(self, inner: ResponseWriter) -> None:
+    __slots__ = ("log", "reply", "req", "rule", "start")
+
+    def __init__(self, inner: ResponseWriter, log: Log, rule: Rule, req: Request) -> None:
         self.written = False
         self.inner = inner
+        self.log = log
+        self.rule = rule
+        self.req = req
         self.reply: Reply | None = None
+        self.start = time.monotonic()
 
     def write(self, reply: Reply) -> None:
         self.reply = reply
         self.written = True
         self.inner.write(reply)
 
+    def after(self, rcode: int, error: PluginError | None) -> int:
+        self.log.log_line(self, error.rcode if error is not None else rcode)
+        if error is not None:
+            raise error
+        return rcode
 
-class Log(Handler):
+
+class Log(WrapperHandler):
     name = "log"
 
     def __init__(self, rules: list[Rule]) -> None:
@@ -60,37 +80,14 @@ class Log(Handler):
                     return r
         return None
 
-    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
+    def wrap(self, req: Request, w: ResponseWriter) -> tuple[Request, _LogWriter] | None:
         rule = self._rule(req)
         if rule is None:
-            return await self.next_or_failure(req, w)
-        rec = _Recorder(w)
-        start = time.monotonic()
-        try:
-            rc = await self.next_or_failure(req, rec)
-        except PluginError as e:
-            self._log(rule, req, rec, e.rcode, start)
-            raise
-        self._log(rule, req, rec, rc, start)
-        return rc
+            return None
+        return req, _LogWriter(w, self, rule, req)
 
-    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
-        rule = self._rule(req)
-        if rule is None:
-            return self.next_fast(req, w)
-        rec = _Recorder(w)
-        start = time.monotonic()
-        nxt = self.next
-        try:
-            rc = nxt.serve_fast(req, rec) if nxt is not None else self.next_fast(req, rec)
-        except PluginError as e:
-            self._log(rule, req, rec, e.rcode, start)
-            raise
-        if rc is not None:
-            self._log(rule, req, rec, rc, start)
-        return rc
-
-    def _log(self, rule: Rule, req: Request, rec: _Recorder, rc: int, start: float) -> None:
+    def log_line(self, rec: _LogWriter, rc: int) -> None:
+        req, rule = rec.req, rec.rule
         reply = rec.reply
         if reply is None and not client_write(rc):
             reply = req.empty_reply(rc)  # what the server is about to write
@@ -99,7 +96,7 @@ class Log(Handler):
             cls = _class_of(req, data)
             if cls not in rule.classes:
                 return
-        duration = time.monotonic() - start
+        duration = time.monotonic() - rec.start
         corelog.core.info(format_line(rule.fmt, req, data, duration))
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pycoredns import response, wire
-from pycoredns.plugin import Controller, Handler
-from pycoredns.request import Request, ResponseWriter, WriterWrapper
+from pycoredns.plugin import Controller, Request, ResponseWriter, Wrapper, WrapperHandler
 from pycoredns.wire import Reply
 
 
-class _MinimalWriter(WriterWrapper):
+class _MinimalWriter(Wrapper):
     __slots__ = ()
 
     def write(self, reply: Reply) -> None:
@@ -18,14 +17,11 @@ class _MinimalWriter(WriterWrapper):
         super().write(reply)
 
 
-class Minimal(Handler):
+class Minimal(WrapperHandler):
     name = "minimal"
 
-    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
-        return await self.next_or_failure(req, _MinimalWriter(w))
-
-    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
-        return self.next_fast(req, _MinimalWriter(w))
+    def wrap(self, req: Request, w: ResponseWriter) -> tuple[Request, _MinimalWriter]:
+        return req, _MinimalWriter(w)
 
 
 def setup(c: Controller) -> None:

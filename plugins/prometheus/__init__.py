@@ -2,8 +2,8 @@
 
 The handler wraps the writer with a recorder that notes the reply's rcode and size, and labels it
 with the plugin right after prometheus in the chain (CoreDNS's rule, see `Recorder`), then reports
-after the chain returns. The fast path
-counts only when `next_fast` returned an rcode, so a query is never counted twice.
+after the chain returns. Reporting is
+`Recorder.after`, run once when the query completes (returned, raised or by continuation).
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from time import monotonic
 from pycoredns import COREDNS_VERSION, __version__, metrics, wire
 from pycoredns.log import plugin_logger
 from pycoredns.metrics import REGISTRY
-from pycoredns.plugin import NOT_WRITTEN, Controller, Handler, PluginError
-from pycoredns.request import Request, ResponseWriter, WriterWrapper
+from pycoredns.plugin import NOT_WRITTEN, Controller, PluginError, Request, ResponseWriter, Wrapper, WrapperHandler
 from pycoredns.util import zone_match
 from pycoredns.wire import Reply
 
@@ -40,8 +39,9 @@ _TYPES = metrics.MONITORED_TYPES
 # -- who wrote the reply ---------------------------------------------------------------------------
 
 
-class Recorder(WriterWrapper):
-    """Notes rcode, size and author of the reply; hands bytes on (the server would pack anyway).
+class Recorder(Wrapper):
+    """Notes rcode, size and author of the reply; hands bytes on (the server would pack anyway), and
+    reports when the query completes (either path, or by continuation).
 
     The author is CoreDNS's rule (plugin.NextOrFailure's pluginWriter): only the writer handed to the
     plugin right after prometheus reports to the recorder, so every written reply is labelled with that
@@ -49,15 +49,19 @@ class Recorder(WriterWrapper):
     nothing was written (the server writes the rcode).
     """
 
-    __slots__ = ("author", "plugin", "rcode", "size")
+    __slots__ = ("author", "metrics", "plugin", "rcode", "req", "size", "start")
 
-    def __init__(self, inner: ResponseWriter, author: str) -> None:
+    def __init__(self, inner: ResponseWriter, author: str, metrics: Metrics | None = None,
+                 req: Request | None = None) -> None:
         self.inner = inner
         self.written = False
         self.rcode = 0
         self.size = 0
         self.plugin = ""
         self.author = author
+        self.metrics = metrics
+        self.req = req
+        self.start = monotonic()
 
     def write(self, reply: Reply) -> None:
         data = reply if type(reply) is bytes else bytes(reply if isinstance(reply, bytearray) else reply.pack())
@@ -68,11 +72,18 @@ class Recorder(WriterWrapper):
         self.plugin = self.author
         self.inner.write(data)
 
+    def after(self, rcode: int, error: PluginError | None) -> int:
+        if self.metrics is not None and self.req is not None:
+            self.metrics.report(self.req, self, error.rcode if error is not None else rcode, self.start)
+        if error is not None:
+            raise error
+        return rcode
+
 
 # -- the handler -----------------------------------------------------------------------------------
 
 
-class Metrics(Handler):
+class Metrics(WrapperHandler):
     name = "prometheus"
 
     def __init__(self, zones: list[str], server: str) -> None:
@@ -81,29 +92,9 @@ class Metrics(Handler):
         self.server = server
         self.slots: dict[tuple, _Slot] = {}
 
-    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
-        start = monotonic()
-        rec = Recorder(w, self.next.name if self.next is not None else "")
-        try:
-            rc = await self.next_or_failure(req, rec)
-        except PluginError as e:
-            self.report(req, rec, e.rcode, start)
-            raise
-        self.report(req, rec, rc, start)
-        return rc
-
-    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
-        start = monotonic()
+    def wrap(self, req: Request, w: ResponseWriter) -> tuple[Request, Recorder]:
         nxt = self.next
-        rec = Recorder(w, nxt.name if nxt is not None else "")
-        try:
-            rc = nxt.serve_fast(req, rec) if nxt is not None else self.next_fast(req, rec)
-        except PluginError as e:
-            self.report(req, rec, e.rcode, start)
-            raise
-        if rc is not None:
-            self.report(req, rec, rc, start)
-        return rc
+        return req, Recorder(w, nxt.name if nxt is not None else "", self, req)
 
     def report(self, req: Request, rec: Recorder, rc: int, start: float) -> None:
         """CoreDNS's vars.Report: the same six metric updates, batched.

@@ -12,8 +12,16 @@ import struct
 
 from pycoredns import wire
 from pycoredns.log import plugin_logger
-from pycoredns.plugin import ConfigError, Controller, Handler, PluginError, client_write
-from pycoredns.request import Request, ResponseWriter, WriterWrapper
+from pycoredns.plugin import (
+    ConfigError,
+    Controller,
+    PluginError,
+    Request,
+    ResponseWriter,
+    Wrapper,
+    WrapperHandler,
+    client_write,
+)
 from pycoredns.wire import Reply
 
 from .response import CnameTarget, ResponseRule, revert
@@ -22,19 +30,24 @@ from .rules import STOP, Rule, RuleError, State, new_rule, valid_name
 log = plugin_logger("rewrite")
 
 
-class _Capture(WriterWrapper):
-    """Holds the downstream reply so the reverter can rewrite it before it goes out."""
+class _Capture(Wrapper):
+    """Holds the downstream reply so the reverter can rewrite it when the query completes."""
 
-    __slots__ = ("reply",)
+    __slots__ = ("plan", "reply", "rewrite")
 
-    def __init__(self, inner: ResponseWriter) -> None:
+    def __init__(self, inner: ResponseWriter, rewrite: Rewrite, plan: _Plan) -> None:
         super().__init__(inner)
         self.reply: Reply | None = None
+        self.rewrite = rewrite
+        self.plan = plan
 
     def write(self, reply: Reply) -> None:
         if self.reply is None:
             self.written = True
             self.reply = reply
+
+    def after(self, rcode: int, error: PluginError | None) -> int:
+        return self.rewrite._finish(self.plan, self.inner, self, rcode, error)
 
 
 class _Plan:
@@ -57,7 +70,7 @@ class _Plan:
         return [r for r in self.responses if isinstance(r, CnameTarget)]
 
 
-class Rewrite(Handler):
+class Rewrite(WrapperHandler):
     name = "rewrite"
 
     def __init__(self, rules: list[Rule]) -> None:
@@ -108,7 +121,7 @@ class Rewrite(Handler):
             return await self.next_or_failure(req, w)
         if not plan.reverts:
             return await self.next_or_failure(plan.new_req, w)
-        cap = _Capture(w)
+        cap = _Capture(w, self, plan)
         err: PluginError | None = None
         try:
             rc = await self.next_or_failure(plan.new_req, cap)
@@ -129,20 +142,12 @@ class Rewrite(Handler):
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
         plan = self._plan(req)
         if plan is None:
-            return self.next_fast(req, w)
+            return self.next_continue(req, w)
         if not plan.reverts:
-            return self.next_fast(plan.new_req, w)
+            return self.next_continue(plan.new_req, w)
         if plan.lookups:
-            return None
-        cap = _Capture(w)
-        err: PluginError | None = None
-        try:
-            rc = self.next_fast(plan.new_req, cap)
-        except PluginError as e:
-            rc, err = e.rcode, e
-        if rc is None:
-            return None
-        return self._finish(plan, w, cap, rc, err)
+            return None  # answer rules that look names up await them (serve_dns)
+        return self.fast_wrapped(req, w, (plan.new_req, _Capture(w, self, plan)))
 
 
 def setup(c: Controller) -> None:

@@ -632,7 +632,7 @@ class TemplateHandler(Handler):
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
         out = self._evaluate(req)
         if out.rcode is NEXT and out.error is None:
-            return self.next_fast(req, w)
+            return self.next_continue(req, w)
         if out.lookups:
             return None
         return self._write(req, out, w)

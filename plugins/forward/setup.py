@@ -1,0 +1,387 @@
+"""forward's Corefile parsing: the TO list, every option (a table of parsers), and their errors."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+
+from pycoredns import wire
+from pycoredns.log import plugin_logger
+from pycoredns.plugin import ConfigError, Controller, config_uint
+from pycoredns.plugin import config_atoi as _atoi
+from pycoredns.plugin import config_duration as _duration
+from pycoredns.util import format_duration, normalize_zones
+
+from .handler import POLICIES, Forward
+from .proxy import Proxy
+
+log = plugin_logger("forward")
+
+MAX_UPSTREAMS = 15
+DEFAULT_PORTS = {"dns": 53, "tls": 853, "grpc": 443, "https": 443, "quic": 853}
+SCHEMES = ("dns", "tls", "grpc", "https", "quic", "unix")
+
+
+def setup(c: Controller) -> None:
+    forwards = [parse_stanza(c) for _ in c.occurrences()]
+    for f in forwards:
+        if len(f.proxies) > MAX_UPSTREAMS:
+            raise ConfigError(f"more than {MAX_UPSTREAMS} TOs configured: {len(f.proxies)}")
+    for f in forwards:
+        c.add_handler(f)
+        c.on_startup(_starter(c, f))
+        c.on_shutdown(f.shutdown)
+
+
+def _starter(c: Controller, f: Forward) -> Callable[[], Awaitable[None]]:
+    async def start() -> None:
+        await c.start(f.run)
+
+    return start
+
+
+def parse_stanza(c: Controller) -> Forward:
+    args = c.remaining_args()
+    if not args:
+        raise c.arg_err()
+    frm, to = args[0], args[1:]
+    zones = normalize_zones([frm])
+    if not zones:
+        raise ConfigError(f"unable to normalize '{frm}'")
+    if len(zones) > 1:
+        log.warning(f"Unsupported CIDR notation: '{frm}' expands to multiple zones. Using only '{zones[0]}'.")
+    f = Forward(zones[0])
+    if not to:
+        raise c.arg_err()
+    targets = parse_targets(to)
+    while c.next_block():
+        parse_option(c, f)
+    for trans, host, port, server_name, text in targets:
+        if trans not in ("dns", "tls"):
+            raise ConfigError(f"'{trans}' is not supported as a destination protocol in forward: {text}")
+        if trans == "tls" and server_name and f.tls_servername:
+            raise ConfigError(f"both forward ('{f.tls_servername}') and proxy level ('{server_name}') TLS "
+                              f"servernames are set for upstream proxy '{text}'")
+        tls = None
+        if trans == "tls":
+            tls = f.tls_context or _tls_context([])
+        p = Proxy((host, port), trans, tls, server_name or f.tls_servername or None)
+        p.expire, p.read_timeout = f.expire, f.read_timeout
+        p.hc_interval, p.hc_recursion, p.hc_domain = f.hc_interval, f.hc_recursion, f.hc_domain
+        p.hc_tcp = f.force_tcp and trans != "tls"
+        p.max_idle = f.max_idle_conns
+        f.proxies.append(p)
+    return f
+
+
+# -- TO parsing ----------------------------------------------------------------------------------
+
+Target = tuple[str, str, int, str, str]  # transport, host, port, TLS server name, text for errors
+_HOSTNAME = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
+                       r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$")
+
+
+def _split_scheme(text: str) -> tuple[str, str]:
+    for s in SCHEMES:
+        if text.startswith(s + "://"):
+            return s, text[len(s) + 3 :]
+    return "dns", text
+
+
+def _split_server_name(rest: str) -> tuple[str, str]:
+    """`9.9.9.9%dns.quad9.net:853` -> (`9.9.9.9:853`, `dns.quad9.net`) (CoreDNS splitZone)."""
+    if "%" not in rest:
+        return rest, ""
+    i = rest.rindex("%")
+    host, zone = rest[:i], rest[i + 1 :]
+    if host.startswith("["):
+        host += "]"
+    if ":" in zone:
+        j = zone.rindex(":")
+        host += zone[j:]
+        zone = zone[:j].rstrip("]")
+    return host, zone
+
+
+def _split_host_port(rest: str) -> tuple[str, str]:
+    """(host, port) with port '' when absent; raises ValueError when malformed."""
+    if rest.startswith("["):
+        end = rest.find("]")
+        if end < 0:
+            raise ValueError(f"missing ']' in address {rest}")
+        host, tail = rest[1:end], rest[end + 1 :]
+        if tail and not tail.startswith(":"):
+            raise ValueError(f"address {rest}: unexpected text after ']'")
+        return host, tail[1:]
+    if rest.count(":") == 1:
+        host, port = rest.split(":")
+        return host, port
+    return rest, ""
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def parse_targets(to: list[str]) -> list[Target]:
+    """Expand TO arguments: IPs with optional ports, resolv.conf-style files, host names (resolved now)."""
+    out: list[Target] = []
+    for text in to:
+        trans, rest = _split_scheme(text)
+        if trans == "unix":
+            out.append((trans, rest, 0, "", text))
+            continue
+        if not rest:
+            raise ConfigError(f'invalid address: "{text}"')
+        hostport, server_name = _split_server_name(rest)
+        try:
+            host, port_text = _split_host_port(hostport)
+        except ValueError as e:
+            raise ConfigError(f'invalid upstream address "{rest}": {e}') from None
+        default = DEFAULT_PORTS.get(trans, 53)
+        if port_text and not (port_text.isascii() and port_text.isdigit() and 0 < int(port_text) < 65536):
+            raise ConfigError(f'invalid upstream address "{rest}": invalid port {port_text}')
+        port = int(port_text) if port_text else default
+        shown = f"{trans}://{_join(host, port)}" if trans != "dns" else _join(host, port)
+        if _is_ip(host):
+            out.append((trans, host.split("%", 1)[0], port, server_name, shown))
+            continue
+        if not port_text and trans == "dns" and os.path.isfile(rest):
+            out.extend(("dns", ns, 53, "", _join(ns, 53)) for ns in read_resolv_conf(rest))
+            continue
+        for addr in _resolve(host, port):
+            out.append((trans, addr, port, server_name, shown))
+    if not out:
+        raise ConfigError("no nameservers found")
+    return out
+
+
+def _join(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def read_resolv_conf(path: str) -> list[str]:
+    """`nameserver` addresses of a resolv.conf-style file (zone suffixes stripped; non-IPs ignored)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError as e:
+        raise ConfigError(f'failed to open file "{path}": {e.strerror}') from None
+    servers: list[str] = []
+    for line in lines:
+        if not line or line[0] in "#;":
+            continue
+        fields = line.split()
+        if len(fields) > 1 and fields[0] == "nameserver":
+            addr = fields[1].split("%", 1)[0]
+            if _is_ip(addr) and addr not in servers:
+                servers.append(addr)
+    return servers
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    """A host name TO, resolved once at startup with the system resolver; addresses de-duplicated."""
+    if not _HOSTNAME.match(host):
+        raise ConfigError(f'not an IP address or file: "{host}"')
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except (OSError, UnicodeError) as e:
+        raise ConfigError(f'failed to resolve upstream host "{host}": {e}') from None
+    addrs: list[str] = []
+    for _fam, _type, _proto, _canon, sa in infos:
+        if sa[0] not in addrs:
+            addrs.append(sa[0])
+    return addrs
+
+
+# -- options -------------------------------------------------------------------------------------
+
+
+def _uint(text: str, name: str = "ParseUint", bits: int = 32) -> int:
+    return config_uint(text, name, bits)
+
+
+def _rcodes(c: Controller, failover: bool) -> list[int]:
+    args = c.remaining_args()
+    if not args:
+        raise c.arg_err()
+    out = []
+    for a in args:
+        rc = wire.RCODE_VALUES.get(a.upper())
+        if rc is None:
+            raise ConfigError(f"{a} is not a valid rcode")
+        if failover and rc == wire.NOERROR:
+            raise ConfigError("NoError cannot be used in failover")
+        out.append(rc)
+    return out
+
+
+def _one_arg(c: Controller) -> str:
+    if not c.next_arg():
+        raise c.arg_err()
+    return c.val()
+
+
+def _no_args(c: Controller) -> None:
+    if c.next_arg():
+        raise c.arg_err()
+
+
+def _tls_context(args: list[str]) -> ssl.SSLContext:
+    """pkg/tls NewTLSConfigFromArgs: () system CAs, (CA), (CERT KEY), (CERT KEY CA); TLS >= 1.2."""
+    try:
+        ca = args[0] if len(args) == 1 else args[2] if len(args) == 3 else None
+        ctx = ssl.create_default_context(cafile=ca)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if len(args) >= 2:
+            ctx.load_cert_chain(args[0], args[1])
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(f"could not load TLS config: {e}") from None
+    return ctx
+
+
+def _except(c: Controller, f: Forward) -> None:
+    zones = c.remaining_args()
+    if not zones:
+        raise c.arg_err()
+    f.ignored.extend(normalize_zones(zones))
+
+
+def _max_fails(c: Controller, f: Forward) -> None:
+    f.max_fails = _uint(_one_arg(c))
+
+
+def _max_connect_attempts(c: Controller, f: Forward) -> None:
+    f.max_connect_attempts = _uint(_one_arg(c))
+
+
+def _health_check(c: Controller, f: Forward) -> None:
+    dur = _duration(_one_arg(c))
+    if dur < 0:
+        raise ConfigError(f"health_check can't be negative: {round(dur * 1e9)}")
+    f.hc_interval = dur
+    f.hc_domain = "."
+    while c.next_arg():
+        v = c.val()
+        if v == "no_rec":
+            f.hc_recursion = False
+        elif v == "domain":
+            d = _one_arg(c)
+            try:
+                wire.text_to_wire(d)
+                valid = d == "." or (len(d) <= 255 and all(0 < len(x) <= 63 for x in d.rstrip(".").split(".")))
+            except (UnicodeError, ValueError):
+                valid = False
+            if not valid:
+                raise ConfigError(f"health_check: invalid domain name {d}")
+            f.hc_domain = d.lower() if d.endswith(".") else d.lower() + "."
+        else:
+            raise ConfigError(f"health_check: unknown option {v}")
+
+
+def _force_tcp(c: Controller, f: Forward) -> None:
+    _no_args(c)
+    f.force_tcp = True
+
+
+def _prefer_udp(c: Controller, f: Forward) -> None:
+    _no_args(c)
+    f.prefer_udp = True
+
+
+def _tls(c: Controller, f: Forward) -> None:
+    args = c.remaining_args()
+    if len(args) > 3:
+        raise c.arg_err()
+    f.tls_context = _tls_context([c.path(a) for a in args])
+
+
+def _tls_servername(c: Controller, f: Forward) -> None:
+    f.tls_servername = _one_arg(c)
+
+
+def _expire(c: Controller, f: Forward) -> None:
+    dur = _duration(_one_arg(c))
+    if dur < 0:
+        raise ConfigError(f"expire can't be negative: -{format_duration(-dur)}")
+    f.expire = dur
+
+
+def _read_timeout(c: Controller, f: Forward) -> None:
+    dur = _duration(_one_arg(c))
+    if dur <= 0:
+        raise ConfigError(f"read_timeout must be positive: {format_duration(dur)}")
+    f.read_timeout = dur
+
+
+def _max_idle_conns(c: Controller, f: Forward) -> None:
+    n = _atoi(_one_arg(c))
+    if n < 0:
+        raise ConfigError(f"max_idle_conns can't be negative: {n}")
+    f.max_idle_conns = n
+
+
+def _policy(c: Controller, f: Forward) -> None:
+    name = _one_arg(c)
+    if name not in POLICIES:
+        raise c.errf("unknown policy '%s'", name)
+    f.policy = POLICIES[name]()
+
+
+def _max_concurrent(c: Controller, f: Forward) -> None:
+    text = _one_arg(c)
+    n = _atoi(text)
+    if n < 0:
+        raise ConfigError(f"max_concurrent can't be negative: {n}")
+    f.limit_error = f"concurrent queries exceeded maximum {text}"
+    f.max_concurrent = n
+
+
+def _next(c: Controller, f: Forward) -> None:
+    f.next_rcodes.extend(_rcodes(c, failover=False))
+
+
+def _failover(c: Controller, f: Forward) -> None:
+    f.failover_rcodes.extend(_rcodes(c, failover=True))
+
+
+def _failfast(c: Controller, f: Forward) -> None:
+    if c.remaining_args():
+        raise c.arg_err()
+    f.failfast = True
+
+
+OPTIONS: dict[str, Callable[[Controller, Forward], None]] = {
+    "except": _except,
+    "max_fails": _max_fails,
+    "max_connect_attempts": _max_connect_attempts,
+    "health_check": _health_check,
+    "force_tcp": _force_tcp,
+    "prefer_udp": _prefer_udp,
+    "tls": _tls,
+    "tls_servername": _tls_servername,
+    "expire": _expire,
+    "read_timeout": _read_timeout,
+    "max_idle_conns": _max_idle_conns,
+    "policy": _policy,
+    "max_concurrent": _max_concurrent,
+    "next": _next,
+    "failover": _failover,
+    "failfast_all_unhealthy_upstreams": _failfast,
+}
+
+
+def parse_option(c: Controller, f: Forward) -> None:
+    opt = c.val()
+    parse = OPTIONS.get(opt)
+    if parse is None:
+        raise c.errf("unknown property '%s'", opt)
+    parse(c, f)
