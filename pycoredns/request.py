@@ -6,9 +6,10 @@ parse (`req.msg`) happens only when a plugin asks for it.
 
 from __future__ import annotations
 
+import socket
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from dnslib import DNSHeader, DNSLabel, DNSQuestion, DNSRecord
 
@@ -16,8 +17,24 @@ from . import wire
 from .exceptions import PluginError
 from .wire import Reply
 
-if TYPE_CHECKING:
-    from .server import Listener
+
+class Listener(Protocol):
+    """The listener a request came in on, as plugins see it (`pycoredns.server.Listener` is one).
+
+    Declared here so the request layer does not import the server above it.
+    """
+
+    udp_sock: socket.socket | None
+    tcp_sock: socket.socket | None
+
+    @property
+    def label(self) -> str:
+        """The `server` metric label, e.g. `dns://:53`."""
+        ...
+
+    async def resolve(self, req: Request) -> Reply | None:
+        """Route `req` through this listener's blocks and chains without a socket (self-lookups)."""
+        ...
 
 _OPT_FIXED = struct.Struct(">HHBBHH")  # type, class(udp size), ext-rcode, version, flags, rdlen
 # EDNS options the server keeps when it mirrors a request's OPT (CoreDNS's SupportedOptions).
