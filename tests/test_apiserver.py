@@ -713,3 +713,28 @@ async def test_usable_from_trio() -> None:
         srv.create(svc("from-trio", ns="ns2"))
         got = await trio.to_thread.run_sync(lambda: asyncio.run(names()))
         assert got == ["from-trio", "svc1"]
+
+
+def test_object_names_as_kube_apiserver_1_36() -> None:
+    """Services and Namespaces are DNS-1123 labels (Services since RelaxedServiceNameValidation, on by
+    default: `9lives` is accepted), Pods/Endpoints/EndpointSlices DNS-1123 subdomains; apimachinery's texts."""
+    from pycoredns_conformance.apiserver import APIError, Store
+
+    st = Store()
+    st.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns1"}})
+    st.create(svc("9lives", clusterIP="10.240.16.99", ports=[{"port": 80}]))
+    st.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web.v1", "namespace": "ns1"}})
+    for kind, name, text in [
+        ("Service", "9Lives", "a lowercase RFC 1123 label must consist of lower case alphanumeric characters"),
+        ("Service", "a.b", "regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?'"),
+        ("Service", "x" * 64, "must be no more than 63 characters"),
+        ("Namespace", "a.b", "a lowercase RFC 1123 label"),
+        ("Pod", "Web", "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"),
+    ]:
+        obj = {"apiVersion": "v1", "kind": kind, "metadata": {"name": name}}
+        if kind != "Namespace":
+            obj["metadata"]["namespace"] = "ns1"
+        with pytest.raises(APIError) as ei:
+            st.create(obj)
+        assert ei.value.code == 422 and f'metadata.name: Invalid value: "{name}": ' in str(ei.value), str(ei.value)
+        assert text in str(ei.value)

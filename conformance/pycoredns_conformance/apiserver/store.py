@@ -28,9 +28,34 @@ from .selectors import FieldReq, Requirement, fields_match, labels_match
 
 Obj = dict[str, Any]
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_SUBDOMAIN_FMT = _LABEL_FMT + "(\\." + _LABEL_FMT + ")*"
+_DNS1123_LABEL = re.compile(f"^{_LABEL_FMT}$")
+_DNS1123_SUBDOMAIN = re.compile(f"^{_SUBDOMAIN_FMT}$")
+_LABEL_MSG = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
+              f"start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
+              f"validation is '{_LABEL_FMT}')")
+_SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
+                  "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
+                  f"validation is '{_SUBDOMAIN_FMT}')")
+
+
+def name_problems(kind: str, name: str) -> list[str]:
+    """kube-apiserver 1.36's metadata.name rules, with apimachinery's messages: Namespaces and Services
+    are DNS-1123 labels (Services since RelaxedServiceNameValidation, on by default: `9lives` is a
+    valid Service name), the other kinds served here (Pod, Endpoints, EndpointSlice) DNS-1123 subdomains."""
+    out = []
+    if kind in ("Namespace", "Service"):
+        if len(name) > 63:
+            out.append("must be no more than 63 characters")
+        if not _DNS1123_LABEL.match(name):
+            out.append(_LABEL_MSG)
+    else:
+        if len(name) > 253:
+            out.append("must be no more than 253 characters")
+        if not _DNS1123_SUBDOMAIN.match(name):
+            out.append(_SUBDOMAIN_MSG)
+    return out
 
 
 @dataclass(frozen=True)
@@ -471,15 +496,10 @@ class Store:
                                      "required", k.group)
             md["name"] = gen + "".join(random.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
         name = md["name"]
-        if k.kind in ("Namespace",):
-            ok, what = _DNS1123_LABEL.match(name), "a lowercase RFC 1123 label"
-        elif k.kind == "Service":
-            ok, what = _DNS1035_LABEL.match(name), "a DNS-1035 label"
-        else:
-            ok, what = _DNS1123_SUBDOMAIN.match(name), "a lowercase RFC 1123 subdomain"
-        if not ok or len(name) > (63 if k.kind in ("Namespace", "Service") else 253):
-            raise errors.invalid(k.kind, name, f'metadata.name: Invalid value: "{name}": must be {what}',
-                                 k.group)
+        problems = name_problems(k.kind, name)
+        if problems:
+            msgs = [f'metadata.name: Invalid value: "{name}": {p}' for p in problems]
+            raise errors.invalid(k.kind, name, msgs[0] if len(msgs) == 1 else "[" + ", ".join(msgs) + "]", k.group)
 
     def _default(self, k: Kind, obj: Obj, old: Obj | None) -> None:
         md = obj["metadata"]
