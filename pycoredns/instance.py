@@ -127,7 +127,8 @@ class Instance:
     def _check_overlap(seen: dict, addr: ZoneAddress, host: str, block: BlockConfig) -> None:
         key = (addr.transport, addr.zone, host, addr.port)
         where = f" on {host}" if host else ""
-        if key in seen:
+        filtered = "view" in block.extra  # may share its zone and port; checked, never registered
+        if key in seen and not filtered:
             raise StartupError(f"cannot serve {addr.key()}{where} - it is already defined")
         if host:
             if (addr.transport, addr.zone, "", addr.port) in seen:
@@ -138,7 +139,8 @@ class Instance:
                 if (t, z, p) == (addr.transport, addr.zone, addr.port) and h:
                     raise StartupError(
                         f"cannot serve {addr.key()} on {h} - zone overlap listener capacity with {addr.key()}")
-        seen[key] = block
+        if not filtered:
+            seen[key] = block
 
     # -- running -------------------------------------------------------------------------------
     def ready(self) -> list[str]:

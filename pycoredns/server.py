@@ -22,12 +22,11 @@ from .exceptions import PluginError
 from .handler import PENDING
 from .request import Rejected, Request, ResponseWriter, client_write
 from .truncation import truncate as wire_truncate
-from .wire import Reply
+from .wire import TYPE_DS, Reply
 
 if TYPE_CHECKING:
     from .block import BlockConfig
 
-TYPE_DS = 43
 _OPT_CLASS_TTL = struct.Struct(">HI")
 _LEN = struct.Struct(">H")
 DRAIN_BATCH = 64
@@ -250,6 +249,7 @@ class Listener:
         self.zones: dict[bytes, list[BlockConfig]] = {}
         self.zone_names: list[tuple[str, BlockConfig]] = []
         self.class_chaos = False
+        self.has_views = False  # a block with `view`: routing depends on the client, never memoised
         self.debug = False
         self.nursery: trio.Nursery | None = None
         self.udp_sock: socket.socket | None = None
@@ -288,6 +288,8 @@ class Listener:
             self.class_chaos = True
         if block.debug:
             self.debug = True
+        if "view" in block.extra:
+            self.has_views = True
         for name in ("read_timeout", "write_timeout", "idle_timeout", "max_tcp_queries"):
             if name in block.extra:  # the last block with a value wins (CoreDNS's server group)
                 setattr(self, name, block.extra[name])
@@ -295,6 +297,8 @@ class Listener:
     # -- routing --------------------------------------------------------------------------------
     def route(self, req: Request) -> BlockConfig | None:
         """The block whose chain serves `req`; None means REFUSED. Memoised per (qname, DS or not)."""
+        if self.has_views:
+            return self._route(req)
         key = (req.qname_wire, req.qtype == TYPE_DS)
         hit = self._routes.get(key)
         if hit is not None:
@@ -319,6 +323,8 @@ class Listener:
                 for b in blocks:
                     if b.chain is None:
                         return None
+                    if self.has_views and not _passes_view(b, req):
+                        continue  # blocks sharing a zone are tried in order (CoreDNS's filter funcs)
                     if req.qtype != TYPE_DS:
                         req.zone = b.zone_of(qn[off:])
                         return b
@@ -333,7 +339,7 @@ class Listener:
         if ds is not None:
             return ds
         for b in zones.get(b"\x00", ()):
-            if b.chain is not None:
+            if b.chain is not None and (not self.has_views or _passes_view(b, req)):
                 req.zone = "."
                 return b
         return None
@@ -598,6 +604,12 @@ class TCPConnection:
     def spawn(self, fn, *args) -> None:
         assert self.queries is not None
         self.queries.start_soon(fn, *args)
+
+
+def _passes_view(block: BlockConfig, req: Request) -> bool:
+    """Whether the block's `view` (if any) accepts the query."""
+    view = block.extra.get("view")
+    return view is None or view.filter(req)
 
 
 def _badvers(req: Request) -> bytes:

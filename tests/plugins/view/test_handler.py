@@ -1,0 +1,72 @@
+"""view routing through a running server (answers observed on CoreDNS 1.14.7 with this Corefile)."""
+
+from __future__ import annotations
+
+import dns.rcode
+from conftest import query, running
+from pycoredns.plugins.view.expr import compile_expr, run
+from pycoredns.plugins.view.handler import FUNCTIONS
+
+COREFILE = r""". {
+    view lo {
+        expr incidr(client_ip(), '127.0.0.0/24') && type() == 'A'
+    }
+    hosts {
+        1.1.1.1 test
+        fallthrough
+    }
+    whoami
+}
+. {
+    view regex {
+        expr name() matches '^abc\\..*\\.example\\.com\\.$' || type() in ['MX', 'TXT']
+    }
+    local
+}
+. {
+    view nomatch {
+        expr incidr(client_ip(), '10.0.0.0/8')
+    }
+    hosts {
+        2.2.2.2 test
+    }
+}
+. {
+    hosts {
+        3.3.3.3 test
+    }
+}
+"""
+
+
+def texts(section) -> list[str]:
+    return [line for rrset in section for line in rrset.to_text().splitlines()]
+
+
+async def test_blocks_chosen_by_view_in_order() -> None:
+    async with running(COREFILE) as srv:
+        port = srv.port()
+        r = await query(port, "test.", "A")
+        assert texts(r.answer) == ["test. 3600 IN A 1.1.1.1"]  # first view
+        r = await query(port, "localhost.", "MX")  # second view: local's NODATA
+        assert texts(r.authority) == ["localhost. 604800 IN SOA localhost. root.localhost. 1 0 0 0 604800"]
+        r = await query(port, "abc.x.y.example.com.", "AAAA")  # second view: local has no next plugin
+        assert r.rcode() == dns.rcode.SERVFAIL
+        r = await query(port, "test.", "AAAA")  # no view matches: the unfiltered block
+        assert r.rcode() == dns.rcode.NOERROR and r.answer == []
+        r = await query(port, "TEST.", "A", tcp=True)
+        assert texts(r.answer) == ["test. 3600 IN A 1.1.1.1"]  # hosts answers with its own name
+
+
+def test_expression_subset() -> None:
+    env = dict(FUNCTIONS)
+    env.update({"name": lambda: "a.example.org.", "type": lambda: "AAAA", "client_ip": lambda: "10.1.2.3"})
+
+    def ev(text: str):
+        return run(compile_expr(text, FUNCTIONS), env)
+
+    assert ev("incidr(client_ip(), '10.0.0.0/8') and not (type() == 'A')") is True
+    assert ev("name() matches '^a\\\\.' && type() in ['A', 'AAAA']") is True
+    assert ev("type() not in ['A'] || false") is True
+    assert ev("name() endsWith 'org.' && name() startsWith 'a.' && name() contains 'example'") is True
+    assert ev("incidr(client_ip(), '2001:db8::/32')") is False
