@@ -55,3 +55,28 @@ def test_without_edns():
 def test_garbage_is_left_to_the_caller():
     data = big_reply()
     assert truncate(data[:700], 512) is None
+
+
+def test_opt_anywhere_moves_last_with_pointers_following():
+    """loadbalance puts the OPT before the shuffled glue: truncation moves it last, names stay valid."""
+    from pycoredns.layout import layout, opt_index, permute
+
+    q = dns.message.make_query("big.example.org", "TXT", use_edns=0, payload=1232)
+    r = dns.message.make_response(q)
+    for i in range(5):
+        r.answer.append(dns.rrset.from_text("big.example.org.", 60, "IN", "TXT", f'"record {i:03d}"'))
+    for i in range(60):  # glue owners compress against each other: pointers into later records
+        r.additional.append(dns.rrset.from_text(f"ns{i}.sub.example.org.", 60, "IN", "A", f"192.0.2.{i + 1}"))
+    data = r.to_wire(max_size=65535)
+    lay = layout(data)
+    opt = opt_index(lay)
+    first = lay.counts[0] + lay.counts[1]
+    order = [i for i in range(len(lay.types)) if i != opt]
+    order.insert(first + 1, opt)  # OPT second in the additional section
+    moved = permute(data, lay, order)
+    assert dns.message.from_wire(moved).edns == 0
+    out = truncate(moved, 700)
+    assert out is not None and len(out) <= 700
+    m = dns.message.from_wire(out)
+    assert m.flags & dns.flags.TC and m.edns == 0
+    assert sum(len(s) for s in m.answer) == 5 and 0 < sum(len(s) for s in m.additional) < 60

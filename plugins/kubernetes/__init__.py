@@ -355,7 +355,7 @@ class Kubernetes(Handler):
         for r in msg.rr:
             if r.rname == twin:
                 r.rname = asked
-        w.write(msg.pack())
+        w.write(bytes(msg.pack()))
         return 0
 
     @staticmethod

@@ -396,6 +396,7 @@ class Index:
             except ValueError:
                 continue  # a port name no label can carry: that SRV name only, not the whole service
             zptr = zone_pointer(len(rel))
+            at = 12 + len(rel) + len(z.wire) + 4  # where the answer records start
             weight = max(1, math.floor(100.0 / (100 * len(items)) * 100))  # Go's float arithmetic
             seen: set[tuple[str, int]] = set()
             an: list[bytes] = []
@@ -408,10 +409,16 @@ class Index:
                 seen.add((lab, p.port))
                 tw = target_rel + z.wire
                 an.append(rr(OWNER, SRV, self.ttl, struct.pack(">HHH", 0, weight, p.port) + tw))
+                # the glue's owner is a pointer to this SRV target, as miekg compresses it when it must
+                # (so sizes, and truncation, match CoreDNS's); the target carries the zone as the client
+                # spelled it and the rest lowercased, as CoreDNS's names. Pointers reach 16 KB only.
+                target_at = at + 18
+                at += len(an[-1])
+                owner = struct.pack(">H", 0xC000 | target_at) if target_at < 0x4000 else target_rel + zptr
                 for ip in (by_label.get(lab, []) if lab else svc_ips):
                     if (lab, ip) not in seen_ad:
                         seen_ad.add((lab, ip))
-                        ad.append(addr_rr(target_rel + zptr, ip, self.ttl))
+                        ad.append(addr_rr(owner, ip, self.ttl))
             put(rel, z, SRV, an, ad)
             if group is not None:
                 name(rel, z)

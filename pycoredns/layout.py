@@ -1,0 +1,141 @@
+"""Where every record of a reply is, and every compression pointer in it: moving records on the wire.
+
+`layout(data)` walks a message once: the records (section, start, end, type) and the positions of
+the compression pointers in their owner names and in the rdata names of the types that may be
+compressed (RFC 3597 §4 plus the ones miekg unpacks compressed: SRV, DNAME...). `permute()` then
+writes the records in any order within their sections, moving each pointer that targets a record
+which moved by the same distance, so the message stays valid without a parse and a re-pack. This is
+what loadbalance (shuffling) and truncation (the OPT moved to the end) need; dnslib is then only
+for messages that do not walk.
+"""
+
+from __future__ import annotations
+
+import struct
+from bisect import bisect_right
+from typing import NamedTuple
+
+from .wire import TYPE_OPT, WireError
+
+_HHIH = struct.Struct(">HHIH")
+
+# rtype -> (offset of the first name in the rdata, number of names back to back from there)
+RDATA_NAMES: dict[int, tuple[int, int]] = {
+    2: (0, 1), 3: (0, 1), 4: (0, 1), 5: (0, 1), 7: (0, 1), 8: (0, 1), 9: (0, 1), 12: (0, 1), 39: (0, 1),  # NS..DNAME
+    6: (0, 2), 14: (0, 2), 17: (0, 2),  # SOA, MINFO, RP
+    15: (2, 1), 18: (2, 1), 21: (2, 1), 36: (2, 1),  # MX, AFSDB, RT, KX
+    33: (6, 1),  # SRV
+}
+
+
+class Layout(NamedTuple):
+    """The records of one message. Offsets are absolute; `relocs` only lists pointers into records."""
+
+    qend: int  # end of the question section
+    counts: tuple[int, int, int]  # records per section (answer, authority, additional)
+    starts: list[int]
+    ends: list[int]
+    types: list[int]
+    relocs: list[tuple[int, int, int]]  # (record holding the pointer, pointer position, record it targets)
+    end: int  # end of the last record
+
+
+def _name(data: bytes, off: int, pointers: list[int]) -> int:
+    """Walk one name; note the position of its pointer (a name has at most one, at its end)."""
+    n = len(data)
+    for _ in range(128):
+        if off >= n:
+            raise WireError("name overruns message")
+        b = data[off]
+        if b == 0:
+            return off + 1
+        if b >= 0xC0:
+            if off + 2 > n:
+                raise WireError("pointer overruns message")
+            pointers.append(off)
+            return off + 2
+        if b > 63:
+            raise WireError("bad label length")
+        off += 1 + b
+    raise WireError("name too long")
+
+
+def layout(data: bytes, qend: int = 0) -> Layout:
+    """Walk the records after the question (found when `qend` is 0). Raises WireError on garbage."""
+    if len(data) < 12:
+        raise WireError("short message")
+    qd, an, ns, ar = struct.unpack_from(">HHHH", data, 4)
+    if not qend:
+        qend = 12
+        for _ in range(qd):
+            qend = _name(data, qend, []) + 4
+    off = qend
+    starts: list[int] = []
+    ends: list[int] = []
+    types: list[int] = []
+    pointers: list[tuple[int, int]] = []  # (record, position)
+    names = RDATA_NAMES
+    for i in range(an + ns + ar):
+        starts.append(off)
+        found: list[int] = []
+        off = _name(data, off, found)
+        if off + 10 > len(data):
+            raise WireError("record overruns message")
+        rtype, _cls, _ttl, rdlen = _HHIH.unpack_from(data, off)
+        rdata = off + 10
+        off = rdata + rdlen
+        if off > len(data):
+            raise WireError("rdata overruns message")
+        spec = names.get(rtype)
+        if spec is not None:
+            at = rdata + spec[0]
+            for _ in range(spec[1]):
+                at = _name(data, at, found)
+            if at > off:
+                raise WireError("name overruns rdata")
+        types.append(rtype)
+        ends.append(off)
+        pointers.extend((i, p) for p in found)
+    relocs = []
+    for rec, pos in pointers:
+        target = ((data[pos] & 0x3F) << 8) | data[pos + 1]
+        if target >= qend:
+            k = bisect_right(starts, target) - 1
+            if k >= 0 and target < ends[k]:
+                relocs.append((rec, pos, k))
+    return Layout(qend, (an, ns, ar), starts, ends, types, relocs, off)
+
+
+def permute(data: bytes, lay: Layout, order: list[int]) -> bytes:
+    """The message with its records written in `order` (indexes into the layout, a permutation that
+    keeps each record in its section), pointers into moved records following them."""
+    starts, ends = lay.starts, lay.ends
+    parts = [data[: lay.qend]]
+    new_start = [0] * len(starts)
+    pos = lay.qend
+    for i in order:
+        new_start[i] = pos
+        parts.append(data[starts[i] : ends[i]])
+        pos += ends[i] - starts[i]
+    parts.append(data[lay.end :])
+    out = b"".join(parts)
+    moved = [(rec, p, k) for rec, p, k in lay.relocs if new_start[k] != starts[k]]
+    if not moved:
+        return out
+    buf = bytearray(out)
+    for rec, p, k in moved:
+        target = ((data[p] & 0x3F) << 8) | data[p + 1]
+        new_target = target - starts[k] + new_start[k]
+        if new_target >= 0x4000:
+            raise WireError("pointer target beyond 16 KB after moving")
+        struct.pack_into(">H", buf, p - starts[rec] + new_start[rec], 0xC000 | new_target)
+    return bytes(buf)
+
+
+def opt_index(lay: Layout) -> int:
+    """Index of the OPT record in the additional section, or -1."""
+    first = lay.counts[0] + lay.counts[1]
+    for i in range(first, len(lay.types)):
+        if lay.types[i] == TYPE_OPT:
+            return i
+    return -1

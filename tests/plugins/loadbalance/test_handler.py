@@ -1,0 +1,91 @@
+"""loadbalance on wire bytes for every layout CoreDNS produces: records move whole, pointers follow."""
+
+from __future__ import annotations
+
+import dns.message
+import dns.rrset
+from pycoredns.plugins.loadbalance import LoadBalance
+
+
+def _records(data: bytes) -> list[str]:
+    m = dns.message.from_wire(data)
+    return sorted(line for s in m.answer + m.authority + m.additional for line in s.to_text().splitlines())
+
+
+def _sections(data: bytes) -> list[list[str]]:
+    m = dns.message.from_wire(data)
+    return [[line for s in sec for line in s.to_text().splitlines()] for sec in (m.answer, m.authority, m.additional)]
+
+
+def _cname_chain() -> bytes:
+    """An upstream-style compressed reply: a CNAME chain, addresses, NS with glue pointing into the NS rdata."""
+    q = dns.message.make_query("www.example.org", "A", use_edns=0)
+    r = dns.message.make_response(q)
+    r.answer.append(dns.rrset.from_text("www.example.org.", 60, "IN", "CNAME", "a.example.net."))
+    r.answer.append(dns.rrset.from_text("a.example.net.", 60, "IN", "CNAME", "b.example.net."))
+    r.answer.append(dns.rrset.from_text("b.example.net.", 60, "IN", "A", *[f"192.0.2.{i}" for i in range(1, 6)]))
+    r.authority.append(dns.rrset.from_text("example.net.", 60, "IN", "NS", "ns1.example.net.", "ns2.example.net."))
+    r.additional.append(dns.rrset.from_text("ns1.example.net.", 60, "IN", "A", "198.51.100.1", "198.51.100.2"))
+    r.additional.append(dns.rrset.from_text("ns2.example.net.", 60, "IN", "AAAA", "2001:db8::3"))
+    return r.to_wire()
+
+
+def _headless_srv(n: int = 10) -> bytes:
+    q = dns.message.make_query("_http._tcp.h.ns.svc.cluster.local", "SRV")
+    r = dns.message.make_response(q)
+    r.answer.append(dns.rrset.from_text(q.question[0].name, 30, "IN", "SRV",
+                                        *[f"0 10 80 h-{i}.h.ns.svc.cluster.local." for i in range(n)]))
+    for i in range(n):
+        r.additional.append(dns.rrset.from_text(f"h-{i}.h.ns.svc.cluster.local.", 30, "IN", "A", f"10.0.0.{i}"))
+    return r.to_wire()  # glue owners compressed into the SRV targets
+
+
+def test_cname_chain_and_glue_shuffle_with_pointers_kept():
+    data = _cname_chain()
+    lb = LoadBalance([])
+    seen = set()
+    for _ in range(100):
+        out = lb.reorder(data)
+        assert isinstance(out, bytes) and len(out) == len(data)
+        assert _records(out) == _records(data)  # every name still reads right after the move
+        answer = _sections(out)[0]
+        assert [x.split()[3] for x in answer[:2]] == ["CNAME", "CNAME"]  # CNAMEs first, in order
+        seen.add(out)
+    assert len(seen) > 10
+
+
+def test_headless_srv_shuffles_glue_only():
+    data = _headless_srv()
+    lb = LoadBalance([])
+    orders = set()
+    for _ in range(50):
+        out = lb.reorder(data)
+        assert isinstance(out, bytes)
+        assert _records(out) == _records(data)
+        answer, _auth, extra = _sections(out)
+        assert answer == _sections(data)[0]  # SRV order is kept (CoreDNS shuffles A/AAAA/MX only)
+        orders.add(tuple(extra))
+    assert len(orders) > 5
+
+
+def test_opt_in_the_middle_and_prefer():
+    q = dns.message.make_query("x.example.org", "A", use_edns=0)
+    r = dns.message.make_response(q)
+    r.answer.append(dns.rrset.from_text("x.example.org.", 60, "IN", "A", "10.0.0.1", "192.168.1.1", "10.0.0.2"))
+    r.additional.append(dns.rrset.from_text("ns.example.org.", 60, "IN", "A", "10.9.9.9", "192.168.9.9"))
+    data = r.to_wire()  # OPT last; after loadbalance's "rest before addresses" it sits before the glue
+    lb = LoadBalance([(4, 0xC0A80000, 0xFFFF0000)])
+    for _ in range(20):
+        out = lb.reorder(data)
+        assert _records(out) == _records(data)
+        answer, _auth, extra = _sections(out)
+        assert answer[0].endswith("192.168.1.1")
+        assert extra[0].endswith("192.168.9.9")
+        assert dns.message.from_wire(out).edns == 0
+
+
+def test_garbage_passes_unchanged():
+    data = _headless_srv()
+    lb = LoadBalance([])
+    for cut in (13, 40, 200, len(data) - 3):
+        assert lb.reorder(data[:cut]) == data[:cut]
