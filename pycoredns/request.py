@@ -15,7 +15,7 @@ from dnslib import DNSHeader, DNSLabel, DNSQuestion, DNSRecord
 
 from . import wire
 from .exceptions import PluginError
-from .wire import Reply
+from .wire import OPCODE_MASK, OPCODE_NOTIFY, OPCODE_SHIFT, Reply
 
 
 class Listener(Protocol):
@@ -152,7 +152,7 @@ class Request:
         flags = (data[2] << 8) | data[3]
         if flags & wire.QR:
             raise Rejected(None)
-        if flags & 0x7800 and (flags >> 11) & 0xF != 4:  # opcodes other than QUERY and NOTIFY
+        if flags & OPCODE_MASK and (flags & OPCODE_MASK) >> OPCODE_SHIFT != OPCODE_NOTIFY:  # not QUERY/NOTIFY
             raise Rejected(_reject(data, wire.NOTIMP))
         # Everything after id and flags decides the parse: queries repeat, so reuse it (bounded in
         # entries and in size: only ordinary-sized queries are kept).
@@ -247,7 +247,7 @@ class Request:
     # -- building replies -------------------------------------------------------------------
     def reply_header(self, rcode: int = 0, an: int = 0, ns: int = 0, ar: int = 0, aa: bool = False) -> bytes:
         """Header of a reply to this query: id, opcode, RD and CD copied (miekg SetReply)."""
-        flags = wire.QR | (self.flags & (0x7800 | wire.RD | wire.CD))
+        flags = wire.QR | (self.flags & (OPCODE_MASK | wire.RD | wire.CD))
         if aa:
             flags |= wire.AA
         return wire.make_reply_header(self.id, flags, rcode, 1, an, ns, ar)
@@ -261,7 +261,7 @@ class Request:
 
         Built from the wire question, so it works for any name the server accepted.
         """
-        hdr = DNSHeader(id=self.id, bitmap=(self.flags & (0x7800 | wire.RD | wire.CD)) | wire.QR)
+        hdr = DNSHeader(id=self.id, bitmap=(self.flags & (OPCODE_MASK | wire.RD | wire.CD)) | wire.QR)
         return DNSRecord(header=hdr, q=DNSQuestion(self.qlabel, self.qtype, self.qclass))
 
     def copy_with(self, qname: str | None = None, qtype: int | None = None, qclass: int | None = None,

@@ -5,12 +5,7 @@ from __future__ import annotations
 import enum
 
 from . import wire
-from .wire import Reply
-
-TYPE_SOA = 6
-TYPE_NS = 2
-TYPE_AXFR = 252
-TYPE_IXFR = 251
+from .wire import TYPE_AXFR, TYPE_IXFR, TYPE_NS, TYPE_SOA, Reply
 
 
 class Type(enum.Enum):
@@ -34,11 +29,11 @@ def typify(reply: Reply) -> Type:
     """CoreDNS's response.Typify on wire bytes (expired-signature check not implemented)."""
     data = wire.to_bytes(reply)
     _id, flags, qd, an, ns, _ar = wire.header(data)
-    opcode = (flags >> 11) & 0xF
+    opcode = (flags & wire.OPCODE_MASK) >> wire.OPCODE_SHIFT
     rcode = flags & 0xF
-    if opcode == 5:
+    if opcode == wire.OPCODE_UPDATE:
         return Type.UPDATE
-    if opcode == 4:
+    if opcode == wire.OPCODE_NOTIFY:
         return Type.META
     off = 12
     for i in range(qd):

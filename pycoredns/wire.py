@@ -22,9 +22,26 @@ Z = 0x0040
 AD = 0x0020
 CD = 0x0010
 
+# Opcode: bits 11-14 of the flags word.
+OPCODE_MASK = 0x7800
+OPCODE_SHIFT = 11
+OPCODE_QUERY, OPCODE_NOTIFY, OPCODE_UPDATE = 0, 4, 5
+
+# Rcodes (the header's 4 bits; BADVERS needs the OPT's extended bits).
 NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
 BADVERS = 16
-TYPE_OPT = 41
+
+# Resource record types (one home: modules import these instead of redefining them).
+TYPE_A, TYPE_NS, TYPE_CNAME, TYPE_SOA, TYPE_PTR, TYPE_HINFO, TYPE_MX, TYPE_TXT = 1, 2, 5, 6, 12, 13, 15, 16
+TYPE_AAAA, TYPE_SRV, TYPE_OPT, TYPE_DS = 28, 33, 41, 43
+TYPE_SVCB, TYPE_HTTPS = 64, 65
+TYPE_IXFR, TYPE_AXFR, TYPE_ANY = 251, 252, 255
+
+# Classes.
+CLASS_IN, CLASS_CH, CLASS_HS, CLASS_NONE, CLASS_ANY = 1, 3, 4, 254, 255
+
+# Extended DNS Error info codes (RFC 8914) the plugins set.
+EDE_BLOCKED, EDE_FILTERED = 15, 17
 
 RCODE_NAMES = {
     0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED",
@@ -293,7 +310,7 @@ def make_reply_header(qid: int, flags: int, rcode: int, qd: int, an: int, ns: in
     return _H.pack(qid, (flags & 0xFFF0) | (rcode & 0x0F), qd, an, ns, ar)
 
 
-_CLASS_NAMES = {1: "IN", 3: "CH", 4: "HS", 254: "NONE", 255: "ANY"}
+_CLASS_NAMES = {CLASS_IN: "IN", CLASS_CH: "CH", CLASS_HS: "HS", CLASS_NONE: "NONE", CLASS_ANY: "ANY"}
 
 
 def type_name(qtype: int) -> str:
