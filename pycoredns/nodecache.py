@@ -235,6 +235,17 @@ class NodeCache:
 
 def render_base_corefile(base: str, out: str, local_ips: list[str], upstream_svc: str) -> None:
     """Fill node-cache's `__PILLAR__` variables in the base Corefile and write the result to `out`."""
+    text = fill_base_corefile(base, local_ips, upstream_svc)
+    tmp = out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(tmp, 0o666)
+    os.replace(tmp, out)
+    logger.info(f"Updated Corefile with following contents:\n{text}")
+
+
+def fill_base_corefile(base: str, local_ips: list[str], upstream_svc: str) -> str:
+    """The base Corefile with node-cache's `__PILLAR__` variables filled in (also what -validate checks)."""
     with open(base, encoding="utf-8") as f:
         text = f.read()
     env_name = upstream_svc.upper().replace("-", "_") + "_SERVICE_HOST"
@@ -242,13 +253,7 @@ def render_base_corefile(base: str, out: str, local_ips: list[str], upstream_svc
     text = text.replace("__PILLAR__CLUSTER__DNS__", cluster_dns)
     text = text.replace("__PILLAR__UPSTREAM__SERVERS__", "/etc/resolv.conf")
     text = text.replace("__PILLAR__LOCAL__DNS__", local_ips[0])  # normally filled in at install time
-    text = text.replace("__PILLAR__DNS__SERVER__", "")  # node-cache blanks it when still present
-    tmp = out + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o666)
-    os.replace(tmp, out)
-    logger.info(f"Updated Corefile with following contents:\n{text}")
+    return text.replace("__PILLAR__DNS__SERVER__", "")  # node-cache blanks it when still present
 
 
 def _stat(path: str) -> tuple[float, int] | None:
