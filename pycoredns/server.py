@@ -12,7 +12,7 @@ import errno
 import socket
 import struct
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import trio
 from dnslib import DNSBuffer, DNSRecord
@@ -135,11 +135,13 @@ class ClientWriter(ResponseWriter):
     """
 
     __slots__ = ("held", "req")
+    req: Request
+    held: bool | None  # False: not held; True: held (PENDING); None: completed
 
     def hold(self) -> None:
         """The chain returned PENDING: count the query in flight until `done`."""
         self.held = True
-        lst = self.req.listener
+        lst = cast("Listener | None", self.req.listener)
         if lst is not None:
             lst.inflight += 1
 
@@ -148,7 +150,7 @@ class ClientWriter(ResponseWriter):
             return  # completed already
         held, self.held = self.held, None
         req = self.req
-        lst = req.listener
+        lst = cast("Listener | None", req.listener)
         if error is not None:
             if isinstance(error, PluginError):
                 rcode = error.rcode

@@ -198,7 +198,7 @@ def _resolve(host: str, port: int) -> list[str]:
     addrs: list[str] = []
     for _fam, _type, _proto, _canon, sa in infos:
         if sa[0] not in addrs:
-            addrs.append(sa[0])
+            addrs.append(str(sa[0]))
     return addrs
 
 

@@ -1,0 +1,1 @@
+"""Tests of the forward plugin (the waiting path by continuation)."""
