@@ -48,6 +48,14 @@ class Metric:
         lines.extend(self.samples())
         return "\n".join(lines) + "\n"
 
+    def values_now(self) -> dict[tuple[str, ...], float | list[float]]:  # pragma: no cover - interface
+        return {}
+
+    def snapshot(self) -> dict:
+        """This metric's state as plain data (JSON-able), for merging the workers of a pod."""
+        return {"kind": self.kind, "help": self.help, "labels": list(self.label_names),
+                "samples": [[list(lv), v] for lv, v in self.values_now().items()]}
+
 
 class Counter(Metric):
     kind = "counter"
@@ -65,6 +73,9 @@ class Counter(Metric):
 
     def remove(self, *labels: str) -> None:
         self.values.pop(labels, None)
+
+    def values_now(self) -> dict[tuple[str, ...], float]:
+        return self.values
 
     def samples(self) -> Iterable[str]:
         if not self.label_names and not self.values:
@@ -96,6 +107,9 @@ class GaugeFunc(Metric):
         for lv, v in self.fn():
             yield f"{self.name}{_labels(self.label_names, lv)} {_fmt(v)}"
 
+    def values_now(self) -> dict[tuple[str, ...], float]:
+        return {tuple(lv): v for lv, v in self.fn()}
+
 
 class Histogram(Metric):
     kind = "histogram"
@@ -119,6 +133,12 @@ class Histogram(Metric):
     def count(self, *labels: str) -> float:
         row = self.values.get(labels)
         return row[-1] if row else 0.0
+
+    def values_now(self) -> dict[tuple[str, ...], list[float]]:
+        return self.values
+
+    def snapshot(self) -> dict:
+        return {**super().snapshot(), "buckets": self.buckets}
 
     def samples(self) -> Iterable[str]:
         for lv, row in sorted(self.values.items()):
@@ -165,6 +185,75 @@ class Registry:
         for collect in self.collectors:
             collect()
         return "".join(m.expose() for _, m in sorted(self.metrics.items()))
+
+    def snapshot(self) -> dict[str, dict]:
+        """Every metric as plain data (`Metric.snapshot`); `merge` turns N of them into one exposition."""
+        for collect in self.collectors:
+            collect()
+        return {name: m.snapshot() for name, m in self.metrics.items()}
+
+
+# -- one pod, one view: the metrics of N workers as one exposition --------------------------------------
+
+GAUGE_MODES: dict[str, str] = {
+    # the same in every worker (configuration, build): one value
+    "coredns_build_info": "max", "coredns_plugin_enabled": "max", "coredns_reload_version_info": "max",
+    "coredns_hosts_entries": "max", "coredns_hosts_reload_timestamp_seconds": "max",
+    "pycoredns_lastgood_active": "max", "pycoredns_lastgood_info": "max",
+    # per-process limits and alerts: the worst worker
+    "process_max_fds": "max", "process_open_fds": "max",
+    # the pod's total
+    "coredns_cache_entries": "sum", "process_resident_memory_bytes": "sum", "process_virtual_memory_bytes": "sum",
+    # uptime is the oldest worker's
+    "process_start_time_seconds": "min",
+}
+"""How a gauge of N workers becomes one (the modes of Prometheus's Python client in multiprocess
+mode): `sum`, `max`, `min`, or `all` (one series per worker, labelled `worker="<index>"`, the
+default for a gauge not listed). Counters and histograms are always summed."""
+DEFAULT_GAUGE_MODE = "all"
+_COMBINE = {"sum": sum, "max": max, "min": min}
+
+
+def merge(snapshots: list[dict[str, dict] | None]) -> str:
+    """One text exposition from the registries of the workers (`Registry.snapshot`, index = worker
+    number; None for a worker that did not answer)."""
+    merged: dict[str, Metric] = {}
+    for worker, snap in enumerate(snapshots):
+        for name, data in (snap or {}).items():
+            _merge_into(merged, name, data, str(worker))
+    for name, m in merged.items():
+        if isinstance(m, Gauge) and (mode := GAUGE_MODES.get(name, DEFAULT_GAUGE_MODE)) != "all":
+            m.values = {lv: _COMBINE[mode](vs) for lv, vs in m.values.items()}  # type: ignore[misc]
+    return "".join(m.expose() for _, m in sorted(merged.items()))
+
+
+def _merge_into(merged: dict[str, Metric], name: str, data: dict, worker: str) -> None:
+    kind, labels, samples = data["kind"], tuple(data["labels"]), data["samples"]
+    m = merged.get(name)
+    if m is None:
+        if kind == "histogram":
+            m = Histogram(name, data["help"], data["buckets"], labels)
+        elif kind == "counter":
+            m = Counter(name, data["help"], labels)
+        else:
+            per_worker = GAUGE_MODES.get(name, DEFAULT_GAUGE_MODE) == "all"
+            m = Gauge(name, data["help"], (*labels, "worker") if per_worker else labels)
+        merged[name] = m
+    if isinstance(m, Histogram):
+        for lv, row in samples:
+            acc = m.values.setdefault(tuple(lv), [0.0] * len(row))
+            if len(acc) == len(row):  # same buckets (a worker mid-upgrade might differ: skip it)
+                m.values[tuple(lv)] = [a + b for a, b in zip(acc, row, strict=True)]
+    elif isinstance(m, Gauge):
+        for lv, v in samples:
+            if len(m.label_names) > len(lv):
+                m.values[(*lv, worker)] = v
+            else:
+                m.values.setdefault(tuple(lv), []).append(v)  # type: ignore[attr-defined]  # combined in merge
+    else:
+        counter = m.values
+        for lv, v in samples:
+            counter[tuple(lv)] = counter.get(tuple(lv), 0.0) + v
 
 
 REGISTRY = Registry()

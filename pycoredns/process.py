@@ -23,6 +23,7 @@ from .http import HTTPServer, split_address
 from .instance import Instance
 from .lastgood import LastGood, Recorder
 from .loader import Loader
+from .pod import Pod
 from .request import Request
 from .server import bind_tcp, bind_udp
 
@@ -99,6 +100,7 @@ class Process:
         self._starting: Instance | None = None  # being activated (under the reload lock): its sockets are in use
         self.exit_code = 0
         self.shared: dict[str, Any] = {}  # process-wide plugin state (e.g. reload's poller)
+        self.pod: Pod | None = None  # -workers N: HTTP routes answer for every worker (pycoredns.pod)
         self.status_detail = ""  # shown by /ready with its OK (the last-known-good fallback)
         self.lastgood = LastGood(lastgood) if lastgood else None
         self._disk_error = ""  # why the configuration on disk failed while running on the stored one
@@ -146,6 +148,8 @@ class Process:
         try:
             async with trio.open_nursery() as root:
                 self._root = root
+                if self.pod is not None:
+                    await root.start(self.pod.serve)
                 try:
                     inst = await self._start_first()
                 except StartupError as e:
@@ -278,7 +282,7 @@ class Process:
         for srv in self.http.values():
             srv.routes = {}
         for (addr, path), fn in inst.scope.routes.items():
-            self.http[addr].routes[path] = fn
+            self.http[addr].routes[path] = self.pod.route(addr, path, fn) if self.pod is not None else fn
         for addr in [a for a in self.http if a not in wanted]:
             self.http.pop(addr).close()
         inst.go.set()

@@ -163,3 +163,73 @@ def _write_pidfile(path: str | None) -> None:
             f.write(f"{os.getpid()}\n")
     except OSError as e:
         print(f"[ERROR] Could not write pidfile: {e}", file=sys.stderr)
+
+
+# -- `-workers auto`: the pod's CPU limit, as automaxprocs sets GOMAXPROCS for CoreDNS ----------------
+
+
+def auto_count(root: str = "/") -> int:
+    """Workers for `-workers auto`: the cgroup CPU quota rounded down (at least 1), at most the CPUs this
+    process may run on; without a quota, those CPUs (Go's default GOMAXPROCS)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = cpu_quota(root)
+    if quota is None:
+        return max(1, cpus)
+    return max(1, min(cpus, int(quota)))
+
+
+def cpu_quota(root: str = "/") -> float | None:
+    """CPUs allowed by this process's cgroup (quota / period), None when unlimited or unknown.
+
+    cgroup v2: `cpu.max` ("max 100000" or "200000 100000") of the process's cgroup; v1:
+    `cpu.cfs_quota_us` / `cpu.cfs_period_us` (quota -1: unlimited) of its `cpu` controller. Looks in
+    the process's own cgroup directory under the mount and then at the mount's top, which is the
+    container's cgroup under a cgroup namespace (what a pod sees). `root` is for tests.
+    """
+    v2, v1 = _own_cgroups(os.path.join(root, "proc/self/cgroup"))
+    base = os.path.join(root, "sys/fs/cgroup")
+    if v2 is not None:
+        for d in (os.path.join(base, v2.lstrip("/")), base):
+            text = _read(os.path.join(d, "cpu.max"))
+            if text is not None:
+                parts = text.split()
+                if parts[0] == "max" or len(parts) < 2:
+                    return None
+                return _ratio(parts[0], parts[1])
+    for mount in ("cpu,cpuacct", "cpu", "cpuacct,cpu"):
+        for d in (os.path.join(base, mount, (v1 or "/").lstrip("/")), os.path.join(base, mount)):
+            quota, period = _read(os.path.join(d, "cpu.cfs_quota_us")), _read(os.path.join(d, "cpu.cfs_period_us"))
+            if quota is not None and period is not None:
+                return None if quota.strip() == "-1" else _ratio(quota, period)
+    return None
+
+
+def _own_cgroups(path: str) -> tuple[str | None, str | None]:
+    """(v2 path, v1 cpu controller path) from /proc/self/cgroup."""
+    v2 = v1 = None
+    for line in (_read(path) or "").splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, cgroup = parts
+        if controllers == "":
+            v2 = cgroup
+        elif "cpu" in controllers.split(","):
+            v1 = cgroup
+    return v2, v1
+
+
+def _ratio(quota: str, period: str) -> float | None:
+    try:
+        q, p = int(quota), int(period)
+    except ValueError:
+        return None
+    return q / p if q > 0 and p > 0 else None
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None

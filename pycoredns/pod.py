@@ -1,0 +1,162 @@
+"""One pod, one view: with `-workers N` every worker answers the HTTP endpoints for all N.
+
+The workers share the HTTP ports with SO_REUSEPORT, so a scrape or a probe reaches one of them at
+random. Each worker therefore also listens on an internal Unix socket in the abstract namespace
+(`\\0pycoredns-<supervisor pid>-<worker index>`: no file, gone with the process) where a sibling can
+ask for its local view of one route. The worker that got the HTTP request asks every sibling
+(bounded by `ASK_TIMEOUT`) and combines:
+
+- `/metrics`: the registries of all workers as one exposition (`pycoredns.metrics.merge`: counters
+  and histograms summed, gauges per `GAUGE_MODES`); a worker that does not answer is left out.
+- any other route (`/health`, `/ready`, ...): 200 with the local body when every worker says 200,
+  else the first failing worker's answer (a worker that does not answer counts as 503), so the
+  probes reflect every worker.
+
+What stays per worker (by design, as separate processes): the cache, the kubernetes watch and its
+index, forward's connections and health checks, reload (each worker reloads itself).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from . import metrics
+
+Route = Callable[[str, str], Awaitable[tuple[int, str, bytes]] | tuple[int, str, bytes]]
+ASK_TIMEOUT = 2.0
+METRICS_PATH = "/metrics"
+_MAX_REPLY = 64 << 20
+
+
+class Pod:
+    """Worker `index` of `count`, started by the supervising process `supervisor` (a pid)."""
+
+    def __init__(self, supervisor: int, index: int, count: int,
+                 registry: metrics.Registry = metrics.REGISTRY) -> None:
+        self.supervisor = supervisor
+        self.index = index
+        self.count = count
+        self.registry = registry
+        self.local: dict[tuple[str, str], Route] = {}  # (address, path) -> this worker's own route
+
+    def address(self, index: int) -> bytes:
+        return f"\0pycoredns-{self.supervisor}-{index}".encode()
+
+    # -- the HTTP side -------------------------------------------------------------------------------
+    def route(self, addr: str, path: str, fn: Route) -> Route:
+        """`fn` (this worker's route) wrapped to answer for the whole pod."""
+        self.local[(addr, path)] = fn
+
+        async def pod_route(method: str, target: str) -> tuple[int, str, bytes]:
+            answers = await self.ask_all(addr, path, method, target)
+            if path == METRICS_PATH:
+                return self._metrics(answers)
+            return self._probe(answers)
+
+        return pod_route
+
+    def _metrics(self, answers: list[dict | None]) -> tuple[int, str, bytes]:
+        try:
+            body = metrics.merge([a.get("snapshot") if a else None for a in answers])
+        except Exception as e:  # a malformed sibling answer: an error page, as a failing collector gives
+            return 500, "text/plain; charset=utf-8", f"An error has occurred while serving metrics:\n\n{e}\n".encode()
+        return 200, "text/plain; version=0.0.4; charset=utf-8", body.encode()
+
+    def _probe(self, answers: list[dict | None]) -> tuple[int, str, bytes]:
+        for i, a in enumerate(answers):
+            if a is None:
+                return 503, "text/plain; charset=utf-8", f"worker {i} did not answer\n".encode()
+            if a["status"] != 200:
+                return a["status"], a["ctype"], a["body"].encode()
+        own = answers[self.index]
+        assert own is not None
+        return own["status"], own["ctype"], own["body"].encode()
+
+    async def ask_all(self, addr: str, path: str, method: str, target: str) -> list[dict | None]:
+        """Every worker's local answer (this one's computed here), None for those that did not answer."""
+        answers: list[dict | None] = [None] * self.count
+        request = {"addr": addr, "path": path, "method": method, "target": target}
+
+        async def ask(i: int) -> None:
+            if i == self.index:
+                answers[i] = await self.answer(request)
+            else:
+                with trio.move_on_after(ASK_TIMEOUT):
+                    answers[i] = await self._ask(i, request)
+
+        async with trio.open_nursery() as n:
+            for i in range(self.count):
+                n.start_soon(ask, i)
+        return answers
+
+    async def _ask(self, index: int, request: dict) -> dict | None:
+        sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with sock:
+            try:
+                await sock.connect(self.address(index))
+                await sock.send(json.dumps(request).encode() + b"\n")
+                sock.shutdown(socket.SHUT_WR)
+                data = await _read_all(sock)
+                return json.loads(data)
+            except (OSError, ValueError):
+                return None
+
+    # -- the internal side -----------------------------------------------------------------------------
+    async def answer(self, request: dict) -> dict[str, Any]:
+        """This worker's own view of one route."""
+        if request["path"] == METRICS_PATH:
+            return {"snapshot": self.registry.snapshot()}
+        fn = self.local.get((request["addr"], request["path"]))
+        if fn is None:
+            return {"status": 404, "ctype": "text/plain; charset=utf-8", "body": "404 page not found\n"}
+        result = fn(request["method"], request["target"])
+        if not isinstance(result, tuple):
+            result = await result
+        status, ctype, body = result
+        return {"status": status, "ctype": ctype, "body": body.decode(errors="replace")}
+
+    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Answer the siblings until cancelled."""
+        listener = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with listener:
+            await listener.bind(self.address(self.index))
+            listener.listen(64)
+            task_status.started()
+            async with trio.open_nursery() as n:
+                while True:
+                    conn, _ = await listener.accept()
+                    n.start_soon(self._serve_one, conn)
+
+    async def _serve_one(self, conn: trio.socket.SocketType) -> None:
+        with conn:
+            try:
+                with trio.move_on_after(ASK_TIMEOUT * 2):
+                    request = json.loads(await _read_all(conn))
+                    reply = json.dumps(await self.answer(request)).encode()
+                    await _send_all(conn, reply)
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+
+
+async def _read_all(sock: trio.socket.SocketType) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < _MAX_REPLY:
+        chunk = await sock.recv(65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+async def _send_all(sock: trio.socket.SocketType, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        sent = await sock.send(view)
+        view = view[sent:]
