@@ -26,8 +26,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-lastgood", "--lastgood", default="", metavar="PATH",
                    help="Store the last configuration that loaded in PATH; start on it when the Corefile fails")
     p.add_argument("-version", "--version", action="store_true", help="Show version")
-    p.add_argument("-workers", "--workers", type=int, default=1, metavar="N",
-                   help="server processes sharing the ports with SO_REUSEPORT (pycoredns only; see README)")
+    p.add_argument("-workers", "--workers", default="1", metavar="N|auto",
+                   help="server processes sharing the ports with SO_REUSEPORT; auto: the cgroup CPU quota "
+                   "(pycoredns only; see README)")
+    p.add_argument("-validate", "--validate", action="store_true",
+                   help="load the Corefile and its imports and run every plugin's setup, then exit 0, or 1 with "
+                   "the error a start would print; binds nothing, contacts nothing (pycoredns only)")
     # node-cache mode (k8s-dns-node-cache's flags), active when -localip is given
     nc = p.add_argument_group("node-local cache networking")
     nc.add_argument("-localip", "--localip", default="", help="comma-separated local IPs to listen on and manage")
@@ -46,6 +50,20 @@ def _parser() -> argparse.ArgumentParser:
     nc.add_argument("-reloadwithsignal", "--reloadwithsignal", type=_gobool, nargs="?", const=True, default=False)
     p.add_argument("extra", nargs="*", help=argparse.SUPPRESS)
     return p
+
+
+def _workers(args: argparse.Namespace) -> int | None:
+    """-workers N, or `auto`: the cgroup CPU quota (`pycoredns.workers.auto_count`; 1 with -localip,
+    where one process owns the node's addresses). None when invalid."""
+    if args.workers == "auto":
+        from .workers import auto_count
+
+        return 1 if args.localip else auto_count()
+    try:
+        n = int(args.workers)
+    except ValueError:
+        return None
+    return n if n >= 1 and not (n > 1 and args.localip) else None
 
 
 def _gobool(text: str) -> bool:
@@ -78,21 +96,28 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         print(f'invalid value "{args.port}" for flag -dns.port', file=sys.stderr)
         return 2
-    if args.workers < 1 or (args.workers > 1 and args.localip):
-        print("-workers must be at least 1, and 1 with -localip", file=sys.stderr)
+    if args.validate:
+        return _validate(args, port)
+    workers = _workers(args)
+    if workers is None:
+        print("-workers must be auto or at least 1, and 1 with -localip", file=sys.stderr)
         return 2
     log.configure()
-    if args.workers > 1:
+    if workers > 1:
+        from .pod import Pod
         from .workers import supervise
 
         loader = make_loader(args.conf, port)
         if args.conf == "stdin":
             loader()  # read once here: the workers inherit the text, not the consumed stdin
 
-        def worker(index: int, ready) -> int:
-            return _serve(args, loader, port, quiet=args.quiet or index > 0, pidfile=None, ready=ready)
+        supervisor = os.getpid()
 
-        return supervise(args.workers, worker, args.pidfile or None)
+        def worker(index: int, ready) -> int:
+            return _serve(args, loader, port, quiet=args.quiet or index > 0, pidfile=None, ready=ready,
+                          pod=Pod(supervisor, index, workers))
+
+        return supervise(workers, worker, args.pidfile or None)
     node = None
     conf = args.conf
     if args.localip:
@@ -102,11 +127,49 @@ def main(argv: list[str] | None = None) -> int:
     return _serve(args, make_loader(conf, port), port, quiet=args.quiet, pidfile=args.pidfile or None, node=node)
 
 
+def _validate(args: argparse.Namespace, port: int) -> int:
+    """-validate: read the Corefile and its imports and run every plugin's setup exactly as a start does,
+    then stop before anything starts. Setup only registers what runs later (startup hooks such as
+    kubernetes' watch, background tasks such as forward's health checks, listeners, HTTP routes), so
+    nothing is bound and no API server or upstream is contacted. Exit 0, or 1 with the start's message.
+
+    With -localip and an existing -basecorefile (node-local-dns), the base is filled in as a start
+    would and checked under the name the start writes it to, without writing it or touching the node.
+    """
+    loader = make_loader(args.conf, port)
+    if args.localip:
+        from . import nodecache
+
+        conf = args.conf or args.corefile
+        loader = make_loader(conf, port)
+        if os.path.exists(args.basecorefile):
+            try:
+                text = nodecache.fill_base_corefile(args.basecorefile, nodecache.parse_local_ips(args.localip),
+                                                    args.upstreamsvc)
+            except (OSError, ValueError) as e:
+                print(str(e), file=sys.stderr)
+                return 1
+            loader = lambda: (text, conf)  # noqa: E731
+    process = Process(loader, dns_port=port, quiet=True)
+
+    async def load() -> str:
+        return process.load().filename
+
+    try:
+        filename = trio.run(load)
+    except StartupError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    print(f"{filename}: valid")
+    return 0
+
+
 def _serve(args: argparse.Namespace, loader, port: int, *, quiet: bool, pidfile: str | None,
-           node=None, ready=None) -> int:
+           node=None, ready=None, pod=None) -> int:
     """Run one server process until it stops; its exit status. `ready()` is called once it serves."""
     process = Process(loader, dns_port=port, quiet=quiet,
                       pidfile=pidfile, lastgood=args.lastgood or None)
+    process.pod = pod
     try:
         trio.run(_run, process, node, args, ready)
     except StartupError as e:
