@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from .corefile.errors import go_quote
 from .exceptions import ServerBlockKeyError
+from .goparse import atoi
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -68,17 +69,12 @@ def parse_transport(s: str) -> tuple[str, str]:
     return "dns", s
 
 
-_ATOI = re.compile(r"[+-]?[0-9]+")
-
-
 def _atoi(s: str) -> int | None:
-    """Go's strconv.Atoi: optional sign, ASCII digits, int64 range; anything else fails."""
-    if not _ATOI.fullmatch(s):
+    """Go's strconv.Atoi, or None where it fails (the key's port is then part of the zone)."""
+    try:
+        return atoi(s)
+    except ValueError:
         return None
-    v = int(s)
-    if not -(2**63) <= v < 2**63:
-        return None
-    return v
 
 
 def _is_fqdn(s: str) -> bool:

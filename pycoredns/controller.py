@@ -14,7 +14,10 @@ from .context import ConfigScope, Hook, Route, Runtime, state
 from .corefile import Dispenser, Token
 from .corefile.errors import go_quote as _go_quote
 from .exceptions import ConfigError
+from .goparse import atoi, parse_duration, parse_uint
 from .handler import Handler
+from .http import split_address
+from .util import normalize_zones
 
 T = TypeVar("T")
 
@@ -27,31 +30,23 @@ def go_quote(text: str) -> str:
 
 def config_atoi(text: str) -> int:
     """A setup argument read with Go's strconv.Atoi: ConfigError with Go's texts."""
-    body = text[1:] if text[:1] in "+-" else text
-    if not body.isdigit() or not body.isascii():
-        raise ConfigError(f"strconv.Atoi: parsing {go_quote(text)}: invalid syntax")
-    n = int(text)
-    if not -(1 << 63) <= n < (1 << 63):
-        raise ConfigError(f"strconv.Atoi: parsing {go_quote(text)}: value out of range")
-    return n
+    return _config(atoi, text)
 
 
 def config_uint(text: str, func: str = "ParseUint", bits: int = 64) -> int:
     """A setup argument read with Go's strconv.ParseUint(text, 10, bits): ConfigError with Go's texts."""
-    if not text.isdigit() or not text.isascii():
-        raise ConfigError(f"strconv.{func}: parsing {go_quote(text)}: invalid syntax")
-    n = int(text)
-    if n >= 1 << bits:
-        raise ConfigError(f"strconv.{func}: parsing {go_quote(text)}: value out of range")
-    return n
+    return _config(parse_uint, text, func, bits)
 
 
 def config_duration(text: str) -> float:
     """A setup argument read with Go's time.ParseDuration: seconds, or ConfigError with Go's text."""
-    from .util import parse_duration
+    return _config(parse_duration, text)
 
+
+def _config(parse: Callable[..., T], *args: Any) -> T:
+    """`parse(*args)` with its ValueError (Go's text) raised as the ConfigError setup reports."""
     try:
-        return parse_duration(text)
+        return parse(*args)
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
@@ -214,8 +209,6 @@ class Controller(Dispenser):
 
     def address_arg(self, default: str) -> str:
         """The optional `[ADDRESS]` argument of health, ready and prometheus: `host:port` or `default`."""
-        from .http import split_address
-
         args = self.remaining_args()
         if len(args) > 1:
             raise self.arg_err()
@@ -229,6 +222,4 @@ class Controller(Dispenser):
 
     def zones_from(self, args: list[str]) -> list[str]:
         """Normalise ZONES arguments (CIDRs expand); the block's zones when there are none."""
-        from .util import normalize_zones
-
         return normalize_zones(args) if args else list(self.zones)

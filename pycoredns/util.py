@@ -1,59 +1,12 @@
-"""Small shared helpers for plugins: zones, fallthrough, Go durations."""
+"""Small shared helpers for plugins: zones, fallthrough, and Go's parsers (`pycoredns.goparse`)."""
 
 from __future__ import annotations
 
-import re
+from .config import normalize_exact
+from .goparse import IP, atoi, format_duration, parse_duration, parse_ip, parse_uint
 
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """Go's time.ParseDuration, in seconds. Raises ValueError with Go's wording."""
-    s = text
-    sign = 1.0
-    if s and s[0] in "+-":
-        sign = -1.0 if s[0] == "-" else 1.0
-        s = s[1:]
-    if s == "0":
-        return 0.0
-    if not s:
-        raise ValueError(f'time: invalid duration "{text}"')
-    total = 0.0
-    pos = 0
-    while pos < len(s):
-        m = _DURATION.match(s, pos)
-        if not m:
-            if re.match(r"(\d+(?:\.\d*)?|\.\d+)$", s[pos:]):
-                raise ValueError(f'time: missing unit in duration "{text}"')
-            raise ValueError(f'time: invalid duration "{text}"')
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    return sign * total
-
-
-def format_duration(seconds: float) -> str:
-    """Go's Duration.String() for the values plugins print (e.g. `5s`, `1m0s`, `500ms`)."""
-    if seconds == 0:
-        return "0s"
-    if seconds < 0:
-        return "-" + format_duration(-seconds)
-    if seconds < 1:
-        ms = seconds * 1000
-        if ms >= 1:
-            return f"{ms:g}ms"
-        us = seconds * 1e6
-        return f"{us:g}µs" if us >= 1 else f"{seconds * 1e9:g}ns"
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    out = ""
-    if h:
-        out += f"{int(h)}h"
-    if h or m:
-        out += f"{int(m)}m"
-    out += f"{s:g}s"
-    return out
-
+__all__ = ["IP", "Fallthrough", "atoi", "format_duration", "fqdn", "is_subdomain", "normalize_zones",
+           "parse_duration", "parse_ip", "parse_uint", "zone_match"]
 
 def fqdn(name: str) -> str:
     return name if name.endswith(".") else name + "."
@@ -77,8 +30,6 @@ def zone_match(zones: list[str], name: str) -> str | None:
 
 def normalize_zones(args: list[str]) -> list[str]:
     """Zone arguments of a plugin as lowercased FQDNs; CIDRs expand; invalid ones are dropped."""
-    from .config import normalize_exact
-
     out: list[str] = []
     for a in args:
         for z in normalize_exact(a):

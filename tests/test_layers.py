@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # must still be acyclic. Modules not listed (new ones) are held to the no-cycle rule only; list them.
 LAYERS: list[set[str]] = [
     {"pycoredns", "exceptions", "wire", "log", "metrics", "http", "layout", "timers", "corefile"},
-    {"util", "config", "directives", "loader", "truncation", "response", "pod"},
+    {"goparse", "config", "directives", "loader", "truncation", "response", "pod"},
+    {"util"},
     {"request"},
     {"handler"},
     {"block"},
@@ -28,7 +29,7 @@ LAYERS: list[set[str]] = [
     {"server", "handover"},
     {"instance", "lastgood"},
     {"process"},
-    {"embed", "cli", "workers", "nodecache", "__main__", "demo"},
+    {"embed", "cli", "workers", "nodecache", "__main__", "demo", "testing"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 
