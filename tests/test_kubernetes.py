@@ -304,7 +304,8 @@ async def test_config_zone_errors(tmp_path: Path) -> None:
         async with running(".:0 {\n kubernetes 10.in-addr.arpa 0.0.10.in-addr.arpa\n}\n"):
             pass
     # observed on CoreDNS: the reverse apexes alone pass (IsReverse needs a label before in-addr.arpa.)
-    async with running(".:0 {\n kubernetes in-addr.arpa ip6.arpa {\n  startup_timeout 0s\n }\n}\n"):
+    async with running(".:0 {\n kubernetes in-addr.arpa ip6.arpa {\n  endpoint http://127.0.0.1:1\n"
+                       "  startup_timeout 0s\n }\n}\n"):
         pass
     with pytest.raises(StartupError, match="No such file"):
         async with running(corefile(str(tmp_path / "missing"))):
@@ -323,12 +324,33 @@ async def test_kubeconfig_errors(api, tmp_path: Path) -> None:
 
 
 async def test_no_connection_settings_outside_a_cluster(monkeypatch) -> None:
-    """Neither kubeconfig nor endpoint, not in a pod: in-cluster config fails, the server still serves."""
+    """Neither kubeconfig nor endpoint, not in a pod: in-cluster config fails and, as in CoreDNS, so
+    does the start."""
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    async with running(".:0 {\n kubernetes cluster.local {\n  startup_timeout 200ms\n }\n}\n") as srv:
+    with pytest.raises(StartupError, match="plugin/kubernetes: unable to load in-cluster configuration, "
+                       "KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be defined"):
+        async with running(".:0 {\n kubernetes cluster.local {\n  startup_timeout 200ms\n }\n}\n"):
+            pass
+
+
+async def test_unreachable_api_starts_unsynced_after_the_timeout(caplog) -> None:
+    """An endpoint that refuses connections: the server starts after startup_timeout with CoreDNS's
+    warning (the per-watch retry warnings come too) and answers SERVFAIL until it syncs."""
+    import logging
+
+    from conftest import free_port
+
+    from pycoredns.log import ROOT
+
+    logging.getLogger(ROOT).addHandler(caplog.handler)  # pycoredns's loggers do not propagate to the root
+    cf = f".:0 {{\n kubernetes cluster.local {{\n  endpoint http://127.0.0.1:{free_port()}\n" \
+         "  startup_timeout 300ms\n }\n}\n"
+    async with running(cf) as srv:
         m = await query(srv.port(), "svc1.ns1.svc.cluster.local.", "A")
         assert m.rcode() == dns.rcode.SERVFAIL and m.flags & dns.flags.AA and m.authority
         assert srv.instance.ready() == ["kubernetes"]
+    logging.getLogger(ROOT).removeHandler(caplog.handler)
+    assert "plugin/kubernetes: starting server with unsynced Kubernetes API" in caplog.text
 
 
 async def test_accepted_options(api, kubeconfig) -> None:

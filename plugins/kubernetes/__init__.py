@@ -699,7 +699,9 @@ def parse(c: Controller) -> Kubernetes:
         k.conn.endpoint = endpoints[0]
     if not k.conn.kubeconfig and not k.conn.endpoint and not (
             os.environ.get("KUBERNETES_SERVICE_HOST") and os.environ.get("KUBERNETES_SERVICE_PORT")):
-        log.warning("no kubeconfig or endpoint and not running in a cluster: the API will be unreachable")
+        # CoreDNS (client-go's rest.InClusterConfig) refuses to start here
+        raise ConfigError("unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and "
+                          "KUBERNETES_SERVICE_PORT must be defined")
     if k.conn.kubeconfig:
         _check_kubeconfig(k.conn.kubeconfig, k.conn.context)
     return k

@@ -355,6 +355,10 @@ class Index:
                 rel = label(lab) + base
                 name(rel, z)
                 self._put_addrs(put, rel, z, ips)
+                # SRV on an endpoint name: that endpoint's ports (CoreDNS's findServices with r.endpoint)
+                mine = [(lb, ip, p) for sl, addrs in slices for lb, ip in addrs if lb == lab for p in sl.ports]
+                an, ad = self._srv_records(mine, rel, base, z, svc_ips, by_label)
+                put(rel, z, SRV, an, ad)
         # reverse: ClusterIPs, then ready endpoints
         primary = labels_wire(svc.name, svc.ns, "svc")
         if self.zones:
@@ -395,35 +399,45 @@ class Index:
                 rel = base if group is None else label("_" + group[0]) + label("_" + group[1]) + base
             except ValueError:
                 continue  # a port name no label can carry: that SRV name only, not the whole service
-            zptr = zone_pointer(len(rel))
-            at = 12 + len(rel) + len(z.wire) + 4  # where the answer records start
-            weight = max(1, math.floor(100.0 / (100 * len(items)) * 100))  # Go's float arithmetic
-            seen: set[tuple[str, int]] = set()
-            an: list[bytes] = []
-            ad: list[bytes] = []
-            seen_ad: set[tuple[str, str]] = set()
-            for lab, _ip, p in items:
-                target_rel = (label(lab) if lab else b"") + base
-                if p.port == -1 or (lab, p.port) in seen:
-                    continue
-                seen.add((lab, p.port))
-                tw = target_rel + z.wire
-                an.append(rr(OWNER, SRV, self.ttl, struct.pack(">HHH", 0, weight, p.port) + tw))
-                # the glue's owner is a pointer to this SRV target, as miekg compresses it when it must
-                # (so sizes, and truncation, match CoreDNS's); the target carries the zone as the client
-                # spelled it and the rest lowercased, as CoreDNS's names. Pointers reach 16 KB only.
-                target_at = at + 18
-                at += len(an[-1])
-                owner = struct.pack(">H", 0xC000 | target_at) if target_at < 0x4000 else target_rel + zptr
-                for ip in (by_label.get(lab, []) if lab else svc_ips):
-                    if (lab, ip) not in seen_ad:
-                        seen_ad.add((lab, ip))
-                        ad.append(addr_rr(owner, ip, self.ttl))
+            an, ad = self._srv_records(items, rel, base, z, svc_ips, by_label)
             put(rel, z, SRV, an, ad)
             if group is not None:
                 name(rel, z)
                 # quirk kept from CoreDNS: A/AAAA on a _port._proto name answer the service's addresses
                 self._put_addrs(put, rel, z, svc_ips)
+
+    def _srv_records(self, items: list[tuple[str, str, Port]], rel: bytes, base: bytes, z: Zone,
+                     svc_ips: list[str], by_label: dict[str, list[str]]) -> tuple[list[bytes], list[bytes]]:
+        """SRV answers for the name `rel` (in the zone `z`) and their A/AAAA glue, from candidates
+        (endpoint label, ip, port): CoreDNS's plugin.SRV weighs every candidate, then drops repeated
+        (target, port) records."""
+        if not items:
+            return [], []
+        zptr = zone_pointer(len(rel))
+        at = 12 + len(rel) + len(z.wire) + 4  # where the answer records start
+        weight = max(1, math.floor(100.0 / (100 * len(items)) * 100))  # Go's float arithmetic
+        seen: set[tuple[str, int]] = set()
+        an: list[bytes] = []
+        ad: list[bytes] = []
+        seen_ad: set[tuple[str, str]] = set()
+        for lab, _ip, p in items:
+            target_rel = (label(lab) if lab else b"") + base
+            if p.port == -1 or (lab, p.port) in seen:
+                continue
+            seen.add((lab, p.port))
+            tw = target_rel + z.wire
+            an.append(rr(OWNER, SRV, self.ttl, struct.pack(">HHH", 0, weight, p.port) + tw))
+            # the glue's owner is a pointer to this SRV target, as miekg compresses it when it must
+            # (so sizes, and truncation, match CoreDNS's); the target carries the zone as the client
+            # spelled it and the rest lowercased, as CoreDNS's names. Pointers reach 16 KB only.
+            target_at = at + 18
+            at += len(an[-1])
+            owner = struct.pack(">H", 0xC000 | target_at) if target_at < 0x4000 else target_rel + zptr
+            for ip in (by_label.get(lab, []) if lab else svc_ips):
+                if (lab, ip) not in seen_ad:
+                    seen_ad.add((lab, ip))
+                    ad.append(addr_rr(owner, ip, self.ttl))
+        return an, ad
 
     def _build_ptr(self, ip: str) -> None:
         rw = reverse_wire(ip)
