@@ -26,6 +26,7 @@ from pycoredns.request import Request, ResponseWriter
 from pycoredns.util import Fallthrough, normalize_zones, parse_duration, zone_match
 
 from . import objects
+from .external import ExternalMixin
 from .index import AAAA, CNAME, NS, OWNER, PTR, SOA, SRV, TXT, A, Index, addr_rr, label, rr, zone_pointer
 from .watch import POD_FIELD_SELECTOR, Connection, KindSpec, Watcher
 
@@ -127,7 +128,7 @@ def resolv_search(path: str = "/etc/resolv.conf") -> list[str]:
     return out
 
 
-class Kubernetes(Handler):
+class Kubernetes(ExternalMixin, Handler):
     name = "kubernetes"
 
     def __init__(self, zones: list[str]) -> None:

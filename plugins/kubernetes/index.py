@@ -134,6 +134,7 @@ class Index:
         self._svc_ips: dict[Key, list[str]] = {}
         self.dirty: set[Key] = set()
         self.serial = 0
+        self.ext_serial = 0  # k8s_external's SOA serial: CoreDNS's extModified (service updates only)
         self.synced_kinds: set[str] = set()
 
     # -- changes ------------------------------------------------------------------------------
@@ -157,6 +158,8 @@ class Index:
         old = self.services.get(key)
         if old == svc:
             return
+        if old is not None and svc is not None and (old.external_ips, old.ports) != (svc.external_ips, svc.ports):
+            self.ext_serial = int(time.time()) & 0xFFFFFFFF
         if svc is None:
             del self.services[key]
             names = self.ns_services.get(key[0])

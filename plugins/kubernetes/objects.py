@@ -28,6 +28,7 @@ class Service(NamedTuple):
     external: str  # ExternalName target ("" otherwise)
     ports: tuple[Port, ...]
     selector: bool
+    external_ips: tuple[str, ...] = ()  # spec.externalIPs, then LoadBalancer ingress IPs/hostnames (k8s_external)
 
 
 class Address(NamedTuple):
@@ -89,16 +90,30 @@ def reduce_service(obj: Any) -> Service | None:
     ns, name = key
     ports = _ports(spec.get("ports"))
     selector = bool(spec.get("selector"))
+    ext_ips = _external_ips(obj, spec)
     if spec.get("type") == "ExternalName":
         ext = spec.get("externalName")
-        return Service(ns, name, (), False, ext if isinstance(ext, str) else "", ports, selector)
+        return Service(ns, name, (), False, ext if isinstance(ext, str) else "", ports, selector, ext_ips)
     ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
     if not isinstance(ips, list):
         ips = []
     if ips and ips[0] == "None":
-        return Service(ns, name, (), True, "", ports, selector)
+        return Service(ns, name, (), True, "", ports, selector, ext_ips)
     clean = tuple(ip for ip in (_ip(x) for x in ips) if ip)
-    return Service(ns, name, clean, False, "", ports, selector)
+    return Service(ns, name, clean, False, "", ports, selector, ext_ips)
+
+
+def _external_ips(obj: dict, spec: dict) -> tuple[str, ...]:
+    """CoreDNS's object.Service ExternalIPs: spec.externalIPs, then each ingress's IP or else hostname."""
+    out = [x for x in spec.get("externalIPs") or () if isinstance(x, str)]
+    status = obj.get("status")
+    lb = status.get("loadBalancer") if isinstance(status, dict) else None
+    for ing in (lb.get("ingress") if isinstance(lb, dict) else None) or ():
+        if isinstance(ing, dict):
+            value = ing.get("ip") or ing.get("hostname")
+            if isinstance(value, str) and value:
+                out.append(value)
+    return tuple(out)
 
 
 def _parse_time(text: Any) -> float | None:
