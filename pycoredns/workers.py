@@ -15,9 +15,11 @@ restart loses no query. Workers get SIGTERM if the parent is killed (PR_SET_PDEA
 orphaned; each worker has its own process group, so a Ctrl-C on a terminal is not seen twice (once from the
 terminal, once forwarded: a second SIGINT means "exit now").
 
-Caveats (README.md "Workers"): each worker has its own cache, its own kubernetes watch and its own
-metrics, and a scrape of `/metrics` reaches one worker; reload (SIGUSR1 or the `reload` plugin)
-happens in each worker; ephemeral ports (`:0`) give each worker a different port.
+What stays per worker (README.md "Workers"): each worker has its own cache, its own kubernetes
+watch and index, its own forward connections and health checks; reload (SIGUSR1 or the `reload`
+plugin) happens in each worker; ephemeral ports (`:0`) give each worker a different port. What is
+shared: `/metrics`, `/health` and `/ready` answer for the whole pod from whichever worker gets the
+request (`pycoredns.pod`). `-workers auto` takes the count from the cgroup CPU quota (`auto_count`).
 """
 
 from __future__ import annotations
