@@ -142,6 +142,7 @@ class Case:
     http: HttpCheck | None = None  # an HTTP check instead of a DNS query (--binary only)
     exit: int | None = None  # the binary must exit with this status (corefile area)
     stderr: str = ""  # ... printing this (after placeholder substitution) on stderr
+    log: str = ""  # a running server's stdout or stderr must contain this (checked after the query)
     ready: Query | None = None
     ready_rcode: str = "NOERROR"
     retry: float = 0.0  # re-query for up to this many seconds until the reply passes (convergence)
@@ -224,7 +225,7 @@ def load_file(path: Path) -> list[Case]:
 
 def _fill(case: Case, spec: dict[str, Any], defaults: dict[str, Any]) -> None:
     known = {"name", "level", "description", "query", "expect", "steps", "corefile", "env", "files", "server",
-             "upstream", "exit", "stderr", "ready", "http", "retry"}
+             "upstream", "exit", "stderr", "ready", "http", "retry", "log"}
     unknown = set(spec) - known
     if unknown:
         raise CaseError(f"unknown case keys: {', '.join(sorted(unknown))}")
@@ -248,6 +249,7 @@ def _fill(case: Case, spec: dict[str, Any], defaults: dict[str, Any]) -> None:
         case.expect = Expectation.parse(spec.get("expect") or {})
     elif "expect" in spec:
         raise CaseError("expect without query")
+    case.log = str(spec.get("log", ""))
     if "exit" in spec:
         case.exit = int(spec["exit"])
         case.stderr = str(spec.get("stderr", ""))

@@ -163,6 +163,20 @@ def check_http(case: Case, env: Environment) -> Result:
     return res
 
 
+def check_log(case: Case, env: Environment, res: Result) -> None:
+    """The server's stdout or stderr must contain `case.log` (bounded wait: logs may lag the answer)."""
+    want = env.fill(case.log)
+    deadline = time.monotonic() + 5.0
+    while True:
+        text = env.output_text()
+        if want in text:
+            return
+        if time.monotonic() > deadline:
+            res.status, res.detail = FAIL, f"server output lacks {want!r}"
+            return
+        time.sleep(0.2)
+
+
 class Group:
     """Cases that share a Corefile: the resources they need and the order they run in."""
 
@@ -272,6 +286,11 @@ class Environment:
     def stderr_text(self) -> str:
         self.err.flush()
         return (self.dir / "stderr").read_text(errors="replace")
+
+    def output_text(self) -> str:
+        """stdout and stderr (CoreDNS logs to stdout, its fatal errors go to stderr)."""
+        self.out.flush()
+        return (self.dir / "stdout").read_text(errors="replace") + self.stderr_text()
 
     def wait_exit(self, timeout: float) -> int | None:
         assert self.proc is not None
@@ -399,6 +418,8 @@ class BinaryTarget(Target):
                     r = Result(case, ERROR, expected_text(case), f"step failed: {type(exc).__name__}: {exc}")
                 else:
                     r = check_http(case, env) if case.http else check_query(case, "127.0.0.1", env.port)
+                    if case.log and r.status == PASS:
+                        check_log(case, env, r)
                 r.seconds = time.monotonic() - t1
                 out.append(r)
             return out
