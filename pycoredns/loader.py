@@ -30,12 +30,12 @@ def make_loader(conf: str, port: int) -> Loader:
             return stdin_text[0], "stdin"
         if conf:
             try:
-                with open(conf, encoding="utf-8") as f:
+                with open(conf, encoding="utf-8", newline="") as f:  # a CRLF inside quotes is kept (caddy)
                     return f.read(), conf
             except OSError as e:
                 raise StartupError(f"loading Caddyfile via flag: open {conf}: {_strerror(e)}") from None
         if os.path.exists("Corefile"):
-            with open("Corefile", encoding="utf-8") as f:
+            with open("Corefile", encoding="utf-8", newline="") as f:
                 return f.read(), "Corefile"
         return DEFAULT_COREFILE.format(port=port), "Corefile"
 
