@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from typing import cast
 
 from .corefile.errors import go_quote
 from .exceptions import ServerBlockKeyError
@@ -163,7 +164,8 @@ def _reverse(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> list[str]:
     boundary = 8 if net.version == 4 else 4
     ones = net.prefixlen
     ceil = -(-ones // boundary) * boundary  # the next boundary at or above the mask
-    nets = [net] if ones == ceil else list(net.subnets(new_prefix=ceil))
+    nets = cast("list[ipaddress.IPv4Network | ipaddress.IPv6Network]",
+                [net] if ones == ceil else list(net.subnets(new_prefix=ceil)))
     out: list[str] = []
     for n in nets:
         if n.version == 4:

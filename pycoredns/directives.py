@@ -89,13 +89,13 @@ def available() -> list[str]:
     return sorted(BUILTIN | set(_external))
 
 
-def setup_function(name: str) -> Callable | None:
+def setup_function(name: str) -> Callable[..., None] | None:
     """The directive's `setup(c)`, imported on first use; None when not implemented."""
     _load_entry_points()
     if name in _external:
-        return importlib.import_module(_external[name]).setup
+        return importlib.import_module(_external[name]).setup  # type: ignore[no-any-return]
     if name in BUILTIN:
-        return importlib.import_module(f"pycoredns.plugins.{name}").setup
+        return importlib.import_module(f"pycoredns.plugins.{name}").setup  # type: ignore[no-any-return]
     return None
 
 

@@ -236,7 +236,7 @@ class WrapperHandler(Handler):
         except PluginError as e:
             return ww.after(e.rcode, e)
         if rc is PENDING:
-            return rc
+            return PENDING
         return ww.after(rc, None)
 
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:

@@ -15,7 +15,7 @@ import trio
 from . import directives, log
 from .block import BlockConfig
 from .config import ZoneAddress, normalize_key
-from .context import ConfigScope, Runtime
+from .context import ConfigScope, Hook, Runtime
 from .controller import Controller
 from .corefile import CorefileError, ServerBlock
 from .exceptions import ConfigError, StartupError
@@ -124,7 +124,8 @@ class Instance:
                 raise StartupError(f"{transport}:// listeners are not supported by pycoredns")
 
     @staticmethod
-    def _check_overlap(seen: dict, addr: ZoneAddress, host: str, block: BlockConfig) -> None:
+    def _check_overlap(seen: dict[tuple[str, str, str, int], BlockConfig], addr: ZoneAddress, host: str,
+                       block: BlockConfig) -> None:
         key = (addr.transport, addr.zone, host, addr.port)
         where = f" on {host}" if host else ""
         filtered = "view" in block.extra  # may share its zone and port; checked, never registered
@@ -177,7 +178,7 @@ class Instance:
         """The process socket-pool keys (host, configured port) this configuration listens on."""
         return {(lst.host, lst.port) for lst in self.listeners.values()}
 
-    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the receive loops until `stop_receiving`; one cancel scope per socket pair.
 
         Per-socket scopes let a reload stop only the sockets the new configuration takes over
@@ -231,7 +232,7 @@ class Instance:
         await self._run_hooks(self.scope.shutdown_hooks + (self.scope.final_shutdown_hooks if final else []))
 
     @staticmethod
-    async def _run_hooks(hooks: list) -> None:
+    async def _run_hooks(hooks: list[Hook]) -> None:
         for hook in hooks:
             try:
                 await hook()

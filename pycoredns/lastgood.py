@@ -69,7 +69,7 @@ class Snapshot:
         if not all(isinstance(v, str) for v in fields) or not isinstance(files, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
             raise ValueError("malformed snapshot")
-        filename, text, sha512, saved = fields
+        filename, text, sha512, saved = (str(v) for v in fields)
         return cls(filename, text, files, sha512, saved)
 
 

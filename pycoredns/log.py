@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 logging.addLevelName(logging.CRITICAL, "FATAL")
 ROOT = "pycoredns"
@@ -55,7 +56,7 @@ def set_debug(on: bool) -> None:
     logging.getLogger(ROOT).setLevel(logging.DEBUG if on else logging.INFO)
 
 
-def configure(stream=None) -> None:
+def configure(stream: TextIO | None = None) -> None:
     """Install CoreDNS's format on the `pycoredns` logger (idempotent)."""
     logger = logging.getLogger(ROOT)
     for h in list(logger.handlers):

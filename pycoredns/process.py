@@ -142,7 +142,7 @@ class Process:
         return inst
 
     # -- running -------------------------------------------------------------------------------
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[Process] = trio.TASK_STATUS_IGNORED) -> None:
         """Load, start and serve until `stop()`; StartupError if the first configuration fails."""
         failure: StartupError | None = None
         try:
@@ -335,7 +335,8 @@ class Process:
                 keys |= i.socket_keys()
         self.sockets.keep_only(keys)
 
-    async def _run_instance(self, inst: Instance, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def _run_instance(self, inst: Instance, *,
+                            task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         failure: StartupError | None = None
         async with trio.open_nursery() as n:
             try:
@@ -499,7 +500,7 @@ class Process:
         lst = self.instance.first_listener()
         sock = lst.udp_sock if proto == "udp" else lst.tcp_sock
         assert sock is not None
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 def _only_leaf(eg: BaseExceptionGroup) -> BaseException | None:

@@ -12,7 +12,8 @@ import errno
 import socket
 import struct
 import time
-from typing import TYPE_CHECKING, cast
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 from dnslib import DNSBuffer, DNSRecord
@@ -78,7 +79,7 @@ def _normalize_opt(req: Request, data: bytes) -> bytes:
     return bytes(buf)
 
 
-def _packed_len(rr) -> int:
+def _packed_len(rr: Any) -> int:
     """Wire length of one RR (dnslib's RR.pack needs a buffer, unlike DNSRecord.pack)."""
     buf = DNSBuffer()
     rr.pack(buf)
@@ -171,7 +172,7 @@ class ClientWriter(ResponseWriter):
 class UDPWriter(ClientWriter):
     __slots__ = ("addr", "sock")
 
-    def __init__(self, sock: socket.socket, addr: tuple, req: Request) -> None:
+    def __init__(self, sock: socket.socket, addr: tuple[Any, ...], req: Request) -> None:
         self.written = False  # ResponseWriter's state, set here: no super() call per query
         self.held = False
         self.sock = sock
@@ -224,14 +225,14 @@ class UDPTransport:
     __slots__ = ("sock", "spawn")
     proto = "udp"
 
-    def __init__(self, sock: socket.socket, spawn) -> None:
+    def __init__(self, sock: socket.socket, spawn: Callable[..., None]) -> None:
         self.sock = sock
         self.spawn = spawn
 
-    def writer(self, req: Request, addr: tuple) -> ClientWriter:
+    def writer(self, req: Request, addr: tuple[Any, ...]) -> ClientWriter:
         return UDPWriter(self.sock, addr, req)
 
-    def send_raw(self, data: bytes, addr: tuple) -> None:
+    def send_raw(self, data: bytes, addr: tuple[Any, ...]) -> None:
         try:
             self.sock.sendto(data, addr)
         except OSError:
@@ -347,7 +348,7 @@ class Listener:
         return None
 
     # -- one query -----------------------------------------------------------------------------
-    def dispatch(self, data: bytes, remote: tuple, transport: UDPTransport | TCPConnection) -> None:
+    def dispatch(self, data: bytes, remote: tuple[Any, ...], transport: UDPTransport | TCPConnection) -> None:
         """Handle one query synchronously if its chain can, else start a task for it.
 
         `transport` makes the writer, sends the server's raw replies and spawns the slow path.
@@ -376,7 +377,7 @@ class Listener:
             return
         w = transport.writer(req, remote)
         try:
-            rc = block.chain.serve_fast(req, w)
+            rc = block.chain.serve_fast(req, w)  # type: ignore[union-attr]  # None: caught as a panic
         except Exception as exc:
             rc = self._rcode_for(exc)
         if rc is None:
@@ -392,7 +393,7 @@ class Listener:
     async def _serve_async(self, block: BlockConfig, req: Request, w: ResponseWriter) -> None:
         self.inflight += 1
         try:
-            rc = await block.chain.serve_dns(req, w)
+            rc = await block.chain.serve_dns(req, w)  # type: ignore[union-attr]  # None: caught as a panic
         except Exception as exc:
             rc = self._rcode_for(exc)
         finally:
@@ -437,7 +438,7 @@ class Listener:
             return req.empty_reply(wire.REFUSED)
         token = _reentries.set(depth + 1)
         try:
-            rc = await block.chain.serve_dns(req, rec)
+            rc = await block.chain.serve_dns(req, rec)  # type: ignore[union-attr]  # None: caught as a panic
         except Exception as exc:
             rc = self._rcode_for(exc)
         finally:
@@ -597,13 +598,13 @@ class TCPConnection:
     # -- the transport interface of Listener.dispatch --------------------------------------------
     proto = "tcp"
 
-    def writer(self, req: Request, addr: tuple) -> ClientWriter:
+    def writer(self, req: Request, addr: tuple[Any, ...]) -> ClientWriter:
         return TCPWriter(self, req)
 
-    def send_raw(self, data: bytes, addr: tuple) -> None:
+    def send_raw(self, data: bytes, addr: tuple[Any, ...]) -> None:
         self.send(data)
 
-    def spawn(self, fn, *args) -> None:
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         assert self.queries is not None
         self.queries.start_soon(fn, *args)
 

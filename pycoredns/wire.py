@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import struct
+from typing import TypeAlias
 
 from dnslib import DNSRecord
 
@@ -57,7 +58,7 @@ _HH = struct.Struct(">HH")
 _HHIH = struct.Struct(">HHIH")
 _I = struct.Struct(">I")
 
-Reply = bytes | DNSRecord
+Reply: TypeAlias = bytes | DNSRecord
 
 
 class WireError(ValueError):
@@ -269,13 +270,13 @@ def rr_layout(data: bytes) -> tuple[int, list[int], int]:
 def rcode_of(reply: Reply) -> int:
     if isinstance(reply, bytes):
         return reply[3] & 0x0F
-    return reply.header.rcode
+    return int(reply.header.rcode)
 
 
 def flags_of(reply: Reply) -> int:
     if isinstance(reply, bytes):
         return (reply[2] << 8) | reply[3]
-    return reply.header.bitmap
+    return int(reply.header.bitmap)
 
 
 def to_bytes(reply: Reply) -> bytes:
@@ -294,7 +295,7 @@ def min_ttl(data: bytes, ttl_offsets: list[int]) -> int | None:
     """Smallest TTL among the given records (None when there are none)."""
     if not ttl_offsets:
         return None
-    return min(_I.unpack_from(data, o)[0] for o in ttl_offsets)
+    return min(int(_I.unpack_from(data, o)[0]) for o in ttl_offsets)
 
 
 def set_ttls(buf: bytearray, ttl_offsets: list[int], ttl: int) -> None:
@@ -331,7 +332,7 @@ def type_value(name: str) -> int | None:
 
     up = name.upper()
     if up in QTYPE.reverse:
-        return QTYPE.reverse[up]
+        return int(QTYPE.reverse[up])
     if up.startswith("TYPE") and up[4:].isascii() and up[4:].isdigit() and int(up[4:]) <= 0xFFFF:
         return int(up[4:])
     return None

@@ -7,6 +7,8 @@ what ``arg_err`` says) decide which Corefiles a plugin accepts, so they follow
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .errors import CorefileError, go_sprintf, parse_error, syntax_error
 from .lexer import Token
 
@@ -51,7 +53,7 @@ class Dispenser:
         """Advance only if the next token starts a new line."""
         return self._advance_if(new_line)
 
-    def _advance_if(self, related) -> bool:
+    def _advance_if(self, related: Callable[[Token, Token], bool]) -> bool:
         """Step to the next token when `related(current, next)` holds (always from the start)."""
         if self.cursor < 0:
             self.cursor += 1
