@@ -305,9 +305,15 @@ class Kubernetes(ExternalMixin, Handler):
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
         idx = self.index
         if idx is not None:
-            hit = idx.answers.get((req.qname_wire, req.qtype))
+            key = (req.qname_wire, req.qtype)
+            hit = idx.answers.get(key)
             if hit is not None:
                 return self._write_hit(req, w, hit)
+            seen = idx.memo.get(key)
+            if seen is not None:
+                if seen is NEXT:
+                    return self.next_fast(req, w)
+                return self._write_hit(req, w, seen[1], seen[0])
         out = self.decide(req)
         if isinstance(out, bytes):
             return self._write_alias(req, w, out)
@@ -319,9 +325,14 @@ class Kubernetes(ExternalMixin, Handler):
 
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
         idx = self.index
-        hit = idx.answers.get((req.qname_wire, req.qtype)) if idx is not None else None
-        if hit is not None:
-            return self._write_hit(req, w, hit)
+        if idx is not None:
+            key = (req.qname_wire, req.qtype)
+            hit = idx.answers.get(key)
+            if hit is not None:
+                return self._write_hit(req, w, hit)
+            seen = idx.memo.get(key)
+            if seen is not None and seen is not NEXT:
+                return self._write_hit(req, w, seen[1], seen[0])
         out = self.decide(req)
         if isinstance(out, bytes):
             return self._write_alias(req, w, out)
@@ -331,8 +342,9 @@ class Kubernetes(ExternalMixin, Handler):
             return await self._external(req, w, out)
         return self._emit(out, w)
 
-    def _write_hit(self, req: Request, w: ResponseWriter, hit: bytes) -> int:
-        """A precomputed answer: header (id, flags, QDCOUNT + the stored counts), question, records."""
+    def _write_hit(self, req: Request, w: ResponseWriter, hit: bytes, rcode: int = 0) -> int:
+        """A precomputed or memoised answer: header (id, flags, QDCOUNT + the stored counts), question,
+        records. Returns the rcode written."""
         body = hit[6:]
         if req.qtype == SRV:
             qwire = req.wire[12 : req.qend - 4]
@@ -342,8 +354,8 @@ class Kubernetes(ExternalMixin, Handler):
                 if zone is not None:
                     zw = wire.text_to_wire(zone)
                     body = body.replace(zw, qwire[len(qwire) - len(zw):])
-        w.write(b"".join((req.reply_header(0, aa=True)[:6], hit[:6], req.question, body)))
-        return 0
+        w.write(b"".join((req.reply_header(rcode, aa=True)[:6], hit[:6], req.question, body)))
+        return rcode
 
     def _write_alias(self, req: Request, w: ResponseWriter, canon: bytes) -> int:
         """A `port.proto` name answered from its `_port._proto` twin `canon` (rare, so dnslib): the
@@ -388,14 +400,33 @@ class Kubernetes(ExternalMixin, Handler):
             if (qname, qtype) in self.index.answers:
                 return qname
         outcome = self._classify(req, rel, qtype, zone, zp, qname)
-        if isinstance(outcome, (tuple, str)):
+        if isinstance(outcome, str):
             return outcome
+        if isinstance(outcome, tuple):
+            return self._remember(req, outcome)
         if outcome == wire.NXDOMAIN:
             if self.fall.through(req.name):
-                return NEXT
+                return self._remember(req, NEXT)
             if not self.synced:  # written, so returned as success (CoreDNS's BackendError)
                 return self._negative(req, wire.SERVFAIL, zp), wire.NOERROR
-        return self._negative(req, outcome, zp), outcome
+        return self._remember(req, (self._negative(req, outcome, zp), outcome))
+
+    def _remember(self, req: Request, out: Any) -> Any:
+        """Memoise a computed outcome (NEXT or (reply, rcode)) as wire bytes keyed like the answers.
+
+        The stored bytes hold no id, flags or question: owners and the SOA's names point into the
+        question, so a hit keeps the client's spelling (0x20) of the zone. Only a synced index is
+        memoised, and any index change clears the memo (`Index.memo`).
+        """
+        idx = self.index
+        if self.synced and idx is not None:
+            key = (req.qname_wire, req.qtype)
+            if out is NEXT:
+                idx.remember(key, NEXT)
+            else:
+                reply, rcode = out
+                idx.remember(key, (rcode, reply[6:12] + reply[12 + len(req.question):]))
+        return out
 
     def _rel_end(self, req: Request, zone: str) -> int:
         """Length of the qname's labels left of `zone` (where the zone starts in the question)."""

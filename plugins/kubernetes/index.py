@@ -31,6 +31,7 @@ Key = tuple[str, str]  # (namespace, name)
 Answer = bytes  # ANCOUNT, NSCOUNT (0), ARCOUNT as on the wire, then the answer + additional records
 
 _RR = struct.Struct(">HHIH")
+MEMO_SIZE = 20000  # memoised outcomes (search-path misses repeat per namespace; ~200 bytes each)
 
 
 def label(text: str) -> bytes:
@@ -136,12 +137,29 @@ class Index:
         self.serial = 0
         self.ext_serial = 0  # k8s_external's SOA serial: CoreDNS's extModified (service updates only)
         self.synced_kinds: set[str] = set()
+        # outcomes computed per query (negatives, fallthrough, synthesised names), memoised until
+        # the next change: (qname wire, qtype) -> (rcode, counts + records) or the plugin's NEXT
+        self.memo: dict[tuple[bytes, int], object] = {}
+        self._memo_values: dict[object, object] = {}
 
     # -- changes ------------------------------------------------------------------------------
     def exposed(self, ns: str) -> bool:
         return ns in self.namespaces and (not self.only_ns or ns in self.only_ns)
 
+    def forget(self) -> None:
+        self.memo.clear()
+        self._memo_values.clear()
+
+    def remember(self, key: tuple[bytes, int], value: object) -> None:
+        """Store a computed outcome; the memo is bounded (cleared when full, as the others)."""
+        if len(self.memo) >= MEMO_SIZE:
+            self.memo.clear()
+            self._memo_values.clear()
+        # negatives of one zone and name length are the same bytes: store them once
+        self.memo[key] = self._memo_values.setdefault(value, value)
+
     def _changed(self) -> None:
+        self.forget()
         self.serial = int(time.time()) & 0xFFFFFFFF
 
     def set_namespace(self, name: str, present: bool) -> None:
@@ -217,6 +235,7 @@ class Index:
     # -- rebuild ------------------------------------------------------------------------------
     def apply(self, limit: int | None = None) -> list[Key]:
         """Rebuild the answers of dirty services (at most `limit`); returns the keys rebuilt."""
+        self.forget()  # rebuilt answers may turn a memoised negative positive, and back
         if limit is None or len(self.dirty) <= limit:
             done = list(self.dirty)
             self.dirty.clear()
