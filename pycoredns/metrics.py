@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, cast
 
 
 def _fmt(v: float) -> str:
@@ -48,10 +49,10 @@ class Metric:
         lines.extend(self.samples())
         return "\n".join(lines) + "\n"
 
-    def values_now(self) -> dict[tuple[str, ...], float | list[float]]:  # pragma: no cover - interface
+    def values_now(self) -> Mapping[tuple[str, ...], float | list[float]]:  # pragma: no cover - interface
         return {}
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         """This metric's state as plain data (JSON-able), for merging the workers of a pod."""
         return {"kind": self.kind, "help": self.help, "labels": list(self.label_names),
                 "samples": [[list(lv), v] for lv, v in self.values_now().items()]}
@@ -137,7 +138,7 @@ class Histogram(Metric):
     def values_now(self) -> dict[tuple[str, ...], list[float]]:
         return self.values
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         return {**super().snapshot(), "buckets": self.buckets}
 
     def samples(self) -> Iterable[str]:
@@ -173,7 +174,7 @@ class Registry:
     def gauge(self, name: str, help: str, labels: Iterable[str] = ()) -> Gauge:
         return self.register(Gauge(name, help, labels))  # type: ignore[return-value]
 
-    def gauge_func(self, name: str, help: str, fn, labels: Iterable[str] = ()) -> GaugeFunc:
+    def gauge_func(self, name: str, help: str, fn: Callable[[], Any], labels: Iterable[str] = ()) -> GaugeFunc:
         m = self.register(GaugeFunc(name, help, fn, labels))
         m.fn = fn  # type: ignore[attr-defined]  # the newest configuration's view wins
         return m  # type: ignore[return-value]
@@ -186,7 +187,7 @@ class Registry:
             collect()
         return "".join(m.expose() for _, m in sorted(self.metrics.items()))
 
-    def snapshot(self) -> dict[str, dict]:
+    def snapshot(self) -> dict[str, dict[str, Any]]:
         """Every metric as plain data (`Metric.snapshot`); `merge` turns N of them into one exposition."""
         for collect in self.collectors:
             collect()
@@ -211,10 +212,10 @@ GAUGE_MODES: dict[str, str] = {
 mode): `sum`, `max`, `min`, or `all` (one series per worker, labelled `worker="<index>"`, the
 default for a gauge not listed). Counters and histograms are always summed."""
 DEFAULT_GAUGE_MODE = "all"
-_COMBINE = {"sum": sum, "max": max, "min": min}
+_COMBINE: dict[str, Callable[[list[float]], float]] = {"sum": sum, "max": max, "min": min}
 
 
-def merge(snapshots: list[dict[str, dict] | None]) -> str:
+def merge(snapshots: list[dict[str, dict[str, Any]] | None]) -> str:
     """One text exposition from the registries of the workers (`Registry.snapshot`, index = worker
     number; None for a worker that did not answer)."""
     merged: dict[str, Metric] = {}
@@ -223,11 +224,11 @@ def merge(snapshots: list[dict[str, dict] | None]) -> str:
             _merge_into(merged, name, data, str(worker))
     for name, m in merged.items():
         if isinstance(m, Gauge) and (mode := GAUGE_MODES.get(name, DEFAULT_GAUGE_MODE)) != "all":
-            m.values = {lv: _COMBINE[mode](vs) for lv, vs in m.values.items()}  # type: ignore[misc]
+            m.values = {lv: _COMBINE[mode](cast("list[float]", vs)) for lv, vs in m.values.items()}
     return "".join(m.expose() for _, m in sorted(merged.items()))
 
 
-def _merge_into(merged: dict[str, Metric], name: str, data: dict, worker: str) -> None:
+def _merge_into(merged: dict[str, Metric], name: str, data: dict[str, Any], worker: str) -> None:
     kind, labels, samples = data["kind"], tuple(data["labels"]), data["samples"]
     m = merged.get(name)
     if m is None:
@@ -249,9 +250,10 @@ def _merge_into(merged: dict[str, Metric], name: str, data: dict, worker: str) -
             if len(m.label_names) > len(lv):
                 m.values[(*lv, worker)] = v
             else:
-                m.values.setdefault(tuple(lv), []).append(v)  # type: ignore[attr-defined]  # combined in merge
+                lists = cast("dict[tuple[str, ...], list[float]]", m.values)  # combined in merge
+                lists.setdefault(tuple(lv), []).append(v)
     else:
-        counter = m.values
+        counter = cast(Counter, m).values
         for lv, v in samples:
             counter[tuple(lv)] = counter.get(tuple(lv), 0.0) + v
 
