@@ -253,6 +253,7 @@ class Listener:
         self.zone_names: list[tuple[str, BlockConfig]] = []
         self.class_chaos = False
         self.has_views = False  # a block with `view`: routing depends on the client, never memoised
+        self.ssl_context = None  # tls:// listeners: the block's `tls` certificate (plain TCP without one)
         self.debug = False
         self.nursery: trio.Nursery | None = None
         self.udp_sock: socket.socket | None = None
@@ -293,6 +294,8 @@ class Listener:
             self.debug = True
         if "view" in block.extra:
             self.has_views = True
+        if self.transport == "tls" and "tls" in block.extra:
+            self.ssl_context = block.extra["tls"]
         for name in ("read_timeout", "write_timeout", "idle_timeout", "max_tcp_queries"):
             if name in block.extra:  # the last block with a value wins (CoreDNS's server group)
                 setattr(self, name, block.extra[name])
@@ -490,6 +493,8 @@ class Listener:
             self.nursery.start_soon(self._tcp_conn, stream, _token)
 
     async def _tcp_conn(self, stream: trio.SocketStream, token: object) -> None:
+        if self.ssl_context is not None:  # DNS over TLS: the same chain, over a TLS stream
+            stream = trio.SSLStream(stream, self.ssl_context, server_side=True)  # type: ignore[assignment]
         conn = TCPConnection(self, stream)
         self.tcp_conns.add(conn)
         if self.tcp_retiring:
@@ -515,7 +520,8 @@ class TCPConnection:
         self.stream = stream
         self.send_q, self.recv_q = trio.open_memory_channel[bytes](1000)
         try:
-            peer = stream.socket.getpeername()
+            sock = stream.socket if isinstance(stream, trio.SocketStream) else stream.transport_stream.socket
+            peer = sock.getpeername()
         except OSError:
             peer = ("", 0)
         self.remote = (peer[0], peer[1])

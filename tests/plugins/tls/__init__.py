@@ -1,0 +1,1 @@
+"""Tests of the tls plugin and tls:// listeners."""
