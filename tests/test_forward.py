@@ -488,7 +488,9 @@ CONFIG_ERRORS = [
     ("forward . tls://127.0.0.1%a.example {\n tls_servername b.example\n}\n",
      "both forward ('b.example') and proxy level ('a.example') TLS servernames are set for upstream proxy "
      "'tls://127.0.0.1:853'"),
-    ("forward . /nonexistent/resolv.conf\n", 'not an IP address or file: "/nonexistent/resolv.conf"'),
+    ("forward . /nonexistent/resolv.conf\n",
+     'failed to resolve "/nonexistent/resolv.conf": lookup /nonexistent/resolv.conf: no such host'),
+    ("forward . a..b\n", 'not an IP address, file, or valid domain: "a..b"'),
     ("forward . unix:///tmp/dns.sock\n", "'unix' is not supported as a destination protocol in forward: "
                                         "unix:///tmp/dns.sock"),
     ("forward . https://127.0.0.1\n", "'https' is not supported as a destination protocol in forward: "
@@ -504,7 +506,8 @@ async def test_unresolvable_host_name_is_a_startup_error():
     with pytest.raises(StartupError) as ei:
         async with running(block("upstream.invalid")):
             pass
-    assert str(ei.value).startswith('plugin/forward: failed to resolve upstream host "upstream.invalid"')
+    assert str(ei.value).startswith('plugin/forward: failed to resolve "upstream.invalid": lookup upstream.invalid')
+    assert str(ei.value).endswith(": no such host")
 
 
 @pytest.mark.parametrize(("body", "message"), CONFIG_ERRORS)

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from pycoredns import wire
 from pycoredns.log import plugin_logger
-from pycoredns.plugin import ConfigError, Controller, config_uint
+from pycoredns.plugin import ConfigError, Controller, config_uint, go_quote
 from pycoredns.plugin import config_atoi as _atoi
 from pycoredns.plugin import config_duration as _duration
 from pycoredns.util import format_duration, normalize_zones
@@ -157,7 +157,7 @@ def parse_targets(to: list[str]) -> list[Target]:
         if not port_text and trans == "dns" and os.path.isfile(rest):
             out.extend(("dns", ns, 53, "", _join(ns, 53)) for ns in read_resolv_conf(rest))
             continue
-        for addr in _resolve(host, port):
+        for addr in _resolve(host, port, text):
             out.append((trans, addr, port, server_name, shown))
     if not out:
         raise ConfigError("no nameservers found")
@@ -187,14 +187,28 @@ def read_resolv_conf(path: str) -> list[str]:
     return servers
 
 
-def _resolve(host: str, port: int) -> list[str]:
-    """A host name TO, resolved once at startup with the system resolver; addresses de-duplicated."""
-    if not _HOSTNAME.match(host):
-        raise ConfigError(f'not an IP address or file: "{host}"')
+def _resolve(host: str, port: int, text: str) -> list[str]:
+    """A host name TO, resolved once at startup with the system resolver; addresses de-duplicated.
+
+    CoreDNS 1.14.7 (forward/resolve.go): a TO that is neither an address nor an existing file must be
+    a domain name in miekg's sense (labels of at most 63 bytes, 255 in all), else `not an IP address,
+    file, or valid domain`; a failed lookup is `failed to resolve %q: lookup NAME: no such host`."""
+    labels = host.rstrip(".").split(".")
+    if not host or len(host) > 254 or any(not x or len(x.encode()) > 63 for x in labels):
+        raise ConfigError(f"not an IP address, file, or valid domain: {go_quote(text)}")
+    if not _HOSTNAME.match(host):  # Go's resolver refuses such names without asking anyone
+        raise ConfigError(f"failed to resolve {go_quote(host)}: lookup {host}: no such host")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except socket.gaierror as e:
+        why = "no such host" if e.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5)) else e.strerror
+        try:  # Go's resolver names the server that said so
+            on = f" on {_join(read_resolv_conf('/etc/resolv.conf')[0], 53)}"
+        except (ConfigError, IndexError):
+            on = ""
+        raise ConfigError(f"failed to resolve {go_quote(host)}: lookup {host}{on}: {why}") from None
     except (OSError, UnicodeError) as e:
-        raise ConfigError(f'failed to resolve upstream host "{host}": {e}') from None
+        raise ConfigError(f"failed to resolve {go_quote(host)}: lookup {host}: {e}") from None
     addrs: list[str] = []
     for _fam, _type, _proto, _canon, sa in infos:
         if sa[0] not in addrs:
