@@ -112,7 +112,8 @@ def corefile_probe_set(text: str, args: argparse.Namespace, rng: random.Random) 
 
 
 def load_explained(path: str | None) -> list[dict[str, str]]:
-    """Intended differences: a YAML list of {corefile, probe, field, a, b (regexes / globs), reason}."""
+    """Intended differences: a YAML list of {corefile (glob), probe, field, a, b (regexes), case_only
+    (true: the two sides differ only in the case of letters), reason}."""
     if not path:
         return []
     items = yaml.safe_load(Path(path).read_text()) or []
@@ -125,6 +126,8 @@ def load_explained(path: str | None) -> list[dict[str, str]]:
 def explanation(items: list[dict[str, str]], corefile: str, probe: str, fld: str, a: str, b: str) -> str:
     for it in items:
         if not fnmatch.fnmatchcase(corefile, it.get("corefile", "*")):
+            continue
+        if it.get("case_only") and a.lower() != b.lower():
             continue
         if all(re.search(it[k], v) for k, v in (("probe", probe), ("field", fld), ("a", a), ("b", b)) if k in it):
             return str(it["reason"])
