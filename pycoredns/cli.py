@@ -6,13 +6,19 @@ import argparse
 import os
 import signal
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import trio
 
 from . import COREDNS_VERSION, __version__, directives, log
 from .exceptions import StartupError
-from .loader import make_loader
+from .loader import Loader, make_loader
 from .process import Process, _only_leaf
+
+if TYPE_CHECKING:
+    from .nodecache import NodeCache
+    from .pod import Pod
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -113,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
         supervisor = os.getpid()
 
-        def worker(index: int, ready) -> int:
+        def worker(index: int, ready: Callable[[], None]) -> int:
             return _serve(args, loader, port, quiet=args.quiet or index > 0, pidfile=None, ready=ready,
                           pod=Pod(supervisor, index, workers))
 
@@ -164,8 +170,8 @@ def _validate(args: argparse.Namespace, port: int) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace, loader, port: int, *, quiet: bool, pidfile: str | None,
-           node=None, ready=None, pod=None) -> int:
+def _serve(args: argparse.Namespace, loader: Loader, port: int, *, quiet: bool, pidfile: str | None,
+           node: NodeCache | None = None, ready: Callable[[], None] | None = None, pod: Pod | None = None) -> int:
     """Run one server process until it stops; its exit status. `ready()` is called once it serves."""
     process = Process(loader, dns_port=port, quiet=quiet,
                       pidfile=pidfile, lastgood=args.lastgood or None)
@@ -189,7 +195,7 @@ def _serve(args: argparse.Namespace, loader, port: int, *, quiet: bool, pidfile:
     return process.exit_code
 
 
-def _node_cache(args: argparse.Namespace, port: int):
+def _node_cache(args: argparse.Namespace, port: int) -> tuple[NodeCache | None, str]:
     """Set up node-cache networking before the servers start; (None, _) after printing an error."""
     from . import nodecache
 
@@ -218,12 +224,14 @@ def _node_cache(args: argparse.Namespace, port: int):
     return node, conf
 
 
-async def _run(process: Process, node=None, args=None, ready=None) -> None:
+async def _run(process: Process, node: NodeCache | None = None, args: argparse.Namespace | None = None,
+               ready: Callable[[], None] | None = None) -> None:
     async with trio.open_nursery() as n:
         n.start_soon(_signals, process)
         if ready is not None:
             n.start_soon(_notify_ready, process, ready)
         if node is not None:
+            assert args is not None
             n.start_soon(node.run, process.started)
             if os.path.exists(args.basecorefile):
                 n.start_soon(node.watch_base, args.basecorefile, args.conf or args.corefile,
@@ -232,7 +240,7 @@ async def _run(process: Process, node=None, args=None, ready=None) -> None:
         n.cancel_scope.cancel()
 
 
-async def _notify_ready(process: Process, ready) -> None:
+async def _notify_ready(process: Process, ready: Callable[[], None]) -> None:
     await process.started.wait()
     ready()
 

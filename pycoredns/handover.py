@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import trio
 
 if TYPE_CHECKING:
-    from .server import Listener
+    from .server import Listener, UDPTransport
 
 _TCP_CLOSE = "07"  # /proc/net/udp state of an unconnected UDP socket
 
@@ -104,7 +104,7 @@ DRAIN_PASS = 4096  # datagrams read per synchronous pass
 POLL = 0.002  # seconds between passes while queries are in flight
 
 
-def _drain_once(lst: Listener, sock: socket.socket, transport) -> bool:
+def _drain_once(lst: Listener, sock: socket.socket, transport: UDPTransport) -> bool:
     """Read and dispatch what is queued (at most DRAIN_PASS datagrams); True when the queue is empty."""
     for _ in range(DRAIN_PASS):
         try:
@@ -143,7 +143,7 @@ def finish_tcp(lst: Listener, sock: socket.socket) -> None:
     other connection of a retiring listener: queries already sent are answered, then it closes.
     """
     accepted: list[socket.socket] = []
-    for _ in range(lst.tcp_limit.total_tokens):
+    for _ in range(int(lst.tcp_limit.total_tokens)):
         try:
             conn, _addr = sock.accept()
         except OSError:

@@ -70,7 +70,7 @@ def parse_local_ips(text: str) -> list[str]:
     return ips
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), capture_output=True, text=True, timeout=30)
 
 
@@ -109,7 +109,7 @@ class NodeCache:
             ]
         return out
 
-    def _ipt(self, op: str, table: str, chain: str, spec: list[str]) -> subprocess.CompletedProcess:
+    def _ipt(self, op: str, table: str, chain: str, spec: list[str]) -> subprocess.CompletedProcess[str]:
         args = [self.iptables, "-w", "-t", table, op, chain]
         if op == "-I":
             args.append("1")

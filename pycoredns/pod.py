@@ -60,14 +60,14 @@ class Pod:
 
         return pod_route
 
-    def _metrics(self, answers: list[dict | None]) -> tuple[int, str, bytes]:
+    def _metrics(self, answers: list[dict[str, Any] | None]) -> tuple[int, str, bytes]:
         try:
             body = metrics.merge([a.get("snapshot") if a else None for a in answers])
         except Exception as e:  # a malformed sibling answer: an error page, as a failing collector gives
             return 500, "text/plain; charset=utf-8", f"An error has occurred while serving metrics:\n\n{e}\n".encode()
         return 200, "text/plain; version=0.0.4; charset=utf-8", body.encode()
 
-    def _probe(self, answers: list[dict | None]) -> tuple[int, str, bytes]:
+    def _probe(self, answers: list[dict[str, Any] | None]) -> tuple[int, str, bytes]:
         for i, a in enumerate(answers):
             if a is None:
                 return 503, "text/plain; charset=utf-8", f"worker {i} did not answer\n".encode()
@@ -77,9 +77,9 @@ class Pod:
         assert own is not None
         return own["status"], own["ctype"], own["body"].encode()
 
-    async def ask_all(self, addr: str, path: str, method: str, target: str) -> list[dict | None]:
+    async def ask_all(self, addr: str, path: str, method: str, target: str) -> list[dict[str, Any] | None]:
         """Every worker's local answer (this one's computed here), None for those that did not answer."""
-        answers: list[dict | None] = [None] * self.count
+        answers: list[dict[str, Any] | None] = [None] * self.count
         request = {"addr": addr, "path": path, "method": method, "target": target}
 
         async def ask(i: int) -> None:
@@ -94,7 +94,7 @@ class Pod:
                 n.start_soon(ask, i)
         return answers
 
-    async def _ask(self, index: int, request: dict) -> dict | None:
+    async def _ask(self, index: int, request: dict[str, Any]) -> dict[str, Any] | None:
         sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with sock:
             try:
@@ -102,12 +102,13 @@ class Pod:
                 await sock.send(json.dumps(request).encode() + b"\n")
                 sock.shutdown(socket.SHUT_WR)
                 data = await _read_all(sock)
-                return json.loads(data)
+                answer: dict[str, Any] = json.loads(data)
+                return answer
             except (OSError, ValueError):
                 return None
 
     # -- the internal side -----------------------------------------------------------------------------
-    async def answer(self, request: dict) -> dict[str, Any]:
+    async def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         """This worker's own view of one route."""
         if request["path"] == METRICS_PATH:
             return {"snapshot": self.registry.snapshot()}
@@ -120,7 +121,7 @@ class Pod:
         status, ctype, body = result
         return {"status": status, "ctype": ctype, "body": body.decode(errors="replace")}
 
-    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Answer the siblings until cancelled."""
         listener = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with listener:

@@ -44,7 +44,7 @@ def supervise(n: int, run_worker: Worker, pidfile: str | None = None) -> int:
     children: dict[int, int] = {}  # pid -> worker index
     stopping = False
 
-    def forward(sig: int, _frame) -> None:
+    def forward(sig: int, _frame: object) -> None:
         nonlocal stopping
         if sig != signal.SIGUSR1:
             stopping = True

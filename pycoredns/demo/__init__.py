@@ -75,7 +75,7 @@ def _die_with_parent() -> None:
         pass
 
 
-def _wait_for_apiserver(api: subprocess.Popen) -> str | None:
+def _wait_for_apiserver(api: subprocess.Popen[bytes]) -> str | None:
     """The server's URL once it has written the kubeconfig; None if it exits or stays silent too long.
 
     Reads the pipe's fd directly: a buffered readline could swallow the second line while
