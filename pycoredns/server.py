@@ -494,7 +494,7 @@ class Listener:
 
     async def _tcp_conn(self, stream: trio.SocketStream, token: object) -> None:
         if self.ssl_context is not None:  # DNS over TLS: the same chain, over a TLS stream
-            stream = trio.SSLStream(stream, self.ssl_context, server_side=True)  # type: ignore[assignment]
+            stream = trio.SSLStream(stream, self.ssl_context, server_side=True)
         conn = TCPConnection(self, stream)
         self.tcp_conns.add(conn)
         if self.tcp_retiring:
