@@ -7,6 +7,8 @@ and contacted no API server or upstream (checked on sockets the test holds on lo
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -134,3 +136,91 @@ def test_validate_reads_stdin(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "pycoredns", "-conf", "stdin", "-validate"], input=".:0 {\n foo\n}\n",
                        capture_output=True, text=True, timeout=60, env={**os.environ})
     assert (r.returncode, r.stderr) == (1, "stdin:2 - Error during parsing: Unknown directive 'foo'\n")
+
+
+EVERY_PLUGIN = """example.net:0 {{
+    file {dir}/zone.db {{
+        reload 1s
+    }}
+    transfer {{
+        to 127.0.0.1:1
+    }}
+}}
+.:0 {{
+    bind 127.0.0.1
+    debug
+    errors
+    log
+    health 127.0.0.1:1 {{
+        lameduck 1s
+    }}
+    ready 127.0.0.1:2
+    prometheus 127.0.0.1:3
+    reload 2s
+    nsid me
+    bufsize 1232
+    timeouts {{
+        read 5s
+    }}
+    metadata
+    local
+    header {{
+        response set ra
+    }}
+    acl {{
+        block type HINFO
+    }}
+    any
+    chaos pycoredns me
+    loop
+    autopath @kubernetes
+    minimal
+    template IN TXT t.example {{
+        answer "{{{{ .Name }}}} 60 IN TXT ok"
+    }}
+    hosts {dir}/hosts {{
+        fallthrough
+    }}
+    rewrite name exact alias.example.org a.example.org
+    dns64 64:ff9b::/96
+    kubernetes cluster.local in-addr.arpa ip6.arpa {{
+        kubeconfig {dir}/kubeconfig
+        pods verified
+        fallthrough in-addr.arpa ip6.arpa
+    }}
+    cache 30
+    loadbalance
+    forward . 127.0.0.1:1 127.0.0.2:1 {{
+        health_check 0.1s
+        max_fails 1
+    }}
+    whoami
+}}
+"""
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (bash .ci/install)")
+def test_validate_makes_no_network_call_for_any_plugin(tmp_path: Path) -> None:
+    """Every plugin with a setup that would reach out (kubernetes, forward health checks, transfer
+    NOTIFY, file reload, loop's probe, reload's poller, health/ready/prometheus listeners): validation
+    makes no bind, listen, connect or send on an IP socket and starts no program (strace)."""
+    (tmp_path / "hosts").write_text("10.0.0.1 h.example\n")
+    (tmp_path / "zone.db").write_text("$ORIGIN example.net.\n@ 3600 IN SOA ns hostmaster 1 7200 3600 1209600 3600\n"
+                                      "@ 3600 IN NS ns\nns 3600 IN A 10.0.0.2\n")
+    (tmp_path / "kubeconfig").write_text(
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n")
+    conf = tmp_path / "Corefile"
+    conf.write_text(EVERY_PLUGIN.format(dir=tmp_path))
+    trace = tmp_path / "trace"
+    r = subprocess.run(["strace", "-f", "-qq", "-o", str(trace), "-e",
+                        "trace=bind,listen,connect,sendto,sendmsg,sendmmsg,execve",
+                        sys.executable, "-m", "pycoredns", "-conf", str(conf), "-validate"],
+                       capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    syscall = re.compile(r"\b(bind|listen|connect|send\w*|execve)\(")
+    calls = [line for line in trace.read_text().splitlines() if syscall.search(line)]
+    programs = [c.split('execve("', 1)[1].split('"', 1)[0] for c in calls if "execve(" in c]
+    # the interpreter, and at most trio's one-time `ldconfig -p` (ctypes finds libpthread to name threads)
+    assert programs[0] == sys.executable and set(programs[1:]) <= {"/sbin/ldconfig"}, programs
+    assert not [c for c in calls if "AF_INET" in c or "sin_port" in c or "sin6_port" in c], calls
