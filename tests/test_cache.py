@@ -379,6 +379,15 @@ async def test_uniform_ttls_max_cap_and_ageing() -> None:
         assert ttls(r) == [30]
 
 
+async def test_ad_cleared_on_replies_never_stored() -> None:
+    """The downstream query carries AD (as CoreDNS's); unbound echoes it in its AXFR/IXFR REFUSED, which
+    is never stored but must still lose AD for a client that sent neither DO nor AD (found by diff)."""
+    async with Unbound() as u, running(f". {{\n cache 30\n forward . {u.addr}\n}}\n") as srv:
+        for qtype, tcp in (("AXFR", True), ("IXFR", False)):
+            r = await query(srv.port(), "example.org", qtype, tcp=tcp)
+            assert r.rcode() == dns.rcode.REFUSED and not r.flags & dns.flags.AD
+
+
 async def test_minttl_and_keepttl() -> None:
     async with Unbound() as u:
         cf = f". {{\n cache {{\n success 100 3600 10\n keepttl\n }}\n forward . {u.addr}\n}}\n"

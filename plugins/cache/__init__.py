@@ -365,7 +365,9 @@ class Cache(Handler):
     def _ingest(self, req: Request, key: tuple, shard: int, data: bytes, message: bytes, qend: int,
                 ttl_offsets: list[int], t: response.Type, refresh_of: Entry | None) -> tuple[bytes, Entry | None, bool]:
         lb = self.labels(req)
-        if t in (response.Type.META, response.Type.UPDATE):
+        if t in (response.Type.META, response.Type.UPDATE):  # not stored; AD cleared all the same (CoreDNS)
+            if data[3] & wire.AD and not req.do and not req.flags & wire.AD:
+                data = data[:3] + bytes([data[3] & ~wire.AD & 0xFF]) + data[4:]
             return data, None, False
         flags = (data[2] << 8) | data[3]
         rcode = flags & 0xF
