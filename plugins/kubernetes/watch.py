@@ -25,7 +25,7 @@ import trio
 
 from pycoredns.log import plugin_logger
 
-from . import objects
+from . import client, objects
 
 log = plugin_logger("kubernetes")
 
@@ -193,9 +193,8 @@ class Watcher:
 
     # -- asyncio side ------------------------------------------------------------------------
     async def _client(self) -> Any:
-        from kubernetes_asyncio import client, config
-
-        cfg = client.Configuration()
+        Configuration, ApiClient, config = client.modules()
+        cfg = Configuration()
         if self.conn.kubeconfig:
             await config.load_kube_config(self.conn.kubeconfig, context=self.conn.context or None,
                                           client_configuration=cfg)
@@ -208,7 +207,7 @@ class Watcher:
         if self.conn.max_inflight:
             cfg.connection_pool_maxsize = self.conn.max_inflight
         self.host = cfg.host.split("://", 1)[-1]
-        return client.ApiClient(cfg)
+        return ApiClient(cfg)
 
     async def _run(self) -> None:
         backoff = 0.5
@@ -230,24 +229,20 @@ class Watcher:
         finally:
             await api.close()
 
-    def _method(self, api: Any, kind: str) -> Callable[..., Any]:
-        from kubernetes_asyncio import client
-
-        if kind == "endpointslices":
-            return client.DiscoveryV1Api(api).list_endpoint_slice_for_all_namespaces
-        core = client.CoreV1Api(api)
-        return {"namespaces": core.list_namespace, "services": core.list_service_for_all_namespaces,
-                "pods": core.list_pod_for_all_namespaces}[kind]
-
-    async def _call(self, fn: Callable[..., Any], limiter: _Limiter, **kw: Any) -> Any:
-        """One request with the rate limiter, error mapping and the client metrics.
+    async def _call(self, api: Any, spec: KindSpec, limiter: _Limiter, params: dict[str, Any],
+                    timeout: tuple[float, float]) -> Any:
+        """One GET of the kind's list path with the rate limiter, error mapping and the client metrics.
 
         Lists and watches are both HTTP GETs; like client-go's metrics, the verb label says "GET".
         """
         verb = "GET"
+        if spec.label_selector:
+            params["labelSelector"] = spec.label_selector
+        if spec.field_selector:
+            params["fieldSelector"] = spec.field_selector
         wait = await limiter.wait()
         started = time.monotonic()
-        resp = await fn(_preload_content=False, **kw)
+        resp = await client.get(api, client.LIST_PATHS[spec.name], list(params.items()), timeout)
         self.post(("request", verb, str(resp.status), self.host, time.monotonic() - started, wait))
         if resp.status == 410:
             resp.release()
@@ -257,17 +252,17 @@ class Watcher:
             raise RuntimeError(f"HTTP {resp.status}: {body.decode(errors='replace')}")
         return resp
 
-    async def _list(self, fn: Callable[..., Any], spec: KindSpec, limiter: _Limiter) -> tuple[list, str]:
+    async def _list(self, api: Any, spec: KindSpec, limiter: _Limiter) -> tuple[list, str]:
+        """List in pages of PAGE (limit/continue, as client-go's pager); objects reduced as they arrive."""
         items: list[tuple[tuple[str, str], Any]] = []
         cont = ""
         rv = ""
         for _ in range(100000):
             # (connect, read) timeouts: a hung API server must not stall the list forever
-            kw: dict[str, Any] = {"limit": PAGE, "_request_timeout": (10, 60)}
+            params: dict[str, Any] = {"limit": PAGE}
             if cont:
-                kw["_continue"] = cont
-            self._selectors(spec, kw)
-            resp = await self._call(fn, limiter, **kw)
+                params["continue"] = cont
+            resp = await self._call(api, spec, limiter, params, (10, 60))
             try:
                 data = json.loads(await resp.read())
             except ValueError as e:
@@ -285,27 +280,19 @@ class Watcher:
                 break
         return items, rv
 
-    @staticmethod
-    def _selectors(spec: KindSpec, kw: dict[str, Any]) -> None:
-        if spec.label_selector:
-            kw["label_selector"] = spec.label_selector
-        if spec.field_selector:
-            kw["field_selector"] = spec.field_selector
-
     async def _kind(self, api: Any, spec: KindSpec, limiter: _Limiter) -> None:
-        fn = self._method(api, spec.name)
         rv = ""
         backoff = 0.2
         synced = False
         while True:
             try:
                 if not rv:
-                    items, rv = await self._list(fn, spec, limiter)
+                    items, rv = await self._list(api, spec, limiter)
                     self.post(("replace", spec.name, items))
                     if not synced:
                         synced = True
                         self.post(("synced", spec.name))
-                rv = await self._watch(fn, spec, limiter, rv)
+                rv = await self._watch(api, spec, limiter, rv)
                 backoff = 0.2
             except asyncio.CancelledError:
                 raise
@@ -319,13 +306,12 @@ class Watcher:
                 await asyncio.sleep(backoff * (1 + random.random() / 2))
                 backoff = min(backoff * 2, MAX_BACKOFF)
 
-    async def _watch(self, fn: Callable[..., Any], spec: KindSpec, limiter: _Limiter, rv: str) -> str:
+    async def _watch(self, api: Any, spec: KindSpec, limiter: _Limiter, rv: str) -> str:
         """Follow one watch stream; returns the resourceVersion to resume from."""
         timeout = random.randint(300, 600)
-        kw: dict[str, Any] = {"watch": True, "resource_version": rv, "allow_watch_bookmarks": True,
-                              "timeout_seconds": timeout, "_request_timeout": (10, timeout + 30)}
-        self._selectors(spec, kw)
-        resp = await self._call(fn, limiter, **kw)
+        params: dict[str, Any] = {"watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true",
+                                  "timeoutSeconds": timeout}
+        resp = await self._call(api, spec, limiter, params, (10, timeout + 30))
         try:
             while True:
                 line = await asyncio.wait_for(resp.content.readline(), timeout + 30)
