@@ -1,14 +1,5 @@
-"""debug: show DEBUG log lines and let panics crash the server (CoreDNS `debug`)."""
+"""debug: show DEBUG log lines and let panics crash the server (CoreDNS `debug`; README.md)."""
 
-from __future__ import annotations
+from .setup import setup
 
-from pycoredns import log
-from pycoredns.plugin import Controller
-
-
-def setup(c: Controller) -> None:
-    for _ in c.occurrences():
-        if c.next_arg():
-            raise c.arg_err()
-    c.block.debug = True
-    log.set_debug(True)
+__all__ = ["setup"]

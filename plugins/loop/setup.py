@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pycoredns.plugin import Controller
 
-from .loop import Loop
+from .handler import Loop
 
 WILDCARD_PROBE = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # a wildcard listener is probed here
 

@@ -1,22 +1,5 @@
-"""root: the block's base directory for relative file paths (CoreDNS `root`)."""
+"""root: the block's base directory for relative file paths (CoreDNS `root`; README.md)."""
 
-from __future__ import annotations
+from .setup import setup
 
-import os
-
-from pycoredns.log import plugin_logger
-from pycoredns.plugin import Controller
-
-log = plugin_logger("root")
-
-
-def setup(c: Controller) -> None:
-    for _ in c.occurrences():
-        if not c.next_arg():
-            raise c.arg_err()
-        path = c.val()
-        if not os.path.exists(path):
-            log.warning(f"Root path does not exist: {path}")
-        c.block.root = path
-        if c.next_arg():
-            raise c.arg_err()
+__all__ = ["setup"]
