@@ -27,6 +27,7 @@ from pycoredns.util import Fallthrough, normalize_zones, parse_duration, zone_ma
 
 from . import objects
 from .external import ExternalMixin
+from .metadata import MetadataMixin
 from .xfr import TransferMixin
 from .index import AAAA, CNAME, NS, OWNER, PTR, SOA, SRV, TXT, A, Index, addr_rr, label, rr, zone_pointer
 from .watch import POD_FIELD_SELECTOR, Connection, KindSpec, Watcher
@@ -129,7 +130,7 @@ def resolv_search(path: str = "/etc/resolv.conf") -> list[str]:
     return out
 
 
-class Kubernetes(ExternalMixin, TransferMixin, Handler):
+class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
     name = "kubernetes"
 
     def __init__(self, zones: list[str]) -> None:
