@@ -20,12 +20,11 @@ import trio
 from pycoredns import log as corelog
 from pycoredns import wire
 from pycoredns.log import plugin_logger
-from pycoredns.plugin import NEXT, SyncHandler
-from pycoredns.request import Request, ResponseWriter
+from pycoredns.plugin import NEXT, Request, ResponseWriter, SyncHandler, go_quote
+from pycoredns.wire import TYPE_HINFO
 
 log = plugin_logger("loop")
 
-TYPE_HINFO = 13
 PROBE_FOR = 30.0  # seconds of retries
 PROBE_EVERY = 1.0
 EXCHANGE_TIMEOUT = 2.0  # miekg's dns.Exchange default
@@ -35,11 +34,6 @@ DISABLE_AFTER = 2.0
 def _addr(host: str, port: int) -> str:
     """Go's net.Addr.String() form: `ip:port`, `[v6]:port`."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _quote(s: str) -> str:
-    """Go's %q for a zone name."""
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def fatal_exit(message: str) -> None:
@@ -67,7 +61,7 @@ class Loop(SyncHandler):
             return NEXT
         self.count += 1
         if self.count > 2:
-            fatal_exit(f"Loop ({_addr(*req.remote)} -> {self._local(req)}) detected for zone {_quote(self.zone)}, "
+            fatal_exit(f"Loop ({_addr(*req.remote)} -> {self._local(req)}) detected for zone {go_quote(self.zone)}, "
                        f"see https://coredns.io/plugins/loop#troubleshooting. Query: \"HINFO {self.qname}\"")
         return NEXT
 
