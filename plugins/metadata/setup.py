@@ -18,4 +18,5 @@ def setup(c: Controller) -> None:
         handler.providers = [h for h in block.handlers if h is not handler and callable(getattr(h, "metadata", None))]
 
     c.on_startup(find_providers)
+    block.extra["metadata"] = handler  # `view` collects before it filters, as CoreDNS's server does
     c.add_handler(handler)

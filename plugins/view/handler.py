@@ -56,11 +56,15 @@ FUNCTIONS = environment(None)
 class View(Handler):
     name = "view"
 
-    def __init__(self, view_name: str, programs: list[Node]) -> None:
+    def __init__(self, view_name: str, programs: list[Node], block_extra: dict | None = None) -> None:
         self.view_name = view_name
         self.programs = programs
+        self.block_extra = block_extra if block_extra is not None else {}
 
     def filter(self, req: Request) -> bool:
+        collector = self.block_extra.get("metadata")
+        if collector is not None:  # CoreDNS collects the block's metadata before its filters run
+            collector.collect(req)
         env = environment(req)
         for prog in self.programs:
             try:

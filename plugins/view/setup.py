@@ -14,7 +14,7 @@ def setup(c: Controller) -> None:
         args = c.remaining_args()
         if len(args) != 1:
             raise c.arg_err()
-        view = View(args[0], [])
+        view = View(args[0], [], c.block.extra)
         while c.next_block():
             if c.val() != "expr":
                 raise c.errf("unknown property '%s'", c.val())

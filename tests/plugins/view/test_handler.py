@@ -70,3 +70,13 @@ def test_expression_subset() -> None:
     assert ev("type() not in ['A'] || false") is True
     assert ev("name() endsWith 'org.' && name() startsWith 'a.' && name() contains 'example'") is True
     assert ev("incidr(client_ip(), '2001:db8::/32')") is False
+
+
+async def test_metadata_is_collected_before_the_filter() -> None:
+    cf = (". {\n metadata\n view named {\n  expr metadata('view/name') == 'named' && type() == 'TXT'\n }\n"
+          " whoami\n}\n. {\n local\n}\n")
+    async with running(cf) as srv:
+        r = await query(srv.port(), "localhost.", "TXT")  # the view matches: whoami's answer
+        assert r.answer == [] and len(r.additional) == 2
+        r = await query(srv.port(), "localhost.", "A")  # it does not: local's
+        assert texts(r.answer) == ["localhost. 604800 IN A 127.0.0.1"]
