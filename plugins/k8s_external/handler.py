@@ -14,7 +14,7 @@ import ipaddress
 import math
 from dataclasses import dataclass
 
-from dnslib import AAAA, CNAME, NS, PTR, QTYPE, RR, SOA, SRV, A, DNSLabel
+from dnslib import AAAA, CNAME, NS, PTR, QTYPE, RR, SOA, SRV, A, DNSLabel, DNSRecord
 
 from pycoredns import wire
 from pycoredns.plugin import Handler
@@ -35,10 +35,16 @@ class Svc:
     domain: str = ""  # msg.Domain(Key): the SRV target for address hosts
 
     def host_type(self) -> int:
+        """A or AAAA for an IP, CNAME for a name, 0 for what no record can carry (a bad ingress hostname)."""
         try:
             return QTYPE.A if ipaddress.ip_address(self.host).version == 4 else QTYPE.AAAA
         except ValueError:
-            return QTYPE.CNAME
+            pass
+        try:
+            DNSRecord(rr=[RR("x.", QTYPE.CNAME, rdata=CNAME(self.host.rstrip(".") + "."))]).pack()
+        except Exception:  # dnslib refuses empty or over-long labels
+            return 0
+        return QTYPE.CNAME
 
 
 def _strip_underscore(s: str) -> str:
@@ -170,7 +176,7 @@ class External(Handler):
         extra: list[RR] = []
         dup: set[tuple] = set()
         for s in svcs:
-            if s.port == -1:
+            if s.port == -1 or not s.host_type():
                 continue
             weight = max(1, math.floor(100.0 / weights[0] * 100))
             what = s.host_type()

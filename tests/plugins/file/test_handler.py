@@ -115,3 +115,12 @@ async def test_reload_ignores_same_serial(tmp_path) -> None:
         await trio.sleep(0.3)  # several reload ticks
         r = await query(srv.port(), "same.example.org.", "A")
         assert r.rcode() == dns.rcode.NXDOMAIN
+
+
+async def test_reload_keeps_serving_when_the_file_breaks(tmp_path) -> None:
+    path = write_zone(tmp_path)
+    async with running(corefile(path, "  reload 50ms\n")) as srv:
+        path.write_text("@ IN SOA ns1 admin (\n")  # unbalanced: the reload logs an error
+        await trio.sleep(0.3)  # several reload ticks
+        r = await query(srv.port(), "web.example.org.", "A")
+        assert texts(r.answer) == ["web.example.org. 3600 IN A 192.0.2.10"]

@@ -85,3 +85,20 @@ async def test_fallthrough_and_ttl(api, tmp_path: Path) -> None:
         assert texts(r.answer) == ["extip.ns1.example.com. 60 IN A 192.0.2.20"]
         r = await query(p, "nope.ns1.example.com.", "A")  # NXDOMAIN falls through to whoami
         assert r.rcode() == dns.rcode.NOERROR and len(r.additional) == 2
+
+
+async def test_odd_ingress_hostname_is_skipped(tmp_path: Path) -> None:
+    """An ingress hostname no DNS name can carry gets no record (and no SERVFAIL); its IP still answers."""
+    bad = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "badlb", "namespace": "ns1"},
+           "spec": {"type": "LoadBalancer", "clusterIP": "10.240.16.199",
+                    "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]},
+           "status": {"loadBalancer": {"ingress": [{"hostname": "a..b"}, {"ip": "192.0.2.30"}]}}}
+    with APIServer([*load_objects(FIXTURE_CLUSTER), bad]) as server:
+        server.start()
+        kc = str(server.write_kubeconfig(tmp_path / "kubeconfig"))
+        async with running(corefile(kc)) as srv:
+            r = await query(srv.port(), "badlb.ns1.example.com.", "A")
+            assert r.rcode() == dns.rcode.NOERROR
+            assert texts(r.answer) == ["badlb.ns1.example.com. 5 IN A 192.0.2.30"]
+            r = await query(srv.port(), "badlb.ns1.example.com.", "SRV")
+            assert texts(r.answer) == ["badlb.ns1.example.com. 5 IN SRV 0 50 80 badlb.ns1.example.com."]
