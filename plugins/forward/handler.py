@@ -341,10 +341,11 @@ class Exchange:
     def _reply(self, data: bytes) -> int:
         fwd, req, proxy = self.fwd, self.req, self.proxy
         assert proxy is not None
-        if self.proto == "udp" and proxy.transport != "tls" and len(data) > self.bufsize:
+        udp = self.proto == "udp" and proxy.transport != "tls"
+        if udp and len(data) > self.bufsize:
             data = truncated_reply(data)
         try:
-            check_reply(data)
+            data = check_reply(data, udp)
         except UpstreamError as e:
             return self._after_failure(e)
         proxy.observe(self.sent, data)

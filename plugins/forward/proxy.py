@@ -32,6 +32,8 @@ import trio
 from pycoredns import metrics, wire
 from pycoredns.log import plugin_logger
 
+from .validate import accept
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
@@ -115,44 +117,14 @@ def truncated_reply(reply: bytes) -> bytes:
     return struct.pack(">HHHHHH", (reply[0] << 8) | reply[1], flags, qd, 0, 0, 0) + reply[12:qend]
 
 
-# Where a compressible name starts in the rdata of the types miekg unpacks names from (SOA has two).
-_RDATA_NAME_AT = {2: 0, 5: 0, 6: 0, 12: 0, 15: 2, 33: 6, 39: 0}
-_RDATA_SIZE = {1: 4, 28: 16}  # A, AAAA: miekg's "bad rdlength" otherwise
-
-
-def check_reply(reply: bytes) -> None:
-    """Raise UpstreamError when the reply does not unpack (what miekg's ReadMsg rejects)."""
+def check_reply(reply: bytes, udp: bool = False) -> bytes:
+    """The reply as miekg's ReadMsg leaves it (`validate.accept`); UpstreamError when it is rejected."""
     if len(reply) < 12:
         raise UpstreamError("dns: overflow unpacking uint16")
     try:
-        wire.rr_layout(reply)
-        _check_rdata_names(reply)
+        return accept(reply, udp)
     except (wire.WireError, struct.error, IndexError) as e:
         raise UpstreamError(f"dns: bad reply: {e}") from None
-
-
-def _check_rdata_names(reply: bytes) -> None:
-    """Names inside rdata (CNAME/NS/PTR/DNAME/MX/SRV/SOA) must unpack and stay inside their record, as in
-    miekg: a damaged target would otherwise reach the client (and cache, loadbalance) as garbage."""
-    _qid, _flags, qd, an, ns, ar = wire.header(reply)
-    off = 12
-    for _ in range(qd):
-        off = wire.skip_name(reply, off) + 4
-    for _ in range(an + ns + ar):
-        rtype, ttl_off, end = wire.skip_rr(reply, off)
-        size = _RDATA_SIZE.get(rtype)
-        if size is not None and end - ttl_off - 6 != size:
-            raise wire.WireError("bad rdlength")
-        at = _RDATA_NAME_AT.get(rtype)
-        if at is not None:
-            _labels, name_end = wire.read_name(reply, ttl_off + 6 + at)
-            if rtype == 6:
-                _labels, name_end = wire.read_name(reply, name_end)
-                name_end += 20  # serial, refresh, retry, expire, minimum
-            if name_end != end:
-                raise wire.WireError("bad rdlength")
-        off = end
-
 
 
 # -- channels --------------------------------------------------------------------------------------
