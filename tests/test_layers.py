@@ -112,7 +112,7 @@ def test_core_import_graph_has_no_cycle() -> None:
         state[node] = 1
         for dep in sorted(graph.get(node, ())):
             if state.get(dep) == 1:
-                cycles.append(" -> ".join(stack[stack.index(dep):] + [dep]))
+                cycles.append(" -> ".join([*stack[stack.index(dep):], dep]))
             elif dep not in state:
                 visit(dep, [*stack, dep])
         state[node] = 2

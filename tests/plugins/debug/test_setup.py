@@ -1,0 +1,25 @@
+"""debug: broken Corefiles are refused with one clean `plugin/debug: ...` line (moved from the central
+table of tests/test_robustness_config.py; generic arguments come from tests/broken_corefiles.py)."""
+
+from __future__ import annotations
+
+import pytest
+from broken_corefiles import check_broken, check_must_fail
+
+BROKEN: list[str] = []
+"""Bodies inside `. { }` that must not load cleanly: none beyond the generic ones
+(debug takes no arguments)."""
+
+MUST_FAIL: list[str] = [
+    ' debug x',
+]
+"""Refused for sure by CoreDNS too."""
+
+
+def test_broken_variants_give_one_clean_line() -> None:
+    check_broken("debug", BROKEN)
+
+
+@pytest.mark.parametrize("body", MUST_FAIL)
+def test_must_fail(body: str) -> None:
+    check_must_fail("debug", body)
