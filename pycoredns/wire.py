@@ -307,6 +307,32 @@ def set_id(data: bytes, qid: int) -> bytes:
     return qid.to_bytes(2, "big") + data[2:]
 
 
+class ReplyMemo:
+    """Bounded memo of whole replies that depend only on the question and the copied flags.
+
+    For authoritative data that does not change between reloads (file zones, local): the key is the
+    opcode/RD/CD bits and the question exactly as sent (case kept), the value the reply with its id;
+    `get` gives it back with the query's id. Cleared when full (queries repeat).
+    """
+
+    __slots__ = ("limit", "table")
+
+    KEY_FLAGS = 0x7800 | RD | CD  # what SetReply copies from the query into the reply header
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.table: dict[tuple[int, bytes], bytes] = {}
+        self.limit = limit
+
+    def get(self, flags: int, question: bytes, qid: int) -> bytes | None:
+        hit = self.table.get((flags & self.KEY_FLAGS, question))
+        return None if hit is None else qid.to_bytes(2, "big") + hit[2:]
+
+    def put(self, flags: int, question: bytes, reply: bytes) -> None:
+        if len(self.table) >= self.limit:
+            self.table.clear()
+        self.table[(flags & self.KEY_FLAGS, question)] = reply
+
+
 def make_reply_header(qid: int, flags: int, rcode: int, qd: int, an: int, ns: int, ar: int) -> bytes:
     return _H.pack(qid, (flags & 0xFFF0) | (rcode & 0x0F), qd, an, ns, ar)
 

@@ -12,6 +12,7 @@ from pycoredns.log import plugin_logger
 from pycoredns.plugin import Handler, PluginError, go_quote
 from pycoredns.request import Request, ResponseWriter
 from pycoredns.util import Fallthrough, zone_match
+from pycoredns.wire import ReplyMemo
 
 from .zone import External, Result, Sections, Zone
 
@@ -28,6 +29,7 @@ class ZoneSlot:
         self.origin = origin
         self.path = path
         self.zone: Zone | None = None
+        self.memo = ReplyMemo()  # whole replies of this zone's data: replaced with the zone
         self.reload = 60.0
         self.by_mtime = False
 
@@ -59,7 +61,7 @@ class ZoneSlot:
             return False
         if not self.by_mtime and current is not None and z.serial == current.serial:
             return False  # "no change in SOA serial": keep the zone
-        self.zone = z
+        self.zone, self.memo = z, ReplyMemo()
         log.info(f"Successfully reloaded zone {go_quote(self.origin)} in {go_quote(self.path)} "
                  f"with {z.serial} SOA serial")
         if notify is not None:
@@ -92,12 +94,13 @@ class File(Handler):
         return slot.zone.serial if slot is not None and slot.zone is not None else None
 
     # -- queries ------------------------------------------------------------------------------
-    def _start(self, req: Request) -> tuple[Zone | None, Sections | External | int | None]:
-        """(zone, lookup result), or (None, rcode or None): None means pass on to the next plugin."""
+    def _slot(self, req: Request) -> ZoneSlot | None:
         origin = zone_match(self.names, req.name)
-        if origin is None:
-            return None, None
-        slot = self.slots[origin]
+        return None if origin is None else self.slots[origin]
+
+    def _start(self, req: Request, slot: ZoneSlot) -> tuple[Zone | None, Sections | External | int | None]:
+        """(zone, lookup result), or (None, rcode or None): None means pass on to the next plugin."""
+        origin = slot.origin
         z = slot.zone
         if z is None:
             return None, wire.SERVFAIL
@@ -112,7 +115,8 @@ class File(Handler):
             req.meta["zone/wildcard"] = seen[0]
         return z, res
 
-    def _write(self, req: Request, w: ResponseWriter, sections: Sections) -> int | None:
+    def _write(self, req: Request, w: ResponseWriter, sections: Sections, memo: ReplyMemo | None) -> int | None:
+        """Write the reply (memoised when `memo` is given: it depends only on the zone); None: fall through."""
         answer, ns, extra, result = sections
         if not answer and result in (Result.NAME_ERROR, Result.SUCCESS) and self.fall.through(req.name):
             return None  # fall through
@@ -127,25 +131,40 @@ class File(Handler):
                 return wire.SERVFAIL
             m.header.rcode = wire.SERVFAIL
         m.rr, m.auth, m.ar = list(answer), list(ns), list(extra)
-        w.write(m)
+        data = bytes(m.pack())
+        if memo is not None:
+            memo.put(req.flags, req.question, data)
+        w.write(data)
         return wire.NOERROR
 
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
-        z, res = self._start(req)
+        slot = self._slot(req)
+        if slot is None:
+            return self.next_fast(req, w)
+        if req.meta is None:  # with metadata a wildcard answer also sets zone/wildcard: no memo
+            hit = slot.memo.get(req.flags, req.question, req.id)
+            if hit is not None:
+                w.write(hit)
+                return wire.NOERROR
+        z, res = self._start(req, slot)
         if z is None:
             return self.next_fast(req, w) if res is None else res
         if isinstance(res, External):
             return None  # needs a lookup through the server: the task path
-        rc = self._write(req, w, res)  # type: ignore[arg-type]
+        rc = self._write(req, w, res, slot.memo if req.meta is None else None)  # type: ignore[arg-type]
         return self.next_fast(req, w) if rc is None else rc
 
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
-        z, res = self._start(req)
+        slot = self._slot(req)
+        if slot is None:
+            return await self.next_or_failure(req, w)
+        z, res = self._start(req, slot)
         if z is None:
             return await self.next_or_failure(req, w) if res is None else res
-        if isinstance(res, External):
-            res = z.finish(res, *await self._upstream(req, res.target))
-        rc = self._write(req, w, res)  # type: ignore[arg-type]
+        memo = slot.memo if req.meta is None else None
+        if isinstance(res, External):  # the answer depends on other chains: never memoised
+            res, memo = z.finish(res, *await self._upstream(req, res.target)), None
+        rc = self._write(req, w, res, memo)  # type: ignore[arg-type]
         return await self.next_or_failure(req, w) if rc is None else rc
 
     async def _upstream(self, req: Request, target: str) -> tuple[list[RR], Result]:
