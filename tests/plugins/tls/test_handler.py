@@ -9,7 +9,7 @@ import dns.edns
 import dns.message
 import pytest
 import trio
-from conftest import running
+from conftest import free_port, running
 from pycoredns_conformance.upstream import make_tls_cert
 from test_kubernetes_tls import make_certs
 
@@ -60,3 +60,16 @@ async def test_client_auth_require_and_verify(tmp_path) -> None:
         with pytest.raises((ssl.SSLError, ConnectionError, EOFError, OSError, trio.BrokenResourceError)):
             no_cert = client_context(str(d / "ca.crt"))
             await dns.asyncquery.tls(q, "127.0.0.1", port=port, timeout=5, ssl_context=no_cert)
+
+
+async def test_reload_keeps_serving_tls(tmp_path) -> None:
+    cert, key = make_tls_cert(str(tmp_path))
+    port = free_port()
+    async with running(f"tls://.:{port} {{\n tls {cert} {key}\n local\n}}\n") as srv:
+        q = dns.message.make_query("localhost.", "A")
+        for _ in range(2):
+            r = await dns.asyncquery.tls(q, "127.0.0.1", port=port, timeout=5, ssl_context=client_context(cert))
+            assert len(r.answer) == 1
+            assert await srv.reload()
+        r = await dns.asyncquery.tls(q, "127.0.0.1", port=port, timeout=5, ssl_context=client_context(cert))
+        assert len(r.answer) == 1
