@@ -97,23 +97,90 @@ def _parse(data: bytes) -> tuple[bytes, int, int, int, Edns | None]:
     _qid, _flags, qd, an, ns, ar = wire.header(data)
     if qd != 1 or an > 1 or ns > 1 or ar > 2:
         raise Rejected(_reject(data, wire.FORMERR))
+    if len(data) == 12:  # miekg: "Qdcount is a lie", no question; CoreDNS's server answers SERVFAIL
+        raise Rejected(_reject(data, wire.SERVFAIL))
     try:
         qname_wire, qtype, qclass, qend = wire.parse_question(data)
     except wire.WireError:
         raise Rejected(_reject(data, wire.FORMERR)) from None
     edns: Edns | None = None
-    if ar == 1 and not an and not ns and data[qend : qend + 3] == b"\x00\x00\x29" and len(data) >= qend + 11:
-        # the common case: one OPT right after the question
-        _t, size, _ext, version, flags16, rdlen = _OPT_FIXED.unpack_from(data, qend + 1)
-        if qend + 11 + rdlen > len(data):
-            raise Rejected(_reject(data, wire.FORMERR, data[12:qend]))
-        edns = Edns(size, version, flags16, data[qend + 11 : qend + 11 + rdlen])
-    elif an or ns or ar:
-        try:
+    try:
+        if ar == 1 and not an and not ns and data[qend : qend + 3] == b"\x00\x00\x29" and len(data) >= qend + 11:
+            # the common case: one OPT right after the question
+            _t, size, _ext, version, flags16, rdlen = _OPT_FIXED.unpack_from(data, qend + 1)
+            if qend + 11 + rdlen > len(data):
+                raise wire.WireError("OPT overruns message")
+            edns = Edns(size, version, flags16, _checked_options(data[qend + 11 : qend + 11 + rdlen]))
+        elif an or ns or ar:
             edns = _find_opt(data, qend, an, ns, ar)
-        except wire.WireError:
-            raise Rejected(_reject(data, wire.FORMERR, data[12:qend])) from None
+    except wire.WireError:
+        raise Rejected(_reject(data, wire.FORMERR, data[12:qend])) from None
     return qname_wire, qtype, qclass, qend, edns
+
+
+def repaired(data: bytes) -> bytes | None:
+    """A message miekg reads although it is cut short, made whole the way miekg reads it (None: not
+    such a message). A question that ends right after its name is type 0, class 0; record counts larger
+    than the records present, which end exactly at the message's end, are lowered to what is there
+    ("the count is a lie"). CoreDNS serves both; only rejected queries come here (not the hot path)."""
+    off, n = 12, len(data)
+    while off < n and 0 < data[off] < 64:
+        off += 1 + data[off]
+    if off + 1 == n and data[off] == 0 and n - 12 <= 255:
+        return data + b"\x00\x00\x00\x00"
+    off += 5
+    counts = list(wire.header(data)[3:])
+    for i, count in enumerate(counts):
+        for k in range(count):
+            if off == n:
+                counts[i] = k
+                break
+            try:
+                _, _, off = wire.skip_rr(data, off)
+            except wire.WireError:
+                return None
+    if counts == list(wire.header(data)[3:]):
+        return None
+    return data[:6] + struct.pack(">HHH", *counts) + data[12:]
+
+
+#: miekg's EDNS0 option unpackers that can fail: code -> check of the option's data (True: acceptable)
+_OPTION_CHECKS: dict[int, Callable[[bytes], bool]] = {
+    1: lambda b: len(b) >= 18,  # LLQ
+    2: lambda b: len(b) in (4, 8),  # UL
+    8: lambda b: _subnet_ok(b),  # client subnet
+    9: lambda b: len(b) == 0 or len(b) >= 4,  # EXPIRE
+    11: lambda b: len(b) in (0, 2),  # TCP keepalive
+    15: lambda b: len(b) >= 2,  # extended error
+    19: lambda b: len(b) >= 2,  # zone version
+}
+
+
+def _subnet_ok(b: bytes) -> bool:
+    if len(b) < 4:
+        return False
+    family, mask, scope = (b[0] << 8) | b[1], b[2], b[3]
+    if family == 0:
+        return mask == 0
+    bits = {1: 32, 2: 128}.get(family)
+    return bits is not None and mask <= bits and scope <= bits
+
+
+def _checked_options(rdata: bytes) -> bytes:
+    """The OPT rdata if every option unpacks as miekg unpacks it, else WireError (FORMERR)."""
+    off, n = 0, len(rdata)
+    while off < n:
+        if off + 4 > n:
+            raise wire.WireError("overflow unpacking opt")
+        code, length = struct.unpack_from(">HH", rdata, off)
+        off += 4
+        if off + length > n:
+            raise wire.WireError("overflow unpacking opt")
+        check = _OPTION_CHECKS.get(code)
+        if check is not None and not check(rdata[off : off + length]):
+            raise wire.WireError(f"bad EDNS0 option {code}")
+        off += length
+    return rdata
 
 
 class Request:
@@ -159,7 +226,14 @@ class Request:
         key = data[4:]
         parsed = _PARSED.get(key)
         if parsed is None:
-            parsed = _parse(data)
+            try:
+                parsed = _parse(data)
+            except Rejected:
+                fixed = repaired(data)  # cut short where miekg still reads it
+                if fixed is None:
+                    raise
+                data, key = fixed, fixed[4:]
+                parsed = _parse(data)
             if len(key) <= PARSE_CACHE_MAX_QUERY:
                 if len(_PARSED) >= PARSE_CACHE_SIZE:
                     _PARSED.clear()
@@ -295,18 +369,37 @@ def _reject(data: bytes, rcode: int, question: bytes = b"") -> bytes:
 
 
 def _find_opt(data: bytes, off: int, an: int, ns: int, ar: int) -> Edns | None:
+    """The OPT among the records after the question, read as miekg does: an OPT may have any owner, its
+    options and a TSIG's rdata must unpack."""
     for _ in range(an + ns):
         _, _, off = wire.skip_rr(data, off)
     found = None
     for _ in range(ar):
-        start = off
+        fixed = wire.skip_name(data, off)
         rtype, _, off = wire.skip_rr(data, off)
         if rtype == wire.TYPE_OPT and found is None:
-            if data[start] != 0:
-                raise wire.WireError("OPT owner is not the root")
-            _t, size, _ext, version, flags, rdlen = _OPT_FIXED.unpack_from(data, start + 1)
-            found = Edns(size, version, flags, data[start + 11 : start + 11 + rdlen])
+            _t, size, _ext, version, flags, rdlen = _OPT_FIXED.unpack_from(data, fixed)
+            found = Edns(size, version, flags, _checked_options(data[fixed + 10 : fixed + 10 + rdlen]))
+        elif rtype == TYPE_TSIG:
+            _check_tsig(data, fixed + 10, off)
     return found
+
+
+TYPE_TSIG = 250
+
+
+def _check_tsig(data: bytes, off: int, end: int) -> None:
+    """miekg's TSIG unpack: algorithm name, time (48 bits), fudge, MAC, original id, error, other data,
+    ending exactly at the end of the rdata ("bad rdlength" otherwise)."""
+    off = wire.skip_name(data, off) + 8
+    if off + 2 > end:
+        raise wire.WireError("overflow unpacking tsig")
+    off += 2 + ((data[off] << 8) | data[off + 1]) + 4
+    if off + 2 > end:
+        raise wire.WireError("overflow unpacking tsig")
+    off += 2 + ((data[off] << 8) | data[off + 1])
+    if off != end:
+        raise wire.WireError("bad rdlength")
 
 
 # -- writers -----------------------------------------------------------------------------------

@@ -111,6 +111,37 @@ async def test_garbage_gets_formerr_and_short_packets_get_nothing():
         assert r.rcode() == 0
 
 
+async def test_queries_read_as_miekg_reads_them():
+    """What CoreDNS's miekg/dns accepts or refuses (found comparing both with the differential run)."""
+    q = dns.message.make_query("example.org.", "A").to_wire()
+    hdr = q[:10]
+    async with running(". {\n whoami\n}\n") as srv:
+        async def rcode_of(pkt: bytes) -> tuple[int, int]:
+            data = await udp_raw(srv.port(), pkt)
+            assert data is not None
+            return header(data)[1] & 0xF, header(data)[2]
+
+        # header only, one question announced: no question at all (SERVFAIL, as CoreDNS's server)
+        assert await rcode_of(q[:12]) == (dns.rcode.SERVFAIL, 0)
+        # a question cut right after its name is type 0, class 0, and answered (class 0 is not IN)
+        assert await rcode_of(q[:-4]) == (dns.rcode.REFUSED, 1)
+        # an additional count larger than the records present ends at the message's end
+        assert await rcode_of(hdr + b"\x00\x01" + q[12:]) == (dns.rcode.NOERROR, 1)
+        # an OPT record whose owner is not the root is still the OPT
+        opt = b"\x07example\x03org\x00" + struct.pack(">HHIH", 41, 1232, 0, 0)
+        assert await rcode_of(hdr + b"\x00\x01" + q[12:] + opt) == (dns.rcode.NOERROR, 1)
+        # options miekg cannot unpack, and a TSIG with bad rdata: FORMERR with the question
+        for rdata in (b"\x00\x0a\x00\x10\x01\x02",  # option length past the rdata
+                      b"\x00\x08\x00\x05\x00\x09\x08\x00\x0a",  # client subnet, family 9
+                      b"\x00\x0b\x00\x01\x00"):  # TCP keepalive of 1 byte
+            opt = b"\x00" + struct.pack(">HHIH", 41, 1232, 0, len(rdata)) + rdata
+            assert await rcode_of(hdr + b"\x00\x01" + q[12:] + opt) == (dns.rcode.FORMERR, 1)
+        tsig = b"\x03key\x00" + struct.pack(">HHIH", 250, 255, 0, 2) + b"\xab\xcd"
+        assert await rcode_of(hdr + b"\x00\x01" + q[12:] + tsig) == (dns.rcode.FORMERR, 1)
+        r = await query(srv.port(), "example.org", "A")
+        assert r.rcode() == 0
+
+
 async def test_unknown_opcode_is_notimp():
     async with running(". {\n whoami\n}\n") as srv:
         q = bytearray(dns.message.make_query("example.org.", "A").to_wire())
