@@ -3,25 +3,31 @@
 A forwarded query is not a task, so it cannot have a cancel scope; it registers a callback instead:
 
     t = call_later(2.0, on_timeout)   # a Timer; on_timeout() runs in the timer task
-    t.cancel()                        # the reply came first: O(1), the heap entry is skipped later
+    t.cancel()                        # the reply came first: O(1), the entry is skipped later
 
-The heap holds (deadline, sequence, timer); cancelled timers are dropped lazily when they reach the
-top. One system task per trio run sleeps until the earliest deadline (its cancel scope's deadline is
-moved earlier when an earlier timer arrives, which forwarded queries almost never do: their deadlines
-grow with time). Callbacks run synchronously and must not block; an exception in one is logged.
+Timers with the same delay expire in the order they were made, so `call_later` keeps one FIFO queue
+per delay (a forward's read timeout: append and popleft, no heap work); `call_at` and delays beyond
+the first few distinct ones go to a heap of (deadline, sequence, timer). Cancelled timers are dropped
+lazily when they reach the front. One system task per trio run sleeps until the earliest deadline
+(its cancel scope's deadline is moved earlier when an earlier timer arrives). Callbacks run
+synchronously and must not block; an exception in one is logged.
 """
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
+import time
 from collections.abc import Callable
 
 import trio
 
 from . import log
 
-__all__ = ["Timer", "call_at", "call_later", "pending_count"]
+__all__ = ["Timer", "call_at", "call_later", "now", "pending_count"]
+
+MAX_QUEUES = 8  # distinct call_later delays with a FIFO of their own; others use the heap
 
 
 class Timer:
@@ -38,29 +44,64 @@ class Timer:
 
 
 class _Wheel:
-    """The per-run heap and its driver task."""
+    """The per-run queues and their driver task."""
 
     def __init__(self) -> None:
         self.heap: list[tuple[float, int, Timer]] = []
+        self.queues: dict[float, collections.deque[Timer]] = {}
         self.seq = itertools.count()
         self.scope: trio.CancelScope | None = None
+        clock = trio.lowlevel.current_clock()
+        # trio's SystemClock is perf_counter() + offset: read it without two layers of calls.
+        self.offset: float | None = getattr(clock, "offset", None) if type(clock) is _SYSTEM_CLOCK else None
         trio.lowlevel.spawn_system_task(self._run, name="pycoredns.timers")
+
+    def now(self) -> float:
+        off = self.offset
+        return time.perf_counter() + off if off is not None else trio.current_time()
+
+    def _earlier(self, when: float) -> None:
+        scope = self.scope
+        if scope is not None and when < scope.deadline:
+            scope.deadline = when
 
     def add(self, t: Timer) -> None:
         heapq.heappush(self.heap, (t.when, next(self.seq), t))
-        scope = self.scope
-        if scope is not None and t.when < scope.deadline:
-            scope.deadline = t.when
+        self._earlier(t.when)
+
+    def add_later(self, delay: float, t: Timer) -> None:
+        q = self.queues.get(delay)
+        if q is None:
+            if len(self.queues) >= MAX_QUEUES:
+                self.add(t)
+                return
+            q = self.queues[delay] = collections.deque()
+        q.append(t)
+        if len(q) == 1:
+            self._earlier(t.when)
+
+    def _next_deadline(self) -> float:
+        heap = self.heap
+        first = heap[0][0] if heap else float("inf")
+        for q in self.queues.values():
+            if q and q[0].when < first:
+                first = q[0].when
+        return first
 
     async def _run(self) -> None:
         heap = self.heap
         while True:
-            with trio.CancelScope(deadline=heap[0][0] if heap else float("inf")) as self.scope:
+            with trio.CancelScope(deadline=self._next_deadline()) as self.scope:
                 await trio.sleep_forever()
             self.scope = None
             now = trio.current_time()
+            due: list[Timer] = []
             while heap and heap[0][0] <= now:
-                t = heapq.heappop(heap)[2]
+                due.append(heapq.heappop(heap)[2])
+            for q in self.queues.values():
+                while q and q[0].when <= now:
+                    due.append(q.popleft())
+            for t in due:
                 fn, t.fn = t.fn, None
                 if fn is not None:
                     try:
@@ -69,6 +110,10 @@ class _Wheel:
                         log.core.error(f"timer callback failed: {type(e).__name__}: {e}")
 
 
+try:  # trio's default clock: perf_counter() + offset (private; without it, trio.current_time() is used)
+    from trio._core._run import SystemClock as _SYSTEM_CLOCK
+except ImportError:  # pragma: no cover
+    _SYSTEM_CLOCK = None
 _WHEEL: trio.lowlevel.RunVar[_Wheel] = trio.lowlevel.RunVar("pycoredns_timers")
 
 
@@ -81,6 +126,11 @@ def _wheel() -> _Wheel:
         return w
 
 
+def now() -> float:
+    """trio.current_time(), cheaper (the clock every deadline here is in)."""
+    return _wheel().now()
+
+
 def call_at(when: float, fn: Callable[[], object]) -> Timer:
     """Run `fn()` at trio time `when` (trio.current_time() clock) unless cancelled first."""
     t = Timer(when, fn)
@@ -90,12 +140,16 @@ def call_at(when: float, fn: Callable[[], object]) -> Timer:
 
 def call_later(delay: float, fn: Callable[[], object]) -> Timer:
     """Run `fn()` after `delay` seconds unless cancelled first."""
-    return call_at(trio.current_time() + delay, fn)
+    w = _wheel()
+    t = Timer(w.now() + delay, fn)
+    w.add_later(delay, t)
+    return t
 
 
 def pending_count() -> int:
-    """Heap entries not yet fired or dropped (cancelled timers count until they reach the top)."""
+    """Timers not yet fired or dropped (cancelled ones count until they reach the front)."""
     try:
-        return len(_WHEEL.get().heap)
+        w = _WHEEL.get()
     except LookupError:
         return 0
+    return len(w.heap) + sum(len(q) for q in w.queues.values())

@@ -17,8 +17,8 @@ from typing import Any
 import trio
 
 from pycoredns import metrics, wire
-from pycoredns.plugin import PENDING, PluginError, Request, ResponseWriter, WaitingHandler, call_at
-from pycoredns.timers import Timer
+from pycoredns.plugin import PENDING, PluginError, Request, ResponseWriter, WaitingHandler, call_at, call_later
+from pycoredns.timers import Timer, now
 from pycoredns.util import is_subdomain
 
 from .proxy import (
@@ -144,6 +144,12 @@ class Forward(WaitingHandler):
         return n
 
     # -- serving -----------------------------------------------------------------------------
+    def match_req(self, req: Request) -> bool:
+        """`match` for a request; `forward . X` without `except` matches everything without a name."""
+        if self.from_zone == "." and not self.ignored:
+            return True
+        return self.match(req.name)
+
     def match(self, name: str) -> bool:
         """qname inside FROM and not inside an `except` zone (FROM itself always matches)."""
         if not is_subdomain(self.from_zone, name):
@@ -153,7 +159,7 @@ class Forward(WaitingHandler):
         return not any(is_subdomain(z, name) for z in self.ignored)
 
     def start(self, req: Request, w: ResponseWriter) -> int:
-        if not self.match(req.name):
+        if not self.match_req(req):
             return self.next_continue(req, w)
         if self.max_concurrent and self.concurrent >= self.max_concurrent:
             max_concurrent_rejects.inc()
@@ -192,7 +198,7 @@ class Exchange:
         self.proxies = fwd.policy.list(fwd.proxies)
         n = len(self.proxies)
         self.cap = 2 * n if fwd.max_connect_attempts is None else fwd.max_connect_attempts
-        self.deadline = trio.current_time() + DEADLINE
+        self.deadline = now() + DEADLINE
         self.bufsize = req.size()
         self.i = self.fails = self.attempts = self.failovers = self.resends = 0
         self.last_err: UpstreamError | None = None
@@ -217,7 +223,7 @@ class Exchange:
         fwd = self.fwd
         proxies = self.proxies
         n = len(proxies)
-        while (left := self.deadline - trio.current_time()) > 0:
+        while (left := self.deadline - now()) > 0:
             if self.i >= n:
                 self.i = self.fails = 0
             proxy = proxies[self.i]
@@ -256,11 +262,13 @@ class Exchange:
             break
         self.chan = chan
         self.sent = _now()
-        self.timer = call_at(trio.current_time() + min(self.fwd.read_timeout, left), self._timeout)
+        rt = self.fwd.read_timeout
+        # the common case, the whole read timeout: a FIFO append in the timer queues, no heap push
+        self.timer = call_later(rt, self._timeout) if rt <= left else call_at(now() + left, self._timeout)
 
     def _resend(self) -> int:
         """The same upstream again at once (TC retry over TCP, a pooled connection that closed)."""
-        left = self.deadline - trio.current_time()
+        left = self.deadline - now()
         self.resends += 1
         if left <= 0 or self.resends > MAX_RESENDS:
             return self._after_failure(UpstreamError("i/o timeout"))
