@@ -1,10 +1,12 @@
-"""acl: broken Corefiles are refused with one clean `plugin/acl: ...` line (moved from the central
-table of tests/test_robustness_config.py; generic arguments come from tests/broken_corefiles.py)."""
+"""acl: Corefile parsing and its errors (broken-Corefile rows, config errors, network files)."""
 
 from __future__ import annotations
 
 import pytest
 from broken_corefiles import block, check_broken, check_message, check_must_fail, load
+from conftest import running
+
+from pycoredns.instance import StartupError
 
 BROKEN: list[str] = [
     'acl {\n bogus\n }',
@@ -29,13 +31,12 @@ BROKEN: list[str] = [
     'acl {\n block net 10.0.0.0/²\n }',
     'acl {\n block type TYPE99999999\n }',
 ]
-"""Bodies inside `. { }` that must not load cleanly."""
+
 
 MUST_FAIL: list[str] = [
     ' acl {\n  bogus\n }',
     ' acl {\n  block net 10.0.0.0/33\n }',
 ]
-"""Refused for sure by CoreDNS too."""
 
 
 def test_broken_variants_give_one_clean_line() -> None:
@@ -53,3 +54,21 @@ async def test_acl_networks_file_with_garbage(tmp_path):
     msg = load(block(f" acl {{\n  block file {p}\n }}\n whoami"))
     assert msg is not None
     check_message("acl", msg)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("  permit", "unexpected token 'permit'; expect 'allow', 'block', 'filter' or 'drop'"),
+        ("  block type", "no token specified in 'type' section"),
+        ("  block type FOO", "unexpected token 'FOO'; expect legal QTYPE"),
+        ("  block net 10.0.0.300", "illegal CIDR notation '10.0.0.300/32'"),
+        ("  block zone x", "unexpected token 'x'; expect 'type | net | file'"),  # c.Val() after the tokens
+    ],
+)
+async def test_config_errors(body, message):
+    with pytest.raises(StartupError) as ei:
+        async with running(f". {{\n acl {{\n{body}\n }}\n}}\n"):
+            pass
+    assert str(ei.value).startswith("plugin/acl: Corefile:")
+    assert str(ei.value).endswith("Error during parsing: " + message)

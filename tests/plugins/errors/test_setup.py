@@ -1,10 +1,12 @@
-"""errors: broken Corefiles are refused with one clean `plugin/errors: ...` line (moved from the central
-table of tests/test_robustness_config.py; generic arguments come from tests/broken_corefiles.py)."""
+"""errors: Corefile parsing and its errors."""
 
 from __future__ import annotations
 
 import pytest
 from broken_corefiles import check_broken, check_must_fail, load
+from conftest import running
+
+from pycoredns.instance import StartupError
 
 BROKEN: list[str] = [
     'errors stdout x',
@@ -23,18 +25,17 @@ BROKEN: list[str] = [
     'errors {\n consolidate 1m ""\n }',
     'errors {\n consolidate ²m .*\n }',
 ]
-"""Bodies inside `. { }` that must not load cleanly."""
+
 
 MUST_FAIL: list[str] = [
     ' errors {\n  consolidate 1m (\n }',
 ]
-"""Refused for sure by CoreDNS too."""
+
 
 EXACT: dict[str, str] = {
     '. {\n errors {\n  bogus\n }\n}\n':
         "plugin/errors: Corefile:3 - Syntax error: Unexpected token 'bogus', expecting 'Unknown field bogus'",
 }
-"""Texts the reference gives."""
 
 
 def test_broken_variants_give_one_clean_line() -> None:
@@ -49,3 +50,17 @@ def test_must_fail(body: str) -> None:
 @pytest.mark.parametrize("text,expected", list(EXACT.items()))
 def test_reference_texts(text: str, expected: str) -> None:
     assert load(text) == expected
+
+
+async def test_errors_unknown_option():
+    with pytest.raises(StartupError) as e:
+        async with running(". {\n errors {\n  bogus\n }\n}\n"):
+            pass
+    assert str(e.value) == ("plugin/errors: Corefile:3 - Syntax error: Unexpected token 'bogus', "
+                            "expecting 'Unknown field bogus'")
+
+
+async def test_once_per_block():
+    with pytest.raises(StartupError, match="plugin/errors: this plugin can only be used once per Server Block"):
+        async with running(". {\n errors\n errors\n}\n"):
+            pass

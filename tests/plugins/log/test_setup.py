@@ -1,9 +1,12 @@
-"""log: broken Corefiles are refused with one clean `plugin/log: ...` line (moved from the central
-table of tests/test_robustness_config.py; generic arguments come from tests/broken_corefiles.py)."""
+"""log: Corefile parsing and its errors."""
 
 from __future__ import annotations
 
+import pytest
 from broken_corefiles import check_broken
+from conftest import running
+
+from pycoredns.instance import StartupError
 
 BROKEN: list[str] = [
     'log {\n class bogus\n }',
@@ -16,8 +19,13 @@ BROKEN: list[str] = [
     'log . ""',
     'log {\n class ""\n }',
 ]
-"""Bodies inside `. { }` that must not load cleanly."""
 
 
 def test_broken_variants_give_one_clean_line() -> None:
     check_broken("log", BROKEN)
+
+
+async def test_log_bad_class_is_an_error():
+    with pytest.raises(StartupError, match="plugin/log: invalid Class: everything"):
+        async with running(". {\n log {\n  class everything\n }\n}\n"):
+            pass

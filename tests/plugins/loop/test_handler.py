@@ -1,4 +1,4 @@
-"""loop plugin: a forward back to ourselves is fatal (exit 1); without a loop the server keeps serving."""
+"""loop: the self-probe, loop detection (fatal exit) and disabling."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import dns.rcode
 import pytest
 import trio
 from conftest import free_port, query, running
-
-from pycoredns.instance import StartupError
 
 
 def test_forward_to_self_exits_fatally(tmp_path, server_process):
@@ -51,17 +49,3 @@ async def test_probe_name_and_counting():
         r = await query(srv.port(), loop.qname, "HINFO")
         assert r.rcode() == dns.rcode.NOERROR
         assert loop.count == before
-
-
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        (" loop 1", "Wrong argument count or unexpected line ending after '1'"),
-        (" loop\n loop", "plugin/loop: this plugin can only be used once per Server Block"),
-    ],
-)
-async def test_config_errors(body, message):
-    with pytest.raises(StartupError) as ei:
-        async with running(f". {{\n{body}\n whoami\n}}\n"):
-            pass
-    assert message in str(ei.value)

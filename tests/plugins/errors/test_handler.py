@@ -1,0 +1,54 @@
+"""errors: error log lines and consolidation through a running server."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import trio
+from conftest import query, running
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def log_lines():
+    h = Lines()
+    logger = logging.getLogger("pycoredns")
+    logger.addHandler(h)
+    yield h.lines
+    logger.removeHandler(h)
+
+
+async def test_errors_logs_no_next_plugin(log_lines):
+    async with running("example.org {\n errors\n any\n}\n") as srv:
+        r = await query(srv.port(), "a.example.org", "A")
+        assert r.rcode() == 2
+    assert "[ERROR] plugin/errors: 2 a.example.org. A: plugin/any: no next plugin found" in log_lines
+
+
+async def test_errors_consolidate(log_lines):
+    cf = "example.org {\n errors {\n  consolidate 1s \"no next plugin\" warning\n }\n any\n}\n"
+    async with running(cf) as srv:
+        for i in range(3):
+            await query(srv.port(), f"q{i}.example.org", "A")
+        assert not any("no next plugin found" in line for line in log_lines)
+        with trio.fail_after(3):
+            while not any("errors like" in line for line in log_lines):
+                await trio.sleep(0.1)
+    assert "[WARNING] plugin/errors: 3 errors like 'no next plugin' occurred in last 1s" in log_lines
+
+
+async def test_errors_consolidate_show_first(log_lines):
+    cf = "example.org {\n errors {\n  consolidate 1s \"no next\" info show_first\n }\n any\n}\n"
+    async with running(cf) as srv:
+        await query(srv.port(), "q.example.org", "A")
+        assert "[INFO] plugin/errors: 2 q.example.org. A: plugin/any: no next plugin found" in log_lines
