@@ -338,6 +338,21 @@ class Request:
         hdr = DNSHeader(id=self.id, bitmap=(self.flags & (OPCODE_MASK | wire.RD | wire.CD)) | wire.QR)
         return DNSRecord(header=hdr, q=DNSQuestion(self.qlabel, self.qtype, self.qclass))
 
+    def with_flags(self, flags: int, proto: str | None = None) -> Request:
+        """The same query with other header flags (and transport): the question is not parsed again."""
+        r = Request.__new__(Request)
+        r.wire = self.wire[:2] + flags.to_bytes(2, "big") + self.wire[4:]
+        r.flags = flags
+        r.id = self.id
+        r.qname_wire, r.qtype, r.qclass, r.qend, r.edns = (self.qname_wire, self.qtype, self.qclass, self.qend,
+                                                           self.edns)
+        r.remote, r.local, r.listener = self.remote, self.local, self.listener
+        r.proto = self.proto if proto is None else proto
+        r.zone, r.meta = self.zone, self.meta
+        r._msg = None
+        r._name, r._qname = self._name, self._qname
+        return r
+
     def copy_with(self, qname: str | None = None, qtype: int | None = None, qclass: int | None = None,
                   flags: int | None = None) -> Request:
         """A new request with another question (rewrite, autopath, self-lookups)."""

@@ -291,11 +291,7 @@ class Cache(Handler):
         """The query the rest of the chain sees: a copy with AD set (HEAD), same id and question."""
         if req.flags & wire.AD and proto == req.proto:
             return req
-        data = req.wire[:2] + (req.flags | wire.AD).to_bytes(2, "big") + req.wire[4:]
-        r = Request(data, req.remote, proto, req.local, req.listener)
-        r.zone = req.zone
-        r.meta = req.meta
-        return r
+        return req.with_flags(req.flags | wire.AD, proto)
 
     def start_refresh(self, req: Request, key: tuple, shard: int, e: Entry, now: float, prefetch: bool) -> None:
         """Refresh `e` in the background: at most one in flight per entry, none within FAILURE_RECHECK."""
@@ -486,7 +482,8 @@ class CacheWriter(WriterWrapper):
     __slots__ = ("cache", "key", "req", "shard")
 
     def __init__(self, inner: ResponseWriter, cache: Cache, req: Request, key: tuple, shard: int) -> None:
-        super().__init__(inner)
+        self.written = False  # WriterWrapper's state, set here: made once per miss
+        self.inner = inner
         self.cache = cache
         self.req = req
         self.key = key
