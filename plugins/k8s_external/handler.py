@@ -33,6 +33,7 @@ class Svc:
     host: str
     port: int = 0
     domain: str = ""  # msg.Domain(Key): the SRV target for address hosts
+    strip: int = 0  # TargetStrip: labels cut off the front of the SRV target
 
     def host_type(self) -> int:
         """A or AAAA for an IP, CNAME for a name, 0 for what no record can carry (a bad ingress hostname)."""
@@ -45,6 +46,12 @@ class Svc:
         except Exception:  # dnslib refuses empty or over-long labels
             return 0
         return QTYPE.CNAME
+
+
+def _target_strip(name: str, labels: int) -> str:
+    """msg's targetStrip: drop `labels` leading labels (the whole name if that overshoots)."""
+    parts = name.split(".")
+    return ".".join(parts[labels:]) if labels < len(parts) - 1 else name
 
 
 def _strip_underscore(s: str) -> str:
@@ -133,6 +140,12 @@ class External(Handler):
             return [], rcode
         return out, rcode
 
+    # -- transfer's interface -----------------------------------------------------------------
+    def transfer(self, zone: str, serial: int) -> list[RR] | None:
+        from .transfer import transfer
+
+        return transfer(self, zone, serial)
+
     # -- records ------------------------------------------------------------------------------
     def soa(self, zone: str) -> RR:
         return RR(zone, QTYPE.SOA, ttl=self.ttl, rdata=SOA(
@@ -168,41 +181,46 @@ class External(Handler):
     def _kube_ttl(self) -> int:
         return getattr(self.backend, "ttl", 5)
 
-    async def srv(self, req: Request, svcs: list[Svc]) -> tuple[list[RR], list[RR]]:
-        weights: dict[int, int] = {}
-        for _ in svcs:
-            weights[0] = weights.get(0, 0) + 100
+    def srv_records(self, owner, svcs: list[Svc]) -> tuple[list[RR], list[RR], list[str]]:
+        """CoreDNS's srv(): SRV records (kubernetes' TTL, weights over all services), the address
+        records of IP targets, and the CNAME targets whose addresses need a lookup."""
+        weight = max(1, math.floor(100.0 / (100 * len(svcs)) * 100)) if svcs else 1
         records: list[RR] = []
         extra: list[RR] = []
+        lookups: list[str] = []
         dup: set[tuple] = set()
         for s in svcs:
-            if s.port == -1 or not s.host_type():
-                continue
-            weight = max(1, math.floor(100.0 / weights[0] * 100))
             what = s.host_type()
-            if what == QTYPE.CNAME:
-                target = s.host.rstrip(".") + "."
-                key = (target, s.port, "")
-                if key not in dup:
-                    dup.add(key)
-                    records.append(self._srv_rr(req, weight, s.port, target))
-                if (target, 0, target) not in dup:
-                    dup.add((target, 0, target))
-                    for qt in (QTYPE.A, QTYPE.AAAA):
-                        extra += (await self._upstream(req, target, qt))[0]
+            if s.port == -1 or not what:
                 continue
-            target = s.domain
+            if what == QTYPE.CNAME:
+                target = _target_strip(s.host.rstrip(".") + ".", s.strip)
+                if (target, s.port, "") not in dup:
+                    dup.add((target, s.port, ""))
+                    records.append(self._srv_rr(owner, weight, s.port, target))
+                if (target, 0, s.host) not in dup:
+                    dup.add((target, 0, s.host))
+                    lookups.append(s.host.rstrip(".") + ".")
+                continue
+            target = _target_strip(s.domain, s.strip)
             if (target, s.port, "") not in dup:
                 dup.add((target, s.port, ""))
-                records.append(self._srv_rr(req, weight, s.port, target))
+                records.append(self._srv_rr(owner, weight, s.port, target))
             if (target, 0, s.host) not in dup:
                 dup.add((target, 0, s.host))
                 rd = A(s.host) if what == QTYPE.A else AAAA(s.host)
                 extra.append(RR(target, what, ttl=self.ttl, rdata=rd))
+        return records, extra, lookups
+
+    async def srv(self, req: Request, svcs: list[Svc]) -> tuple[list[RR], list[RR]]:
+        records, extra, lookups = self.srv_records(req.qlabel, svcs)
+        for target in lookups:
+            for qt in (QTYPE.A, QTYPE.AAAA):
+                extra += (await self._upstream(req, target, qt))[0]
         return records, extra
 
-    def _srv_rr(self, req: Request, weight: int, port: int, target: str) -> RR:
-        return RR(req.qlabel, QTYPE.SRV, ttl=self._kube_ttl(), rdata=SRV(0, weight, port & 0xFFFF, target))
+    def _srv_rr(self, owner, weight: int, port: int, target: str) -> RR:
+        return RR(owner, QTYPE.SRV, ttl=self._kube_ttl(), rdata=SRV(0, weight, port & 0xFFFF, target))
 
     # -- serving ------------------------------------------------------------------------------
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:

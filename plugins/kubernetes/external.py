@@ -31,6 +31,10 @@ class ExternalMixin:
             return None
         return svc.external_ips, svc.ports, svc.headless
 
+    def external_service_keys(self) -> list[Key]:
+        """(namespace, name) of every Service (zone transfers; CoreDNS does not filter namespaces here)."""
+        return list(self.index.services) if self.index is not None else []
+
     def external_endpoints(self, ns: str, name: str) -> list[tuple[str, str, tuple]]:
         """(endpoint hostname, IP, ports) of every ready address of the service."""
         if self.index is None:
