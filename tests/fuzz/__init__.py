@@ -1,0 +1,1 @@
+"""Coverage-guided fuzz targets (atheris): the packet path and the Corefile parser."""

@@ -1,0 +1,38 @@
+"""What the fuzz targets share: atheris setup with a seed corpus, and a bounded-run entry point.
+
+Each target is a script run with libFuzzer's flags, e.g.
+
+    python tests/fuzz/packet.py -runs=100000            # seeds only, no corpus kept
+    python tests/fuzz/packet.py -max_total_time=3600 CORPUS_DIR   # long run, corpus grows in CORPUS_DIR
+
+Without a corpus directory on the command line, the target's seeds are written to a temporary one.
+A crash (an uncaught exception, or a failed check inside the target) makes libFuzzer print the
+traceback and the input and exit non-zero; `-artifact_prefix=DIR/` says where the input is saved.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+
+
+def seed_dir(seeds: Iterable[bytes]) -> str:
+    path = tempfile.mkdtemp(prefix="pycoredns-fuzz-")
+    for i, data in enumerate(seeds):
+        with open(os.path.join(path, f"seed{i:05d}"), "wb") as f:
+            f.write(data)
+    return path
+
+
+def main(target: Callable[[bytes], None], seeds: Callable[[], Iterable[bytes]]) -> None:
+    """Run `target` under atheris (instrumenting every module loaded so far)."""
+    import atheris
+
+    argv = list(sys.argv)
+    if not any(not a.startswith("-") for a in argv[1:]):
+        argv.append(seed_dir(seeds()))
+    atheris.instrument_all()
+    atheris.Setup(argv, target)
+    atheris.Fuzz()
