@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dnslib import QTYPE, RR, TXT
 
-from pycoredns.plugin import NEXT, Controller, SyncHandler
-from pycoredns.request import Request, ResponseWriter
+from pycoredns.plugin import NEXT, Controller, Request, ResponseWriter, SyncHandler
 from pycoredns.util import zone_match
 
 AFTER = "cache"  # slot into the chain right behind the cache, like CoreDNS's plugin.cfg position
