@@ -37,7 +37,7 @@ from pycoredns_conformance.report import summary, to_json, to_junit
 from pycoredns_conformance.runner import ERROR, FAIL, PASS, SKIP, XFAIL, BinaryTarget, Result, Run, ServerTarget, run
 
 REPO = Path(__file__).resolve().parent.parent
-AREAS = {"spec", "coredns", "corefile", "cache-forward"}
+AREAS = {"spec", "coredns", "corefile", "cache-forward", "plugins-extra"}
 
 # Known findings: cases pycoredns does not pass yet (reported as xfail, listed in the final report).
 KNOWN_FAILURES: list[str] = []

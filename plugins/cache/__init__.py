@@ -42,9 +42,9 @@ MAX_SERVFAIL = 300.0
 MAX_FAILURE_RECHECK = 300.0
 NO_RRS_TTL = 5  # a reply without records is kept this long (before clamping)
 REFRESH_LIMIT = 30.0  # a background refresh never runs longer than this
-OPCODE = 0x7800  # opcode bits of the flags word
-TYPE_ANY = 255
-TYPE_CNAME = 5
+OPCODE = wire.OPCODE_MASK  # opcode bits of the flags word
+TYPE_ANY = wire.TYPE_ANY
+TYPE_CNAME = wire.TYPE_CNAME
 _EXTRA_DIGITS = re.compile(r"[+-]?[0-9]+\Z")
 
 # -- metrics (CoreDNS names, help texts and labels) ---------------------------------------------

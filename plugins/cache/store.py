@@ -19,7 +19,7 @@ MIN_SHARD_SIZE = 4
 _I = struct.Struct(">I")
 _HH = struct.Struct(">HH")
 # Bits of the request's flags word copied into a hit: opcode, RD, CD (miekg SetReply).
-REQ_BITS = 0x7800 | wire.RD | wire.CD
+REQ_BITS = wire.OPCODE_MASK | wire.RD | wire.CD
 HIT_BASE = wire.QR | wire.AA  # AA forced on every hit (CoreDNS's glibc workaround)
 
 

@@ -20,7 +20,7 @@ from pycoredns.request import Recorder, Request, ResponseWriter
 from .metrics import translated_total
 
 DEFAULT_SOA_TTL = 600
-IN = 1
+IN = wire.CLASS_IN
 
 
 def to6(prefix: ipaddress.IPv6Network, a: bytes) -> bytes:

@@ -18,8 +18,8 @@ from .zone import External, Result, Sections, Zone
 
 log = plugin_logger("file")
 
-TYPE_AXFR, TYPE_IXFR = 252, 251
-OPCODE_NOTIFY = 4
+TYPE_AXFR, TYPE_IXFR = wire.TYPE_AXFR, wire.TYPE_IXFR
+OPCODE_NOTIFY = wire.OPCODE_NOTIFY
 
 
 class ZoneSlot:

@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 
 from dnslib import RR, DNSLabel
 
+from pycoredns import wire
 from pycoredns.plugin import go_quote
 from pycoredns.util import is_subdomain
 
 from .zonefile import read_zone
 
-T_A, T_NS, T_CNAME, T_SOA, T_MX, T_AAAA, T_SRV, T_DS = 1, 2, 5, 6, 15, 28, 33, 43
-T_SVCB, T_HTTPS = 64, 65
+T_A, T_NS, T_CNAME, T_SOA, T_MX = wire.TYPE_A, wire.TYPE_NS, wire.TYPE_CNAME, wire.TYPE_SOA, wire.TYPE_MX
+T_AAAA, T_SRV, T_DS = wire.TYPE_AAAA, wire.TYPE_SRV, wire.TYPE_DS
+T_SVCB, T_HTTPS = wire.TYPE_SVCB, wire.TYPE_HTTPS
 MAX_CHASE = 8  # CNAMEs followed inside the zone (CoreDNS's limit)
 
 

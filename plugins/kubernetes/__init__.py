@@ -35,7 +35,7 @@ from .watch import POD_FIELD_SELECTOR, Connection, KindSpec, Watcher
 log = plugin_logger("kubernetes")
 
 DNS_SCHEMA_VERSION = "1.1.0"
-AXFR, IXFR = 252, 251
+AXFR, IXFR = wire.TYPE_AXFR, wire.TYPE_IXFR
 MAX_CNAME_DEPTH = 10
 REBUILD_CHUNK = 100  # services rebuilt between two yields to the query loop
 _CNAME_DEPTH = "kubernetes/cname-depth"

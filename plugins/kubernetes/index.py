@@ -26,7 +26,8 @@ from pycoredns import wire
 
 from .objects import Pod, Port, Service, Slice
 
-A, NS, CNAME, SOA, PTR, TXT, AAAA, SRV = 1, 2, 5, 6, 12, 16, 28, 33
+A, NS, CNAME, SOA = wire.TYPE_A, wire.TYPE_NS, wire.TYPE_CNAME, wire.TYPE_SOA
+PTR, TXT, AAAA, SRV = wire.TYPE_PTR, wire.TYPE_TXT, wire.TYPE_AAAA, wire.TYPE_SRV
 Key = tuple[str, str]  # (namespace, name)
 Answer = bytes  # ANCOUNT, NSCOUNT (0), ARCOUNT as on the wire, then the answer + additional records
 

@@ -39,7 +39,7 @@ from .policy import (
     shuffle,
 )
 
-TYPE_IXFR, TYPE_AXFR = 251, 252
+TYPE_IXFR, TYPE_AXFR = wire.TYPE_IXFR, wire.TYPE_AXFR
 LAYOUT_MEMO = 1024  # distinct reply bodies whose layout is kept (cleared when full)
 
 

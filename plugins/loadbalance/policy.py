@@ -14,11 +14,12 @@ from typing import Generic, TypeVar
 
 import trio
 
+from pycoredns import wire
 from pycoredns.log import plugin_logger
 
 log = plugin_logger("loadbalance")
 
-TYPE_A, TYPE_CNAME, TYPE_MX, TYPE_AAAA = 1, 5, 15, 28
+TYPE_A, TYPE_CNAME, TYPE_MX, TYPE_AAAA = wire.TYPE_A, wire.TYPE_CNAME, wire.TYPE_MX, wire.TYPE_AAAA
 ADDRESS = (TYPE_A, TYPE_AAAA)
 
 T = TypeVar("T")
@@ -78,7 +79,7 @@ def prefer(items: list[T], type_of: Callable[[T], int], ip_of: Callable[[T], tup
     return cname + matched + unmatched + mx + rest
 
 
-TYPE_SRV = 33
+TYPE_SRV = wire.TYPE_SRV
 WEIGHTED_TYPES = (TYPE_A, TYPE_AAAA, TYPE_SRV)
 DEFAULT_WEIGHT_RELOAD = 30.0
 

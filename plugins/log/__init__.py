@@ -114,7 +114,7 @@ def _class_of(req: Request, data: bytes | None) -> response.Class:
     return response.classify(response.typify(data))
 
 
-_AXFR, _IXFR = 252, 251
+_AXFR, _IXFR = wire.TYPE_AXFR, wire.TYPE_IXFR
 
 
 def _duration(d: float) -> str:

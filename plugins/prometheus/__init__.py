@@ -25,7 +25,7 @@ from pycoredns.wire import Reply
 log = plugin_logger("prometheus")
 DEFAULT_ADDRESS = "localhost:9153"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-TYPE_DS = 43
+TYPE_DS = wire.TYPE_DS
 
 build_info = REGISTRY.gauge(
     "coredns_build_info",

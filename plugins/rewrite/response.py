@@ -20,7 +20,7 @@ from pycoredns.request import Request
 if TYPE_CHECKING:
     from .rules import Matcher
 
-T_CNAME = 5
+T_CNAME = wire.TYPE_CNAME
 _HHIH = struct.Struct(">HHIH")
 
 # Record data layouts with names: "N" a name compressed on output (RFC 1035 types), "n" a name never

@@ -22,8 +22,8 @@ from pycoredns.request import Request, ResponseWriter
 from pycoredns.util import Fallthrough, zone_match
 
 MAX_REGEX = 10000
-ANY = 255
-TYPE_A, TYPE_AAAA, TYPE_CNAME = 1, 28, 5
+ANY = wire.TYPE_ANY
+TYPE_A, TYPE_AAAA, TYPE_CNAME = wire.TYPE_A, wire.TYPE_AAAA, wire.TYPE_CNAME
 EDE = 15
 CLASSES = {"IN": 1, "CS": 2, "CH": 3, "HS": 4, "NONE": 254, "ANY": 255}  # miekg StringToClass
 DEFAULT_TTL = 3600  # miekg's NewRR default when a template leaves the TTL out

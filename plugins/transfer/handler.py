@@ -25,7 +25,7 @@ from pycoredns.util import zone_match
 
 log = plugin_logger("transfer")
 
-TYPE_AXFR, TYPE_IXFR, TYPE_SOA = 252, 251, 6
+TYPE_AXFR, TYPE_IXFR, TYPE_SOA = wire.TYPE_AXFR, wire.TYPE_IXFR, wire.TYPE_SOA
 BATCH_BYTES = 63000  # CoreDNS starts a new message when the next record would pass this
 NOTIFY_TRIES = 3
 NOTIFY_TIMEOUT = 2.0  # miekg's default client read timeout

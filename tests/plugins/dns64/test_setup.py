@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from broken_corefiles import check_broken
 from conftest import running
 
 from pycoredns.instance import StartupError
@@ -25,3 +26,20 @@ async def test_bad_arguments(body: str, error: str) -> None:
         async with running(f". {{\n{body}\n}}\n", filename="Testfile"):
             pass
     assert str(e.value) == error
+
+
+BROKEN: list[str] = [
+    'dns64 foo',
+    'dns64 10.0.0.0/8',
+    'dns64 64:ff9b::/100',
+    'dns64 a b',
+    'dns64 {\n  prefix\n }',
+    'dns64 {\n  bogus\n }',
+    'dns64 {\n  prefix 64:ff9b::/33\n }',
+]
+"""Bodies inside `. { }` that CoreDNS refuses (their exact texts are checked above); with the generic
+arguments of tests/broken_corefiles.py each must give one clean `plugin/dns64: ...` line."""
+
+
+def test_broken_variants_give_one_clean_line() -> None:
+    check_broken("dns64", BROKEN)

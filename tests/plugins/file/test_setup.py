@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from broken_corefiles import check_broken
 from conftest import running
 
 from pycoredns.instance import StartupError
@@ -56,3 +57,18 @@ async def test_relative_path_uses_root(tmp_path) -> None:
     write_zone(tmp_path)
     async with running(f"example.org {{\n root {tmp_path}\n file db.example.org\n}}\n"):
         pass
+
+
+BROKEN: list[str] = [
+    'file',
+    'file /nonexistent/db {\n  reload 0\n }',
+    'file /nonexistent/db {\n  reload\n }',
+    'file /nonexistent/db {\n  reload abc\n }',
+    'file /nonexistent/db {\n  foo\n }',
+]
+"""Bodies inside `. { }` that CoreDNS refuses (their exact texts are checked above); with the generic
+arguments of tests/broken_corefiles.py each must give one clean `plugin/file: ...` line."""
+
+
+def test_broken_variants_give_one_clean_line() -> None:
+    check_broken("file", BROKEN)

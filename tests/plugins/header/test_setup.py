@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from broken_corefiles import check_broken
 from conftest import running
 
 from pycoredns.instance import StartupError
@@ -26,3 +27,20 @@ async def test_bad_rules(body: str, error: str) -> None:
         async with running(f". {{\n{body}\n}}\n", filename="Testfile"):
             pass
     assert str(e.value) == error
+
+
+BROKEN: list[str] = [
+    'header',
+    'header {\n }',
+    'header {\n  foo set aa\n }',
+    'header {\n  query\n }',
+    'header {\n  query set\n }',
+    'header {\n  query toggle aa\n }',
+    'header {\n  response set ad\n }',
+]
+"""Bodies inside `. { }` that CoreDNS refuses (their exact texts are checked above); with the generic
+arguments of tests/broken_corefiles.py each must give one clean `plugin/header: ...` line."""
+
+
+def test_broken_variants_give_one_clean_line() -> None:
+    check_broken("header", BROKEN)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from broken_corefiles import check_broken
 from conftest import running
 
 from pycoredns.instance import StartupError
@@ -23,3 +24,18 @@ async def test_bad_arguments(body: str, error: str) -> None:
         async with running(f"example.com {{\n{body}\n}}\n", filename="Testfile"):
             pass
     assert str(e.value) == error
+
+
+BROKEN: list[str] = [
+    'k8s_external {\n  ttl\n }',
+    'k8s_external {\n  ttl x\n }',
+    'k8s_external {\n  ttl 3601\n }',
+    'k8s_external {\n  apex\n }',
+    'k8s_external {\n  foo\n }',
+]
+"""Bodies inside `. { }` that CoreDNS refuses (their exact texts are checked above); with the generic
+arguments of tests/broken_corefiles.py each must give one clean `plugin/k8s_external: ...` line."""
+
+
+def test_broken_variants_give_one_clean_line() -> None:
+    check_broken("k8s_external", BROKEN)

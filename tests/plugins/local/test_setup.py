@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from broken_corefiles import check_broken
 from conftest import running
 
 from pycoredns.instance import StartupError
@@ -27,3 +28,17 @@ async def test_bad_arguments(body: str, error: str) -> None:
 async def test_prefix_off_accepted() -> None:
     async with running(". {\n local {\n  localhost_prefix off\n }\n}\n"):
         pass
+
+
+BROKEN: list[str] = [
+    'local foo',
+    'local {\n  localhost_prefix maybe\n }',
+    'local {\n  localhost_prefix\n }',
+    'local {\n  bar\n }',
+]
+"""Bodies inside `. { }` that CoreDNS refuses (their exact texts are checked above); with the generic
+arguments of tests/broken_corefiles.py each must give one clean `plugin/local: ...` line."""
+
+
+def test_broken_variants_give_one_clean_line() -> None:
+    check_broken("local", BROKEN)

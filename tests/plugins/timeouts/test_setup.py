@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from broken_corefiles import check_broken
 from conftest import running
 
 from pycoredns.instance import StartupError
@@ -37,3 +38,22 @@ async def test_values_reach_the_listener() -> None:
     async with running(cf) as srv:
         lst = srv.instance.first_listener()
         assert (lst.read_timeout, lst.write_timeout, lst.idle_timeout, lst.max_tcp_queries) == (7, 60, 7200, 3)
+
+
+BROKEN: list[str] = [
+    'timeouts',
+    'timeouts a',
+    'timeouts {\n  read\n }',
+    'timeouts {\n  read 0.5s\n }',
+    'timeouts {\n  idle 25h\n }',
+    'timeouts {\n  write abc\n }',
+    'timeouts {\n  foo 5\n }',
+    'timeouts {\n  maxtcpqueries x\n }',
+    'timeouts {\n  maxtcpqueries -2\n }',
+]
+"""Bodies inside `. { }` that CoreDNS refuses (their exact texts are checked above); with the generic
+arguments of tests/broken_corefiles.py each must give one clean `plugin/timeouts: ...` line."""
+
+
+def test_broken_variants_give_one_clean_line() -> None:
+    check_broken("timeouts", BROKEN)

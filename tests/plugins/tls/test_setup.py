@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from broken_corefiles import check_broken
 from conftest import running
 from pycoredns_conformance.upstream import make_tls_cert
 
@@ -36,3 +37,18 @@ async def test_bad_options(tmp_path, block: str, error: str) -> None:
     cert, key = make_tls_cert(str(tmp_path))
     expected = f"plugin/tls: Testfile:3 - Error during parsing: {error}"
     assert await _error(f"tls {cert} {key} {{\n {block}\n}}") == expected
+
+
+BROKEN: list[str] = [
+    'tls a',
+    'tls a b c d',
+    'tls /nope/cert /nope/key',
+    'tls',
+    'tls /nope/cert /nope/key {\n  client_auth maybe\n }',
+]
+"""Bodies inside `. { }` that CoreDNS refuses (their exact texts are checked above); with the generic
+arguments of tests/broken_corefiles.py each must give one clean `plugin/tls: ...` line."""
+
+
+def test_broken_variants_give_one_clean_line() -> None:
+    check_broken("tls", BROKEN)

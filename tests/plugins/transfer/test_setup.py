@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from broken_corefiles import check_broken
 from conftest import running
 
 from pycoredns.instance import StartupError
@@ -31,3 +32,19 @@ async def test_addresses_normalised() -> None:
     async with running("example.org {\n transfer {\n  to * 10.0.0.1 [::1]:5300\n }\n}\n") as srv:
         handler = srv.instance.blocks[0].handler("transfer")
         assert handler.xfrs[0].to == ["*", "10.0.0.1:53", "[::1]:5300"]
+
+
+BROKEN: list[str] = [
+    'transfer',
+    'transfer {\n  to\n }',
+    'transfer {\n  to foo\n }',
+    'transfer {\n  to 10.0.0.1\n  source 10.0.0.2\n  source 10.0.0.2\n }',
+    'transfer {\n  to 10.0.0.1\n  source nope\n }',
+    'transfer {\n  bar\n }',
+]
+"""Bodies inside `. { }` that CoreDNS refuses (their exact texts are checked above); with the generic
+arguments of tests/broken_corefiles.py each must give one clean `plugin/transfer: ...` line."""
+
+
+def test_broken_variants_give_one_clean_line() -> None:
+    check_broken("transfer", BROKEN)

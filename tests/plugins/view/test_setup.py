@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from broken_corefiles import check_broken
 from conftest import running
 
 from pycoredns.instance import StartupError
@@ -32,3 +33,18 @@ async def test_same_zone_needs_a_view() -> None:
     assert "- it is already defined" in str(e.value)
     async with running(". {\n view a {\n  expr true\n }\n whoami\n}\n. {\n whoami\n}\n"):
         pass
+
+
+BROKEN: list[str] = [
+    'view',
+    'view a b',
+    'view a {\n  foo\n }',
+    'view a\n view b',
+]
+"""Bodies inside `. { }` that CoreDNS refuses (their exact texts are checked above); with the generic
+arguments of tests/broken_corefiles.py each must give one clean `plugin/view: ...` line. Expression
+errors are left out: like expr-lang's (and CoreDNS's) they end with the source and a caret line."""
+
+
+def test_broken_variants_give_one_clean_line() -> None:
+    check_broken("view", BROKEN)
