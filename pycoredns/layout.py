@@ -106,6 +106,10 @@ def layout(data: bytes, qend: int = 0) -> Layout:
     return Layout(qend, (an, ns, ar), starts, ends, types, relocs, off)
 
 
+class ForwardPointer(WireError):
+    """This order would leave a name pointing at a record written after it: re-pack the message instead."""
+
+
 def permute(data: bytes, lay: Layout, order: list[int]) -> bytes:
     """The message with its records written in `order` (indexes into the layout, a permutation that
     keeps each record in its section), pointers into moved records following them."""
@@ -119,17 +123,22 @@ def permute(data: bytes, lay: Layout, order: list[int]) -> bytes:
         pos += ends[i] - starts[i]
     parts.append(data[lay.end :])
     out = b"".join(parts)
-    moved = [(rec, p, k) for rec, p, k in lay.relocs if new_start[k] != starts[k]]
-    if not moved:
-        return out
-    buf = bytearray(out)
-    for rec, p, k in moved:
+    buf: bytearray | None = None
+    for rec, p, k in lay.relocs:
+        if new_start[k] == starts[k] and new_start[rec] == starts[rec]:
+            continue
         target = ((data[p] & 0x3F) << 8) | data[p + 1]
         new_target = target - starts[k] + new_start[k]
+        new_p = p - starts[rec] + new_start[rec]
+        if new_target >= new_p:  # a record compressed against a later one: RFC 1035 pointers go back
+            raise ForwardPointer("pointer would point forward after moving")
         if new_target >= 0x4000:
             raise WireError("pointer target beyond 16 KB after moving")
-        struct.pack_into(">H", buf, p - starts[rec] + new_start[rec], 0xC000 | new_target)
-    return bytes(buf)
+        if new_target != target:
+            if buf is None:
+                buf = bytearray(out)
+            struct.pack_into(">H", buf, new_p, 0xC000 | new_target)
+    return out if buf is None else bytes(buf)
 
 
 def opt_index(lay: Layout) -> int:

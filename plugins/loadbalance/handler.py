@@ -20,7 +20,7 @@ import struct
 from dnslib import QTYPE, DNSRecord
 
 from pycoredns import wire
-from pycoredns.layout import Layout, layout, permute
+from pycoredns.layout import ForwardPointer, Layout, layout, permute
 from pycoredns.plugin import Handler
 from pycoredns.request import Request, ResponseWriter, WriterWrapper
 from pycoredns.wire import Reply
@@ -70,6 +70,11 @@ class LoadBalance(Handler):
         if isinstance(reply, (bytes, bytearray)):
             try:
                 return self._reorder_wire(reply if type(reply) is bytes else bytes(reply), question)
+            except ForwardPointer:  # glue compressed against the record before it: re-pack (rare)
+                try:
+                    return bytes(self._reorder_record(DNSRecord.parse(reply)).pack())
+                except Exception:  # what dnslib cannot read goes out as it came in
+                    return reply
             except (wire.WireError, IndexError, struct.error):
                 return reply  # garbage goes out as it came in
         return self._reorder_record(reply)

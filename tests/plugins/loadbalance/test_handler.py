@@ -89,3 +89,20 @@ def test_garbage_passes_unchanged():
     lb = LoadBalance([])
     for cut in (13, 40, 200, len(data) - 3):
         assert lb.reorder(data[:cut]) == data[:cut]
+
+
+def test_reordering_never_makes_a_pointer_point_forward() -> None:
+    """Glue compressed against the record before it (as dnslib or miekg pack A then AAAA for one name):
+    moving them apart would leave a forward pointer, which dnspython and RFC 1035 refuse; such a reply
+    keeps its order (found by the differential run)."""
+    q = dns.message.make_query("_http._tcp.svc.example.", "SRV")
+    r = dns.message.make_response(q)
+    r.answer.append(dns.rrset.from_text("_http._tcp.svc.example.", 30, "IN", "SRV", "0 50 80 t.svc.example."))
+    r.additional.append(dns.rrset.from_text("t.svc.example.", 30, "IN", "A", "10.0.0.1"))
+    r.additional.append(dns.rrset.from_text("t.svc.example.", 30, "IN", "AAAA", "fd00::1"))
+    data = r.to_wire()  # the AAAA's owner is a pointer to the A's
+    lb = LoadBalance([])
+    for _ in range(20):
+        out = lb.reorder(data)
+        assert sorted(_records(out)) == sorted(_records(data))
+        dns.message.from_wire(out)  # raises on a forward pointer
