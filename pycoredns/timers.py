@@ -110,8 +110,11 @@ class _Wheel:
                         log.core.error(f"timer callback failed: {type(e).__name__}: {e}")
 
 
+_SYSTEM_CLOCK: type | None
 try:  # trio's default clock: perf_counter() + offset (private; without it, trio.current_time() is used)
-    from trio._core._run import SystemClock as _SYSTEM_CLOCK
+    from trio._core._run import SystemClock
+
+    _SYSTEM_CLOCK = SystemClock
 except ImportError:  # pragma: no cover
     _SYSTEM_CLOCK = None
 _WHEEL: trio.lowlevel.RunVar[_Wheel] = trio.lowlevel.RunVar("pycoredns_timers")

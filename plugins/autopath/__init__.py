@@ -29,8 +29,8 @@ SearchFunc = Callable[[Request], list[str] | None]
 def parse_resolv_conf(path: str) -> list[str]:
     """The search list of a resolv.conf as miekg's ClientConfigFromFile reads it (last line wins)."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
     except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
         reason = getattr(e, "strerror", None) or str(e)
         raise ConfigError(f"failed to parse {_q(path)}: open {path}: {reason.lower()}") from None

@@ -13,6 +13,7 @@ import re
 import time
 import weakref
 from collections.abc import Iterable
+from typing import Any
 
 import trio
 
@@ -104,7 +105,7 @@ class Cache(Handler):
         self.zones: list[str] = ["."]
         self.zones_label = "."
         self.server = ""
-        self.scope = None  # the configuration's ConfigScope: its nursery runs refreshes
+        self.scope: Any = None  # the configuration's ConfigScope: its nursery runs refreshes
         self.pcap = DEFAULT_CAP
         self.pttl = float(MAX_TTL)
         self.minpttl = float(MIN_TTL)
@@ -468,7 +469,7 @@ def _has_soa(message: bytes, qend: int) -> bool:
         _t, _ttl, off = wire.skip_rr(message, off)
     for _ in range(ns):
         rtype, _ttl, off = wire.skip_rr(message, off)
-        if rtype == response.TYPE_SOA:
+        if rtype == wire.TYPE_SOA:
             return True
     return False
 
@@ -603,8 +604,7 @@ def parse(c: Controller) -> Cache:
     for _ in c.occurrences(once=True):
         args = c.remaining_args()
         if args and _EXTRA_DIGITS.match(args[0]):
-            ttl = _ttl(args[0])
-            ca.pttl = ca.nttl = float(ttl)
+            ca.pttl = ca.nttl = float(_ttl(args[0]))
             args = args[1:]
         ca.zones = c.zones_from(args)
         stale_policy_seen = False

@@ -8,12 +8,15 @@ after the chain returns. Reporting is
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import resource
 import time
 from bisect import bisect_left
+from collections.abc import Callable
 from time import monotonic
+from typing import Any
 
 from pycoredns import COREDNS_VERSION, __version__, metrics, wire
 from pycoredns.log import plugin_logger
@@ -64,7 +67,12 @@ class Recorder(Wrapper):
         self.start = monotonic()
 
     def write(self, reply: Reply) -> None:
-        data = reply if type(reply) is bytes else bytes(reply if isinstance(reply, bytearray) else reply.pack())
+        if type(reply) is bytes:
+            data = reply
+        elif isinstance(reply, (bytes, bytearray)):
+            data = bytes(reply)
+        else:
+            data = bytes(reply.pack())
         self.written = True
         self.size += len(data)
         if len(data) >= 4:
@@ -120,10 +128,10 @@ class Metrics(WrapperHandler):
         slot.duration_sum += v
         edns = req.edns
         rcode = rc & 0x0F if rc in NOT_WRITTEN else rec.rcode
-        key = (slot, bisect_left(_DURATION_BUCKETS, v), rec.size, len(req.wire), rcode, rec.plugin,
+        obs = (slot, bisect_left(_DURATION_BUCKETS, v), rec.size, len(req.wire), rcode, rec.plugin,
                edns is not None and edns.do)
         pending = _PENDING
-        pending[key] = pending.get(key, 0) + 1
+        pending[obs] = pending.get(obs, 0) + 1
         if len(pending) > PENDING_MAX:
             flush()
 
@@ -240,6 +248,10 @@ def _open_fds() -> int:
         return 0
 
 
+def _sample(fn: Callable[[], float]) -> list[tuple[tuple[str, ...], float]]:
+    return [((), float(fn()))]
+
+
 def _register_process_metrics() -> None:
     start = _start_time()
     gauges = (
@@ -251,7 +263,7 @@ def _register_process_metrics() -> None:
         ("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", lambda: start),
     )
     for name, help_text, fn in gauges:
-        REGISTRY.gauge_func(name, help_text, lambda fn=fn: [((), float(fn()))])
+        REGISTRY.gauge_func(name, help_text, functools.partial(_sample, fn))
     cpu = CounterFunc("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
                       lambda: [((), sum(os.times()[:2]))])
     REGISTRY.register(cpu)
@@ -290,7 +302,7 @@ def setup(c: Controller) -> None:
             raise c.errf("unknown option: %s", c.val())
     build_info.set(COREDNS_VERSION, f"pycoredns-{__version__}", f"python{platform.python_version()}", value=1)
     _register_process_metrics()
-    state = c.config_state("prometheus", lambda: {"addrs": set(), "blocks": []})
+    state: dict[str, Any] = c.config_state("prometheus", lambda: {"addrs": set(), "blocks": []})
     if addr not in state["addrs"]:
         state["addrs"].add(addr)
         c.http_route(addr, "/metrics", expose)

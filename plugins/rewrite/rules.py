@@ -160,10 +160,10 @@ def valid_name(name: str) -> bool:
         return False
     try:
         w = wire.text_to_wire(name)
-        labels, _ = wire.read_name(w, 0)
+        wire_labels, _ = wire.read_name(w, 0)
     except (wire.WireError, ValueError, IndexError):
         return False
-    return all(0 < len(label) <= 63 for label in labels) and len(w) <= 255
+    return all(0 < len(label) <= 63 for label in wire_labels) and len(w) <= 255
 
 
 # -- name matching shared by name, ttl, rcode and cname rules ----------------------------------
@@ -287,7 +287,8 @@ def new_name_rule(mode: str, args: list[str]) -> Rule:
     else:
         kind = args[0].lower()
         frm, to = (args[1], args[2]) if kind == REGEX else (normalize(args[1]), normalize(args[2]))
-    auto, answers = False, []
+    auto = False
+    answers: list[ResponseRule] = []
     if len(args) > 3:
         auto, answers = parse_answers(kind, args[3:])
     if kind == EXACT:

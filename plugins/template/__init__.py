@@ -8,6 +8,7 @@ error, never a failure at query time.
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from collections.abc import Callable
@@ -469,13 +470,17 @@ class Tmpl:
                 Class=wire.class_name(qc), Type=wire.type_name(qt),
                 Question=Lazy(lambda: Struct("dns.Question", Name=req.qname, Qtype=req.qtype, Qclass=req.qclass)),
                 Remote=req.remote[0],
-                Meta=lambda key, _m=req.meta or {}: _meta(_m, key),
+                Meta=functools.partial(_meta, req.meta or {}),
             )
-            data.fields["Message"] = Lazy(lambda _d=data: Struct(
-                "*dns.Msg", Id=req.id, Question=[_d.field("Question")], RecursionDesired=req.rd,
-                CheckingDisabled=req.cd, Opcode=(req.flags >> 11) & 0xF))
+            data.fields["Message"] = Lazy(functools.partial(_message, data, req))
             return data, False
         return None, self.fall.through(name)
+
+
+def _message(data: Struct, req: Request) -> Struct:
+    """`.Message` of a template: built only when a template reads it."""
+    return Struct("*dns.Msg", Id=req.id, Question=[data.field("Question")], RecursionDesired=req.rd,
+                  CheckingDisabled=req.cd, Opcode=(req.flags >> 11) & 0xF)
 
 
 def _meta(meta: dict[str, Any], key: Any) -> str:
@@ -578,7 +583,7 @@ class TemplateHandler(Handler):
                     raise
             rrs.append(parsed)
         lookups = req.qtype in (TYPE_A, TYPE_AAAA) and any(rr.rtype == TYPE_CNAME for rr in rrs[0])
-        reply = Reply(*rrs, lookups)
+        reply = Reply(rrs[0], rrs[1], rrs[2], lookups)
         if not lookups:
             rec = self._record(req, t, reply, None)
             reply.body = bytes(rec.pack())[len(req.question) + 12 :]
