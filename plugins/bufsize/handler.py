@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 
 from pycoredns import wire
-from pycoredns.plugin import Handler
+from pycoredns.plugin import Wrapper, WrapperHandler
 from pycoredns.request import Edns, Request, ResponseWriter
 
 
@@ -40,16 +40,12 @@ def cap_udp_size(req: Request, size: int) -> None:
     req.edns = Edns(size, edns.version, edns.flags, edns.options)
 
 
-class Bufsize(Handler):
+class Bufsize(WrapperHandler):
     name = "bufsize"
 
     def __init__(self, size: int) -> None:
         self.size = size
 
-    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
-        cap_udp_size(req, self.size)
-        return await self.next_or_failure(req, w)
-
-    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
-        cap_udp_size(req, self.size)
-        return self.next_fast(req, w)
+    def wrap(self, req: Request, w: ResponseWriter) -> tuple[Request, Wrapper] | None:
+        cap_udp_size(req, self.size)  # the request changes; the writer does not
+        return None

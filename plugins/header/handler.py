@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from pycoredns import wire
-from pycoredns.plugin import Handler
-from pycoredns.request import Request, ResponseWriter, WriterWrapper
+from pycoredns.plugin import Wrapper, WrapperHandler
+from pycoredns.request import Request, ResponseWriter
 from pycoredns.wire import Reply
 
 
@@ -21,7 +21,7 @@ def apply(flags: int, rules: list[Rule]) -> int:
     return flags
 
 
-class _HeaderWriter(WriterWrapper):
+class _HeaderWriter(Wrapper):
     __slots__ = ("rules",)
 
     def __init__(self, inner: ResponseWriter, rules: list[Rule]) -> None:
@@ -34,23 +34,17 @@ class _HeaderWriter(WriterWrapper):
         super().write(data[:2] + flags.to_bytes(2, "big") + data[4:])
 
 
-class Header(Handler):
+class Header(WrapperHandler):
     name = "header"
 
     def __init__(self, query_rules: list[Rule], response_rules: list[Rule]) -> None:
         self.query_rules = query_rules
         self.response_rules = response_rules
 
-    def _prepare(self, req: Request, w: ResponseWriter) -> ResponseWriter:
+    def wrap(self, req: Request, w: ResponseWriter) -> tuple[Request, Wrapper] | None:
         if self.query_rules:
             flags = apply(req.flags, self.query_rules)
             if flags != req.flags:
                 req.flags = flags
                 req.wire = req.wire[:2] + flags.to_bytes(2, "big") + req.wire[4:]
-        return _HeaderWriter(w, self.response_rules)
-
-    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
-        return await self.next_or_failure(req, self._prepare(req, w))
-
-    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
-        return self.next_fast(req, self._prepare(req, w))
+        return req, _HeaderWriter(w, self.response_rules)

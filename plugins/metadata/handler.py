@@ -13,12 +13,12 @@ metadata plugin" (placeholders print `-`) from "metadata collected".
 
 from __future__ import annotations
 
-from pycoredns.plugin import Handler
+from pycoredns.plugin import Handler, Wrapper, WrapperHandler
 from pycoredns.request import Request, ResponseWriter
 from pycoredns.util import zone_match
 
 
-class Metadata(Handler):
+class Metadata(WrapperHandler):
     name = "metadata"
 
     def __init__(self, zones: list[str]) -> None:
@@ -32,10 +32,6 @@ class Metadata(Handler):
                 meta.update(p.metadata(req))  # type: ignore[attr-defined]
         req.meta = meta
 
-    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
-        self.collect(req)
-        return await self.next_or_failure(req, w)
-
-    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
-        self.collect(req)
-        return self.next_fast(req, w)
+    def wrap(self, req: Request, w: ResponseWriter) -> tuple[Request, Wrapper] | None:
+        self.collect(req)  # the request gains its metadata; the writer does not change
+        return None

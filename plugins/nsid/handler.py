@@ -10,8 +10,8 @@ from __future__ import annotations
 import struct
 
 from pycoredns import wire
-from pycoredns.plugin import Handler
-from pycoredns.request import Request, ResponseWriter, WriterWrapper
+from pycoredns.plugin import Wrapper, WrapperHandler
+from pycoredns.request import Request, ResponseWriter
 from pycoredns.wire import Reply
 
 NSID = 3
@@ -51,7 +51,7 @@ def with_nsid(data: bytes, value: bytes, udp_size: int) -> bytes:
     return data[:name_end] + head + rdata + data[rd_start + rdlen :]
 
 
-class _NsidWriter(WriterWrapper):
+class _NsidWriter(Wrapper):
     __slots__ = ("size", "value")
 
     def __init__(self, inner: ResponseWriter, value: bytes, size: int) -> None:
@@ -63,21 +63,15 @@ class _NsidWriter(WriterWrapper):
         super().write(with_nsid(wire.to_bytes(reply), self.value, self.size))
 
 
-class Nsid(Handler):
+class Nsid(WrapperHandler):
     name = "nsid"
 
     def __init__(self, data: str) -> None:
         # CoreDNS sends hex.EncodeToString(DATA) as the option's text, i.e. the raw DATA bytes on the wire
         self.value = data.encode()
 
-    def _writer(self, req: Request, w: ResponseWriter) -> ResponseWriter:
+    def wrap(self, req: Request, w: ResponseWriter) -> tuple[Request, Wrapper] | None:
         edns = req.edns
         if edns is not None and any(code == NSID for code, _ in edns.option_list()):
-            return _NsidWriter(w, self.value, edns.udp_size)
-        return w
-
-    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
-        return await self.next_or_failure(req, self._writer(req, w))
-
-    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
-        return self.next_fast(req, self._writer(req, w))
+            return req, _NsidWriter(w, self.value, edns.udp_size)
+        return None
