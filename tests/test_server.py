@@ -242,23 +242,6 @@ async def test_in_process_resolve_without_sockets():
         assert str(reply.rr[0].rdata) == '"CoreDNS-x"'
 
 
-async def test_any_answers_hinfo():
-    async with running(". {\n any\n whoami\n}\n") as srv:
-        r = await query(srv.port(), "example.org", "ANY")
-        assert r.answer[0].rdtype == dns.rdatatype.HINFO and r.answer[0].ttl == 8482
-        assert r.answer[0][0].to_text() == '"ANY obsoleted" "See RFC 8482"'
-        r = await query(srv.port(), "example.org", "A")
-        assert not r.answer
-
-
-async def test_minimal_strips_additional_on_noerror():
-    # whoami's reply is NOERROR without SOA: typify calls it NoError, so minimal strips the extras,
-    # keeping the OPT the client asked for.
-    async with running(". {\n minimal\n whoami\n}\n") as srv:
-        r = await query(srv.port(), "example.org", "A", use_edns=0)
-        assert r.rcode() == 0 and not r.additional and r.edns == 0
-
-
 async def test_duplicate_zone_is_a_startup_error():
     from pycoredns.instance import StartupError
 

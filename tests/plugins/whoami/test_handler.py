@@ -1,4 +1,6 @@
-"""The embedded server answers real queries over UDP and TCP."""
+"""whoami: the client's address and port over UDP and TCP (the embedded server answers real queries)."""
+
+from __future__ import annotations
 
 from conftest import query, running
 
