@@ -7,6 +7,7 @@ Anything odd in an object (missing fields, wrong types) gives None ("ignore"), n
 from __future__ import annotations
 
 import ipaddress
+import socket
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -76,8 +77,17 @@ def _ports(items: Any) -> tuple[Port, ...]:
 
 
 def _ip(text: Any) -> str | None:
+    """The address in canonical form, or None. inet_pton accepts exactly the canonical dotted quad
+    (no leading zeros), so IPv4 needs no ipaddress object (the bulk of a large list)."""
+    if not isinstance(text, str):
+        return None
     try:
-        return str(ipaddress.ip_address(text)) if isinstance(text, str) else None
+        socket.inet_pton(socket.AF_INET, text)
+        return text
+    except (OSError, ValueError):  # ValueError: an embedded NUL
+        pass
+    try:
+        return str(ipaddress.ip_address(text))
     except ValueError:
         return None
 
