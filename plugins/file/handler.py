@@ -69,6 +69,11 @@ class ZoneSlot:
         return True
 
 
+def _memo_question(req: Request) -> bytes:
+    """The memo key's question: with DO the reply carries signatures, so DO is part of the key."""
+    return req.question + b"\x01" if req.do else req.question
+
+
 class File(Handler):
     name = "file"
 
@@ -110,7 +115,7 @@ class File(Handler):
             log.info(f"Dropping notify from {req.remote[0]} for {origin}")
             return None, wire.NOERROR
         seen: list[str] = []
-        res = z.lookup(req.name, req.qtype, seen)
+        res = z.lookup(req.name, req.qtype, seen, req.do)
         if seen and req.meta is not None:
             req.meta["zone/wildcard"] = seen[0]
         return z, res
@@ -133,7 +138,7 @@ class File(Handler):
         m.rr, m.auth, m.ar = list(answer), list(ns), list(extra)
         data = bytes(m.pack())
         if memo is not None:
-            memo.put(req.flags, req.question, data)
+            memo.put(req.flags, _memo_question(req), data)
         w.write(data)
         return wire.NOERROR
 
@@ -142,7 +147,7 @@ class File(Handler):
         if slot is None:
             return self.next_fast(req, w)
         if req.meta is None:  # with metadata a wildcard answer also sets zone/wildcard: no memo
-            hit = slot.memo.get(req.flags, req.question, req.id)
+            hit = slot.memo.get(req.flags, _memo_question(req), req.id)
             if hit is not None:
                 w.write(hit)
                 return wire.NOERROR

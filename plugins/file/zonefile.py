@@ -19,7 +19,7 @@ MAX_INCLUDE_DEPTH = 7  # miekg's maxIncludeDepth
 CLASSES = {"IN": 1, "CH": 3, "CS": 2, "HS": 4}
 # Positions of domain names in the rdata of the types that have them.
 NAME_FIELDS = {"NS": (0,), "CNAME": (0,), "PTR": (0,), "DNAME": (0,), "MX": (1,), "SRV": (3,), "SOA": (0, 1),
-               "RP": (0, 1), "NAPTR": (5,), "KX": (1,), "AFSDB": (1,)}
+               "RP": (0, 1), "NAPTR": (5,), "KX": (1,), "AFSDB": (1,), "NSEC": (0,), "RRSIG": (7,)}
 _TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
