@@ -15,7 +15,7 @@ import enum
 import os
 from dataclasses import dataclass, field
 
-from dnslib import RR, DNSLabel
+from dnslib import CNAME, RR, DNSLabel
 
 from pycoredns import wire
 from pycoredns.plugin import go_quote
@@ -26,7 +26,7 @@ from .zonefile import read_zone
 T_A, T_NS, T_CNAME, T_SOA, T_MX = wire.TYPE_A, wire.TYPE_NS, wire.TYPE_CNAME, wire.TYPE_SOA, wire.TYPE_MX
 T_AAAA, T_SRV, T_DS = wire.TYPE_AAAA, wire.TYPE_SRV, wire.TYPE_DS
 T_SVCB, T_HTTPS = wire.TYPE_SVCB, wire.TYPE_HTTPS
-T_RRSIG, T_NSEC, T_NSEC3, T_NSEC3PARAM = 46, 47, 50, 51
+T_RRSIG, T_NSEC, T_NSEC3, T_NSEC3PARAM, T_DNAME = 46, 47, 50, 51, 39
 MAX_CHASE = 8  # CNAMEs followed inside the zone (CoreDNS's limit)
 
 
@@ -282,6 +282,10 @@ class Zone:
             if shot:
                 break
             found = name in self.nodes
+            if found and (dname := self.rrs(name, T_DNAME)):
+                synthesized = self._dname(qname, qtype, name, dname[0], do)
+                if synthesized is not None:
+                    return synthesized
             if not found:
                 wildcard = "*." + name.split(".", 1)[1] if "." in name.rstrip(".") else ""
                 if wildcard and wildcard in self.nodes:
@@ -322,6 +326,25 @@ class Zone:
             return rrs, auth, additional, Result.SUCCESS
         result = Result.SUCCESS if self.has_descendant(qname) else Result.NAME_ERROR
         return [], self.apex_soa(do) + (self._denial(qname, result) if do else []), [], result
+
+    def _dname(self, qname: str, qtype: int, node: str, dname: RR, do: bool) -> Sections | External | None:
+        """CoreDNS's DNAME handling: the CNAME it synthesises for a name below `node`, chased like one."""
+        if qname == node:
+            return None
+        target_suffix = _name(dname.rdata.label)
+        keep = qname[: len(qname) - len(node)]
+        target = keep + target_suffix if target_suffix != "." else keep
+        cname = RR(qname, T_CNAME, ttl=dname.ttl, rdata=CNAME(target))
+        if qname.lower() == target.lower():
+            return [], [], [], Result.SERVER_FAILURE
+        head = [dname, *(self.sigs(node, T_DNAME) if do else [])]
+        if qtype == T_CNAME:
+            return [*head, cname], self.apex_ns(do), [], Result.SUCCESS
+        res = self.chase(node, qtype, [cname], do)
+        if isinstance(res, External):
+            return External(head + res.rrs, res.target, res.do)
+        answer, ns, extra, result = res
+        return head + answer, ns, extra, result
 
     def _denial(self, qname: str, result: Result) -> list[RR]:
         """The NSEC records (with signatures) proving a name does not exist, as CoreDNS picks them."""

@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Iterator
 
-from dnslib import QTYPE, RD, RDMAP, RR, TXT, DNSLabel
+from dnslib import CNAME, QTYPE, RD, RDMAP, RR, TXT, DNSLabel
 
 DEFAULT_TTL = 3600
 MAX_INCLUDE_DEPTH = 7  # miekg's maxIncludeDepth
@@ -21,6 +21,16 @@ CLASSES = {"IN": 1, "CH": 3, "CS": 2, "HS": 4}
 NAME_FIELDS = {"NS": (0,), "CNAME": (0,), "PTR": (0,), "DNAME": (0,), "MX": (1,), "SRV": (3,), "SOA": (0, 1),
                "RP": (0, 1), "NAPTR": (5,), "KX": (1,), "AFSDB": (1,), "NSEC": (0,), "RRSIG": (7,)}
 _TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class DNAME(CNAME):
+    """DNAME rdata (RFC 6672): one name, like CNAME's, but never compressed on the wire."""
+
+    def pack(self, buffer) -> None:
+        buffer.encode_name_nocompress(self.label)
+
+
+EXTRA_TYPES = {"DNAME": DNAME}  # rdata readers dnslib does not have
 
 
 class ZoneFileError(ValueError):
@@ -146,7 +156,7 @@ def _rdata(rtype: str, rd: list[Token], origin: str):
     for pos in NAME_FIELDS.get(rtype, ()):
         if pos < len(fields):
             fields[pos] = absolute(fields[pos], origin)
-    cls = RDMAP.get(rtype)
+    cls = RDMAP.get(rtype) or EXTRA_TYPES.get(rtype)
     if cls is None:
         raise ValueError(f"unsupported type {rtype}")
     return cls.fromZone(fields, DNSLabel(origin))

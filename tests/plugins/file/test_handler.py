@@ -124,3 +124,30 @@ async def test_reload_keeps_serving_when_the_file_breaks(tmp_path) -> None:
         await trio.sleep(0.3)  # several reload ticks
         r = await query(srv.port(), "web.example.org.", "A")
         assert texts(r.answer) == ["web.example.org. 3600 IN A 192.0.2.10"]
+
+
+DNAME_ZONE = """$ORIGIN example.org.
+$TTL 300
+@ IN SOA ns1 admin 1 7200 3600 1209600 300
+  IN NS ns1
+ns1 A 192.0.2.53
+old DNAME new.example.org.
+www.new A 192.0.2.10
+loop DNAME loop.example.org.
+"""
+
+
+async def test_dname_synthesis(tmp_path) -> None:
+    """Answers observed on CoreDNS 1.14.7: the DNAME, the CNAME it synthesises, then the chase."""
+    (tmp_path / "db").write_text(DNAME_ZONE)
+    async with running(f"example.org {{\n file {tmp_path / 'db'}\n}}\n") as srv:
+        r = await query(srv.port(), "www.old.example.org.", "A")
+        assert texts(r.answer) == ["old.example.org. 300 IN DNAME new.example.org.",
+                                   "www.old.example.org. 300 IN CNAME www.new.example.org.",
+                                   "www.new.example.org. 300 IN A 192.0.2.10"]
+        r = await query(srv.port(), "nope.old.example.org.", "A")
+        assert r.rcode() == dns.rcode.NXDOMAIN and len(r.answer) == 2
+        r = await query(srv.port(), "old.example.org.", "A")  # the owner itself: no synthesis
+        assert r.answer == [] and r.rcode() == dns.rcode.NOERROR
+        r = await query(srv.port(), "a.loop.example.org.", "A")  # a CNAME to itself
+        assert r.rcode() == dns.rcode.SERVFAIL
