@@ -99,6 +99,18 @@ def _capabilities(path: str) -> tuple[int, int, bool] | None:
     return permitted, inheritable, bool(magic & 1)
 
 
+def _bytecode_current(src: str) -> bool:
+    """The module's pyc exists and Python will use it: hash-based, or matching the source's mtime and size."""
+    d, f = os.path.split(src)
+    try:
+        with open(os.path.join(d, "__pycache__", f[:-3] + ".cpython-311.pyc"), "rb") as pyc:
+            flags, mtime, size = struct.unpack("<3I", pyc.read(16)[4:16])
+    except OSError:
+        return False
+    st = os.stat(src)
+    return bool(flags & 1) or (mtime, size) == (int(st.st_mtime) & 0xFFFFFFFF, st.st_size & 0xFFFFFFFF)
+
+
 def test_image_is_small_and_holds_only_the_runtime(image: str) -> None:
     assert _size_bytes(image) <= MAX_SIZE
     with _mounted(image) as root:
@@ -111,8 +123,11 @@ def test_image_is_small_and_holds_only_the_runtime(image: str) -> None:
             assert not os.path.lexists(os.path.join(root, absent)), absent
         site = next(os.path.join(d) for d, dirs, _ in os.walk(os.path.join(root, "opt/pycoredns/lib"))
                     if "pycoredns" in dirs)
-        assert os.path.exists(os.path.join(site, "pycoredns", "__pycache__", "cli.cpython-311.pyc"))
-        assert os.path.exists(os.path.join(root, "usr/lib/python3.11/__pycache__/socket.cpython-311.pyc"))
+        sources = [os.path.join(site, "pycoredns", f) for f in os.listdir(os.path.join(site, "pycoredns"))
+                   if f.endswith(".py")]
+        sources += [os.path.join(root, "usr/lib/python3.11", f) for f in ("socket.py", "json/decoder.py")]
+        stale = [src for src in sources if not _bytecode_current(src)]
+        assert len(sources) > 20 and not stale, stale  # compiled at build time, and still valid
     config = json.loads(subprocess.run(["buildah", "inspect", "--type", "image", image], capture_output=True,
                                        text=True, env=ENV, check=True, timeout=60).stdout)
     assert config["OCIv1"]["config"]["User"] == "65532:65532"
