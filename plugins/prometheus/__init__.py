@@ -98,6 +98,7 @@ class Metrics(WrapperHandler):
         self.zones = zones
         self.zone_set = frozenset(zones)
         self.server = server
+        self.view = ""  # the block's `view` name (the `view` label), set at startup
         self.slots: dict[tuple, _Slot] = {}
 
     def wrap(self, req: Request, w: ResponseWriter) -> tuple[Request, Recorder]:
@@ -120,7 +121,7 @@ class Metrics(WrapperHandler):
         if slot is None:
             listener = req.listener
             server = listener.label if listener is not None else self.server
-            slot = self.slots[key] = _Slot(server, *key[1:])
+            slot = self.slots[key] = _Slot(server, *key[1:], view=self.view)
         # The six metric updates of CoreDNS's vars.Report are folded into the metrics in batches
         # (`flush`, before every exposition and whenever many distinct queries are pending): per
         # query only the duration sum and one count of identical observations.
@@ -163,7 +164,7 @@ def flush() -> None:
         rkey = (rcode, plugin)
         labels = slot.responses.get(rkey)
         if labels is None:
-            labels = slot.responses[rkey] = (slot.server, slot.zone, "", _RCODES[rcode], plugin)
+            labels = slot.responses[rkey] = (slot.server, slot.zone, slot.view, _RCODES[rcode], plugin)
         _RESPONSES[labels] = _RESPONSES.get(labels, 0.0) + n
     for slot in slots:
         slot.duration[-2] += slot.duration_sum
@@ -194,17 +195,18 @@ class _Slot:
     """Label tuples and histogram rows of one (server, zone, proto, family, type label)."""
 
     __slots__ = ("do", "duration", "duration_sum", "request_size", "requests", "response_size", "responses",
-                 "server", "zone")
+                 "server", "view", "zone")
 
-    def __init__(self, server: str, zone: str, proto: str, v6: bool, qtype: str) -> None:
+    def __init__(self, server: str, zone: str, proto: str, v6: bool, qtype: str, view: str = "") -> None:
         self.server = server
         self.zone = zone
         self.duration_sum = 0.0
-        self.requests = (server, zone, "", proto, "2" if v6 else "1", qtype)
-        self.do = (server, "", zone)
-        self.duration = _row(metrics.request_duration, (server, zone, ""))
-        self.response_size = _row(metrics.response_size, (server, zone, "", proto))
-        self.request_size = _row(metrics.request_size, (server, zone, "", proto))
+        self.view = view
+        self.requests = (server, zone, view, proto, "2" if v6 else "1", qtype)
+        self.do = (server, view, zone)
+        self.duration = _row(metrics.request_duration, (server, zone, view))
+        self.response_size = _row(metrics.response_size, (server, zone, view, proto))
+        self.request_size = _row(metrics.request_size, (server, zone, view, proto))
         self.responses: dict[tuple[int, str], tuple[str, ...]] = {}
 
 
@@ -281,6 +283,12 @@ def expose(method: str, target: str) -> tuple[int, str, bytes]:
 # -- setup -----------------------------------------------------------------------------------------
 
 
+def _view_name(block) -> str:
+    """The block's `view` name (the `view` plugin leaves its handler in the block's extra settings)."""
+    view = block.extra.get("view")
+    return getattr(view, "view_name", "") if view is not None else ""
+
+
 def _enabled_labels(block) -> list[tuple[str, str, str, str]]:
     """coredns_plugin_enabled label sets of a block: each listener address x zone x chain handler."""
     out = []
@@ -288,7 +296,7 @@ def _enabled_labels(block) -> list[tuple[str, str, str, str]]:
         for h in block.listen_hosts:
             host = f"[{h}]" if ":" in h else h
             for handler in block.handlers:
-                out.append((f"{a.transport}://{host}:{a.port}", a.zone, "", handler.name))
+                out.append((f"{a.transport}://{host}:{a.port}", a.zone, _view_name(block), handler.name))
     return out
 
 
@@ -317,4 +325,11 @@ def setup(c: Controller) -> None:
 
         c.on_startup(publish_enabled)
     state["blocks"].append(c.block)
-    c.add_handler(Metrics(list(c.zones), c.server_label()))
+    handler = Metrics(list(c.zones), c.server_label())
+    block = c.block
+
+    async def set_view() -> None:  # `view` is set up after prometheus (plugin.cfg order)
+        handler.view = _view_name(block)
+
+    c.on_startup(set_view)
+    c.add_handler(handler)

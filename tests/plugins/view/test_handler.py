@@ -80,3 +80,19 @@ async def test_metadata_is_collected_before_the_filter() -> None:
         assert r.answer == [] and len(r.additional) == 2
         r = await query(srv.port(), "localhost.", "A")  # it does not: local's
         assert texts(r.answer) == ["localhost. 604800 IN A 127.0.0.1"]
+
+
+async def test_view_label_on_core_metrics() -> None:
+    """As CoreDNS 1.14.7: queries served by a view block count under view="<name>", others under ""."""
+    from pycoredns import metrics
+
+    cf = (". {\n prometheus 127.0.0.1:0\n view lo {\n  expr type() == 'A'\n }\n whoami\n}\n"
+          ". {\n prometheus 127.0.0.1:0\n whoami\n}\n")
+    async with running(cf) as srv:
+        await query(srv.port(), "a.example.org.", "A")
+        await query(srv.port(), "a.example.org.", "TXT")
+        metrics.REGISTRY.expose()  # folds the batched per-query reports in
+        label = srv.instance.first_listener().label
+        views = {(k[5], k[2]) for k in metrics.requests_total.values if k[0] == label}
+    assert views == {("A", "lo"), ("TXT", "")}
+    assert "lo" in {k[2] for k in metrics.plugin_enabled.values if k[3] == "view"}
