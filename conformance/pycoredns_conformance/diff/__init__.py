@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from ..cases import COREFILES_DIR, Query, load
+from ..cases import COREFILES_DIR, Case, Query, load
 from ..upstream import MAIN_ZONES, SECOND_ZONES
 from .compare import Options
 from .probes import (
@@ -59,7 +59,8 @@ def suite_probes() -> list[Probe]:
             continue
         edns = q.bufsize if q.edns else None
         label = describe(q.name, q.type, q.proto, edns, q.do, q.rd, q.cd, q.rclass)
-        out.setdefault(label, Probe(f"{c.id}: {label}", query_wire(q.name, q.type, 0x5A5A, edns=edns, do=q.do,
+        out.setdefault(label, Probe(f"{c.id}: {label}", query_wire(q.name, q.type, 0xF000 + len(out) % 0x0FFF,
+                                                                    edns=edns, do=q.do,
                                                                     rd=q.rd, cd=q.cd, rclass=q.rclass),
                                     q.proto, "suite"))
     return list(out.values())
@@ -174,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corefile", action="append", metavar="NAME|PATH",
                     help=f"a suite Corefile name or a file (default: {', '.join(DEFAULT_COREFILES)})")
     ap.add_argument("--corefiles", metavar="DIR", help="Corefile mode: every file in DIR, refusals and probes")
+    ap.add_argument("--suite-corefiles", action="store_true",
+                    help="Corefile mode over every Corefile the suite's cases use (broken ones included)")
     ap.add_argument("--queries", type=int, default=5000, help="generated probes per Corefile (default 5000)")
     ap.add_argument("--seed", type=int, default=1, help="seed of the generated probes (default 1)")
     ap.add_argument("--name", action="append", help="an extra name to probe (repeatable)")
@@ -217,12 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     results: list[CorefileResult] = []
     try:
-        for name, text in corefiles:
+        for name, text, suite_case in corefiles:
             rng = random.Random(f"{args.seed}:{name}")
             ready = Query.parse(args.ready) if args.ready else (
                 Query.parse(FIXTURE_READY) if "@KUBECONFIG@" in text else None)
-            make = corefile_probe_set if args.corefiles else fixture_probe_set
-            case = corefile_case(name, text, ready)
+            make = corefile_probe_set if args.corefiles or args.suite_corefiles else fixture_probe_set
+            case = suite_case or corefile_case(name, text, ready)
             r = compare_corefile(name, case, sides[0], sides[1], lambda t=text, m=make, g=rng: m(t, args, g),
                                  opts, args.jobs, args.timeout, progress)
             results.append(r)
@@ -255,8 +258,15 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if unexplained else 0
 
 
-def select_corefiles(args: argparse.Namespace) -> list[tuple[str, str]]:
-    """(name, text) of every Corefile to run: a directory (Corefile mode) or names / paths."""
+def select_corefiles(args: argparse.Namespace) -> list[tuple[str, str, Case | None]]:
+    """(name, text, suite case) of every Corefile to run: a directory or the suite's Corefiles (Corefile
+    mode), or names / paths (fixture mode)."""
+    if args.suite_corefiles:  # one per group of the suite: its env, extra files and readiness probe too
+        seen: dict[str, Case] = {}
+        for c in load():
+            if not c.error and c.corefile and c.group_key() not in seen:
+                seen[c.group_key()] = c
+        return [(f"{c.area}/{c.name}", c.corefile, c) for c in seen.values()]
     if args.corefiles:
         d = Path(args.corefiles)
         if not d.is_dir():
@@ -264,14 +274,14 @@ def select_corefiles(args: argparse.Namespace) -> list[tuple[str, str]]:
         files = sorted(p for p in d.iterdir() if p.is_file() and not p.name.startswith("."))
         if not files:
             raise ValueError(f"no Corefiles in {d}")
-        return [(p.name, p.read_text()) for p in files]
+        return [(p.name, p.read_text(), None) for p in files]
     out = []
     for ref in args.corefile or DEFAULT_COREFILES:
         p = Path(ref)
         if p.is_file():
-            out.append((p.name, p.read_text()))
+            out.append((p.name, p.read_text(), None))
         elif (COREFILES_DIR / f"Corefile.{ref}").is_file():
-            out.append((ref, (COREFILES_DIR / f"Corefile.{ref}").read_text()))
+            out.append((ref, (COREFILES_DIR / f"Corefile.{ref}").read_text(), None))
         else:
             raise ValueError(f"no Corefile {ref!r} (a path, or a name in {COREFILES_DIR})")
     return out

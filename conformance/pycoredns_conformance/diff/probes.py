@@ -212,10 +212,12 @@ def generated(names: list[str], rng: random.Random, n: int) -> list[Probe]:
 
 
 def systematic(names: list[str], qtypes: Iterable[str] = ("A", "AAAA", "SRV", "PTR", "TXT", "NS", "SOA"),
-               qid: int = 0x2A2A) -> list[Probe]:
-    """Each name with each of a few qtypes, plain UDP: the backbone of a run, every name covered."""
-    return [Probe(describe(n, t, "udp", None, False, True, False), query_wire(n, t, qid))
-            for n in names for t in qtypes]
+               ) -> list[Probe]:
+    """Each name with each of a few qtypes, plain UDP: the backbone of a run, every name covered.
+    Every probe has its own id, so a late reply to another probe is never taken for its answer."""
+    pairs = [(n, t) for n in names for t in qtypes]
+    return [Probe(describe(n, t, "udp", None, False, True, False), query_wire(n, t, 0x1000 + i % 0xE000))
+            for i, (n, t) in enumerate(pairs)]
 
 
 # -- malformed packets ----------------------------------------------------------------------------------

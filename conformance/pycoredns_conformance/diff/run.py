@@ -24,27 +24,39 @@ from .compare import Difference, Options, View, differences, view
 from .probes import Probe
 
 
-def exchange(data: bytes, port: int, proto: str, timeout: float, host: str = "127.0.0.1") -> bytes | None:
-    """Send one packet, return the reply's bytes or None (timeout, connection closed or refused)."""
+def exchange(data: bytes, port: int, proto: str, timeout: float, host: str = "127.0.0.1",
+             src_port: int = 0) -> tuple[bytes | None, int]:
+    """Send one packet from `src_port` (0: any); (the reply's bytes or None, the source port used).
+
+    Both servers get a probe from the same source port, so answers that echo the client's address
+    (whoami) compare equal."""
+    used = src_port
     try:
-        if proto == "tcp":
-            with socket.create_connection((host, port), timeout=timeout) as s:
+        kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+        with socket.socket(socket.AF_INET, kind) as s:
+            if proto == "tcp":  # the first side's connection may still be in TIME_WAIT
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.settimeout(timeout)
+            try:
+                s.bind((host, src_port))
+            except OSError:  # taken meanwhile by another probe: any port (only whoami-like answers differ)
+                s.bind((host, 0))
+            used = s.getsockname()[1]
+            s.connect((host, port))
+            if proto == "tcp":
                 s.sendall(struct.pack("!H", len(data)) + data)
                 head = _recv_exact(s, 2)
-                return _recv_exact(s, struct.unpack("!H", head)[0]) if head else None
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(timeout)
-            s.connect((host, port))
+                return (_recv_exact(s, struct.unpack("!H", head)[0]) if head else None), used
             s.send(data)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:  # skip stray datagrams whose id is not ours
                 reply = s.recv(65535)
                 if len(data) < 2 or reply[:2] == data[:2]:
-                    return reply
+                    return reply, used
                 s.settimeout(max(0.01, deadline - time.monotonic()))
     except (OSError, struct.error):
-        return None
-    return None
+        return None, used
+    return None, used
 
 
 def _recv_exact(s: socket.socket, n: int) -> bytes | None:
@@ -157,8 +169,12 @@ def compare_corefile(name: str, case: Case, a: Side, b: Side, probes_for: Callab
         done = [0]
 
         def ask(p: Probe) -> tuple[list[Difference], View, View]:
-            va = view(exchange(p.wire, pa, p.proto, timeout), opts)
-            vb = view(exchange(p.wire, pb, p.proto, timeout), opts)
+            for _ in range(3):  # the second side could not get the first side's client port: again
+                ra, src = exchange(p.wire, pa, p.proto, timeout)
+                rb, src_b = exchange(p.wire, pb, p.proto, timeout, src_port=src)
+                if src_b == src:
+                    break
+            va, vb = view(ra, opts), view(rb, opts)
             return differences(va, vb, opts), va, vb
 
         def one(p: Probe) -> tuple[Probe, list[Difference], View, View]:
