@@ -138,7 +138,30 @@ def permute(data: bytes, lay: Layout, order: list[int]) -> bytes:
             if buf is None:
                 buf = bytearray(out)
             struct.pack_into(">H", buf, new_p, 0xC000 | new_target)
-    return out if buf is None else bytes(buf)
+    if buf is not None:
+        out = bytes(buf)
+    rank = [0] * len(order)
+    for new, old in enumerate(order):
+        rank[old] = new
+    new_starts = [new_start[i] for i in order]
+    _recent[:] = [out, Layout(lay.qend, lay.counts, new_starts,
+                              [s + ends[i] - starts[i] for s, i in zip(new_starts, order, strict=True)],
+                              [lay.types[i] for i in order],
+                              [(rank[rec], p - starts[rec] + new_start[rec], rank[k]) for rec, p, k in lay.relocs],
+                              lay.end)]
+    return out
+
+
+# the layout of the message permute() made last: the server's truncation of that same reply (the
+# next thing that happens to it, in the same call) needs no second walk. Matched by identity.
+_recent: list = [None, None]
+
+
+def layout_of(data: bytes) -> Layout:
+    """`layout(data)`, without walking again when `data` is the message permute() just returned."""
+    if _recent[0] is data:
+        return _recent[1]
+    return layout(data)
 
 
 def opt_index(lay: Layout) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 
 from . import wire
-from .layout import layout, opt_index, permute
+from .layout import layout, layout_of, opt_index, permute
 
 _H = struct.Struct(">HHHHHH")
 
@@ -28,7 +28,7 @@ def truncate(data: bytes, size: int) -> bytes | None:
     if len(data) <= size:
         return data
     try:
-        lay = layout(data)
+        lay = layout_of(data)
         opt = opt_index(lay)
         last = len(lay.types) - 1
         if 0 <= opt < last:

@@ -309,6 +309,8 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
         if idx is not None:
             key = (req.qname_wire, req.qtype)
             hit = idx.answers.get(key)
+            if hit is None and req.qtype == SRV:
+                hit = idx.endpoint_srv(req.qname_wire)  # built on the first ask
             if hit is not None:
                 return self._write_hit(req, w, hit)
             seen = idx.memo.get(key)
@@ -330,6 +332,8 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
         if idx is not None:
             key = (req.qname_wire, req.qtype)
             hit = idx.answers.get(key)
+            if hit is None and req.qtype == SRV:
+                hit = idx.endpoint_srv(req.qname_wire)  # built on the first ask
             if hit is not None:
                 return self._write_hit(req, w, hit)
             seen = idx.memo.get(key)

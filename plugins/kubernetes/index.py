@@ -344,16 +344,7 @@ class Index:
                 name(base, z, target)
             return
 
-        # endpoint labels -> ips (deduplicated, ordered)
-        by_label: dict[str, list[str]] = {}
-        all_ips: list[str] = []
-        for _sl, addrs in slices:
-            for lab, ip in addrs:
-                ips = by_label.setdefault(lab, [])
-                if ip not in ips:
-                    ips.append(ip)
-                if ip not in all_ips:
-                    all_ips.append(ip)
+        by_label, all_ips = _by_label(slices)
         if svc.headless:
             if not all_ips:
                 return
@@ -378,10 +369,7 @@ class Index:
                 rel = label(lab) + base
                 name(rel, z)
                 self._put_addrs(put, rel, z, ips)
-                # SRV on an endpoint name: that endpoint's ports (CoreDNS's findServices with r.endpoint)
-                mine = [(lb, ip, p) for sl, addrs in slices for lb, ip in addrs if lb == lab for p in sl.ports]
-                an, ad = self._srv_records(mine, rel, base, z, svc_ips, by_label)
-                put(rel, z, SRV, an, ad)
+                # SRV on an endpoint name: built on the first ask (`endpoint_srv`), not for every endpoint
         # reverse: ClusterIPs, then ready endpoints
         primary = labels_wire(svc.name, svc.ns, "svc")
         if self.zones:
@@ -399,6 +387,40 @@ class Index:
                 self._ptr_src[ip] = (*self._ptr_src.get(ip, ()), (key, False, tuple(tl)))
                 ptr_ips.append(ip)
         ptr_dirty.update(ptr_ips)
+
+    def endpoint_srv(self, qname: bytes) -> Answer | None:
+        """SRV on an endpoint name (`ep.svc.ns.svc.zone`): that endpoint's ports (CoreDNS's findServices
+        with r.endpoint). Built on the first ask and kept with the service's answers (dropped at its
+        next rebuild): precomputing one per endpoint would cost as much as all the other answers."""
+        for z in self.zones:
+            if not qname.endswith(z.wire):
+                continue
+            rel = qname[: len(qname) - len(z.wire)]
+            labels = _split(rel)
+            if labels is None or len(labels) != 4 or labels[3] != b"svc":
+                return None
+            lab, key = labels[0].decode(), (labels[2].decode(), labels[1].decode())
+            svc = self.services.get(key)
+            owned = self._owned.get(key)
+            if svc is None or owned is None or svc.external or not self.exposed(key[0]):
+                return None
+            slices = self.ready_addresses(key)
+            by_label, all_ips = _by_label(slices)
+            if lab not in by_label:
+                return None
+            mine = [(lb, ip, p) for sl, addrs in slices for lb, ip in addrs if lb == lab for p in sl.ports]
+            base = rel[len(labels[0]) + 1 :]
+            try:
+                an, ad = self._srv_records(mine, rel, base, z, all_ips if svc.headless else list(svc.ips), by_label)
+            except (ValueError, struct.error):
+                return None
+            if not an:
+                return None
+            hit = answer(an, ad)
+            self.answers[(qname, SRV)] = hit
+            owned.append((qname, SRV))
+            return hit
+        return None
 
     def _put_addrs(self, put, rel: bytes, zone: Zone, ips: list[str]) -> None:
         v4 = [addr_rr(OWNER, ip, self.ttl) for ip in ips if ":" not in ip]
@@ -482,3 +504,27 @@ class Index:
         rdata = (label("ns") + label("dns") + zone_ptr + label("hostmaster") + zone_ptr
                  + struct.pack(">IIIII", self.serial, 7200, 1800, 86400, self.ttl))
         return rr(zone_ptr, SOA, min(self.ttl, 300), rdata)
+
+
+def _by_label(slices: list[tuple[Slice, list[tuple[str, str]]]]) -> tuple[dict[str, list[str]], list[str]]:
+    """Endpoint label -> its IPs, and every IP once, in order of appearance (dicts keep it linear)."""
+    by_label: dict[str, dict[str, None]] = {}
+    all_ips: dict[str, None] = {}
+    for _sl, addrs in slices:
+        for lab, ip in addrs:
+            by_label.setdefault(lab, {})[ip] = None
+            all_ips[ip] = None
+    return {lab: list(ips) for lab, ips in by_label.items()}, list(all_ips)
+
+
+def _split(rel: bytes) -> list[bytes] | None:
+    """Labels of an uncompressed relative name, None when it does not parse."""
+    out = []
+    off = 0
+    while off < len(rel):
+        n = rel[off]
+        if n == 0 or n > 63 or off + 1 + n > len(rel):
+            return None
+        out.append(rel[off + 1 : off + 1 + n])
+        off += 1 + n
+    return out

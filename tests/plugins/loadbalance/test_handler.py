@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dns.flags
 import dns.message
 import dns.rrset
 from pycoredns.plugins.loadbalance import LoadBalance
@@ -106,3 +107,17 @@ def test_reordering_never_makes_a_pointer_point_forward() -> None:
         out = lb.reorder(data)
         assert sorted(_records(out)) == sorted(_records(data))
         dns.message.from_wire(out)  # raises on a forward pointer
+
+
+def test_truncation_reuses_the_permuted_layout():
+    """The server truncates loadbalance's output with the layout permute() computed: same cut as a fresh walk."""
+    from pycoredns.truncation import truncate
+
+    data = _headless_srv(30)
+    lb = LoadBalance([])
+    for _ in range(20):
+        out = lb.reorder(data)
+        fresh = truncate(bytes(bytearray(out)), 512)  # a copy: walked again
+        assert truncate(out, 512) == fresh
+        m = dns.message.from_wire(fresh)
+        assert m.flags & dns.flags.TC and sum(len(s) for s in m.additional) == 0
