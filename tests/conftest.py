@@ -111,6 +111,17 @@ class ServerProcess:
         return self.proc.returncode
 
 
+@pytest.fixture(scope="module")
+def api():
+    """The Kubernetes API test server with the fixture cluster, one per test module (modules that
+    need other objects define their own `api`)."""
+    from pycoredns_conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
+
+    with APIServer(load_objects(FIXTURE_CLUSTER)) as server:
+        server.start()
+        yield server
+
+
 @pytest.fixture
 def server_process():
     procs: list[ServerProcess] = []

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .nsaddrs import ns_addresses
+
 Key = tuple[str, str]
 
 
@@ -55,22 +57,4 @@ class ExternalMixin:
 
     def external_ns_addresses(self, zone: str, headless: bool) -> list[tuple[str, str]]:
         """(owner name, IP) for the apex NS glue: CoreDNS's nsAddrs(external=true)."""
-        idx = self.index
-        out: list[tuple[str, str]] = []
-        found = False
-        for local in self.local_ips:
-            for key, is_cluster_ip, _names in (idx._ptr_src.get(local, ()) if idx is not None else ()):
-                if is_cluster_ip:
-                    continue
-                found = True
-                svc = idx.services.get(key)
-                if svc is None:
-                    continue
-                base = f"{svc.name}.{svc.ns}.{zone}"
-                if headless and svc.headless:
-                    out += [(f"{host}.{base}", ip) for _sl, addrs in idx.ready_addresses(key) for host, ip in addrs]
-                else:
-                    out += [(base, ip) for ip in svc.external_ips]
-        if not found:
-            out = [(f"ns.dns.{zone}", ip) for ip in self.local_ips]
-        return out
+        return ns_addresses(self.index, self.local_ips, zone, True, headless)

@@ -14,7 +14,7 @@ from dnslib import AAAA, CNAME, NS, QTYPE, RR, SOA, SRV, A
 
 from pycoredns.util import zone_match
 
-DEFAULT_NS = "ns.dns."
+from .nsaddrs import DEFAULT_NS, ns_addresses
 
 
 def _addr(owner: str, ip: str, ttl: int) -> RR:
@@ -51,7 +51,7 @@ class TransferMixin:
         if serial and idx.serial == serial:
             return [soa]
         out = [soa]
-        addrs = self.ns_addresses(zone)
+        addrs = ns_addresses(self.index, self.local_ips, zone, False, False)
         for host in dict.fromkeys(owner for owner, _ip in addrs):
             out.append(RR(zone, QTYPE.NS, ttl=ttl, rdata=NS(host)))
         out += [_addr(owner, ip, 0) for owner, ip in addrs]  # CoreDNS leaves these TTLs at 0
@@ -85,27 +85,4 @@ class TransferMixin:
                     if p.name and p.port != -1:
                         out.append(RR(f"_{p.name}._{p.proto}.{base}", QTYPE.SRV, ttl=ttl,
                                       rdata=SRV(0, weight, p.port, target)))
-        return out
-
-    def ns_addresses(self, zone: str) -> list[tuple[str, str]]:
-        """CoreDNS's nsAddrs(external=false): (owner, IP) of the DNS service behind this host's IPs,
-        or `ns.dns.<zone>` with the host's IPs."""
-        idx = self.index
-        out: list[tuple[str, str]] = []
-        found = False
-        for local in self.local_ips:
-            for key, is_cluster_ip, _names in idx._ptr_src.get(local, ()):
-                if is_cluster_ip:
-                    continue
-                found = True
-                svc = idx.services.get(key)
-                if svc is None:
-                    continue
-                base = f"{svc.name}.{svc.ns}.svc.{zone}"
-                if svc.headless:
-                    out += [(f"{host}.{base}", ip) for _sl, addrs in idx.ready_addresses(key) for host, ip in addrs]
-                else:
-                    out += [(base, ip) for ip in svc.ips]
-        if not found:
-            out = [(DEFAULT_NS + zone, ip) for ip in self.local_ips]
         return out

@@ -9,20 +9,12 @@ from pathlib import Path
 import dns.asyncquery
 import dns.edns
 import dns.message
-import pytest
 import yaml
 from conftest import query, running
-from pycoredns_conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
 from pycoredns_conformance.cases import CASES_DIR, COREFILES_DIR
 
 NSID = [dns.edns.GenericOption(dns.edns.NSID, b"")]
 
-
-@pytest.fixture(scope="module")
-def api():
-    with APIServer(load_objects(FIXTURE_CLUSTER)) as server:
-        server.start()
-        yield server
 
 
 def corefile(api, d: Path) -> str:

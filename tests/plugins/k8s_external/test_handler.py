@@ -6,18 +6,11 @@ from pathlib import Path
 
 import dns.flags
 import dns.rcode
-import pytest
 from conftest import query, running
 from pycoredns_conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
 
 SOA = "example.com. 5 IN SOA ns1.dns.example.com. hostmaster.dns.example.com. 0 7200 1800 86400 5"
 
-
-@pytest.fixture(scope="module")
-def api():
-    with APIServer(load_objects(FIXTURE_CLUSTER)) as server:
-        server.start()
-        yield server
 
 
 def corefile(kc: str, options: str = "headless") -> str:

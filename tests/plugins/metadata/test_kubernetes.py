@@ -4,21 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from conftest import query, running
-from pycoredns_conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
 
 from .test_handler import lines  # noqa: F401 - the fixture
 
 FMT = ('"META {/kubernetes/kind} {/kubernetes/namespace} {/kubernetes/service} {/kubernetes/endpoint} '
        '{/kubernetes/port-name} {/kubernetes/protocol} {/kubernetes/parse-error} {name}"')
 
-
-@pytest.fixture(scope="module")
-def api():
-    with APIServer(load_objects(FIXTURE_CLUSTER)) as server:
-        server.start()
-        yield server
 
 
 async def test_kubernetes_labels(api, tmp_path: Path, lines) -> None:  # noqa: F811

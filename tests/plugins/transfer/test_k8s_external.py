@@ -5,18 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import dns.message
-import pytest
 from conftest import running
-from pycoredns_conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
 
 from .test_handler import xfr
-
-
-@pytest.fixture(scope="module")
-def api():
-    with APIServer(load_objects(FIXTURE_CLUSTER)) as server:
-        server.start()
-        yield server
 
 
 async def test_axfr_of_the_external_zone(api, tmp_path: Path) -> None:

@@ -6,18 +6,9 @@ from pathlib import Path
 
 import dns.message
 import dns.rcode
-import pytest
 from conftest import running
-from pycoredns_conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
 
 from .test_handler import xfr
-
-
-@pytest.fixture(scope="module")
-def api():
-    with APIServer(load_objects(FIXTURE_CLUSTER)) as server:
-        server.start()
-        yield server
 
 
 async def test_axfr_of_the_cluster_zone(api, tmp_path: Path) -> None:
