@@ -27,10 +27,10 @@ from pycoredns.util import Fallthrough, normalize_zones, parse_duration, zone_ma
 
 from . import objects
 from .external import ExternalMixin
-from .metadata import MetadataMixin
-from .xfr import TransferMixin
 from .index import AAAA, CNAME, NS, OWNER, PTR, SOA, SRV, TXT, A, Index, addr_rr, label, rr, zone_pointer
+from .metadata import MetadataMixin
 from .watch import POD_FIELD_SELECTOR, Connection, KindSpec, Watcher
+from .xfr import TransferMixin
 
 log = plugin_logger("kubernetes")
 
