@@ -103,17 +103,17 @@ class File(Handler):
         origin = zone_match(self.names, req.name)
         return None if origin is None else self.slots[origin]
 
-    def _start(self, req: Request, slot: ZoneSlot) -> tuple[Zone | None, Sections | External | int | None]:
-        """(zone, lookup result), or (None, rcode or None): None means pass on to the next plugin."""
+    def _start(self, req: Request, slot: ZoneSlot) -> tuple[Zone, Sections | External] | int | None:
+        """(zone, lookup result), or an rcode the server writes, or None to pass on to the next plugin."""
         origin = slot.origin
         z = slot.zone
         if z is None:
-            return None, wire.SERVFAIL
+            return wire.SERVFAIL
         if req.qtype in (TYPE_AXFR, TYPE_IXFR):
-            return None, wire.REFUSED
+            return wire.REFUSED
         if (req.flags >> 11) & 0xF == OPCODE_NOTIFY:
             log.info(f"Dropping notify from {req.remote[0]} for {origin}")
-            return None, wire.NOERROR
+            return wire.NOERROR
         seen: list[str] = []
         res = z.lookup(req.name, req.qtype, seen, req.do)
         if seen and req.meta is not None:
@@ -151,25 +151,27 @@ class File(Handler):
             if hit is not None:
                 w.write(hit)
                 return wire.NOERROR
-        z, res = self._start(req, slot)
-        if z is None:
-            return self.next_fast(req, w) if res is None else res
+        started = self._start(req, slot)
+        if not isinstance(started, tuple):
+            return self.next_fast(req, w) if started is None else started
+        _zone, res = started
         if isinstance(res, External):
             return None  # needs a lookup through the server: the task path
-        rc = self._write(req, w, res, slot.memo if req.meta is None else None)  # type: ignore[arg-type]
+        rc = self._write(req, w, res, slot.memo if req.meta is None else None)
         return self.next_fast(req, w) if rc is None else rc
 
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
         slot = self._slot(req)
         if slot is None:
             return await self.next_or_failure(req, w)
-        z, res = self._start(req, slot)
-        if z is None:
-            return await self.next_or_failure(req, w) if res is None else res
+        started = self._start(req, slot)
+        if not isinstance(started, tuple):
+            return await self.next_or_failure(req, w) if started is None else started
+        z, res = started
         memo = slot.memo if req.meta is None else None
         if isinstance(res, External):  # the answer depends on other chains: never memoised
             res, memo = z.finish(res, *await self._upstream(req, res.target)), None
-        rc = self._write(req, w, res, memo)  # type: ignore[arg-type]
+        rc = self._write(req, w, res, memo)
         return await self.next_or_failure(req, w) if rc is None else rc
 
     async def _upstream(self, req: Request, target: str) -> tuple[list[RR], Result]:

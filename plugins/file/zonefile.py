@@ -216,7 +216,7 @@ class Parser:
             raise ValueError("$INCLUDE needs a file name")
         if depth + 1 > MAX_INCLUDE_DEPTH:
             raise ValueError("too deeply nested $INCLUDE")
-        path = toks[1]
+        path = str(toks[1])
         if not os.path.isabs(path):
             path = os.path.join(os.path.dirname(filename), path)
         saved = self.origin

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from dnslib import AAAA, CNAME, NS, PTR, QTYPE, RR, SOA, SRV, A, DNSLabel, DNSRecord
 
@@ -86,7 +87,7 @@ class External(Handler):
         self.apex = "dns"
         self.ttl = 5
         self.headless = False
-        self.backend = None
+        self.backend: Any = None  # the kubernetes handler (duck typed: REQUIRED), set at startup
 
     # -- the lookup (kubernetes' External) ---------------------------------------------------
     def lookup(self, req: Request, zone: str) -> tuple[list[Svc], int]:

@@ -51,7 +51,7 @@ def tokenize(text: str) -> tuple[list[tuple[str, Any]], list[tuple[int, str]]]:
             start = len(text) - len(text[pos:].lstrip())
             raise ExprError(f"unrecognized character: U+{ord(text[start]):04X} '{text[start]}'", start)
         pos = m.end()
-        start = m.start(m.lastgroup)
+        start = m.start(m.lastgroup or 0)
         if m.group("num"):
             v = m.group("num")
             out.append(("lit", float(v) if "." in v else int(v)))
