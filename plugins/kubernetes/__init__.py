@@ -243,28 +243,10 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
         assert idx is not None
         slices_seen: list[objects.Slice] = []
         for ev in batch:
-            op = ev[0]
-            if op == "request":
-                _op, verb, code, host, seconds, wait = ev
-                requests_total.inc(code, verb, host)
-                request_duration.observe(seconds, verb, host)
-                rate_limiter_duration.observe(wait, verb, host)
-            elif op == "synced":
-                idx.synced_kinds.add(ev[1])
-            elif op == "replace":
-                kind, items = ev[1], ev[2]
-                seen = {key for key, _ in items}
-                for key in idx.keys_of(kind):
-                    if key not in seen:
-                        self._set(kind, key, None)
-                for key, obj in items:
-                    self._set(kind, key, obj)
-            elif op == "upsert":
-                self._set(ev[1], ev[2], ev[3])
-                if ev[1] == "endpointslices" and ev[3] is not None:
-                    slices_seen.append(ev[3])
-            elif op == "delete":
-                self._set(ev[1], ev[2], None)
+            try:
+                self._event(ev, slices_seen)
+            except Exception as e:  # one odd event is skipped, the rest of the batch applies
+                log.warning(f"skipping API event {str(ev)[:80]}: {type(e).__name__}: {e}")
         for sl in slices_seen:
             if sl.trigger is not None:
                 svc = idx.services.get((sl.ns, sl.service))
@@ -276,9 +258,39 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
         if (idx.dirty and (self.serving_unsynced or lists_done)) or (lists_done and not self.synced):
             self._rebuild_needed.set()
 
+    def _event(self, ev: tuple, slices_seen: list[objects.Slice]) -> None:
+        idx = self.index
+        assert idx is not None
+        op = ev[0]
+        if op == "request":
+            _op, verb, code, host, seconds, wait = ev
+            requests_total.inc(code, verb, host)
+            request_duration.observe(seconds, verb, host)
+            rate_limiter_duration.observe(wait, verb, host)
+        elif op == "synced":
+            idx.synced_kinds.add(ev[1])
+        elif op == "replace":
+            kind, items = ev[1], ev[2]
+            seen = {key for key, _ in items}
+            for key in idx.keys_of(kind):
+                if key not in seen:
+                    self._set(kind, key, None)
+            for key, obj in items:
+                self._set(kind, key, obj)
+        elif op == "upsert":
+            self._set(ev[1], ev[2], ev[3])
+            if ev[1] == "endpointslices" and ev[3] is not None:
+                slices_seen.append(ev[3])
+        elif op == "delete":
+            self._set(ev[1], ev[2], None)
+        else:
+            raise ValueError(f"unknown event {op!r}")
+
     def _set(self, kind: str, key: tuple[str, str], obj: Any) -> None:
         idx = self.index
         assert idx is not None
+        if kind not in REDUCERS:
+            raise ValueError(f"unknown kind {kind!r}")
         if kind == "namespaces":
             idx.set_namespace(key[1], obj is not None)
             return
