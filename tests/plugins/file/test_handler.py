@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import dns.flags
 import dns.rcode
 import trio
@@ -151,3 +153,16 @@ async def test_dname_synthesis(tmp_path) -> None:
         assert r.answer == [] and r.rcode() == dns.rcode.NOERROR
         r = await query(srv.port(), "a.loop.example.org.", "A")  # a CNAME to itself
         assert r.rcode() == dns.rcode.SERVFAIL
+
+
+async def test_reload_by_mtime_ignores_the_serial(tmp_path) -> None:
+    path = write_zone(tmp_path)
+    async with running(corefile(path, "  reload 50ms\n  reload_by_mtime\n")) as srv:
+        write_zone(tmp_path, extra="same A 192.0.2.201\n")  # same serial, newer file
+        os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 5))
+        for _ in range(100):  # bounded: 100 x 50 ms
+            await trio.sleep(0.05)
+            r = await query(srv.port(), "same.example.org.", "A")
+            if r.answer:
+                break
+        assert texts(r.answer) == ["same.example.org. 3600 IN A 192.0.2.201"]

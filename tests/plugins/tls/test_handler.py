@@ -73,3 +73,12 @@ async def test_reload_keeps_serving_tls(tmp_path) -> None:
             assert await srv.reload()
         r = await dns.asyncquery.tls(q, "127.0.0.1", port=port, timeout=5, ssl_context=client_context(cert))
         assert len(r.answer) == 1
+
+
+async def test_keylog_written(tmp_path) -> None:
+    cert, key = make_tls_cert(str(tmp_path))
+    keylog = tmp_path / "keys.log"
+    async with running(f"tls://.:0 {{\n tls {cert} {key} {{\n  keylog {keylog}\n }}\n local\n}}\n") as srv:
+        q = dns.message.make_query("localhost.", "A")
+        await dns.asyncquery.tls(q, "127.0.0.1", port=tls_port(srv), timeout=5, ssl_context=client_context(cert))
+    assert "CLIENT_" in keylog.read_text() or "SERVER_" in keylog.read_text()
