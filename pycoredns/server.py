@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import errno
+import os
 import socket
 import struct
 import time
@@ -532,12 +533,29 @@ class TCPConnection:
         self._idle = False  # at least one query read and nothing partial in the buffer
         self.held = 0  # queries completing by continuation (PENDING), not in `queries`
         self.all_released: trio.Event | None = None
+        # Plain TCP: replies are written straight to the (non-blocking) socket; only what the kernel
+        # does not take at once goes through the writer task (TLS always does).
+        self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
+        self.queued = 0  # frames handed to the writer task and not yet sent
 
     def send(self, data: bytes) -> None:
         if self.closed:
             return
+        frame = _LEN.pack(len(data)) + data
+        if self._fd >= 0 and not self.queued:
+            try:
+                n = os.write(self._fd, frame)
+            except BlockingIOError:
+                n = 0
+            except OSError:  # reset by the peer: the read loop ends the connection
+                self.closed = True
+                return
+            if n == len(frame):
+                return
+            frame = frame[n:]
         try:
-            self.send_q.send_nowait(_LEN.pack(len(data)) + data)
+            self.send_q.send_nowait(frame)
+            self.queued += 1
         except (trio.WouldBlock, trio.ClosedResourceError):
             pass
 
@@ -548,6 +566,7 @@ class TCPConnection:
                     await self.stream.send_all(frame)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     break
+            self.queued -= 1
             if cs.cancelled_caught:
                 break
         self.closed = True
@@ -566,6 +585,7 @@ class TCPConnection:
                 # every query of this connection has been answered
                 await self.send_q.aclose()
         finally:
+            self.closed = True  # no direct write to a descriptor number that may be reused
             with trio.CancelScope(shield=True):
                 await self.stream.aclose()
 
