@@ -192,6 +192,8 @@ def _serve(args: argparse.Namespace, loader: Loader, port: int, *, quiet: bool, 
     finally:
         if node is not None:
             node.teardown()
+    if pod is not None and process.exit_code == 0:
+        pod.hand_over()  # a gracefully stopped worker's counts stay in the pod's totals
     return process.exit_code
 
 

@@ -228,6 +228,26 @@ def merge(snapshots: list[dict[str, dict[str, Any]] | None]) -> str:
     return "".join(m.expose() for _, m in sorted(merged.items()))
 
 
+def fold(total: dict[str, dict[str, Any]], snap: dict[str, dict[str, Any]]) -> None:
+    """Add the counters and histograms of `snap` into `total` (both `Registry.snapshot` data): what a
+    pod keeps of its workers that exited, so its totals never go down (gauges leave with a worker)."""
+    for name, data in snap.items():
+        if data["kind"] not in ("counter", "histogram"):
+            continue
+        kept = total.setdefault(name, {**data, "samples": []})
+        rows: dict[tuple[str, ...], Any] = {tuple(lv): v for lv, v in kept["samples"]}
+        for lv, v in data["samples"]:
+            old = rows.get(tuple(lv))
+            if old is None:
+                rows[tuple(lv)] = v
+            elif isinstance(v, list):
+                if len(v) == len(old):  # same buckets
+                    rows[tuple(lv)] = [a + b for a, b in zip(old, v, strict=True)]
+            else:
+                rows[tuple(lv)] = old + v
+        kept["samples"] = [[list(lv), v] for lv, v in rows.items()]
+
+
 def _merge_into(merged: dict[str, Metric], name: str, data: dict[str, Any], worker: str) -> None:
     kind, labels, samples = data["kind"], tuple(data["labels"]), data["samples"]
     m = merged.get(name)

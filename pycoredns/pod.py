@@ -7,7 +7,9 @@ ask for its local view of one route. The worker that got the HTTP request asks e
 (bounded by `ASK_TIMEOUT`) and combines:
 
 - `/metrics`: the registries of all workers as one exposition (`pycoredns.metrics.merge`: counters
-  and histograms summed, gauges per `GAUGE_MODES`); a worker that does not answer is left out.
+  and histograms summed, gauges per `GAUGE_MODES`); a worker that does not answer is left out. A
+  worker that exits gracefully hands its counters and histograms to a sibling (`hand_over`), so a
+  replaced worker does not make the pod's totals drop.
 - any other route (`/health`, `/ready`, ...): 200 with the local body when every worker says 200,
   else the first failing worker's answer (a worker that does not answer counts as 503), so the
   probes reflect every worker.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -43,6 +46,7 @@ class Pod:
         self.count = count
         self.registry = registry
         self.local: dict[tuple[str, str], Route] = {}  # (address, path) -> this worker's own route
+        self.retired: dict[str, dict[str, Any]] = {}  # counters and histograms of exited workers (hand_over)
 
     def address(self, index: int) -> bytes:
         return f"\0pycoredns-{self.supervisor}-{index}".encode()
@@ -62,7 +66,9 @@ class Pod:
 
     def _metrics(self, answers: list[dict[str, Any] | None]) -> tuple[int, str, bytes]:
         try:
-            body = metrics.merge([a.get("snapshot") if a else None for a in answers])
+            live = [a.get("snapshot") if a else None for a in answers]
+            retired = [r for a in answers if a for r in a.get("retired", [])]
+            body = metrics.merge(live + retired)
         except Exception as e:  # a malformed sibling answer: an error page, as a failing collector gives
             return 500, "text/plain; charset=utf-8", f"An error has occurred while serving metrics:\n\n{e}\n".encode()
         return 200, "text/plain; version=0.0.4; charset=utf-8", body.encode()
@@ -107,11 +113,40 @@ class Pod:
             except (OSError, ValueError):
                 return None
 
+    def hand_over(self, timeout: float = ASK_TIMEOUT) -> bool:
+        """After this worker stopped (outside trio): give its counters and histograms, and those it
+        held for earlier workers, to a live sibling, so the pod's totals do not drop when a worker is
+        replaced (a drop reads as a counter reset to Prometheus). Gauges go with the worker. False
+        when no sibling took them (the whole pod is stopping)."""
+        leaving: dict[str, dict[str, Any]] = {}
+        metrics.fold(leaving, self.retired)
+        metrics.fold(leaving, self.registry.snapshot())
+        payload = json.dumps({"retire": leaving}).encode()
+        deadline = time.monotonic() + timeout
+        for i in (j for j in range(self.count) if j != self.index):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.settimeout(remaining)
+                    s.connect(self.address(i))
+                    s.sendall(payload)
+                    s.shutdown(socket.SHUT_WR)
+                    if json.loads(s.makefile("rb").read() or b"{}").get("ok"):
+                        return True
+            except (OSError, ValueError):
+                continue
+        return False
+
     # -- the internal side -----------------------------------------------------------------------------
     async def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         """This worker's own view of one route."""
+        if "retire" in request:  # a sibling exiting gracefully hands over its counts
+            metrics.fold(self.retired, request["retire"])
+            return {"ok": True}
         if request["path"] == METRICS_PATH:
-            return {"snapshot": self.registry.snapshot()}
+            return {"snapshot": self.registry.snapshot(), "retired": [self.retired] if self.retired else []}
         fn = self.local.get((request["addr"], request["path"]))
         if fn is None:
             return {"status": 404, "ctype": "text/plain; charset=utf-8", "body": "404 page not found\n"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import urllib.request
 from pathlib import Path
@@ -163,3 +164,48 @@ def test_workers_auto_serves_and_bad_values_are_refused(tmp_path, server_process
     bad = start(server_process, tmp_path, ". {\n whoami\n}\n", "-workers", "many")
     assert bad.proc.wait(15) == 2
     assert bad.proc.stderr is not None and b"-workers must be auto or at least 1" in bad.proc.stderr.read()
+
+
+async def test_a_worker_that_exits_hands_its_counts_to_the_pod(supervisor_id) -> None:
+    """Counters and histograms of a gracefully stopped worker stay in the totals (no counter reset);
+    its gauges leave with it."""
+    first = Pod(supervisor_id, 0, 2, _registry(5, 10))
+    async with trio.open_nursery() as n:
+        await n.start(first.serve)
+        leaving = Pod(supervisor_id, 1, 2, _registry(3, 20))
+        assert await trio.to_thread.run_sync(leaving.hand_over)
+        replacement = Pod(supervisor_id, 1, 2, _registry(2, 30))  # the same index, counting from zero
+        async with trio.open_nursery() as inner:
+            await inner.start(replacement.serve)
+            route = replacement.route("x:1", "/metrics", lambda m, t: (500, "", b""))
+            fam = _families((await route("GET", "/metrics"))[2].decode())
+            inner.cancel_scope.cancel()  # the replacement stops serving, then exits
+        assert await trio.to_thread.run_sync(replacement.hand_over)
+        again = _families((await first.route("x:1", "/metrics", lambda m, t: (500, "", b""))("GET", "/metrics"))[2]
+                          .decode())
+        n.cancel_scope.cancel()
+    assert [s.value for s in fam["t_requests"]] == [10.0]  # 5 + 3 (handed over) + 2
+    assert {s.labels["le"]: s.value for s in fam["t_duration_seconds"] if s.name.endswith("_bucket")}["+Inf"] == 6
+    assert [s.value for s in fam["coredns_cache_entries"]] == [40.0]  # live workers' gauges only: 10 + 30
+    assert [s.value for s in again["t_requests"]] == [10.0]  # still 10 with worker 1 gone (5 + 3 + 2 held)
+    lonely = Pod(supervisor_id, 1, 2, _registry(1, 1))
+    assert not await trio.to_thread.run_sync(lonely.hand_over)  # nobody left to take them: dropped
+
+
+def test_replaced_worker_keeps_the_pods_totals(tmp_path, server_process):
+    """A worker stopped from outside is replaced (pycoredns.workers); the pod's counters do not drop."""
+    port, prom = free_port(), free_port()
+    srv = start(server_process, tmp_path, f".:{port} {{\n bind 127.0.0.1\n prometheus 127.0.0.1:{prom}\n whoami\n}}\n",
+                "-workers", "2")
+    srv.wait_for_line("CoreDNS-")
+    assert wait_until(lambda: len(children(srv.proc.pid)) == 2 and udp_sockets_on(port) == 2)
+    queries = 40
+    for i in range(queries):
+        assert ask(port, f"n{i}.example.org").rcode() == 0
+    before = children(srv.proc.pid)
+    os.kill(before[0], signal.SIGTERM)
+    assert wait_until(lambda: before[0] not in children(srv.proc.pid) and len(children(srv.proc.pid)) == 2
+                      and udp_sockets_on(port) == 2)
+    for _ in range(4):
+        status, text = _get(prom, "/metrics")
+        assert status == 200 and _total(_families(text)["coredns_dns_requests"]) == queries
