@@ -75,7 +75,7 @@ class DNS64(Handler):
         if a_reply is None:
             return wire.SERVFAIL
         out = self.synthesize(req, orig, wire.to_record(a_reply))
-        translated_total.inc(self.server)
+        translated_total.inc(req.listener.label if req.listener is not None else self.server)  # WithServer(ctx)
         w.write(out)
         return out.header.rcode
 
