@@ -1,6 +1,6 @@
-"""kubernetes: cluster DNS from a watched Kubernetes API (CoreDNS `kubernetes`, reference §3.1).
+"""kubernetes' handler: answers from the record index, waits only for ExternalName self-lookups.
 
-Setup parses the stanza; the watch thread (`watch.py`) feeds reduced objects into the record index
+The watch thread (`watch.py`) feeds reduced objects into the record index
 (`index.py`), which precomputes wire answers. `serve_fast` answers from that index without waiting;
 only ExternalName A/AAAA (a self-lookup of the target) goes through `serve_dns`.
 """
@@ -8,7 +8,6 @@ only ExternalName A/AAAA (a self-lookup of the target) goes through `serve_dns`.
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 import struct
 import time
@@ -20,15 +19,15 @@ from dnslib import DNSLabel, DNSRecord
 
 from pycoredns import wire
 from pycoredns.log import plugin_logger
-from pycoredns.metrics import REGISTRY, exponential_buckets
-from pycoredns.plugin import NEXT, ConfigError, Controller, Handler, config_atoi
+from pycoredns.plugin import NEXT, Handler
 from pycoredns.request import Request, ResponseWriter
-from pycoredns.util import Fallthrough, normalize_zones, parse_duration, zone_match
+from pycoredns.util import Fallthrough, normalize_zones, zone_match
 
 from . import objects
 from .external import ExternalMixin
 from .index import AAAA, CNAME, NS, OWNER, PTR, SOA, SRV, TXT, A, Index, addr_rr, label, rr, zone_pointer
 from .metadata import MetadataMixin
+from .metrics import programming_duration, rate_limiter_duration, request_duration, requests_total
 from .watch import POD_FIELD_SELECTOR, Connection, KindSpec, Watcher
 from .xfr import TransferMixin
 
@@ -39,22 +38,6 @@ AXFR, IXFR = wire.TYPE_AXFR, wire.TYPE_IXFR
 MAX_CNAME_DEPTH = 10
 REBUILD_CHUNK = 100  # services rebuilt between two yields to the query loop
 _CNAME_DEPTH = "kubernetes/cname-depth"
-
-programming_duration = REGISTRY.histogram(
-    "coredns_kubernetes_dns_programming_duration_seconds",
-    "Histogram of the time (in seconds) it took to program a dns instance.",
-    exponential_buckets(0.001, 2, 20), ("service_kind",))
-request_duration = REGISTRY.histogram(
-    "coredns_kubernetes_rest_client_request_duration_seconds",
-    "Request latency in seconds. Broken down by verb and host.",
-    [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60], ("verb", "host"))
-rate_limiter_duration = REGISTRY.histogram(
-    "coredns_kubernetes_rest_client_rate_limiter_duration_seconds",
-    "Client side rate limiter latency in seconds. Broken down by verb and host.",
-    [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60], ("verb", "host"))
-requests_total = REGISTRY.counter(
-    "coredns_kubernetes_rest_client_requests_total",
-    "Number of HTTP requests, partitioned by status code, method, and host.", ("code", "method", "host"))
 
 REDUCERS = {"namespaces": objects.reduce_namespace, "services": objects.reduce_service,
             "endpointslices": objects.reduce_slice, "pods": objects.reduce_pod}
@@ -631,167 +614,3 @@ def _below_reverse(zone: str) -> bool:
 
 def _is_reverse(zone: str) -> bool:
     return zone.endswith("in-addr.arpa.") or zone.endswith("ip6.arpa.")
-
-
-# -- setup ---------------------------------------------------------------------------------------
-
-_NUMERIC = ("apiserver_qps", "apiserver_burst", "apiserver_max_inflight")
-
-
-def setup(c: Controller) -> None:
-    k: Kubernetes | None = None
-    for _ in c.occurrences(once=True):
-        k = parse(c)
-    assert k is not None
-    k.build()
-    c.start_soon(k.rebuilder)
-    c.on_startup(k.start)
-    c.on_shutdown(k.stop)
-    c.add_handler(k)
-
-
-def parse(c: Controller) -> Kubernetes:
-    args = c.remaining_args()
-    zones = normalize_zones(args) if args else list(c.zones)
-    if all(_below_reverse(z) for z in zones):
-        raise ConfigError("non-reverse zone name must be used")
-    k = Kubernetes(zones)
-    k.listen_hosts = c.listen_hosts()
-    endpoints: list[str] = []
-    while c.next_block():
-        opt = c.val()
-        a = c.remaining_args()
-        if opt == "endpoint_pod_names" or opt == "noendpoints":
-            if a:
-                raise c.arg_err()
-            if opt == "endpoint_pod_names":
-                k.pod_names = True
-            else:
-                k.endpoints = False
-        elif opt == "pods":
-            if len(a) != 1:
-                raise c.arg_err()
-            if a[0] not in ("disabled", "insecure", "verified"):
-                raise ConfigError(f"wrong value for pods: {a[0]},  must be one of: disabled, verified, insecure")
-            k.pods = a[0]
-        elif opt == "namespaces":
-            if not a:
-                raise c.arg_err()
-            k.namespaces += a
-        elif opt == "endpoint":
-            if not a:
-                raise c.arg_err()
-            if len(a) > 1:
-                log.warning(f"Multiple endpoints have been deprecated, only the first specified endpoint "
-                            f"'{a[0]}' is used")
-            endpoints = a
-        elif opt == "tls":
-            if len(a) != 3:
-                raise c.arg_err()
-            k.conn.tls = (c.path(a[0]), c.path(a[1]), c.path(a[2]))
-        elif opt in ("labels", "namespace_labels"):
-            if not a:
-                raise c.arg_err()
-            sel = " ".join(a)
-            _check_selector(sel, opt)
-            if opt == "labels":
-                k.labels = sel
-            else:
-                k.namespace_labels = sel
-        elif opt == "fallthrough":
-            k.fall.set_zones(a)
-        elif opt == "ttl":
-            if not a:
-                raise c.arg_err()
-            t = config_atoi(a[0])  # Go's Atoi and its %q-quoted errors
-            if not 0 <= t <= 3600:
-                raise c.err(f"ttl must be in range [0, 3600]: {t}")
-            k.ttl = t
-        elif opt == "ignore":
-            if a and a[0] != "empty_service":
-                raise ConfigError(f"unable to parse ignore value: '{a[0]}'")
-            if a:
-                k.ignore_empty = True
-        elif opt == "kubeconfig":
-            if len(a) not in (1, 2):
-                raise c.arg_err()
-            k.conn.kubeconfig = c.path(a[0])
-            k.conn.context = a[1] if len(a) == 2 else ""
-        elif opt == "startup_timeout":
-            if len(a) != 1:
-                raise c.arg_err()
-            try:
-                k.startup_timeout = parse_duration(a[0])
-            except ValueError as e:
-                raise c.err(str(e)) from None
-        elif opt in _NUMERIC:
-            if len(a) != 1:
-                raise c.arg_err()
-            try:
-                v = float(a[0]) if opt == "apiserver_qps" else int(a[0])
-            except ValueError:
-                raise c.err(f"{opt} must be a number: {a[0]}") from None
-            if v < 0:
-                raise c.err(f"{opt} must be >= 0: {a[0]}")
-            if opt == "apiserver_qps":
-                k.conn.qps = float(v)
-            elif opt == "apiserver_burst":
-                k.conn.burst = int(v)
-            else:
-                k.conn.max_inflight = int(v)
-        elif opt in ("multicluster", "zonal"):
-            raise c.err(f"{opt} is not supported by pycoredns")
-        else:
-            raise c.err(f"unknown property '{opt}'")
-    if k.namespaces and k.namespace_labels:
-        raise c.err("namespaces and namespace_labels cannot both be set")
-    if endpoints and not k.conn.kubeconfig:
-        k.conn.endpoint = endpoints[0]
-    if not k.conn.kubeconfig and not k.conn.endpoint and not (
-            os.environ.get("KUBERNETES_SERVICE_HOST") and os.environ.get("KUBERNETES_SERVICE_PORT")):
-        # CoreDNS (client-go's rest.InClusterConfig) refuses to start here
-        raise ConfigError("unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and "
-                          "KUBERNETES_SERVICE_PORT must be defined")
-    if k.conn.kubeconfig:
-        _check_kubeconfig(k.conn.kubeconfig, k.conn.context)
-    return k
-
-
-def _check_kubeconfig(path: str, context: str) -> None:
-    """Fail at setup, as CoreDNS's client config does, when the file or the context is unusable."""
-    import yaml
-
-    try:
-        with open(path) as f:
-            doc = yaml.safe_load(f)
-    except OSError as e:
-        raise ConfigError(f"kubeconfig {path}: {e.strerror or e}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"kubeconfig {path}: not YAML: {e}") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"kubeconfig {path}: not a kubeconfig")
-    wanted = context or doc.get("current-context") or ""
-    names = {c.get("name") for c in doc.get("contexts") or () if isinstance(c, dict)}
-    if wanted and wanted not in names:
-        raise ConfigError(f"invalid configuration: context was not found for specified context: {wanted}")
-
-
-def _check_selector(sel: str, opt: str) -> None:
-    """A light syntax check of a label selector (the API server does the full one)."""
-    import re
-
-    term = re.compile(r"^\s*!?[A-Za-z0-9./_-]+\s*(?:(?:==?|!=)\s*[A-Za-z0-9._-]*|\s+(?:in|notin)\s*\([^)]*\))?\s*$")
-    depth = 0
-    parts, cur = [], ""
-    for ch in sel:
-        depth += ch == "("
-        depth -= ch == ")"
-        if ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    parts.append(cur)
-    if any(not term.match(p) for p in parts):
-        what = "label" if opt == "labels" else "namespace_label"
-        raise ConfigError(f"unable to parse {what} selector value: '{sel}'")
