@@ -66,22 +66,23 @@ class Pod:
 
     def _metrics(self, answers: list[dict[str, Any] | None]) -> tuple[int, str, bytes]:
         try:
-            live = [a.get("snapshot") if a else None for a in answers]
-            retired = [r for a in answers if a for r in a.get("retired", [])]
+            live = [_snapshot(a.get("snapshot")) if a else None for a in answers]
+            retired = [r for a in answers if a for r in a.get("retired", []) if _snapshot(r)]
             body = metrics.merge(live + retired)
         except Exception as e:  # a malformed sibling answer: an error page, as a failing collector gives
             return 500, "text/plain; charset=utf-8", f"An error has occurred while serving metrics:\n\n{e}\n".encode()
         return 200, "text/plain; version=0.0.4; charset=utf-8", body.encode()
 
     def _probe(self, answers: list[dict[str, Any] | None]) -> tuple[int, str, bytes]:
-        for i, a in enumerate(answers):
-            if a is None:
+        replies = [_reply(a) for a in answers]
+        for i, r in enumerate(replies):
+            if r is None:
                 return 503, "text/plain; charset=utf-8", f"worker {i} did not answer\n".encode()
-            if a["status"] != 200:
-                return a["status"], a["ctype"], a["body"].encode()
-        own = answers[self.index]
+            if r[0] != 200:
+                return r
+        own = replies[self.index]
         assert own is not None
-        return own["status"], own["ctype"], own["body"].encode()
+        return own
 
     async def ask_all(self, addr: str, path: str, method: str, target: str) -> list[dict[str, Any] | None]:
         """Every worker's local answer (this one's computed here), None for those that did not answer."""
@@ -107,11 +108,10 @@ class Pod:
                 await sock.connect(self.address(index))
                 await sock.send(json.dumps(request).encode() + b"\n")
                 sock.shutdown(socket.SHUT_WR)
-                data = await _read_all(sock)
-                answer: dict[str, Any] = json.loads(data)
-                return answer
+                answer = json.loads(await _read_all(sock))
             except (OSError, ValueError):
                 return None
+            return answer if isinstance(answer, dict) else None
 
     def hand_over(self, timeout: float = ASK_TIMEOUT) -> bool:
         """After this worker stopped (outside trio): give its counters and histograms, and those it
@@ -175,8 +175,21 @@ class Pod:
                     request = json.loads(await _read_all(conn))
                     reply = json.dumps(await self.answer(request)).encode()
                     await _send_all(conn, reply)
-            except (OSError, ValueError, KeyError, TypeError):
+            except Exception:  # a broken request or route: the asker counts this worker as not answering
                 pass
+
+
+def _snapshot(data: Any) -> dict[str, Any] | None:
+    """A worker's registry snapshot, or None when it sent something else."""
+    return data if isinstance(data, dict) and all(isinstance(v, dict) for v in data.values()) else None
+
+
+def _reply(answer: dict[str, Any] | None) -> tuple[int, str, bytes] | None:
+    """(status, content type, body) of a worker's answer to a route; None if it gave none (or garbage)."""
+    try:
+        return int(answer["status"]), str(answer["ctype"]), str(answer["body"]).encode()  # type: ignore[index]
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 async def _read_all(sock: trio.socket.SocketType) -> bytes:

@@ -209,3 +209,30 @@ def test_replaced_worker_keeps_the_pods_totals(tmp_path, server_process):
     for _ in range(4):
         status, text = _get(prom, "/metrics")
         assert status == 200 and _total(_families(text)["coredns_dns_requests"]) == queries
+
+
+async def test_a_sibling_answering_garbage_counts_as_not_answering(supervisor_id) -> None:
+    pod = Pod(supervisor_id, 0, 2, _registry(5, 10))
+    ok = pod.route("x:1", "/health", lambda m, t: (200, "text/plain", b"OK"))
+    scrape = pod.route("x:1", "/metrics", lambda m, t: (500, "", b""))
+
+    async def garbage(task_status=trio.TASK_STATUS_IGNORED) -> None:
+        listener = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with listener:
+            await listener.bind(pod.address(1))
+            listener.listen(8)
+            task_status.started()
+            for reply in (b"[1, 2]", b'{"status": "x"}', b"not json", b'{"snapshot": 3}'):
+                conn, _ = await listener.accept()
+                with conn:
+                    await conn.recv(65536)
+                    await conn.send(reply)
+
+    async with trio.open_nursery() as n:
+        await n.start(pod.serve)
+        await n.start(garbage)
+        for _ in range(3):
+            assert await ok("GET", "/health") == (503, "text/plain; charset=utf-8", b"worker 1 did not answer\n")
+        status, _, body = await scrape("GET", "/metrics")
+        n.cancel_scope.cancel()
+    assert status == 200 and [s.value for s in _families(body.decode())["t_requests"]] == [5.0]  # worker 1 left out
