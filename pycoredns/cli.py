@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Callable
@@ -117,11 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.conf == "stdin":
             loader()  # read once here: the workers inherit the text, not the consumed stdin
 
-        supervisor = os.getpid()
+        pod_id = f"{os.getpid()}-{secrets.token_hex(4)}"  # unique even where pids repeat (pycoredns.pod)
 
         def worker(index: int, ready: Callable[[], None]) -> int:
             return _serve(args, loader, port, quiet=args.quiet or index > 0, pidfile=None, ready=ready,
-                          pod=Pod(supervisor, index, workers))
+                          pod=Pod(pod_id, index, workers))
 
         return supervise(workers, worker, args.pidfile or None)
     node = None

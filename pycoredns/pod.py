@@ -2,7 +2,7 @@
 
 The workers share the HTTP ports with SO_REUSEPORT, so a scrape or a probe reaches one of them at
 random. Each worker therefore also listens on an internal Unix socket in the abstract namespace
-(`\\0pycoredns-<supervisor pid>-<worker index>`: no file, gone with the process) where a sibling can
+(`\\0pycoredns-<pod id>-<worker index>`: no file, gone with the process) where a sibling can
 ask for its local view of one route. The worker that got the HTTP request asks every sibling
 (bounded by `ASK_TIMEOUT`) and combines:
 
@@ -37,11 +37,13 @@ _MAX_REPLY = 64 << 20
 
 
 class Pod:
-    """Worker `index` of `count`, started by the supervising process `supervisor` (a pid)."""
+    """Worker `index` of `count` of the pod `pod_id`: the supervisor's pid and a random token (pids
+    repeat across PID namespaces that share a network namespace, where abstract names live: two
+    containers of one pod, or a surging hostNetwork DaemonSet, both have a supervisor with pid 1)."""
 
-    def __init__(self, supervisor: int, index: int, count: int,
+    def __init__(self, pod_id: str, index: int, count: int,
                  registry: metrics.Registry = metrics.REGISTRY) -> None:
-        self.supervisor = supervisor
+        self.pod_id = pod_id
         self.index = index
         self.count = count
         self.registry = registry
@@ -49,7 +51,7 @@ class Pod:
         self.retired: dict[str, dict[str, Any]] = {}  # counters and histograms of exited workers (hand_over)
 
     def address(self, index: int) -> bytes:
-        return f"\0pycoredns-{self.supervisor}-{index}".encode()
+        return f"\0pycoredns-{self.pod_id}-{index}".encode()
 
     # -- the HTTP side -------------------------------------------------------------------------------
     def route(self, addr: str, path: str, fn: Route) -> Route:

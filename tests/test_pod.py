@@ -30,11 +30,18 @@ def _total(samples, suffix: str = "") -> float:
     return sum(s.value for s in samples if s.name.endswith(suffix))
 
 
-def _internal_snapshot(supervisor: int, index: int, addr: str) -> dict:
+def _pod_sockets(supervisor: int) -> list[str]:
+    """The abstract names of a pod's internal sockets (`pycoredns-<pid>-<token>-<index>`), by index."""
+    with open("/proc/net/unix") as f:
+        names = {line.split()[-1][1:] for line in f if f"@pycoredns-{supervisor}-" in line}
+    return sorted(names, key=lambda n: int(n.rsplit("-", 1)[1]))
+
+
+def _internal_snapshot(name: str, addr: str) -> dict:
     """One worker's own registry, through the pod's internal socket (what a sibling asks for)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(5)
-        s.connect(f"\0pycoredns-{supervisor}-{index}".encode())
+        s.connect(b"\0" + name.encode())
         s.sendall(json.dumps({"addr": addr, "path": "/metrics", "method": "GET", "target": "/metrics"}).encode())
         s.shutdown(socket.SHUT_WR)
         data = b""
@@ -62,7 +69,8 @@ def test_one_scrape_counts_every_worker(tmp_path, server_process):
     queries = 60
     for i in range(queries):  # a fresh source port each: both workers get some
         assert ask(port, f"n{i}.example.org").rcode() == 0
-    own = [_internal_snapshot(srv.proc.pid, i, f"127.0.0.1:{prom}") for i in range(2)]
+    assert wait_until(lambda: len(_pod_sockets(srv.proc.pid)) == 2)
+    own = [_internal_snapshot(name, f"127.0.0.1:{prom}") for name in _pod_sockets(srv.proc.pid)]
     per_worker = [sum(v for _, v in snap["coredns_dns_requests_total"]["samples"]) for snap in own]
     assert sum(per_worker) == queries and all(per_worker), per_worker  # both served, neither saw all
     for _ in range(6):  # new connections: the kernel spreads them over both workers' sockets
@@ -83,9 +91,9 @@ def test_one_scrape_counts_every_worker(tmp_path, server_process):
 
 
 @pytest.fixture
-def supervisor_id() -> int:
-    """A pod name no real supervisor uses (pids are below 2**22)."""
-    return 2**30 + os.getpid()
+def supervisor_id() -> str:
+    """A pod id no real supervisor uses."""
+    return f"test-{os.getpid()}-{os.urandom(4).hex()}"
 
 
 def _registry(requests: float, gauge: float) -> metrics.Registry:
