@@ -52,19 +52,22 @@ class Recorder(Wrapper):
     nothing was written (the server writes the rcode).
     """
 
-    __slots__ = ("author", "metrics", "plugin", "rcode", "req", "size", "start")
+    __slots__ = ("metrics", "rcode", "req", "size", "start")
 
-    def __init__(self, inner: ResponseWriter, author: str, metrics: Metrics | None = None,
-                 req: Request | None = None) -> None:
+    def __init__(self, inner: ResponseWriter, metrics: Metrics, req: Request) -> None:
         self.inner = inner
         self.written = False
         self.rcode = 0
         self.size = 0
-        self.plugin = ""
-        self.author = author
         self.metrics = metrics
         self.req = req
         self.start = monotonic()
+
+    @property
+    def plugin(self) -> str:
+        """The plugin label: the plugin after prometheus when a reply was written, else ""."""
+        nxt = self.metrics.next
+        return nxt.name if self.written and nxt is not None else ""
 
     def write(self, reply: Reply) -> None:
         if type(reply) is bytes:
@@ -77,12 +80,10 @@ class Recorder(Wrapper):
         self.size += len(data)
         if len(data) >= 4:
             self.rcode = data[3] & 0x0F
-        self.plugin = self.author
         self.inner.write(data)
 
     def after(self, rcode: int, error: PluginError | None) -> int:
-        if self.metrics is not None and self.req is not None:
-            self.metrics.report(self.req, self, error.rcode if error is not None else rcode, self.start)
+        self.metrics.report(self.req, self, error.rcode if error is not None else rcode, self.start)
         if error is not None:
             raise error
         return rcode
@@ -102,8 +103,7 @@ class Metrics(WrapperHandler):
         self.slots: dict[tuple, _Slot] = {}
 
     def wrap(self, req: Request, w: ResponseWriter) -> tuple[Request, Recorder]:
-        nxt = self.next
-        return req, Recorder(w, nxt.name if nxt is not None else "", self, req)
+        return req, Recorder(w, self, req)
 
     def report(self, req: Request, rec: Recorder, rc: int, start: float) -> None:
         """CoreDNS's vars.Report: the same six metric updates, batched.
