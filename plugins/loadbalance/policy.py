@@ -7,7 +7,6 @@ owner), so the wire path (record indexes) and the dnslib path (RRs) share one im
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import random
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
@@ -16,6 +15,7 @@ import trio
 
 from pycoredns import wire
 from pycoredns.log import plugin_logger
+from pycoredns.util import parse_ip
 
 log = plugin_logger("loadbalance")
 
@@ -118,13 +118,10 @@ def parse_weights(text: str, filename: str) -> dict[str, list[tuple[tuple[int, i
 
 
 def _parse_ip(text: str) -> tuple[int, int] | None:
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # Go's net.IP.Equal treats ::ffff:a.b.c.d as a.b.c.d
-    return ip.version, int(ip)
+    """(version, value) of Go's net.ParseIP (`pycoredns.util.parse_ip`: ::ffff:a.b.c.d is a.b.c.d, as
+    Go's net.IP.Equal treats it; no zone)."""
+    ip = parse_ip(text)
+    return None if ip is None else (ip.version, int(ip))
 
 
 class Weighted:
