@@ -19,7 +19,7 @@ from dnslib import RR, DNSBuffer, DNSRecord
 
 from pycoredns import wire
 from pycoredns.log import plugin_logger
-from pycoredns.plugin import Handler
+from pycoredns.plugin import Handler, go_quote
 from pycoredns.request import Request, ResponseWriter, WriterWrapper
 from pycoredns.util import zone_match
 
@@ -132,7 +132,7 @@ class Transfer(Handler):
             m = req.reply_record()
             m.add_answer(soa)
             w.write(m)
-            log.info(f"Outgoing noop, incremental transfer for up to date zone {_q(req.qname)} to "
+            log.info(f"Outgoing noop, incremental transfer for up to date zone {go_quote(req.qname)} to "
                      f"{req.remote[0]} for {soa.rdata.times[0]} SOA serial")
             return wire.NOERROR
         base = _client_writer(w)
@@ -146,7 +146,7 @@ class Transfer(Handler):
             elif more is not None:
                 more(m)
         serial_text = soa.rdata.times[0] if soa is not None else 0
-        log.info(f"Outgoing transfer of {len(records)} records of zone {_q(req.qname)} to {req.remote[0]} "
+        log.info(f"Outgoing transfer of {len(records)} records of zone {go_quote(req.qname)} to {req.remote[0]} "
                  f"for {serial_text} SOA serial")
         return wire.NOERROR
 
@@ -156,7 +156,7 @@ class Transfer(Handler):
         try:
             self._notify_send.send_nowait(zone)
         except trio.WouldBlock:
-            log.warning(f"Failed sending notifies: queue full for zone {_q(zone)}")
+            log.warning(f"Failed sending notifies: queue full for zone {go_quote(zone)}")
 
     async def notifier(self) -> None:
         async for zone in self._notify_recv:
@@ -168,7 +168,7 @@ class Transfer(Handler):
                     err = await send_notify(zone, target, x.source)
                     if err:
                         log.warning(f"Failed sending notifies: {err}")
-            log.debug(f"Sent notifies for zone {_q(zone)} to {x.to}")
+            log.debug(f"Sent notifies for zone {go_quote(zone)} to {x.to}")
 
 
 async def send_notify(zone: str, target: str, source: str | None) -> str | None:
@@ -192,17 +192,11 @@ async def send_notify(zone: str, target: str, source: str | None) -> str | None:
                 with trio.fail_after(NOTIFY_TIMEOUT):
                     reply, _ = await sock.recvfrom(65535)
             except (OSError, trio.TooSlowError) as e:
-                last = _q(str(e) or "i/o timeout")
+                last = go_quote(str(e) or "i/o timeout")
                 continue
         if len(reply) >= 4 and struct.unpack(">H", reply[:2])[0] == q.header.id:
             rc = reply[3] & 0xF
             if rc == 0:
                 return None
-            last = f"rcode was {_q(wire.RCODE_NAMES.get(rc, str(rc)))}"
-    return f"notify for zone {_q(zone)} was not accepted by {_q(target)}: {last}"
-
-
-def _q(text: str) -> str:
-    import json
-
-    return json.dumps(text)
+            last = f"rcode was {go_quote(wire.RCODE_NAMES.get(rc, str(rc)))}"
+    return f"notify for zone {go_quote(zone)} was not accepted by {go_quote(target)}: {last}"
