@@ -3,10 +3,13 @@
 A plugin is a module with `setup(c: Controller) -> None`. Setup reads the directive's tokens through
 the controller (a caddy-style dispenser whose errors read exactly like CoreDNS's) and adds handlers
 with `c.add_handler(...)`. The server chains handlers in plugin.cfg order (`pycoredns.directives`).
+Beyond handlers, setup reaches the runtime only through the controller's setup context (hooks, HTTP
+routes, shared state, tasks, listen addresses; `pycoredns.context`, DEVELOPERS.md).
 """
 
 from __future__ import annotations
 
+from .context import ConfigScope, Hook, Route, Runtime
 from .controller import Controller, config_atoi, config_duration, config_uint, go_quote
 from .corefile import CorefileError
 from .exceptions import ConfigError, PluginError
@@ -31,13 +34,17 @@ __all__ = [
     "NOT_WRITTEN",
     "PENDING",
     "ConfigError",
+    "ConfigScope",
     "Controller",
     "CorefileError",
     "Handler",
+    "Hook",
     "PluginError",
     "Recorder",
     "Request",
     "ResponseWriter",
+    "Route",
+    "Runtime",
     "SyncHandler",
     "WaitingHandler",
     "Wrapper",

@@ -11,9 +11,10 @@ import random
 
 import trio
 
-from pycoredns.context import ConfigScope, Runtime, state
+from pycoredns.context import state
 from pycoredns.corefile import CorefileError, fingerprint, parse
 from pycoredns.log import plugin_logger
+from pycoredns.plugin import ConfigScope, Runtime
 
 from .metrics import failed_total, version_info
 
