@@ -5,7 +5,8 @@ Each target is a script run with libFuzzer's flags, e.g.
     python tests/fuzz/packet.py -runs=100000            # seeds only, no corpus kept
     python tests/fuzz/packet.py -max_total_time=3600 CORPUS_DIR   # long run, corpus grows in CORPUS_DIR
 
-Without a corpus directory on the command line, the target's seeds are written to a temporary one.
+The target's seeds are always read too (from a temporary directory); without a corpus directory on
+the command line, new inputs go to a temporary one.
 A crash (an uncaught exception, or a failed check inside the target) makes libFuzzer print the
 traceback and the input and exit non-zero; `-artifact_prefix=DIR/` says where the input is saved.
 """
@@ -32,7 +33,8 @@ def main(target: Callable[[bytes], None], seeds: Callable[[], Iterable[bytes]]) 
 
     argv = list(sys.argv)
     if not any(not a.startswith("-") for a in argv[1:]):
-        argv.append(seed_dir(seeds()))
+        argv.append(tempfile.mkdtemp(prefix="pycoredns-fuzz-corpus-"))  # new inputs, thrown away
+    argv.append(seed_dir(seeds()))  # read after the corpus directory the caller named
     atheris.instrument_all()
     atheris.Setup(argv, target)
     atheris.Fuzz()
