@@ -155,3 +155,14 @@ def test_product_imports_no_test_kit() -> None:
                 if m.split(".")[0] in TEST_KITS:
                     bad.append(f"{p.relative_to(ROOT)}: imports {m}")
     assert bad == []
+
+
+def test_plugins_do_not_reach_for_the_runtime() -> None:
+    """No plugin touches `.instance` or `.process` (the configuration and the program behind the
+    Controller): the setup context is the way in."""
+    bad = []
+    for p in sorted((ROOT / "plugins").rglob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr in ("instance", "process"):
+                bad.append(f"{p.relative_to(ROOT)}:{node.lineno}: .{node.attr}")
+    assert bad == []
