@@ -14,7 +14,7 @@ from pycoredns.request import Request, ResponseWriter
 from pycoredns.util import Fallthrough, zone_match
 from pycoredns.wire import ReplyMemo
 
-from .zone import External, Result, Sections, Zone
+from .zone import External, Result, Sections, SerialUnchanged, Zone
 
 log = plugin_logger("file")
 
@@ -34,39 +34,46 @@ class ZoneSlot:
         self.by_mtime = False
 
     async def reload_loop(self, notify) -> None:
-        """CoreDNS's Reload: every interval, re-read when the SOA serial (or the mtime) changed."""
+        """CoreDNS's Reload: every interval, re-read when the SOA serial (or the mtime) changed.
+
+        The file is read in a worker thread, so a large zone does not stop the server answering."""
         if self.reload <= 0:
             return
         while True:
             await trio.sleep(self.reload)
-            self.reload_once(notify)
+            z = await trio.to_thread.run_sync(self.load_if_changed)
+            if z is not None:
+                self.swap(z, notify)
 
-    def reload_once(self, notify=None) -> bool:
+    def load_if_changed(self) -> Zone | None:
+        """The zone read again when it changed; None when it did not or cannot be read (logged)."""
         current = self.zone
+        serial = current.serial if current is not None else -1
         if self.by_mtime:
             try:
                 mtime = os.stat(self.path).st_mtime
             except OSError as e:
                 log.error(f"Failed to stat zone {go_quote(self.origin)} in {go_quote(self.path)}: {e}")
-                return False
+                return None
             if current is not None and mtime <= current.mtime:
-                return False
+                return None
+            serial = 0  # CoreDNS forces the reload this way
         try:
-            z = Zone.load(self.origin, self.path)
+            return Zone.load(self.origin, self.path, serial)
+        except SerialUnchanged:
+            return None
         except OSError as e:
             log.error(f"Failed to open zone {go_quote(self.origin)} in {go_quote(self.path)}: {e}")
-            return False
         except ValueError as e:
             log.error(f"Parsing zone {go_quote(self.origin)}: {e}")
-            return False
-        if not self.by_mtime and current is not None and z.serial == current.serial:
-            return False  # "no change in SOA serial": keep the zone
+        return None
+
+    def swap(self, z: Zone, notify=None) -> None:
         self.zone, self.memo = z, ReplyMemo()
         log.info(f"Successfully reloaded zone {go_quote(self.origin)} in {go_quote(self.path)} "
                  f"with {z.serial} SOA serial")
         if notify is not None:
             notify(self.origin)
-        return True
 
 
 def _memo_question(req: Request) -> bytes:

@@ -32,7 +32,7 @@ def setup(c: Controller) -> None:
         for origin in origins:
             slot = slots[origin] = ZoneSlot(origin, os.path.normpath(path))
             try:
-                slot.zone = Zone.load(origin, slot.path)
+                slot.zone = Zone.load(origin, slot.path, 0)  # 0: CoreDNS's Parse(..., 0) at setup
             except OSError as e:
                 open_err = e
             except ValueError as e:

@@ -30,6 +30,10 @@ T_RRSIG, T_NSEC, T_NSEC3, T_NSEC3PARAM, T_DNAME = 46, 47, 50, 51, 39
 MAX_CHASE = 8  # CNAMEs followed inside the zone (CoreDNS's limit)
 
 
+class SerialUnchanged(ValueError):
+    """The file's SOA serial is the one already loaded (CoreDNS's serialErr): nothing to reload."""
+
+
 class Result(enum.Enum):
     SUCCESS = 0
     NAME_ERROR = 1
@@ -98,15 +102,23 @@ class Zone:
 
     # -- loading --------------------------------------------------------------------------------
     @classmethod
-    def load(cls, origin: str, path: str) -> Zone:
-        """Read the master file. Raises OSError, or ValueError with CoreDNS's texts."""
+    def load(cls, origin: str, path: str, serial: int = -1) -> Zone:
+        """Read the master file. Raises OSError, SerialUnchanged when its first SOA has `serial` (CoreDNS's
+        Parse: reading stops there; setup passes 0, so a zone with serial 0 does not load, as in
+        CoreDNS), or ValueError with CoreDNS's texts."""
         z = cls(origin, path)
         z.mtime = os.stat(path).st_mtime
-        try:
-            records = read_zone(path, origin)
-        except ValueError as e:
-            raise ValueError(f"failed to parse file {go_quote(path)} for origin {origin} with error {e}") from None
-        for rr in records:
+        records = read_zone(path, origin)
+        while True:
+            try:
+                rr = next(records, None)
+            except ValueError as e:
+                raise ValueError(f"failed to parse file {go_quote(path)} for origin {origin} with error {e}") from None
+            if rr is None:
+                break
+            if rr.rtype == T_SOA and z.soa is None and serial >= 0 and rr.rdata.times[0] == serial:
+                raise SerialUnchanged(
+                    f"no change in SOA serial for origin {origin} in file {path}, with {serial} SOA serial")
             if rr.rtype in (T_NSEC3, T_NSEC3PARAM):
                 raise ValueError(f"NSEC3 zone is not supported, dropping RR: {_name(rr.rname).lower()} for zone: "
                                  f"{origin}")

@@ -182,12 +182,13 @@ class Parser:
         self.by_directive = False
         self.last_owner: str | None = None
 
-    def parse_file(self, path: str, depth: int = 0) -> list[RR]:
+    def parse_file(self, path: str, depth: int = 0) -> Iterator[RR]:
         with open(path, encoding="utf-8", errors="surrogateescape") as f:
-            return self.parse(f.read(), path, depth)
+            text = f.read()
+        yield from self.parse(text, path, depth)
 
-    def parse(self, text: str, filename: str, depth: int = 0) -> list[RR]:
-        out: list[RR] = []
+    def parse(self, text: str, filename: str, depth: int = 0) -> Iterator[RR]:
+        """The records in file order, one at a time (a reload stops at an unchanged SOA)."""
         saved_origin = self.origin
         for line, blank, toks in _tokens(text, filename):
             try:
@@ -199,19 +200,18 @@ class Parser:
                         raise ValueError("bad TTL in $TTL")
                     self.default_ttl, self.by_directive = ttl, True
                 elif toks[0].upper() == "$INCLUDE":
-                    out.extend(self._include(toks, filename, depth))
+                    yield from self._include(toks, filename, depth)
                 elif toks[0].startswith("$"):
                     raise ValueError(f"unknown directive {toks[0]}")
                 else:
-                    out.append(self._record(blank, toks))
+                    yield self._record(blank, toks)
             except ZoneFileError:
                 raise
             except Exception as e:  # dnslib's readers raise many kinds on bad rdata
                 raise ZoneFileError(f"{filename}:{line}: {e}") from None
         self.origin = saved_origin if depth else self.origin
-        return out
 
-    def _include(self, toks: list[Token], filename: str, depth: int) -> list[RR]:
+    def _include(self, toks: list[Token], filename: str, depth: int) -> Iterator[RR]:
         if len(toks) < 2:
             raise ValueError("$INCLUDE needs a file name")
         if depth + 1 > MAX_INCLUDE_DEPTH:
@@ -223,7 +223,7 @@ class Parser:
         if len(toks) > 2:
             self.origin = absolute(toks[2], self.origin).lower()
         try:
-            return self.parse_file(path, depth + 1)
+            yield from self.parse_file(path, depth + 1)
         finally:
             self.origin = saved
 
@@ -263,6 +263,7 @@ class Parser:
         return RR(owner, rtype_value, rclass=rclass, ttl=ttl, rdata=rdata)
 
 
-def read_zone(path: str, origin: str) -> list[RR]:
-    """Every record of the master file at `path` read with `origin`. Raises OSError or ZoneFileError."""
+def read_zone(path: str, origin: str) -> Iterator[RR]:
+    """The records of the master file at `path` read with `origin`, as they are read. Raises OSError or
+    ZoneFileError (while iterating)."""
     return Parser(origin).parse_file(path)

@@ -72,3 +72,10 @@ arguments of tests/broken_corefiles.py each must give one clean `plugin/file: ..
 
 def test_broken_variants_give_one_clean_line() -> None:
     check_broken("file", BROKEN)
+
+
+async def test_serial_zero_does_not_load(tmp_path) -> None:
+    """CoreDNS's setup reads the zone with serial 0 as the "current" one: a zone with serial 0 is refused."""
+    (tmp_path / "db").write_text("$ORIGIN example.org.\n@ 300 IN SOA ns admin 0 2 3 4 5\n@ 300 IN NS ns\n")
+    assert await _error(f"example.org {{\n file {tmp_path / 'db'}\n}}\n") == (
+        f"plugin/file: no change in SOA serial for origin example.org. in file {tmp_path / 'db'}, with 0 SOA serial")
