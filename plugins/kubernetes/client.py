@@ -62,8 +62,8 @@ def modules() -> tuple[Any, Any, Any]:
             importlib.import_module(f"kubernetes_asyncio.client.{sub}")
         api_client = importlib.import_module("kubernetes_asyncio.client.api_client")
         if "ApiClient" not in client.__dict__:
-            client.ApiClient = api_client.ApiClient
-            client.Configuration = sys.modules["kubernetes_asyncio.client.configuration"].Configuration
+            client.ApiClient = api_client.ApiClient  # type: ignore[attr-defined]
+            client.Configuration = sys.modules["kubernetes_asyncio.client.configuration"].Configuration  # type: ignore[attr-defined]
     config = importlib.import_module("kubernetes_asyncio.config")
     client = sys.modules["kubernetes_asyncio.client"]
     return client.Configuration, client.ApiClient, config

@@ -11,6 +11,7 @@ import ipaddress
 import socket
 import struct
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -78,7 +79,7 @@ def local_ips(listen_hosts: list[str] | None = None) -> list[str]:
     except OSError:
         pass
     try:
-        candidates += [ai[4][0] for ai in socket.getaddrinfo(socket.gethostname(), None)]
+        candidates += [str(ai[4][0]) for ai in socket.getaddrinfo(socket.gethostname(), None)]
     except OSError:
         pass
     for fam, probe in ((socket.AF_INET, "10.255.255.255"), (socket.AF_INET6, "fd00::1")):
@@ -162,7 +163,7 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
         for k in ("namespaces", "services", "endpointslices", "pods"):
             if k not in self._needed:
                 continue
-            reduce = REDUCERS[k]
+            reduce: Callable[[Any], Any] = REDUCERS[k]
             if k == "endpointslices":
                 reduce = partial(objects.reduce_slice, keep_targets=self.pod_names)
             out.append(KindSpec(k, self.namespace_labels if k == "namespaces" else self.labels,

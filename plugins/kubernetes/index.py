@@ -21,6 +21,7 @@ import socket
 import struct
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from pycoredns import wire
 
@@ -140,7 +141,7 @@ class Index:
         self.synced_kinds: set[str] = set()
         # outcomes computed per query (negatives, fallthrough, synthesised names), memoised until
         # the next change: (qname wire, qtype) -> (rcode, counts + records) or the plugin's NEXT
-        self.memo: dict[tuple[bytes, int], object] = {}
+        self.memo: dict[tuple[bytes, int], Any] = {}
         self._memo_values: dict[object, object] = {}
 
     # -- changes ------------------------------------------------------------------------------
@@ -231,7 +232,8 @@ class Index:
         """Current keys of one object kind (a relist deletes the ones it did not see)."""
         if kind == "namespaces":
             return [("", n) for n in self.namespaces]
-        return list({"services": self.services, "endpointslices": self.slices, "pods": self.pods}[kind])
+        tables: dict[str, dict[Any, Any]] = {"services": self.services, "endpointslices": self.slices, "pods": self.pods}
+        return list(tables[kind])
 
     # -- rebuild ------------------------------------------------------------------------------
     def apply(self, limit: int | None = None) -> list[Key]:
@@ -270,7 +272,7 @@ class Index:
 
     def ready_addresses(self, key: Key) -> list[tuple[Slice, list[tuple[str, str]]]]:
         """Per slice: (slice, [(endpoint label, ip)]) for the service's ready addresses."""
-        out = []
+        out: list[tuple[Slice, list[tuple[str, str]]]] = []
         if not self.endpoints:
             return out
         for name in sorted(self.svc_slices.get(key, ())):

@@ -152,7 +152,8 @@ def reduce_slice(obj: Any, keep_targets: bool = True) -> Slice | None:
         cond = ep.get("conditions") or {}
         if isinstance(cond, dict) and cond.get("ready") is False:
             continue
-        host = ep.get("hostname") if isinstance(ep.get("hostname"), str) else ""
+        raw_host = ep.get("hostname")
+        host = raw_host if isinstance(raw_host, str) else ""
         if len(host.encode()) > 63:
             host = ""  # no DNS label can carry it (the API refuses it): the dashed IP, not a lost service
         ref = ep.get("targetRef") or {}

@@ -41,6 +41,11 @@ log = logging.getLogger("pycoredns_conformance.apiserver")
 
 _CLOSE = object()  # end the watch cleanly (final chunk)
 _ABORT = object()  # the transport was aborted; just leave
+# set_unreachable modes that answer every request with an error Status: (code, reason, message)
+_FAILING = {
+    "503": (503, "ServiceUnavailable", "the server is currently unable to handle the request"),
+    "500": (500, "InternalError", "Internal error occurred: etcdserver: request timed out"),
+}
 
 
 def _dumps(obj: Any) -> bytes:
@@ -284,9 +289,10 @@ class APIServer:
         clients get ECONNREFUSED / connection reset, like a dead apiserver; on recovery the same
         port is bound again. mode ``503``: connections are accepted but every request (watches
         included) gets 503 ServiceUnavailable, like an overloaded or starting apiserver behind a
-        load balancer; open connections are aborted."""
-        if mode not in ("refuse", "503"):
-            raise ValueError("mode must be 'refuse' or '503'")
+        load balancer; open connections are aborted. mode ``500``: the same with 500 InternalError
+        (a failing apiserver or etcd)."""
+        if mode not in ("refuse", "503", "500"):
+            raise ValueError("mode must be 'refuse', '503' or '500'")
 
         async def do() -> None:
             if self._recover_handle is not None:
@@ -393,9 +399,8 @@ class APIServer:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self._requests.append((request.method, request.path_qs))
         try:
-            if self._unreachable == "503" and not request.path.startswith("/_control/"):
-                raise APIError(503, "ServiceUnavailable",
-                               "the server is currently unable to handle the request")
+            if self._unreachable in _FAILING and not request.path.startswith("/_control/"):
+                raise APIError(*_FAILING[self._unreachable])
             return await self._route(request)
         except APIError as e:
             return _json(e.status(), e.code)
@@ -770,8 +775,8 @@ class APIServer:
         if what == "unreachable":
             seconds = float(q.get("seconds", "5"))
             mode = q.get("mode", "refuse")
-            if mode not in ("refuse", "503"):
-                raise errors.bad_request("mode must be refuse or 503")
+            if mode not in ("refuse", "503", "500"):
+                raise errors.bad_request("mode must be refuse, 503 or 500")
             assert self._loop is not None
 
             async def later() -> None:
@@ -790,7 +795,7 @@ class APIServer:
 
     async def _set_unreachable_async(self, flag: bool, mode: str) -> None:
         if flag:
-            if self._unreachable == "refuse" and mode == "503":
+            if self._unreachable == "refuse" and mode in _FAILING:
                 await self._listen()
             self._unreachable = mode
             if mode == "refuse" and self._server is not None:
