@@ -40,8 +40,8 @@ MAX_CNAME_DEPTH = 10
 REBUILD_CHUNK = 100  # services rebuilt between two yields to the query loop
 _CNAME_DEPTH = "kubernetes/cname-depth"
 
-REDUCERS = {"namespaces": objects.reduce_namespace, "services": objects.reduce_service,
-            "endpointslices": objects.reduce_slice, "pods": objects.reduce_pod}
+REDUCERS: dict[str, Callable[..., Any]] = {"namespaces": objects.reduce_namespace, "services": objects.reduce_service,
+                                          "endpointslices": objects.reduce_slice, "pods": objects.reduce_pod}
 
 
 def interface_ips() -> list[str]:
@@ -163,7 +163,7 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
         for k in ("namespaces", "services", "endpointslices", "pods"):
             if k not in self._needed:
                 continue
-            reduce: Callable[[Any], Any] = REDUCERS[k]
+            reduce = REDUCERS[k]
             if k == "endpointslices":
                 reduce = partial(objects.reduce_slice, keep_targets=self.pod_names)
             out.append(KindSpec(k, self.namespace_labels if k == "namespaces" else self.labels,

@@ -232,7 +232,8 @@ class Index:
         """Current keys of one object kind (a relist deletes the ones it did not see)."""
         if kind == "namespaces":
             return [("", n) for n in self.namespaces]
-        tables: dict[str, dict[Any, Any]] = {"services": self.services, "endpointslices": self.slices, "pods": self.pods}
+        tables: dict[str, dict[Any, Any]] = {"services": self.services, "endpointslices": self.slices,
+                                             "pods": self.pods}
         return list(tables[kind])
 
     # -- rebuild ------------------------------------------------------------------------------
