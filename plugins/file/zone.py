@@ -13,6 +13,7 @@ import bisect
 import copy
 import enum
 import os
+import re
 from dataclasses import dataclass, field
 
 from dnslib import CNAME, RR, DNSLabel
@@ -57,6 +58,18 @@ class External:
 def _name(label: DNSLabel | str) -> str:
     text = str(label)
     return text if text.endswith(".") else text + "."
+
+
+_PLAIN = re.compile(rb"[A-Za-z0-9_*-]+")
+
+
+def _owner_text(label: DNSLabel) -> str:
+    """The text of an owner name: joined from its labels when they are plain (the common case), else
+    dnslib's escaped form (what lookups compare with)."""
+    labels = label.label
+    if all(_PLAIN.fullmatch(x) for x in labels):
+        return (b".".join(labels).decode() + ".") if labels else "."
+    return _name(label)
 
 
 def _rdata_name(rr: RR) -> str | None:
@@ -128,8 +141,8 @@ class Zone:
         return z
 
     def insert(self, rr: RR) -> None:
-        owner = _name(rr.rname)
-        if rr.rtype != T_SRV:
+        owner = _owner_text(rr.rname)
+        if rr.rtype != T_SRV and owner != owner.lower():
             owner = owner.lower()
             rr.rname = DNSLabel(owner)
         _lower_rdata(rr)
