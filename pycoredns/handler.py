@@ -249,7 +249,7 @@ class WrapperHandler(Handler):
         except PluginError as e:
             return ww.after(e.rcode, e)
         if rc is PENDING:
-            return PENDING  # type: ignore[no-any-return]
+            return PENDING
         return ww.after(rc, None)
 
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:

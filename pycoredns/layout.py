@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_right
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .wire import TYPE_OPT, WireError
 
@@ -154,13 +154,14 @@ def permute(data: bytes, lay: Layout, order: list[int]) -> bytes:
 
 # the layout of the message permute() made last: the server's truncation of that same reply (the
 # next thing that happens to it, in the same call) needs no second walk. Matched by identity.
-_recent: list = [None, None]
+_recent: list[Any] = [None, None]  # [message, its Layout]
 
 
 def layout_of(data: bytes) -> Layout:
     """`layout(data)`, without walking again when `data` is the message permute() just returned."""
     if _recent[0] is data:
-        return _recent[1]
+        hit: Layout = _recent[1]
+        return hit
     return layout(data)
 
 
