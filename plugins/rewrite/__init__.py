@@ -24,8 +24,9 @@ from pycoredns.plugin import (
 )
 from pycoredns.wire import Reply
 
+from .names import valid_name
 from .response import CnameTarget, ResponseRule, revert
-from .rules import STOP, Rule, RuleError, State, new_rule, valid_name
+from .rules import STOP, Rule, RuleError, State, new_rule
 
 log = plugin_logger("rewrite")
 

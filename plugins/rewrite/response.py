@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import re
 import struct
-from typing import TYPE_CHECKING
 
 from dnslib import DNSLabel, DNSRecord
 
 from pycoredns import wire
 from pycoredns.request import Request
 
-if TYPE_CHECKING:
-    from .rules import Matcher
+from .names import Matcher, substitute, valid_name
 
 T_CNAME = wire.TYPE_CNAME
 _HHIH = struct.Struct(">HHIH")
@@ -61,8 +59,6 @@ class RegexRewriter:
         self.replacement = replacement
 
     def rewrite(self, src: str) -> str:
-        from .rules import substitute
-
         m = self.pattern.search(src)
         return substitute(self.replacement, m) if m else src
 
@@ -152,8 +148,6 @@ class CnameTarget(ResponseRule):
         return m.replace(target, self.to)
 
     async def apply(self, rec: DNSRecord, req: Request) -> None:
-        from .rules import valid_name
-
         for rr in [*rec.auth, *rec.rr, *rec.ar]:
             if rr.rtype != T_CNAME:
                 continue

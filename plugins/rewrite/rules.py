@@ -17,6 +17,7 @@ from dnslib import QTYPE
 from pycoredns import wire
 from pycoredns.request import SUPPORTED_OPTIONS, Request
 
+from .names import EXACT, PREFIX, REGEX, SUBSTRING, SUFFIX, Matcher
 from .response import (
     CnameTarget,
     NameRewriter,
@@ -30,7 +31,6 @@ from .response import (
 )
 
 STOP, CONTINUE = "stop", "continue"
-EXACT, PREFIX, SUFFIX, SUBSTRING, REGEX = "exact", "prefix", "suffix", "substring", "regex"
 MAX_REGEX = 10000
 CLASSES = {"IN": 1, "CS": 2, "CH": 3, "HS": 4, "NONE": 254, "ANY": 255}  # miekg StringToClass
 EDNS_NSID, EDNS_SUBNET = 3, 8
@@ -67,14 +67,6 @@ def valid_regex(pattern: str, replacement: str) -> re.Pattern[str]:
         raise RuleError(f"the rewrite regex pattern ({replacement}) uses more subexpressions than its "
                         f"corresponding matching regex pattern ({pattern})")
     return rx
-
-
-def substitute(template: str, m: re.Match[str]) -> str:
-    """Replace `{0}`..`{N}` with the match's groups (Go's loop over FindStringSubmatch)."""
-    s = template
-    for i in range(m.re.groups + 1):
-        s = s.replace("{" + str(i) + "}", m.group(i) or "")
-    return s
 
 
 class State:
@@ -146,66 +138,6 @@ def _replace_opt(req: Request, options: list[tuple[int, bytes]]) -> bytes:
     opt = b"\x00" + struct.pack(">HHIH", wire.TYPE_OPT, size, ttl, len(rdata)) + rdata
     head = data[:10] + (count + 1).to_bytes(2, "big")
     return head + data[12:req.qend] + keep + extra + opt
-
-
-def valid_name(name: str) -> bool:
-    """dns.IsDomainName: labels of 1..63 octets, at most 255 octets on the wire, no empty labels."""
-    if name in (".", ""):
-        return name == "."
-    if "\\" not in name and name.isascii():  # the usual case, without an escape to decode
-        labels = (name[:-1] if name.endswith(".") else name).split(".")
-        return all(0 < len(x) <= 63 for x in labels) and sum(len(x) + 1 for x in labels) + 1 <= 255
-    body = name[:-1] if name.endswith(".") and not name.endswith("\\.") else name
-    if not body or body.startswith(".") or ".." in body.replace("\\.", "xx"):
-        return False
-    try:
-        w = wire.text_to_wire(name)
-        wire_labels, _ = wire.read_name(w, 0)
-    except (wire.WireError, ValueError, IndexError):
-        return False
-    return all(0 < len(label) <= 63 for label in wire_labels) and len(w) <= 255
-
-
-# -- name matching shared by name, ttl, rcode and cname rules ----------------------------------
-
-
-class Matcher:
-    """exact/prefix/suffix/substring/regex matching of a lowercased name."""
-
-    __slots__ = ("kind", "pattern", "text")
-
-    def __init__(self, kind: str, text: str, pattern: re.Pattern[str] | None = None) -> None:
-        self.kind = kind
-        self.text = text
-        self.pattern = pattern
-
-    def match(self, name: str) -> bool:
-        k = self.kind
-        if k == EXACT:
-            return name == self.text
-        if k == PREFIX:
-            return name.startswith(self.text)
-        if k == SUFFIX:
-            return name.endswith(self.text)
-        if k == SUBSTRING:
-            return self.text in name
-        assert self.pattern is not None
-        return self.pattern.search(name) is not None
-
-    def replace(self, name: str, to: str) -> str | None:
-        """The rewritten name, or None when it does not match."""
-        k = self.kind
-        if k == EXACT:
-            return to if name == self.text else None
-        if k == PREFIX:
-            return to + name[len(self.text):] if name.startswith(self.text) else None
-        if k == SUFFIX:
-            return name[: len(name) - len(self.text)] + to if name.endswith(self.text) else None
-        if k == SUBSTRING:
-            return name.replace(self.text, to) if self.text in name else None
-        assert self.pattern is not None
-        m = self.pattern.search(name)
-        return substitute(to, m) if m else None
 
 
 class Rule:
