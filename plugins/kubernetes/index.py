@@ -318,7 +318,8 @@ class Index:
             if an:
                 n = rel + zone.wire
                 k = (interned.setdefault(n, n), qtype)
-                self.answers[k] = answer(an, ad)
+                a = answer(an, ad)
+                self.answers[k] = interned.setdefault(a, a)  # `_port._proto` A answers repeat the service's
                 owned.append(k)
 
         def name(rel: bytes, zone: Zone, target: str = "") -> None:

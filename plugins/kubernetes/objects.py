@@ -72,8 +72,19 @@ def _ports(items: Any) -> tuple[Port, ...]:
         num = p.get("port")
         if not isinstance(num, int) or isinstance(num, bool) or not 0 <= num <= 65535:
             continue  # not a port an SRV record can carry (the API validates 1-65535)
-        out.append(Port(str(p.get("name") or "").lower(), str(p.get("protocol") or "TCP").lower(), num))
-    return tuple(out) or NO_PORTS
+        out.append(_shared(Port(str(p.get("name") or "").lower(), str(p.get("protocol") or "TCP").lower(), num)))
+    return _shared(tuple(out)) if out else NO_PORTS
+
+
+def _shared(value: Any) -> Any:
+    """One object per distinct port or port list (bounded: cleared past 10,000)."""
+    if len(_PORTS) > 10000:
+        _PORTS.clear()
+    return _PORTS.setdefault(value, value)
+
+
+# every service and slice repeats a handful of port lists (http/80/tcp...): one object each
+_PORTS: dict[Any, Any] = {}  # used by the watch thread only
 
 
 def _ip(text: Any) -> str | None:
