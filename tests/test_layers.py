@@ -166,3 +166,35 @@ def test_plugins_do_not_reach_for_the_runtime() -> None:
             if isinstance(node, ast.Attribute) and node.attr in ("instance", "process"):
                 bad.append(f"{p.relative_to(ROOT)}:{node.lineno}: .{node.attr}")
     assert bad == []
+
+
+# Import circles inside one plugin's package still to be untangled (the owner's to fix; listed so no
+# new one can appear unnoticed).
+KNOWN_PLUGIN_CYCLES = {"k8s_external"}
+
+
+def test_no_import_cycle_inside_a_plugin() -> None:
+    cycles = []
+    for pkg in sorted(p for p in (ROOT / "plugins").iterdir() if (p / "__init__.py").exists()):
+        graph: dict[str, set[str]] = {}
+        for f in pkg.glob("*.py"):
+            deps: set[str] = set()
+            for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and node.level == 1:
+                    deps |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
+            graph[f.stem] = deps - {f.stem}
+        done: set[str] = set()
+
+        def visit(node: str, stack: list[str], graph: dict[str, set[str]] = graph, done: set[str] = done,
+                   pkg: Path = pkg) -> None:
+            for dep in sorted(graph.get(node, ())):
+                if dep in stack:
+                    cycles.append(f"{pkg.name}: " + " -> ".join([*stack[stack.index(dep):], dep]))
+                elif dep in graph and dep not in done:
+                    visit(dep, [*stack, dep])
+            done.add(node)
+
+        for node in sorted(graph):
+            if node not in done:
+                visit(node, [node])
+    assert sorted({c.split(":")[0] for c in cycles} - KNOWN_PLUGIN_CYCLES) == [], cycles
