@@ -75,19 +75,27 @@ def layout(data: bytes, qend: int = 0) -> Layout:
     types: list[int] = []
     pointers: list[tuple[int, int]] = []  # (record, position)
     names = RDATA_NAMES
+    found: list[int] = []
+    size = len(data)
     for i in range(an + ns + ar):
         starts.append(off)
-        found: list[int] = []
-        off = _name(data, off, found)
-        if off + 10 > len(data):
+        if off + 2 <= size and data[off] >= 0xC0:  # the usual owner: a pointer
+            pointers.append((i, off))
+            off += 2
+        else:
+            off = _name(data, off, found)
+        if off + 10 > size:
             raise WireError("record overruns message")
         rtype, _cls, _ttl, rdlen = _HHIH.unpack_from(data, off)
         rdata = off + 10
         off = rdata + rdlen
-        if off > len(data):
+        if off > size:
             raise WireError("rdata overruns message")
         spec = names.get(rtype)
-        if spec is not None:
+        if spec is not None and not (spec[1] == 1 and data[off - 1] == 0 and data[off - 2] < 0xC0
+                                     and off - 2 >= rdata + spec[0]):
+            # (a single name ending the rdata with a root label has no pointer: a name's only pointer
+            # is its last two bytes, and those would start with 0b11. Only other names are walked.)
             at = rdata + spec[0]
             for _ in range(spec[1]):
                 at = _name(data, at, found)
@@ -95,7 +103,9 @@ def layout(data: bytes, qend: int = 0) -> Layout:
                 raise WireError("name overruns rdata")
         types.append(rtype)
         ends.append(off)
-        pointers.extend((i, p) for p in found)
+        if found:
+            pointers.extend([(i, p) for p in found])
+            found.clear()
     relocs = []
     for rec, pos in pointers:
         target = ((data[pos] & 0x3F) << 8) | data[pos + 1]
