@@ -26,7 +26,7 @@ from pycoredns.request import Recorder, Request, ResponseWriter, WriterWrapper
 from pycoredns.util import fqdn, zone_match
 from pycoredns.wire import Reply
 
-from .store import SHARDS, Entry, Store, strip_opt
+from .store import SHARDS, Entry, Layout, Store, analyze
 
 log = plugin_logger("cache")
 
@@ -351,16 +351,17 @@ class Cache(Handler):
         and counted in coredns_cache_drops_total.
         """
         try:
-            data = wire.to_bytes(reply)
-            message, qend, ttl_offsets = strip_opt(data)
-            t = response.typify(data)
+            lay = analyze(wire.to_bytes(reply))
         except Exception:
             _inc(drops_total, self.labels(req).plain)
             return reply, None, False
-        return self._ingest(req, key, shard, data, message, qend, ttl_offsets, t, refresh_of)
+        return self._ingest(req, key, shard, lay, refresh_of)
 
-    def _ingest(self, req: Request, key: tuple, shard: int, data: bytes, message: bytes, qend: int,
-                ttl_offsets: list[int], t: response.Type, refresh_of: Entry | None) -> tuple[bytes, Entry | None, bool]:
+    def _ingest(self, req: Request, key: tuple, shard: int, lay: Layout,
+                refresh_of: Entry | None) -> tuple[bytes, Entry | None, bool]:
+        """`ingest` after the one walk of the reply (`store.analyze`)."""
+        data, message, qend, ttl_offsets = lay.data, lay.message, lay.qend, lay.msg_ttls
+        t = lay.typify()
         lb = self.labels(req)
         if t in (response.Type.META, response.Type.UPDATE):  # not stored; AD cleared all the same (CoreDNS)
             if data[3] & wire.AD and not req.do and not req.flags & wire.AD:
@@ -368,8 +369,8 @@ class Cache(Handler):
             return data, None, False
         flags = (data[2] << 8) | data[3]
         rcode = flags & 0xF
-        if t == response.Type.NOERROR and not _answers(message, qend, req.qtype):
-            t = response.Type.NODATA if _has_soa(message, qend) else response.Type.OTHERERROR
+        if t == response.Type.NOERROR and not _answers(lay.answer_types, req.qtype):
+            t = response.Type.NODATA if lay.soa else response.Type.OTHERERROR
         elif t == response.Type.NAMEERROR and data[6:8] != b"\x00\x00":
             t = response.Type.OTHERERROR  # NXDOMAIN with a non-empty answer is not stored
         positive = t in (response.Type.NOERROR, response.Type.DELEGATION)
@@ -393,7 +394,7 @@ class Cache(Handler):
             elif refresh_of is None or refreshed:
                 entry = self._store(req, key, shard, message, qend, ttl_offsets, ttl, positive, lb)
         out = bytearray(data)
-        wire.set_ttls(out, _ttl_offsets_of(data, message, ttl_offsets), ttl)
+        wire.set_ttls(out, lay.ttls, ttl)
         if not req.do and not req.flags & wire.AD:
             out[3] &= ~wire.AD & 0xFF  # AD only for clients that asked for DNSSEC or sent AD
         return bytes(out), entry, refreshed
@@ -430,13 +431,6 @@ def _write_hit(req: Request, w: ResponseWriter, e: Entry, do: bool, ttl: int) ->
     return e.ret
 
 
-def _ttl_offsets_of(data: bytes, message: bytes, stripped_offsets: list[int]) -> list[int]:
-    """TTL offsets in the original reply (the stripped copy lost the OPT, which shifts later records)."""
-    if message is data:
-        return stripped_offsets
-    return wire.rr_layout(data)[1]
-
-
 def _question_matches(data: bytes, req: Request) -> bool:
     """CoreDNS request.Match: a reply (QR) to exactly this question, name compared case-insensitively."""
     if len(data) < 12 or not data[2] & 0x80 or data[4:6] != b"\x00\x01":
@@ -446,32 +440,9 @@ def _question_matches(data: bytes, req: Request) -> bool:
     return data[12:end].lower() == q and data[end : end + 4] == req.wire[req.qend - 4 : req.qend]
 
 
-def _answer_types(message: bytes, qend: int) -> list[int]:
-    an = (message[6] << 8) | message[7]
-    out = []
-    off = qend
-    for _ in range(an):
-        rtype, _ttl, off = wire.skip_rr(message, off)
-        out.append(rtype)
-    return out
-
-
-def _answers(message: bytes, qend: int, qtype: int) -> bool:
+def _answers(types: list[int], qtype: int) -> bool:
     """HEAD: does a NOERROR answer section answer the question (not a CNAME chain cut short)?"""
-    types = _answer_types(message, qend)
     return not types or qtype in (TYPE_ANY, TYPE_CNAME) or qtype in types or TYPE_CNAME not in types
-
-
-def _has_soa(message: bytes, qend: int) -> bool:
-    _id, _f, _qd, an, ns, _ar = wire.header(message)
-    off = qend
-    for _ in range(an):
-        _t, _ttl, off = wire.skip_rr(message, off)
-    for _ in range(ns):
-        rtype, _ttl, off = wire.skip_rr(message, off)
-        if rtype == wire.TYPE_SOA:
-            return True
-    return False
 
 
 # -- writers ------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import struct
 
-from pycoredns import wire
+from pycoredns import response, wire
 
 SHARDS = 256
 MIN_SHARD_SIZE = 4
@@ -167,13 +167,88 @@ class Store:
         del d[victim]
 
 
-def strip_opt(data: bytes) -> tuple[bytes, int, list[int]]:
-    """The reply without its OPT record: (message, end of question, TTL offsets). Raises WireError."""
-    qend, ttls, opt = wire.rr_layout(data)
-    if opt < 0:
-        return data, qend, ttls
-    _t, _ttl, opt_end = wire.skip_rr(data, opt)
-    arcount = ((data[10] << 8) | data[11]) - 1
-    data = data[:10] + arcount.to_bytes(2, "big") + data[12:opt] + data[opt_end:]
-    qend, ttls, _opt = wire.rr_layout(data)
-    return data, qend, ttls
+class Layout:
+    """One walk of a reply: what the cache needs to classify and store it (`analyze`)."""
+
+    __slots__ = ("answer_types", "data", "message", "msg_ttls", "ns_count", "qend", "qtype", "soa", "ttls")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.message = data  # without the OPT record
+        self.qend = 12
+        self.qtype = -1  # the first question's type
+        self.ttls: list[int] = []  # TTL offsets of the non-OPT records in `data`
+        self.msg_ttls: list[int] = []  # the same in `message`
+        self.answer_types: list[int] = []
+        self.soa = False  # an SOA in the authority section
+        self.ns_count = 0  # NS records in the authority section
+
+    def typify(self) -> response.Type:
+        """response.typify without walking the message again (same rules, same order)."""
+        data = self.data
+        flags = (data[2] << 8) | data[3]
+        opcode = (flags & wire.OPCODE_MASK) >> wire.OPCODE_SHIFT
+        rcode = flags & 0xF
+        if opcode == wire.OPCODE_UPDATE:
+            return response.Type.UPDATE
+        if opcode == wire.OPCODE_NOTIFY or self.qtype in (wire.TYPE_AXFR, wire.TYPE_IXFR):
+            return response.Type.META
+        if self.answer_types and rcode == 0:
+            return response.Type.NOERROR
+        if self.soa and rcode == 0:
+            return response.Type.NODATA
+        if self.soa and rcode == 3:
+            return response.Type.NAMEERROR
+        if rcode in (2, 4):
+            return response.Type.SERVERERROR
+        if self.ns_count and rcode == 0:
+            return response.Type.DELEGATION
+        if rcode == 0:
+            return response.Type.NOERROR
+        return response.Type.OTHERERROR
+
+
+def analyze(data: bytes) -> Layout:
+    """Walk a reply once: question end, TTL offsets, answer types, authority SOA/NS, the message
+    without its OPT (and the TTL offsets in it). Raises WireError (or IndexError/struct.error)."""
+    lay = Layout(data)
+    _id, _flags, qd, an, ns, ar = wire.header(data)
+    off = 12
+    for i in range(qd):
+        off = wire.skip_name(data, off)
+        if i == 0:
+            lay.qtype = (data[off] << 8) | data[off + 1]
+        off += 4
+    lay.qend = off
+    ttls = lay.ttls
+    opt_start = opt_end = -1
+    skip_rr = wire.skip_rr
+    for _ in range(an):
+        rtype, ttl_off, off = skip_rr(data, off)
+        lay.answer_types.append(rtype)
+        ttls.append(ttl_off)
+    for _ in range(ns):
+        rtype, ttl_off, off = skip_rr(data, off)
+        if rtype == wire.TYPE_SOA:
+            lay.soa = True
+        elif rtype == wire.TYPE_NS:
+            lay.ns_count += 1
+        ttls.append(ttl_off)
+    for _ in range(ar):
+        start = off
+        rtype, ttl_off, off = skip_rr(data, off)
+        if rtype == wire.TYPE_OPT:  # no TTL word to rewrite; the first one is left out of `message`
+            if opt_start < 0:
+                opt_start, opt_end = start, off
+            continue
+        ttls.append(ttl_off)
+    if off > len(data):
+        raise wire.WireError("message overruns")
+    if opt_start < 0:
+        lay.msg_ttls = ttls
+        return lay
+    arcount = ar - 1
+    lay.message = data[:10] + arcount.to_bytes(2, "big") + data[12:opt_start] + data[opt_end:]
+    cut = opt_end - opt_start
+    lay.msg_ttls = [o - cut if o > opt_start else o for o in ttls]
+    return lay
