@@ -136,3 +136,26 @@ async def test_a_legacy_async_handler_below_runs_in_a_task_of_its_own() -> None:
     with trio.fail_after(5):
         await w.completed.wait()
     assert w.rcode == 0 and len(w.replies) == 1
+
+
+async def test_autopath_walks_the_search_path_by_continuation() -> None:
+    """Each candidate waits (PENDING) below autopath; the walk resumes from each completion, and both
+    paths give the CNAME to the first candidate that exists."""
+    from pycoredns.plugins.autopath import AutoPath
+
+    class Exists(Later):
+        """Answers by continuation: NXDOMAIN except for names under b.example.org."""
+
+        def start(self, req, w):
+            ok = req.name.endswith(".b.example.org.")
+            self.build = answer_a("192.0.2.5") if ok else (lambda r: r.empty_reply(wire.NXDOMAIN))
+            return super().start(req, w)
+
+    def make() -> Handler:
+        return chain(AutoPath(["example.org."], ["a.example.org.", "b.example.org.", ""], "dns://:53"), Exists(None))
+
+    result = await run_both(make, make_request("host.a.example.org.", "A"))
+    assert result.path == "pending" and result.rcode == 0
+    rr = result.message.rr
+    assert str(rr[0].rname) == "host.a.example.org." and str(rr[0].rdata) == "host.b.example.org."
+    assert str(rr[1].rdata) == "192.0.2.5"

@@ -15,7 +15,7 @@ from dnslib import CNAME, QTYPE, RR, DNSQuestion
 
 from pycoredns import metrics, wire
 from pycoredns.log import plugin_logger
-from pycoredns.plugin import ConfigError, Controller, Handler, PluginError, client_write
+from pycoredns.plugin import PENDING, ConfigError, Controller, PluginError, WaitingHandler, client_write
 from pycoredns.request import Recorder, Request, ResponseWriter
 from pycoredns.util import is_subdomain, zone_match
 
@@ -58,7 +58,10 @@ def trim_zone(qname: str, labels: list[bytes], zone: str) -> str:
     return wire.labels_to_text(labels[: len(labels) - zl])[:-1]
 
 
-class AutoPath(Handler):
+class AutoPath(WaitingHandler):
+    """Tries the search path by continuation: each candidate goes down the chain's fast path, and a
+    candidate whose backend waits (forward) resumes the walk from its completion, no task."""
+
     name = "autopath"
 
     def __init__(self, zones: list[str], search: list[str], server: str) -> None:
@@ -76,59 +79,97 @@ class AutoPath(Handler):
             return None
         return path
 
-    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
-        if self._searchpath(req) is None:
-            return self.next_continue(req, w)
-        return None
-
-    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
+    def start(self, req: Request, w: ResponseWriter) -> int:
         path = self._searchpath(req)
         if path is None:
-            return await self.next_or_failure(req, w)
+            return self.next_continue(req, w)
         labels, _ = wire.read_name(req.wire, 12)
         try:
             base = trim_zone(req.qname, labels, path[0])
         except ValueError as e:
             raise PluginError(wire.SERVFAIL, str(e)) from None
-        first_reply: wire.Reply | None = None
-        first_rc = wire.NOERROR
-        for i, s in enumerate(path):
-            rec = Recorder()
+        return _Walk(self, req, w, base, path).step()
+
+
+class _Walk:
+    """One autopathed query between its candidates (the loop CoreDNS runs on a goroutine's stack)."""
+
+    __slots__ = ("ap", "base", "first_rc", "first_reply", "i", "path", "req", "w")
+
+    def __init__(self, ap: AutoPath, req: Request, w: ResponseWriter, base: str, path: list[str]) -> None:
+        self.ap, self.req, self.w, self.base, self.path = ap, req, w, base, path
+        self.i = 0
+        self.first_reply: wire.Reply | None = None
+        self.first_rc = wire.NOERROR
+
+    def step(self) -> int:
+        """Try candidates from `i` until one answers or one waits (PENDING); raises a candidate's error."""
+        while self.i < len(self.path):
+            i = self.i
+            self.i += 1
             try:
-                sub = req.copy_with(qname=base + "." + s)
+                sub = self.req.copy_with(qname=self.base + "." + self.path[i])
             except (ValueError, IndexError, wire.WireError):
                 continue  # a candidate that is not a name (too long): skip it, as a failed lookup
-            rc = await self.next_or_failure(sub, rec)
-            if i == 0:
-                first_reply, first_rc = rec.reply, rc
-            if not client_write(rc) or rec.reply is None:
-                continue
-            if wire.rcode_of(rec.reply) == wire.NXDOMAIN:
-                continue
-            w.write(self._cnamer(rec.reply, req))
-            success_total.inc(req.listener.label if req.listener is not None else self.server)
-            return rc
-        if client_write(first_rc) and first_reply is not None:
-            w.write(first_reply)
-        return first_rc
+            rec = Recorder(on_done=self._resume)
+            rc = self.ap.next_continue(sub, rec)
+            if rc is PENDING:
+                return PENDING  # type: ignore[no-any-return]
+            done = self._candidate(i, rec.reply, rc)
+            if done is not None:
+                return done
+        if client_write(self.first_rc) and self.first_reply is not None:
+            self.w.write(self.first_reply)
+        return self.first_rc
 
-    @staticmethod
-    def _cnamer(reply: wire.Reply, req: Request) -> bytes:
-        """CNAME original -> first answer owner that differs, placed first; the question set back."""
+    def _candidate(self, i: int, reply: wire.Reply | None, rc: int) -> int | None:
+        """Note candidate `i`'s result; the rcode when it answers the query, else None (try the next)."""
+        if i == 0:
+            self.first_reply, self.first_rc = reply, rc
+        if not client_write(rc) or reply is None or wire.rcode_of(reply) == wire.NXDOMAIN:
+            return None
+        req = self.req
+        self.w.write(_cnamer(reply, req))
+        success_total.inc(req.listener.label if req.listener is not None else self.ap.server)
+        return rc
+
+    def _resume(self, rec: Recorder) -> None:
+        """A candidate that waited completed: go on with the walk, then complete the query."""
+        w = self.w
         try:
-            rec = wire.to_record(reply)
-        except Exception:  # a reply dnslib cannot read goes back as written
-            return wire.to_bytes(reply)
-        orig = req.qname.lower()
-        for a in rec.rr:
-            if str(a.rname).lower() == orig:
-                continue
-            rec.rr.insert(0, RR(req.qlabel, QTYPE.CNAME, 1, a.ttl, CNAME(a.rname)))
-            break
-        q = DNSQuestion(req.qlabel, rec.q.qtype if rec.questions else req.qtype,
-                        rec.q.qclass if rec.questions else req.qclass)
-        rec.questions = [q, *rec.questions[1:]]
-        return bytes(rec.pack())
+            if rec.error is not None:
+                raise rec.error
+            assert rec.rcode is not None
+            rc = self._candidate(self.i - 1, rec.reply, rec.rcode)
+            if rc is None:
+                rc = self.step()
+                if rc is PENDING:
+                    return
+        except PluginError as e:
+            w.done(e.rcode, e)
+            return
+        except Exception as e:
+            w.done(wire.SERVFAIL, e)
+            return
+        w.done(rc)
+
+
+def _cnamer(reply: wire.Reply, req: Request) -> bytes:
+    """CNAME original -> first answer owner that differs, placed first; the question set back."""
+    try:
+        rec = wire.to_record(reply)
+    except Exception:  # a reply dnslib cannot read goes back as written
+        return wire.to_bytes(reply)
+    orig = req.qname.lower()
+    for a in rec.rr:
+        if str(a.rname).lower() == orig:
+            continue
+        rec.rr.insert(0, RR(req.qlabel, QTYPE.CNAME, 1, a.ttl, CNAME(a.rname)))
+        break
+    q = DNSQuestion(req.qlabel, rec.q.qtype if rec.questions else req.qtype,
+                    rec.q.qclass if rec.questions else req.qclass)
+    rec.questions = [q, *rec.questions[1:]]
+    return bytes(rec.pack())
 
 
 def setup(c: Controller) -> None:
