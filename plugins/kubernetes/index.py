@@ -403,7 +403,10 @@ class Index:
             labels = _split(rel)
             if labels is None or len(labels) != 4 or labels[3] != b"svc":
                 return None
-            lab, key = labels[0].decode(), (labels[2].decode(), labels[1].decode())
+            try:
+                lab, key = labels[0].decode(), (labels[2].decode(), labels[1].decode())
+            except UnicodeDecodeError:  # no object has such a name (the mutation fuzz sends them)
+                return None
             svc = self.services.get(key)
             owned = self._owned.get(key)
             if svc is None or owned is None or svc.external or not self.exposed(key[0]):
