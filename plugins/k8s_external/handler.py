@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,16 @@ def _target_strip(name: str, labels: int) -> str:
     """msg's targetStrip: drop `labels` leading labels (the whole name if that overshoots)."""
     parts = name.split(".")
     return ".".join(parts[labels:]) if labels < len(parts) - 1 else name
+
+
+def _run_now(coro: Coroutine[Any, Any, int]) -> int:
+    """The result of a coroutine that does not suspend (serve_dns when no lookup is needed)."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coro.close()
+    raise RuntimeError("k8s_external: an answer needed a lookup on the fast path")
 
 
 def _strip_underscore(s: str) -> str:
@@ -225,9 +236,18 @@ class External(Handler):
 
     # -- serving ------------------------------------------------------------------------------
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
-        if zone_match(self.zones, req.name) is None:
+        """Answers without a lookup through the server (every one but ingress hostnames' addresses)
+        are made here, by running `serve_dns`, which then never suspends; the rest take the task path."""
+        zone = zone_match(self.zones, req.name)
+        if zone is None or self.backend is None:
             return self.next_fast(req, w)
-        return None  # answers may need lookups through the server: the task path
+        if not any(req.name == z or is_subdomain(f"{self.apex}.{z}", req.name) for z in self.zones):
+            svcs, rcode = self.lookup(req, zone)
+            if not svcs and rcode == wire.NXDOMAIN and self.fall.through(req.name):
+                return self.next_fast(req, w)
+            if req.qtype in (QTYPE.A, QTYPE.AAAA, QTYPE.SRV) and any(s.host_type() == QTYPE.CNAME for s in svcs):
+                return None
+        return _run_now(self.serve_dns(req, w))
 
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
         zone = zone_match(self.zones, req.name)
