@@ -233,7 +233,10 @@ class WrapperHandler(Handler):
         """
         nxt = self.next
         if nxt is None:
-            raise PluginError(wire.SERVFAIL, f"plugin/{self.name}: no next plugin found")
+            err = PluginError(wire.SERVFAIL, f"plugin/{self.name}: no next plugin found")
+            if got is None:
+                raise err
+            return got[1].after(err.rcode, err)  # the wrapper (log, errors) still sees the failure
         if got is None:
             rc = nxt.serve_fast(req, w)
             if rc is None:
