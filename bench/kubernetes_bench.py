@@ -6,7 +6,7 @@ Starts the Kubernetes API test server (its own process) with N services and N*M 
 `python -m pycoredns` as a subprocess with `kubernetes` (no cache) and `ready`, and reports:
 time from start to `/ready` 200, resident memory after the sync (VmRSS from /proc/<pid>/status)
 next to CoreDNS's sizing formula MB = (pods + services)/1000 + 54, and dnsperf QPS for service A
-and SRV queries (`-l SECONDS`).
+and SRV queries (`-l SECONDS`). The side-by-side matrix against CoreDNS is `bench/cluster_bench.py`.
 """
 
 from __future__ import annotations
