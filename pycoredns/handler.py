@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import trio
 
-from . import wire
+from . import log, wire
 from .exceptions import PluginError
 from .request import NOT_WRITTEN, Request, ResponseWriter, WriterWrapper, client_write
 
@@ -41,6 +41,7 @@ __all__ = [
     "WrapperHandler",
     "await_pending",
     "client_write",
+    "complete",
     "run_slow",
 ]
 
@@ -119,12 +120,21 @@ def run_slow(handler: Handler, req: Request, w: ResponseWriter) -> None:
 
 
 async def _slow(handler: Handler, req: Request, w: ResponseWriter) -> None:
+    error: Exception | None = None
     try:
         rc = await handler.serve_dns(req, w)
     except Exception as exc:  # PluginError or a panic: the writer chain below reports it
-        w.done(exc.rcode if isinstance(exc, PluginError) else wire.SERVFAIL, exc)
-        return
-    w.done(rc)
+        rc, error = exc.rcode if isinstance(exc, PluginError) else wire.SERVFAIL, exc
+    complete(w, rc, error)
+
+
+def complete(w: ResponseWriter, rcode: int, error: BaseException | None = None) -> None:
+    """`w.done(rcode, error)` from a callback or a system task: a bug in a writer's after-hook is logged
+    instead of breaking the caller (an upstream socket's reader, the timer task, the trio run)."""
+    try:
+        w.done(rcode, error)
+    except Exception as e:
+        log.core.error(f"completing a query failed: {type(e).__name__}: {e}")
 
 
 class _Waiter(WriterWrapper):

@@ -24,6 +24,7 @@ from .handler import (
     WrapperHandler,
     await_pending,
     client_write,
+    complete,
     run_slow,
 )
 from .request import Recorder, Request, ResponseWriter, WriterWrapper
@@ -54,6 +55,7 @@ __all__ = [
     "call_at",
     "call_later",
     "client_write",
+    "complete",
     "config_atoi",
     "config_duration",
     "config_uint",

@@ -15,7 +15,15 @@ from dnslib import CNAME, QTYPE, RR, DNSQuestion
 
 from pycoredns import metrics, wire
 from pycoredns.log import plugin_logger
-from pycoredns.plugin import PENDING, ConfigError, Controller, PluginError, WaitingHandler, client_write
+from pycoredns.plugin import (
+    PENDING,
+    ConfigError,
+    Controller,
+    PluginError,
+    WaitingHandler,
+    client_write,
+    complete,
+)
 from pycoredns.request import Recorder, Request, ResponseWriter
 from pycoredns.util import is_subdomain, zone_match
 
@@ -146,12 +154,12 @@ class _Walk:
                 if rc is PENDING:
                     return
         except PluginError as e:
-            w.done(e.rcode, e)
+            complete(w, e.rcode, e)
             return
         except Exception as e:
-            w.done(wire.SERVFAIL, e)
+            complete(w, wire.SERVFAIL, e)
             return
-        w.done(rc)
+        complete(w, rc)
 
 
 def _cnamer(reply: wire.Reply, req: Request) -> bytes:

@@ -17,7 +17,16 @@ from typing import Any
 import trio
 
 from pycoredns import metrics, wire
-from pycoredns.plugin import PENDING, PluginError, Request, ResponseWriter, WaitingHandler, call_at, call_later
+from pycoredns.plugin import (
+    PENDING,
+    PluginError,
+    Request,
+    ResponseWriter,
+    WaitingHandler,
+    call_at,
+    call_later,
+    complete,
+)
 from pycoredns.timers import Timer, now
 from pycoredns.util import is_subdomain
 
@@ -329,17 +338,17 @@ class Exchange:
             rc = step(arg)
         except PluginError as e:
             self.release()
-            self.w.done(e.rcode, e)
+            complete(self.w, e.rcode, e)
             return
         except Exception as e:  # a bug: a panic for this query, never for the channel's reader
             self.release()
-            self.w.done(wire.SERVFAIL, e)
+            complete(self.w, wire.SERVFAIL, e)
             return
         if rc is PENDING and not self.handed_over:
             return
         self.release()
         if rc is not PENDING:
-            self.w.done(rc)
+            complete(self.w, rc)
 
     def _error(self, err: UpstreamError) -> int:
         if isinstance(err, CachedClosed):

@@ -71,12 +71,18 @@ class Upstream:
 
     @asynccontextmanager
     async def serve(self) -> AsyncIterator[Upstream]:
-        udp = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        await udp.bind(("127.0.0.1", 0))
-        self.port = udp.getsockname()[1]
-        tcp = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        await tcp.bind(("127.0.0.1", self.port))
+        for _ in range(20):  # UDP and TCP on one port: retry when the TCP side of a free UDP port is taken
+            udp = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            await udp.bind(("127.0.0.1", 0))
+            self.port = udp.getsockname()[1]
+            tcp = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                await tcp.bind(("127.0.0.1", self.port))
+                break
+            except OSError:
+                tcp.close()
+                udp.close()
         tcp.listen(64)
         async with trio.open_nursery() as n:
             n.start_soon(self._udp, udp)
