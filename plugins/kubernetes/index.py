@@ -15,6 +15,7 @@ are never compressed (RFC 2782), so they carry the zone as configured.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import socket
@@ -36,6 +37,7 @@ _RR = struct.Struct(">HHIH")
 MEMO_SIZE = 20000  # memoised outcomes (search-path misses repeat per namespace; ~200 bytes each)
 
 
+@functools.lru_cache(maxsize=16384)  # a build asks for each endpoint label 3-4 times
 def label(text: str) -> bytes:
     b = text.encode()
     if not 0 < len(b) < 64:
@@ -297,10 +299,11 @@ class Index:
 
     def _build(self, svc: Service, ptr_dirty: set[str]) -> None:
         self._build_records(svc, ptr_dirty)
-        # `exists` only keeps what the answers cannot tell (saves an entry per name)
+        # `exists` only keeps what the answers cannot tell (saves an entry per name): plain names
+        # are entered once every answer is built, and only when none answers them
         for n in self._owned_names.get((svc.ns, svc.name), ()):
-            if self.exists.get(n) == "" and self._answered(n):
-                del self.exists[n]
+            if n not in self.exists and not self._answered(n):
+                self.exists[n] = ""
 
     def _build_records(self, svc: Service, ptr_dirty: set[str]) -> None:
         key = (svc.ns, svc.name)
@@ -325,7 +328,8 @@ class Index:
         def name(rel: bytes, zone: Zone, target: str = "") -> None:
             n = rel + zone.wire
             n = interned.setdefault(n, n)
-            self.exists[n] = target
+            if target:  # an ExternalName's target; plain names are entered by `_build`
+                self.exists[n] = target
             names.append(n)
 
         base = labels_wire(svc.name, svc.ns, "svc")

@@ -40,7 +40,7 @@ from .policy import (
 )
 
 TYPE_IXFR, TYPE_AXFR = wire.TYPE_IXFR, wire.TYPE_AXFR
-LAYOUT_MEMO = 1024  # distinct reply bodies whose layout is kept (cleared when full)
+LAYOUT_MEMO = 4096  # reply bodies whose layout is kept (cleared when full; ~2 KB for a 20-record reply)
 
 
 class LoadBalance(Handler):
