@@ -13,41 +13,20 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Any
 
-from dnslib import AAAA, CNAME, NS, PTR, QTYPE, RR, SOA, SRV, A, DNSLabel, DNSRecord
+from dnslib import AAAA, CNAME, NS, PTR, QTYPE, RR, SOA, SRV, A, DNSLabel
 
 from pycoredns import wire
 from pycoredns.plugin import Handler
 from pycoredns.request import Request, ResponseWriter
 from pycoredns.util import Fallthrough, is_subdomain, zone_match
 
+from .svc import Svc
+
 REQUIRED = ("external_exposed", "external_service", "external_endpoints", "external_reverse",
             "external_serial", "external_ns_addresses")
 IN = 1
-
-
-@dataclass
-class Svc:
-    """CoreDNS's msg.Service, reduced: where an answer points (IP or name), its port and key name."""
-
-    host: str
-    port: int = 0
-    domain: str = ""  # msg.Domain(Key): the SRV target for address hosts
-    strip: int = 0  # TargetStrip: labels cut off the front of the SRV target
-
-    def host_type(self) -> int:
-        """A or AAAA for an IP, CNAME for a name, 0 for what no record can carry (a bad ingress hostname)."""
-        try:
-            return QTYPE.A if ipaddress.ip_address(self.host).version == 4 else QTYPE.AAAA
-        except ValueError:
-            pass
-        try:
-            DNSRecord(rr=[RR("x.", QTYPE.CNAME, rdata=CNAME(self.host.rstrip(".") + "."))]).pack()
-        except Exception:  # dnslib refuses empty or over-long labels
-            return 0
-        return QTYPE.CNAME
 
 
 def _target_strip(name: str, labels: int) -> str:

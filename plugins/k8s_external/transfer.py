@@ -14,8 +14,10 @@ from dnslib import AAAA, CNAME, NS, QTYPE, RR, A
 
 from pycoredns.util import zone_match
 
+from .svc import Svc
+
 if TYPE_CHECKING:
-    from .handler import External, Svc
+    from .handler import External
 
 
 def addresses(e: External, owner: str, svcs: list[Svc], qtype: int) -> list[RR]:
@@ -37,8 +39,6 @@ def _all(e: External, owner: str, svcs: list[Svc]) -> tuple[list[RR], list[RR]]:
 
 
 def transfer(e: External, zone: str, serial: int) -> list[RR] | None:
-    from .handler import Svc
-
     b = e.backend
     if b is None or zone_match(e.zones, zone) != zone:
         return None
