@@ -201,10 +201,10 @@ def text_to_wire(name: str) -> bytes:
         if c == "\\" and i + 1 < len(name):
             nxt = name[i + 1 : i + 4]
             if len(nxt) == 3 and nxt.isascii() and nxt.isdigit():
-                label.append(int(nxt))
+                label.append(int(nxt) & 0xFF)  # miekg's dddToByte wraps \256..\999 into a byte
                 i += 4
                 continue
-            label += name[i + 1].encode("latin-1")
+            label += name[i + 1].encode("utf-8")
             i += 2
             continue
         if c == ".":
