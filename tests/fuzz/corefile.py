@@ -73,4 +73,6 @@ if __name__ == "__main__":
     os.chdir(tempfile.mkdtemp(prefix="pycoredns-fuzz-corefile-"))
     for name, content in IMPORTED.items():
         Path(name).write_text(content)
+    for name in NAMES:
+        directives.setup_function(name)  # import every plugin now, so that it is instrumented
     main(target, seeds)

@@ -27,14 +27,33 @@ def seed_dir(seeds: Iterable[bytes]) -> str:
     return path
 
 
+def instrument(prefix: str) -> None:
+    """Coverage instrumentation for the functions of modules named `prefix*` (plugins included, as
+    `pycoredns.plugins.*`). `atheris.instrument_all()` would also instrument dnspython, aiohttp and the
+    kubernetes client: 14,500 functions, over a minute of CPU before the first input."""
+    import gc
+    import types
+
+    import atheris
+
+    funcs = [obj for obj in gc.get_objects()
+             if isinstance(obj, types.FunctionType) and (obj.__module__ or "").startswith(prefix)]
+    sys.stderr.write(f"INFO: Instrumenting {len(funcs)} {prefix} functions\n")
+    for func in funcs:
+        try:
+            atheris.instrument_func(func)
+        except Exception as e:  # a function atheris cannot patch stays uninstrumented
+            sys.stderr.write(f"WARNING: not instrumented: {func.__qualname__}: {e}\n")
+
+
 def main(target: Callable[[bytes], None], seeds: Callable[[], Iterable[bytes]]) -> None:
-    """Run `target` under atheris (instrumenting every module loaded so far)."""
+    """Run `target` under atheris (instrumenting the pycoredns modules loaded so far)."""
     import atheris
 
     argv = list(sys.argv)
     if not any(not a.startswith("-") for a in argv[1:]):
         argv.append(tempfile.mkdtemp(prefix="pycoredns-fuzz-corpus-"))  # new inputs, thrown away
     argv.append(seed_dir(seeds()))  # read after the corpus directory the caller named
-    atheris.instrument_all()
+    instrument("pycoredns")
     atheris.Setup(argv, target)
     atheris.Fuzz()

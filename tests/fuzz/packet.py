@@ -213,7 +213,10 @@ NAMES = ["example.org", "a.example.org", "h.example.org", "t1.example.org", "x.r
          "kubernetes.default.svc.cluster.local", "default.svc.cluster.local", "svc.cluster.local",
          "_https._tcp.kubernetes.default.svc.cluster.local", "1-2-3-4.default.pod.cluster.local",
          "kubernetes.default.svc.cluster.local.default.svc.cluster.local", "dns-version.cluster.local",
-         "1.0.96.10.in-addr.arpa", "nothere.example.net", "."]
+         "1.0.96.10.in-addr.arpa", "nothere.example.net", ".",
+         # the fixture cluster's names, as tests/test_robustness_packets.py uses them
+         "svc1.ns1.svc.cluster.local", "_http._tcp.svc1.ns1.svc.cluster.local", "10-244-1-10.ns1.pod.cluster.local",
+         "hdls1.ns1.svc.cluster.local", "x.hdls1.ns1.svc.cluster.local", "101.16.240.10.in-addr.arpa"]
 TYPES = ["A", "AAAA", "TXT", "MX", "SRV", "PTR", "NS", "SOA", "ANY", "HINFO", "CNAME", "DS", "AXFR", "IXFR"]
 
 

@@ -13,7 +13,7 @@ pytest.importorskip("atheris", reason="atheris is not installed (pip install -e 
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.mark.parametrize(("target", "runs"), [("packet.py", 1000), ("corefile.py", 100)])
+@pytest.mark.parametrize(("target", "runs"), [("packet.py", 3000), ("corefile.py", 1000)])
 def test_fuzz_target_runs_clean(tmp_path: Path, target: str, runs: int) -> None:
     proc = subprocess.run([sys.executable, str(HERE / target), f"-runs={runs}", f"-artifact_prefix={tmp_path}/",
                            str(tmp_path)], capture_output=True, timeout=240)
