@@ -1,5 +1,6 @@
 """autopath: server-side search path completion from a resolv.conf (template backends) and from the
-kubernetes plugin (`@kubernetes`, `pods verified`, API test server), through a running server."""
+kubernetes plugin (`@kubernetes`, `pods verified`, API test server), through a running server
+(moved from tests/test_autopath.py)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 from conftest import query, running
-from pycoredns.plugins import autopath as apmod
-from pycoredns.plugins.autopath import parse_resolv_conf
+from pycoredns.plugins.autopath.metrics import success_total
 from pycoredns_conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
-
-from pycoredns.instance import StartupError
 
 RESOLV = """# generated
 nameserver 127.0.0.1
@@ -59,7 +57,7 @@ def texts(section) -> list[str]:
 
 
 def successes() -> float:
-    return sum(apmod.success_total.values.values())
+    return sum(success_total.values.values())
 
 
 async def test_search_path_with_cname_synthesis(resolv: str) -> None:
@@ -120,28 +118,6 @@ async def test_unknown_or_unsupporting_plugin_means_no_search_list(resolv: str) 
         async with running(". {\n    autopath " + target + BACKENDS + "}\n") as srv:
             r = await query(srv.port(), "www.ns1.svc.cluster.local", "A")
             assert r.rcode() == dns.rcode.NXDOMAIN and not r.answer
-
-
-def test_parse_resolv_conf(tmp_path: Path) -> None:
-    p = tmp_path / "r"
-    p.write_text("; c\nsearch A.example b.example.\ndomain only.example\n")
-    assert parse_resolv_conf(str(p)) == ["only.example."]
-    p.write_text("domain x.example\n# search ignored.example\nsearch Y.example. z.example\n")
-    assert parse_resolv_conf(str(p)) == ["y.example.", "z.example."]
-    p.write_text("nameserver 127.0.0.1\n")
-    assert parse_resolv_conf(str(p)) == []
-
-
-@pytest.mark.parametrize(("line", "error"), [
-    ("autopath", "no resolv-conf specified"),
-    ("autopath /nonexistent/resolv.conf",
-     'failed to parse "/nonexistent/resolv.conf": open /nonexistent/resolv.conf: no such file or directory'),
-])
-async def test_config_errors(line: str, error: str) -> None:
-    with pytest.raises(StartupError) as ei:
-        async with running(f". {{\n    {line}\n    whoami\n}}\n"):
-            pass
-    assert str(ei.value) == f"plugin/autopath: {error}"
 
 
 # -- @kubernetes -----------------------------------------------------------------------------------
