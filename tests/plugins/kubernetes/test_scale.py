@@ -13,6 +13,7 @@ import trio
 from conftest import query, running
 from pycoredns_conformance.apiserver import APIServer
 
+from plugins.kubernetes import objects
 from tests.test_kubernetes_live import corefile, eventually
 
 NS = "bench-9"
@@ -118,6 +119,8 @@ async def test_unknown_kinds_and_odd_events_are_skipped(api, tmp_path: Path) -> 
     async with running(corefile(kc)) as srv:
         p = srv.port()
         k = srv.instance.blocks[0].handler("kubernetes")
+        extra = objects.reduce_service({"metadata": {"name": "extra", "namespace": NS},
+                                        "spec": {"clusterIP": "10.240.19.9", "ports": [{"port": 80}]}})
         seen: list[str] = []
         handler = logging.Handler()
         handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
@@ -127,13 +130,15 @@ async def test_unknown_kinds_and_odd_events_are_skipped(api, tmp_path: Path) -> 
         logger.setLevel(logging.WARNING)  # whatever earlier tests left on the parent loggers
         try:
             k.deliver([("upsert", "widgets", ("x", "y"), {"odd": True}), ("delete", "gadgets", ("x", "y")),
-                       ("upsert",), ("replace", "services", [(("bench-9", "nope"), None)])])
+                       ("upsert",), ("upsert", "services", (NS, "extra"), extra)])
         finally:
             logger.removeHandler(handler)
             logger.setLevel(level)
-        assert sum("skipping API event" in m for m in seen) == 3  # and the valid replace applies
+        assert sum("skipping API event" in m for m in seen) == 3
 
-        async def still_answers() -> bool:
-            return sum(len(s) for s in (await query(p, f"svc-9.{NS}.svc.cluster.local.", "A")).answer) == 10
+        async def still_answers() -> bool:  # the valid event of the batch applied, the rest still serves
+            extra_ok = (await query(p, f"extra.{NS}.svc.cluster.local.", "A")).rcode() == 0
+            svc9 = await query(p, f"svc-9.{NS}.svc.cluster.local.", "A")
+            return extra_ok and sum(len(s) for s in svc9.answer) == 10
 
-        await eventually(still_answers)
+        await eventually(still_answers, timeout=10)
