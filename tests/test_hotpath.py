@@ -116,13 +116,13 @@ async def test_batched_query_metrics_add_up(monkeypatch):
     """prometheus folds identical observations in batches: scrapes still see every query exactly."""
     import importlib
 
-    from test_prometheus import samples, value
+    from prom_helpers import samples, value
 
     from pycoredns.metrics import REGISTRY
 
     cf = "batch.prom.test {\n prometheus 127.0.0.1:0\n whoami\n}\n"
     async with running(cf) as srv:
-        prom = importlib.import_module("pycoredns.plugins.prometheus")
+        prom = importlib.import_module("pycoredns.plugins.prometheus.handler")
         monkeypatch.setattr(prom, "PENDING_MAX", 3)  # overflow flushes happen between scrapes too
         server = srv.instance.first_listener().label
         names = [f"{'x' * i}.batch.prom.test" for i in range(1, 23)]

@@ -1,44 +1,14 @@
-"""prometheus plugin: scrape /metrics over HTTP and check names, labels and counts against queries sent."""
+"""prometheus plugin: scrape /metrics over HTTP and check names, labels and counts against queries sent
+(moved from tests/test_prometheus.py)."""
 
 from __future__ import annotations
 
-import re
-
 import dns.rcode
 import pytest
-from conftest import free_port, http_get, query, running
+from conftest import free_port, query, running
+from prom_helpers import samples, scrape, value
 
-from pycoredns.instance import StartupError
 from pycoredns.metrics import DURATION_BUCKETS
-
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-async def scrape(port: int, path: str = "/metrics") -> tuple[int, str, str]:
-    """(status, content type, body) of one HTTP GET on 127.0.0.1."""
-    status, ctype, body = await http_get(port, path)
-    return status, ctype, body.decode()
-
-
-def samples(text: str) -> dict[tuple[str, frozenset], float]:
-    """Parse the text format strictly enough to catch malformed lines: {(name, labels): value}."""
-    out: dict[tuple[str, frozenset], float] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            assert re.match(r"^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$", line), line
-            continue
-        m = _SAMPLE.match(line)
-        assert m, f"bad sample line: {line!r}"
-        labels = frozenset(_LABEL.findall(m.group(3) or ""))
-        key = (m.group(1), labels)
-        assert key not in out, f"duplicate sample {line!r}"
-        out[key] = float(m.group(4))
-    return out
-
-
-def value(s: dict, metric: str, /, **labels: str) -> float:
-    return s.get((metric, frozenset(labels.items())), 0.0)
 
 
 async def test_counts_labels_and_format(tmp_path):
@@ -124,23 +94,6 @@ async def test_format_parses_with_prometheus_client():
     total = sum(s.value for s in families["coredns_dns_requests"].samples
                 if s.labels.get("zone") == "fmt.prom.test." and s.name == "coredns_dns_requests_total")
     assert total == 1
-
-
-@pytest.mark.parametrize(
-    ("line", "message"),
-    [
-        ("prometheus localhost", "plugin/prometheus: address localhost: missing port in address"),
-        ("prometheus a:1 b:2", "Wrong argument count or unexpected line ending after 'b:2'"),
-        ("prometheus 127.0.0.1:0 {\n  bogus\n }", "Error during parsing: unknown option: bogus"),
-        ("prometheus 127.0.0.1:0\n prometheus 127.0.0.1:0",
-         "plugin/prometheus: this plugin can only be used once per Server Block"),
-    ],
-)
-async def test_config_errors(line, message):
-    with pytest.raises(StartupError) as ei:
-        async with running(f". {{\n {line}\n whoami\n}}\n"):
-            pass
-    assert message in str(ei.value)
 
 
 async def test_reload_keeps_endpoint_and_counts():
