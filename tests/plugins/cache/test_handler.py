@@ -1,10 +1,9 @@
-"""cache: wire-level store and hit builder, configuration errors, and a running cache in front of
-`forward` to a real unbound (tests/upstream.py) or to scripted upstreams."""
+"""cache: wire-level store and hit builder, and a running cache in front of `forward` to a real unbound
+(tests/upstream.py) or to scripted upstreams (moved from tests/test_cache.py)."""
 
 from __future__ import annotations
 
 import re
-import struct
 import sys
 import types
 
@@ -16,120 +15,18 @@ import dns.rdatatype
 import pytest
 import trio
 from conftest import query, running
-from dnslib import CNAME, EDNS0, QTYPE, RR, SOA, A, DNSRecord
-from pycoredns.plugins import cache as cachemod
-from pycoredns.plugins.cache import Cache, CacheWriter, key_of
+from dnslib import CNAME, QTYPE, RR, SOA, A, DNSRecord
+from pycoredns.plugins.cache import Cache, CacheWriter
+from pycoredns.plugins.cache import metrics as cachemetrics
 from pycoredns.plugins.cache.store import Entry, Store
-from upstream import GarbageUpstream, Unbound, reply_for
+from upstream import GarbageUpstream, Unbound
 
 from pycoredns import directives, wire
-from pycoredns.instance import StartupError
 from pycoredns.metrics import REGISTRY
 from pycoredns.plugin import Controller, Handler
 from pycoredns.request import Request, ResponseWriter
 
-# -- helpers -------------------------------------------------------------------------------------
-
-
-def total(counter, **match: str) -> float:
-    """Sum of a counter over the label sets whose labels match `match`."""
-    names = counter.label_names
-    out = 0.0
-    for labels, v in counter.values.items():
-        d = dict(zip(names, labels, strict=True))
-        if all(d.get(k) == val for k, val in match.items()):
-            out += v
-    return out
-
-
-def entries(kind: str) -> float:
-    return sum(v for labels, v in cachemod.entries_gauge.fn() if labels[1] == kind)
-
-
-def cache_of(srv) -> Cache:
-    for block in srv.instance.blocks:
-        for h in block.handlers:
-            if isinstance(h, Cache):
-                return h
-    raise AssertionError("no cache handler")
-
-
-async def raw(port: int, data: bytes) -> bytes:
-    """One UDP exchange without dnspython's checks (for replies it would refuse)."""
-    sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
-    with sock:
-        await sock.connect(("127.0.0.1", port))
-        await sock.send(data)
-        with trio.fail_after(3):
-            return await sock.recv(65535)
-
-
-def ttls(msg: dns.message.Message) -> list[int]:
-    return [rrset.ttl for section in (msg.answer, msg.authority, msg.additional) for rrset in section]
-
-
-def a_values(msg: dns.message.Message) -> list[str]:
-    return sorted(rd.to_text() for rrset in msg.answer for rd in rrset if rrset.rdtype == dns.rdatatype.A)
-
-
-class Counting:
-    """A scripted upstream (GarbageUpstream callable): A 192.0.2.N with N counting the queries."""
-
-    def __init__(self, ttl: int = 60, rcode: int = 0, flags: int = 0x8180, answer: bool = True) -> None:
-        self.n = 0
-        self.ttl = ttl
-        self.rcode = rcode
-        self.flags = flags
-        self.answer = answer
-        self.silent_after: int | None = None
-
-    def __call__(self, data: bytes) -> list[bytes]:
-        self.n += 1
-        if self.silent_after is not None and self.n > self.silent_after:
-            return []
-        r = reply_for(data, rcode=self.rcode, flags=self.flags,
-                      answer_a=f"192.0.2.{self.n}" if self.answer else None)
-        if self.answer:  # reply_for uses TTL 60: patch the single A record's TTL
-            r = r[:-10] + struct.pack(">I", self.ttl) + r[-6:]
-        return [r]
-
-
-class _W(ResponseWriter):
-    __slots__ = ("out",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.out: bytes | None = None
-
-    def write(self, reply) -> None:
-        self.written = True
-        self.out = wire.to_bytes(reply)
-
-
-def _reply(q: DNSRecord, *rrs: RR, auth: tuple[RR, ...] = (), rcode: int = 0, edns: bool = False) -> bytes:
-    r = q.reply()
-    r.header.rcode = rcode
-    for rr in rrs:
-        r.add_answer(rr)
-    for rr in auth:
-        r.add_auth(rr)
-    if edns:
-        r.add_ar(EDNS0(udp_len=1232))
-    return bytes(r.pack())
-
-
-def _cache(**opts) -> Cache:
-    c = Cache()
-    for k, v in opts.items():
-        setattr(c, k, v)
-    c.finish()
-    return c
-
-
-def _key(req: Request) -> tuple[tuple, int]:
-    key, shard, _do = key_of(req)
-    return key, shard
-
+from .helpers import _W, Counting, _cache, _key, _reply, a_values, cache_of, entries, raw, total, ttls
 
 # -- store and hit builder (no server) -----------------------------------------------------------
 
@@ -210,12 +107,12 @@ def test_question_mismatch_and_garbage_are_dropped() -> None:
     req = Request(bytes(q.pack()))
     key, shard = _key(req)
     other = DNSRecord.question("b.example.org", "A")
-    before = total(cachemod.drops_total)
+    before = total(cachemetrics.drops_total)
     out, entry, _ = c.ingest(req, key, shard, _reply(other, RR("b.example.org", rdata=A("192.0.2.9"))))
-    assert entry is None and total(cachemod.drops_total) == before + 1
+    assert entry is None and total(cachemetrics.drops_total) == before + 1
     out, entry, _ = c.ingest(req, key, shard, b"\x12\x34\x81\x80\x00\x01\x00\x05garbage")
     assert entry is None and out == b"\x12\x34\x81\x80\x00\x01\x00\x05garbage"
-    assert total(cachemod.drops_total) == before + 2
+    assert total(cachemetrics.drops_total) == before + 2
     assert len(c.pcache) == len(c.ncache) == 0
 
 
@@ -265,77 +162,6 @@ def test_servfail_does_not_hide_fresh_positive_and_positive_replaces_denial() ->
     assert DNSRecord.parse(w.out).header.rcode == 0
     c.ingest(req, key, shard, _reply(q, RR("p.example.org", rdata=A("192.0.2.2"), ttl=60)))
     assert len(c.ncache) == 0
-
-
-# -- configuration -------------------------------------------------------------------------------
-
-ERRORS = [
-    ("cache 0", "plugin/cache: cache TTL can not be zero or negative: 0"),
-    ("cache -10", "plugin/cache: cache TTL can not be zero or negative: -10"),
-    ("cache {\n success\n }", "Wrong argument count or unexpected line ending after 'success'"),
-    ("cache {\n success x\n }", 'plugin/cache: strconv.Atoi: parsing "x": invalid syntax'),
-    ("cache {\n success 10 0\n }", "plugin/cache: cache TTL can not be zero or negative: 0"),
-    ("cache {\n denial 10 5 -1\n }", "plugin/cache: cache min TTL can not be negative: -1"),
-    ("cache {\n prefetch\n }", "Wrong argument count or unexpected line ending after 'prefetch'"),
-    ("cache {\n prefetch 1 2 3 4\n }", "Wrong argument count or unexpected line ending after '4'"),
-    ("cache {\n prefetch -1\n }", "plugin/cache: prefetch amount should be positive: -1"),
-    ("cache {\n prefetch 1 10\n }", 'plugin/cache: time: missing unit in duration "10"'),
-    ("cache {\n prefetch 1 1m 50\n }", "plugin/cache: last character of percentage should be `%`, but is: '0'"),
-    ("cache {\n prefetch 1 1m 5%\n }", "plugin/cache: percentage should fall in range [10, 90]: 5"),
-    ("cache {\n prefetch 1 1m 95%\n }", "plugin/cache: percentage should fall in range [10, 90]: 95"),
-    ("cache {\n serve_stale -1s\n }", "plugin/cache: invalid negative duration for serve_stale"),
-    ("cache {\n serve_stale 1h later\n }", "plugin/cache: invalid value for serve_stale refresh mode: later"),
-    ("cache {\n serve_stale 1h immediate 1s 1s 1s\n }", "Wrong argument count"),
-    ("cache {\n serve_stale 1h verify 1s 1s 10m\n }",
-     "plugin/cache: serve_stale failure recheck over 5 minutes is not permitted"),
-    ("cache {\n serve_stale_policy prefer_positive\n }", "plugin/cache: serve_stale_policy requires serve_stale"),
-    ("cache {\n servfail\n }", "Wrong argument count or unexpected line ending after 'servfail'"),
-    ("cache {\n servfail -1s\n }", "plugin/cache: invalid negative ttl for servfail"),
-    ("cache {\n servfail 6m\n }", "plugin/cache: caching SERVFAIL responses over 5 minutes is not permitted"),
-    ("cache {\n disable\n }", "Wrong argument count or unexpected line ending after 'disable'"),
-    ("cache {\n disable both\n }", 'plugin/cache: cache type for disable must be "success" or "denial"'),
-    ("cache {\n keepttl 1\n }", "Wrong argument count or unexpected line ending after '1'"),
-    ("cache {\n bogus\n }", "Wrong argument count or unexpected line ending after 'bogus'"),
-    ("cache\n cache", "plugin/cache: this plugin can only be used once per Server Block"),
-]
-
-
-@pytest.mark.parametrize(("snippet", "message"), ERRORS)
-async def test_config_errors(snippet: str, message: str) -> None:
-    with pytest.raises(StartupError) as ei:
-        async with running(f". {{\n {snippet}\n whoami\n}}\n"):
-            pass
-    assert message in str(ei.value)
-
-
-async def test_config_options_parse() -> None:
-    corefile = """example.org {
-        cache 300 sub.example.org other.net {
-            success 5000 200 10
-            denial 2500 100 1
-            prefetch 3 30s 20%
-            serve_stale 2h verify 150ms 30s 1m
-            serve_stale_policy prefer_positive
-            servfail 10s
-            disable denial a.sub.example.org
-            keepttl
-        }
-        whoami
-    }
-    """
-    async with running(corefile) as srv:
-        c = cache_of(srv)
-        assert c.zones == ["sub.example.org.", "other.net."]
-        assert (c.pcache.capacity, c.pttl, c.minpttl) == (4864, 200, 10)
-        assert (c.ncache.capacity, c.nttl, c.minnttl) == (2304, 100, 1)
-        assert (c.prefetch, c.prefetch_window, c.percentage) == (3, 30.0, 20)
-        assert (c.stale_up_to, c.verify, c.verify_timeout, c.stale_ttl, c.failure_recheck) == (7200, True, 0.15, 30, 60)
-        assert c.prefer_positive and c.keepttl and c.failttl == 10
-        assert c.nexcept == ["a.sub.example.org."] and c.pexcept == []
-    async with running(". {\n cache\n whoami\n}\n") as srv:
-        c = cache_of(srv)
-        assert (c.pcache.capacity, c.pttl, c.nttl, c.minpttl, c.failttl) == (9984, 3600, 1800, 5, 5)
-        assert (c.prefetch, c.stale_up_to, c.keepttl, c.zones) == (0, 0, False, ["."])
 
 
 # -- a running cache -----------------------------------------------------------------------------
@@ -401,17 +227,17 @@ async def test_minttl_and_keepttl() -> None:
 
 async def test_hits_after_upstream_stopped_and_metrics() -> None:
     async with Unbound() as u, running(f". {{\n cache\n forward . {u.addr}\n}}\n") as srv:
-        req0, hit0 = total(cachemod.requests_total), total(cachemod.hits_total, type="success")
-        miss0 = total(cachemod.misses_total)
+        req0, hit0 = total(cachemetrics.requests_total), total(cachemetrics.hits_total, type="success")
+        miss0 = total(cachemetrics.misses_total)
         first = await query(srv.port(), "a6.example.org", "AAAA")
         await trio.to_thread.run_sync(u.stop)
         again = await query(srv.port(), "A6.EXAMPLE.org", "AAAA")  # case-insensitive key
         assert again.rcode() == dns.rcode.NOERROR
         assert [rr.to_text() for rr in again.answer[0]] == [rr.to_text() for rr in first.answer[0]]
         assert again.answer[0].name.to_text() == "A6.EXAMPLE.org."  # the request's question case
-        assert total(cachemod.requests_total) == req0 + 2
-        assert total(cachemod.hits_total, type="success") == hit0 + 1
-        assert total(cachemod.misses_total) == miss0 + 1
+        assert total(cachemetrics.requests_total) == req0 + 2
+        assert total(cachemetrics.hits_total, type="success") == hit0 + 1
+        assert total(cachemetrics.misses_total) == miss0 + 1
         assert entries("success") == 1
         text = REGISTRY.expose()
         assert re.search(r'^coredns_cache_entries\{server="[^"]*",type="success",view="",zones="\."\} 1$', text, re.M)
@@ -427,13 +253,13 @@ async def test_nxdomain_and_nodata_cached_with_soa_ttl() -> None:
             assert r.rcode() == dns.rcode.NXDOMAIN and ttls(r) == [min(soa_ttl, 1800)]
             r = await query(srv.port(), "nodata.example.org", "AAAA")
             assert r.rcode() == dns.rcode.NOERROR and not r.answer and r.authority
-            hits0 = total(cachemod.hits_total, type="denial")
+            hits0 = total(cachemetrics.hits_total, type="denial")
             await trio.to_thread.run_sync(u.stop)
             r = await query(srv.port(), "nope.example.org", "A")
             assert r.rcode() == dns.rcode.NXDOMAIN and r.flags & dns.flags.AA
             r = await query(srv.port(), "nodata.example.org", "AAAA")
             assert r.rcode() == dns.rcode.NOERROR and not r.answer
-            assert total(cachemod.hits_total, type="denial") == hits0 + 2
+            assert total(cachemetrics.hits_total, type="denial") == hits0 + 2
             assert entries("denial") == 2
 
 
@@ -502,7 +328,7 @@ async def test_prefetch_single_refresh_in_background() -> None:
     # lifetime 5 s, threshold ceil(90% of 5) = 5: the first hit already qualifies
     cf = ". {{\n cache {{\n prefetch 1 1m 90%\n }}\n forward . {addr}\n}}\n"
     async with GarbageUpstream(up) as g, running(cf.format(addr=g.addr)) as srv:
-        p0 = total(cachemod.prefetch_total)
+        p0 = total(cachemetrics.prefetch_total)
         r = await query(srv.port(), "pf.example.org", "A")
         assert a_values(r) == ["192.0.2.1"]
         r = await query(srv.port(), "pf.example.org", "A")
@@ -516,7 +342,7 @@ async def test_prefetch_single_refresh_in_background() -> None:
                 if a_values(r) != ["192.0.2.1"]:
                     break
                 await trio.sleep(0.02)
-        assert a_values(r)[0].startswith("192.0.2.") and total(cachemod.prefetch_total) >= p0 + 1
+        assert a_values(r)[0].startswith("192.0.2.") and total(cachemetrics.prefetch_total) >= p0 + 1
 
 
 async def test_prefetch_is_single_flight() -> None:
@@ -541,11 +367,11 @@ async def test_serve_stale_when_upstream_down(mode: str, stale_ttl: int) -> None
             assert ttls(r) == [1]
             await trio.to_thread.run_sync(u.stop)
             await trio.sleep(1.1)
-            s0 = total(cachemod.served_stale_total)
+            s0 = total(cachemetrics.served_stale_total)
             r = await query(srv.port(), "a.example.org", "A")
             assert r.rcode() == dns.rcode.NOERROR and a_values(r) == ["192.0.2.1"]
             assert ttls(r) == [stale_ttl]  # RESPONSE_TTL
-            assert total(cachemod.served_stale_total) == s0 + 1
+            assert total(cachemetrics.served_stale_total) == s0 + 1
 
 
 async def test_serve_stale_verify_prefers_fresh_then_falls_back() -> None:
@@ -577,7 +403,7 @@ async def test_serve_stale_verify_timeout() -> None:
 
 async def test_capacity_bound_with_eviction() -> None:
     async with running(". {\n cache {\n success 10\n }\n whoami\n}\n") as srv:
-        ev0 = total(cachemod.evictions_total, type="success")
+        ev0 = total(cachemetrics.evictions_total, type="success")
         sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
         with sock:
             await sock.connect(("127.0.0.1", srv.port()))
@@ -590,7 +416,7 @@ async def test_capacity_bound_with_eviction() -> None:
                 if i % 250 == 0:
                     assert entries("success") <= 1024
         assert entries("success") <= 1024
-        assert total(cachemod.evictions_total, type="success") > ev0
+        assert total(cachemetrics.evictions_total, type="success") > ev0
         assert entries("success") > 900
 
 
@@ -632,11 +458,11 @@ async def test_question_mismatch_not_cached_and_garbage_passed_on(backend) -> No
     other = DNSRecord.question("other.example.org", "A")
     backend.reply = lambda req: req.wire[:2] + _reply(other, RR("other.example.org", rdata=A("192.0.2.8")))[2:]
     async with running(". {\n cache\n cachetest_backend\n}\n") as srv:
-        d0 = total(cachemod.drops_total)
+        d0 = total(cachemetrics.drops_total)
         for _ in range(2):
             data = await raw(srv.port(), dns.message.make_query("mm.example.org", "A").to_wire())
             assert b"\x05other" in data and data[3] & 0xF == 0
-        assert backend.calls == 2 and total(cachemod.drops_total) == d0 + 2
+        assert backend.calls == 2 and total(cachemetrics.drops_total) == d0 + 2
         assert len(cache_of(srv).pcache) == 0
         # a reply that does not unpack is passed on untouched and the server keeps serving
         backend.reply = lambda req: req.wire[:2] + b"\x81\x80\x00\x01\x00\x09"

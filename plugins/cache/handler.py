@@ -1,0 +1,446 @@
+"""cache's handler: a positive and a denial cache in front of the rest of the chain.
+
+Hits are served synchronously from stored wire bytes (`serve_fast`, no dnslib, no task); misses
+run the rest of the chain with a writer that classifies the reply, stores it and writes it downstream
+with uniform TTLs. Prefetch and serve_stale refreshes run in the background, one per entry at a time.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import trio
+
+from pycoredns import response, wire
+from pycoredns.log import plugin_logger
+from pycoredns.plugin import PENDING, Handler, PluginError
+from pycoredns.request import Recorder, Request, ResponseWriter, WriterWrapper
+from pycoredns.util import zone_match
+from pycoredns.wire import Reply
+
+from .metrics import (
+    Labels,
+    drops_total,
+    evictions_total,
+    hits_total,
+    inc,
+    misses_total,
+    prefetch_total,
+    requests_total,
+    served_stale_total,
+)
+from .store import SHARDS, Entry, Layout, Store, analyze
+
+log = plugin_logger("cache")
+
+MAX_TTL = 3600
+MAX_NTTL = 1800
+MIN_TTL = 5
+DEFAULT_CAP = 10000
+DEFAULT_PREFETCH_WINDOW = 60.0
+DEFAULT_PERCENTAGE = 10
+NO_RRS_TTL = 5  # a reply without records is kept this long (before clamping)
+REFRESH_LIMIT = 30.0  # a background refresh never runs longer than this
+OPCODE = wire.OPCODE_MASK  # opcode bits of the flags word
+TYPE_ANY = wire.TYPE_ANY
+TYPE_CNAME = wire.TYPE_CNAME
+
+# -- the handler --------------------------------------------------------------------------------
+
+
+class Cache(Handler):
+    name = "cache"
+
+    def __init__(self) -> None:
+        self.zones: list[str] = ["."]
+        self.zones_label = "."
+        self.server = ""
+        self.scope: Any = None  # the configuration's ConfigScope: its nursery runs refreshes
+        self.pcap = DEFAULT_CAP
+        self.pttl = float(MAX_TTL)
+        self.minpttl = float(MIN_TTL)
+        self.ncap = DEFAULT_CAP
+        self.nttl = float(MAX_NTTL)
+        self.minnttl = float(MIN_TTL)
+        self.failttl = float(MIN_TTL)
+        self.prefetch = 0
+        self.prefetch_window = DEFAULT_PREFETCH_WINDOW
+        self.percentage = DEFAULT_PERCENTAGE
+        self.stale_up_to = 0.0
+        self.verify = False
+        self.verify_timeout = 0.0
+        self.stale_ttl = 0
+        self.failure_recheck = 0.0
+        self.prefer_positive = False
+        self.pexcept: list[str] = []
+        self.nexcept: list[str] = []
+        self.keepttl = False
+        self.pcache = Store(self.pcap)
+        self.ncache = Store(self.ncap)
+        self._all = True
+        self._zone_wires: frozenset[bytes] = frozenset()
+        self._labels: dict[object, Labels] = {}
+
+    def finish(self) -> None:
+        """Build the stores and the zone matcher once the options are known."""
+        self.pcache = Store(self.pcap)
+        self.ncache = Store(self.ncap)
+        self.zones_label = ",".join(self.zones)
+        self._all = "." in self.zones
+        self._zone_wires = frozenset(wire.text_to_wire(z).lower() for z in self.zones)
+
+    # -- keys, zones, labels ------------------------------------------------------------------
+    def in_zones(self, qn: bytes) -> bool:
+        """Whether the lowercased wire qname is at or below one of our zones (label-wise)."""
+        if self._all:
+            return True
+        zw = self._zone_wires
+        off = 0
+        while True:
+            if (qn[off:] if off else qn) in zw:
+                return True
+            n = qn[off]
+            if n == 0:
+                return False
+            off += 1 + n
+
+    def labels(self, req: Request) -> Labels:
+        """Metric labels for the listener the request came in on (cached per listener object)."""
+        lst = req.listener
+        lb = self._labels.get(lst)
+        if lb is None:
+            server = lst.label if lst is not None else self.server
+            lb = self._labels[lst] = Labels(server, self.zones_label)
+        return lb
+
+    def lookup(self, shard: int, key: tuple, now: float) -> Entry | None:
+        """The entry to answer from (fresh or servable stale), denial first as in CoreDNS."""
+        n = self.ncache.shards[shard].get(key)
+        p = self.pcache.shards[shard].get(key)
+        if p is not None and self.prefer_positive and self._servable(p, now):
+            return p
+        if n is not None and self._servable(n, now):
+            if n.servfail and p is not None and p.ttl(now) > 0:
+                return p  # HEAD: a cached SERVFAIL does not hide a still-valid positive entry
+            return n
+        if p is not None and self._servable(p, now):
+            return p
+        return None
+
+    def _servable(self, e: Entry, now: float) -> bool:
+        ttl = e.ttl(now)
+        return ttl > 0 or (self.stale_up_to > 0 and -ttl < self.stale_up_to)
+
+    # -- the hot path ---------------------------------------------------------------------------
+    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
+        if req.flags & OPCODE or (not self._all and not self.in_zones(req.qname_wire)):
+            return self.next_continue(req, w)  # not a QUERY (HEAD passes NOTIFY/UPDATE on), or not our zones
+        key, shard, do = key_of(req)
+        now = time.monotonic()
+        rc = self.try_cached(req, w, key, shard, now, do)
+        if rc is not None or self.lookup(shard, key, now) is not None:
+            return rc  # served, or a stale entry that needs `verify` (async)
+        # A miss: synchronous backends (whoami, hosts, precomputed answers) fill the cache here.
+        # The miss decision (key, shard, writer) is made once: if the chain below must wait, it completes
+        # through the writer (PENDING), never through a slow path that would look the key up again.
+        lb = self.labels(req)
+        inc(requests_total, lb.plain)
+        inc(misses_total, lb.plain)
+        return self.next_continue(self.downstream(req, req.proto), CacheWriter(w, self, req, key, shard))
+
+    def try_cached(self, req: Request, w: ResponseWriter, key: tuple, shard: int, now: float,
+                   do: bool) -> int | None:
+        """Answer from the cache if that needs no waiting; None on a miss or a stale `verify` entry."""
+        e = None
+        if not self.ncache.shards[shard]:
+            pass
+        elif key in self.ncache.shards[shard]:
+            e = self.lookup(shard, key, now)  # a denial entry exists: the full lookup rules apply
+            if e is None:
+                return None
+        if e is None:  # the common case: no denial entry, only the positive map to look at
+            e = self.pcache.shards[shard].get(key)
+            if e is None:
+                return None
+        ttl = e.orig_ttl - int(now - e.stored)
+        lb = self._labels.get(req.listener) or self.labels(req)
+        if ttl > 0:
+            v = requests_total.values
+            v[lb.plain] = v.get(lb.plain, 0.0) + 1.0
+            k = lb.success if e.positive else lb.denial
+            v = hits_total.values
+            v[k] = v.get(k, 0.0) + 1.0
+            if self.prefetch > 0 and self._should_prefetch(e, now, ttl):
+                self.start_refresh(req, key, shard, e, now, prefetch=True)
+            return _write_hit(req, w, e, do, e.orig_ttl if self.keepttl else ttl)
+        # stale: servable only within the serve_stale window, and in `verify` mode only without waiting
+        if not (self.stale_up_to > 0 and -ttl < self.stale_up_to):
+            return None
+        if self.verify and not self._hold_stale(e, now):
+            return None
+        inc(requests_total, lb.plain)
+        inc(hits_total, lb.success if e.positive else lb.denial)
+        inc(served_stale_total, lb.plain)
+        if not self.verify:
+            self.start_refresh(req, key, shard, e, now, prefetch=False)
+        return _write_hit(req, w, e, do, self.stale_ttl)
+
+    def _should_prefetch(self, e: Entry, now: float, ttl: int) -> bool:
+        hits = e.popular(self.prefetch_window, now)
+        threshold = math.ceil(self.percentage / 100 * e.orig_ttl)
+        return hits >= self.prefetch and ttl <= threshold and not e.refreshing
+
+    def _hold_stale(self, e: Entry, now: float) -> bool:
+        """verify mode with FAILURE_RECHECK: serve stale while a refresh runs or after a failure."""
+        if self.failure_recheck <= 0:
+            return False
+        return e.refreshing or now - e.failed_at < self.failure_recheck
+
+    # -- the slow path --------------------------------------------------------------------------
+    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
+        if req.flags & OPCODE or not self.in_zones(req.qname_wire):
+            return await self.next_or_failure(req, w)
+        key, shard, do = key_of(req)
+        now = time.monotonic()
+        rc = self.try_cached(req, w, key, shard, now, do)
+        if rc is not None:
+            return rc
+        lb = self.labels(req)
+        inc(requests_total, lb.plain)
+        e = self.lookup(shard, key, now)
+        if e is None:
+            inc(misses_total, lb.plain)
+            return await self.next_or_failure(self.downstream(req, req.proto), CacheWriter(w, self, req, key, shard))
+        # A stale entry in `verify` mode: ask the chain first, serve stale only if that fails.
+        inc(hits_total, lb.success if e.positive else lb.denial)
+        rc = await self._verify(req, w, key, shard, e)
+        if rc is not None:
+            return rc
+        inc(served_stale_total, lb.plain)
+        return _write_hit(req, w, e, do, self.stale_ttl)
+
+    async def _verify(self, req: Request, w: ResponseWriter, key: tuple, shard: int, e: Entry) -> int | None:
+        rec = RefreshWriter(self, req, key, shard, e)
+        dreq = self.downstream(req, req.proto)
+        e.refreshing = True
+        nursery = self.scope.nursery if self.scope is not None else None
+        if self.verify_timeout > 0 and nursery is not None:
+            done = trio.Event()
+            nursery.start_soon(self._refresh, dreq, rec, e, done)
+            with trio.move_on_after(self.verify_timeout):
+                await done.wait()
+            # On timeout the refresh goes on in the background and updates the cache if it succeeds.
+        else:
+            await self._refresh(dreq, rec, e, None)
+        if rec.refreshed and rec.out is not None:
+            w.write(rec.out)
+            return rec.rc
+        return None
+
+    # -- refreshes ------------------------------------------------------------------------------
+    def downstream(self, req: Request, proto: str) -> Request:
+        """The query the rest of the chain sees: a copy with AD set (HEAD), same id and question."""
+        if req.flags & wire.AD and proto == req.proto:
+            return req
+        return req.with_flags(req.flags | wire.AD, proto)
+
+    def start_refresh(self, req: Request, key: tuple, shard: int, e: Entry, now: float, prefetch: bool) -> None:
+        """Refresh `e` in the background: at most one in flight per entry, none within FAILURE_RECHECK."""
+        if e.refreshing or now - e.failed_at < self.failure_recheck:
+            return
+        e.refreshing = True
+        if prefetch:
+            inc(prefetch_total, self.labels(req).plain)
+        # Like CoreDNS, the refresh claims TCP so that nothing truncates the reply. It is a continuation
+        # of the chain below (no task when that chain completes by callback, as forward does).
+        dreq = self.downstream(req, "tcp")
+        rec = RefreshWriter(self, req, key, shard, e)
+        rec.on_done = lambda r: self._refreshed(dreq, rec, e)
+        try:
+            rc = self.next_continue(dreq, rec)
+        except Exception as ex:
+            rec.done(wire.SERVFAIL, ex)
+            return
+        if rc is not PENDING:
+            rec.done(rc)
+
+    def _refreshed(self, dreq: Request, rec: RefreshWriter, e: Entry) -> None:
+        """A background refresh completed: keep the popularity, or note the failure (FAILURE_RECHECK)."""
+        ex = rec.error
+        if isinstance(ex, PluginError):
+            log.debug(f"refresh of {dreq.name} failed: {ex}")
+        elif ex is not None:  # a broken plugin below must not take the cache down
+            log.warning(f"refresh of {dreq.name} failed: {type(ex).__name__}: {ex}")
+        e.refreshing = False
+        if rec.refreshed:
+            if rec.entry is not None:  # keep the popularity gathered so far (freq.Reset)
+                rec.entry.hits = e.hits
+                rec.entry.last = time.monotonic()
+        else:
+            e.failed_at = time.monotonic()
+
+    async def _refresh(self, dreq: Request, rec: RefreshWriter, e: Entry, done: trio.Event | None) -> None:
+        """A refresh the caller waits for (serve_stale `verify`), bounded by REFRESH_LIMIT."""
+        try:
+            with trio.move_on_after(REFRESH_LIMIT):
+                await self.next_or_failure(dreq, rec)
+        except Exception as ex:
+            rec.error = ex
+        finally:
+            self._refreshed(dreq, rec, e)
+            if done is not None:
+                done.set()
+
+    # -- storing --------------------------------------------------------------------------------
+    def ingest(self, req: Request, key: tuple, shard: int, reply: Reply,
+               refresh_of: Entry | None = None) -> tuple[Reply, Entry | None, bool]:
+        """Classify and maybe store a reply: (what to write downstream, stored entry, refreshed).
+
+        `refreshed` tells a refresh whether the reply may replace the stale entry (RFC 8767: a
+        matching, complete NOERROR or NXDOMAIN). A reply that does not unpack is passed on as it is
+        and counted in coredns_cache_drops_total.
+        """
+        try:
+            lay = analyze(wire.to_bytes(reply))
+        except Exception:
+            inc(drops_total, self.labels(req).plain)
+            return reply, None, False
+        return self._ingest(req, key, shard, lay, refresh_of)
+
+    def _ingest(self, req: Request, key: tuple, shard: int, lay: Layout,
+                refresh_of: Entry | None) -> tuple[bytes, Entry | None, bool]:
+        """`ingest` after the one walk of the reply (`store.analyze`)."""
+        data, message, qend, ttl_offsets = lay.data, lay.message, lay.qend, lay.msg_ttls
+        t = lay.typify()
+        lb = self.labels(req)
+        if t in (response.Type.META, response.Type.UPDATE):  # not stored; AD cleared all the same (CoreDNS)
+            if data[3] & wire.AD and not req.do and not req.flags & wire.AD:
+                data = data[:3] + bytes([data[3] & ~wire.AD & 0xFF]) + data[4:]
+            return data, None, False
+        flags = (data[2] << 8) | data[3]
+        rcode = flags & 0xF
+        if t == response.Type.NOERROR and not _answers(lay.answer_types, req.qtype):
+            t = response.Type.NODATA if lay.soa else response.Type.OTHERERROR
+        elif t == response.Type.NAMEERROR and data[6:8] != b"\x00\x00":
+            t = response.Type.OTHERERROR  # NXDOMAIN with a non-empty answer is not stored
+        positive = t in (response.Type.NOERROR, response.Type.DELEGATION)
+        min_ttl = wire.min_ttl(message, ttl_offsets)
+        msg_ttl = NO_RRS_TTL if min_ttl is None else min_ttl
+        if t in (response.Type.NAMEERROR, response.Type.NODATA):
+            duration = min(max(msg_ttl, self.minnttl), self.nttl)
+        elif t == response.Type.SERVERERROR:
+            duration = self.failttl
+        else:
+            duration = min(max(msg_ttl, self.minpttl), self.pttl)
+        ttl = int(duration)
+        matched = _question_matches(data, req)
+        refreshed = matched and rcode in (wire.NOERROR, wire.NXDOMAIN) and not flags & wire.TC
+        if refresh_of is not None and refresh_of.positive and not positive and self.prefer_positive:
+            refreshed = False  # last-known-good positive answer wins over a new denial
+        entry = None
+        if not flags & wire.TC and t != response.Type.OTHERERROR and duration > 0:
+            if not matched:
+                inc(drops_total, lb.plain)
+            elif refresh_of is None or refreshed:
+                entry = self._store(req, key, shard, message, qend, ttl_offsets, ttl, positive, lb)
+        out = bytearray(data)
+        wire.set_ttls(out, lay.ttls, ttl)
+        if not req.do and not req.flags & wire.AD:
+            out[3] &= ~wire.AD & 0xFF  # AD only for clients that asked for DNSSEC or sent AD
+        return bytes(out), entry, refreshed
+
+    def _store(self, req: Request, key: tuple, shard: int, message: bytes, qend: int, ttl_offsets: list[int],
+               ttl: int, positive: bool, lb: Labels) -> Entry | None:
+        zones = self.pexcept if positive else self.nexcept
+        if zones and zone_match(zones, req.name) is not None:
+            return None
+        entry = Entry(message, qend, ttl_offsets, ttl, time.monotonic(), positive)
+        if positive:
+            if self.pcache.add(shard, key, entry):
+                inc(evictions_total, lb.success)
+            self.ncache.remove(shard, key)  # a positive answer supersedes a cached denial
+        else:
+            if self.ncache.add(shard, key, entry):
+                inc(evictions_total, lb.denial)
+            if not entry.servfail and not self.prefer_positive:
+                self.pcache.remove(shard, key)
+        return entry
+
+
+def key_of(req: Request) -> tuple[tuple, int, bool]:
+    """(cache key, shard, DO): lowercased wire qname, qtype, qclass, DO, CD; the shard from the qname."""
+    qn = req.qname_wire
+    edns = req.edns
+    do = edns is not None and edns.do
+    return (qn, req.qtype, req.qclass, do, bool(req.flags & wire.CD)), hash(qn) & (SHARDS - 1), do
+
+
+def _write_hit(req: Request, w: ResponseWriter, e: Entry, do: bool, ttl: int) -> int:
+    """Write the stored reply tailored to `req` (AD only for DO or AD requests); the rcode to return."""
+    w.write(e.reply(req.id, req.flags, req.wire[12 : req.qend], do or bool(req.flags & wire.AD), ttl))
+    return e.ret
+
+
+def _question_matches(data: bytes, req: Request) -> bool:
+    """CoreDNS request.Match: a reply (QR) to exactly this question, name compared case-insensitively."""
+    if len(data) < 12 or not data[2] & 0x80 or data[4:6] != b"\x00\x01":
+        return False
+    q = req.qname_wire
+    end = 12 + len(q)
+    return data[12:end].lower() == q and data[end : end + 4] == req.wire[req.qend - 4 : req.qend]
+
+
+def _answers(types: list[int], qtype: int) -> bool:
+    """HEAD: does a NOERROR answer section answer the question (not a CNAME chain cut short)?"""
+    return not types or qtype in (TYPE_ANY, TYPE_CNAME) or qtype in types or TYPE_CNAME not in types
+
+
+# -- writers ------------------------------------------------------------------------------------
+
+
+class CacheWriter(WriterWrapper):
+    """A miss: store what the chain writes, then pass it on with uniform TTLs."""
+
+    __slots__ = ("cache", "key", "req", "shard")
+
+    def __init__(self, inner: ResponseWriter, cache: Cache, req: Request, key: tuple, shard: int) -> None:
+        self.written = False  # WriterWrapper's state, set here: made once per miss
+        self.inner = inner
+        self.cache = cache
+        self.req = req
+        self.key = key
+        self.shard = shard
+
+    def write(self, reply: Reply) -> None:
+        out, _entry, _ok = self.cache.ingest(self.req, self.key, self.shard, reply)
+        self.written = True
+        self.inner.write(out)
+
+
+class RefreshWriter(Recorder):
+    """A prefetch, stale refresh or verify: store an acceptable reply, keep it, send nothing."""
+
+    __slots__ = ("cache", "entry", "key", "old", "out", "rc", "refreshed", "req", "shard")
+
+    def __init__(self, cache: Cache, req: Request, key: tuple, shard: int, old: Entry) -> None:
+        super().__init__()
+        self.cache = cache
+        self.req = req
+        self.key = key
+        self.shard = shard
+        self.old = old
+        self.out: bytes | None = None  # the reply as the client would get it (set when refreshed)
+        self.entry: Entry | None = None
+        self.refreshed = False
+        self.rc = 0
+
+    def write(self, reply: Reply) -> None:
+        if self.written:
+            return
+        super().write(reply)
+        out, self.entry, self.refreshed = self.cache.ingest(self.req, self.key, self.shard, reply, self.old)
+        if self.refreshed:
+            self.out = wire.to_bytes(out)
+            self.rc = self.out[3] & 0xF

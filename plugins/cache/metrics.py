@@ -1,0 +1,60 @@
+"""cache's metrics (CoreDNS names, help texts and labels); the entries gauge counts every live Cache."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from pycoredns import metrics
+
+if TYPE_CHECKING:
+    from .handler import Cache
+
+SUCCESS = "success"  # the `type` label values (and the Corefile's option names)
+DENIAL = "denial"
+
+LIVE: weakref.WeakSet[Cache] = weakref.WeakSet()
+
+
+def _entries() -> Iterable[tuple[tuple[str, ...], float]]:
+    for c in list(LIVE):
+        yield (c.server, SUCCESS, c.zones_label, ""), float(len(c.pcache))
+        yield (c.server, DENIAL, c.zones_label, ""), float(len(c.ncache))
+
+
+R = metrics.REGISTRY
+entries_gauge = R.gauge_func("coredns_cache_entries", "The number of elements in the cache.", _entries,
+                             ("server", "type", "zones", "view"))
+requests_total = R.counter("coredns_cache_requests_total", "The count of cache requests.",
+                           ("server", "zones", "view"))
+hits_total = R.counter("coredns_cache_hits_total", "The count of cache hits.", ("server", "type", "zones", "view"))
+misses_total = R.counter(
+    "coredns_cache_misses_total",
+    "The count of cache misses. Deprecated, derive misses from cache hits/requests counters.",
+    ("server", "zones", "view"))
+prefetch_total = R.counter("coredns_cache_prefetch_total",
+                           "The number of times the cache has prefetched a cached item.", ("server", "zones", "view"))
+drops_total = R.counter("coredns_cache_drops_total",
+                        "The number responses that are not cached, because the reply is malformed.",
+                        ("server", "zones", "view"))
+served_stale_total = R.counter("coredns_cache_served_stale_total",
+                               "The number of requests served from stale cache entries.", ("server", "zones", "view"))
+evictions_total = R.counter("coredns_cache_evictions_total", "The count of cache evictions.",
+                            ("server", "type", "zones", "view"))
+
+
+def inc(counter: metrics.Counter, labels: tuple[str, ...]) -> None:
+    v = counter.values
+    v[labels] = v.get(labels, 0.0) + 1.0
+
+
+class Labels:
+    """Label tuples of one (server, zones) pair, built once so that counting is a dict add."""
+
+    __slots__ = ("denial", "plain", "success")
+
+    def __init__(self, server: str, zones: str) -> None:
+        self.plain = (server, zones, "")
+        self.success = (server, SUCCESS, zones, "")
+        self.denial = (server, DENIAL, zones, "")
