@@ -20,6 +20,7 @@ import heapq
 import itertools
 import time
 from collections.abc import Callable
+from time import perf_counter as _perf_counter
 
 import trio
 
@@ -111,27 +112,41 @@ class _Wheel:
 
 
 _SYSTEM_CLOCK: type | None
-try:  # trio's default clock: perf_counter() + offset (private; without it, trio.current_time() is used)
-    from trio._core._run import SystemClock
+_RUN_CONTEXT: object | None
+try:  # trio's default clock: perf_counter() + offset, and its run context (private; without them,
+    # trio.current_time() and the RunVar alone are used)
+    from trio._core._run import GLOBAL_RUN_CONTEXT, SystemClock
 
     _SYSTEM_CLOCK = SystemClock
+    _RUN_CONTEXT = GLOBAL_RUN_CONTEXT
 except ImportError:  # pragma: no cover
-    _SYSTEM_CLOCK = None
+    _SYSTEM_CLOCK = _RUN_CONTEXT = None
 _WHEEL: trio.lowlevel.RunVar[_Wheel] = trio.lowlevel.RunVar("pycoredns_timers")
+# The last run's (runner, wheel): a forwarded query reads the clock and arms a timer, and the
+# RunVar lookup (two calls and a try) was most of what that cost. The runner is held, so `is` can
+# not match a later run's runner at a reused address.
+_last: tuple[object, _Wheel] | None = None
 
 
 def _wheel() -> _Wheel:
+    global _last
+    last = _last
+    if last is not None and getattr(_RUN_CONTEXT, "runner", None) is last[0]:
+        return last[1]
     try:
-        return _WHEEL.get()
+        w = _WHEEL.get()
     except LookupError:
         w = _Wheel()
         _WHEEL.set(w)
-        return w
+    runner = getattr(_RUN_CONTEXT, "runner", None)
+    _last = (runner, w) if runner is not None else None
+    return w
 
 
 def now() -> float:
     """trio.current_time(), cheaper (the clock every deadline here is in)."""
-    return _wheel().now()
+    off = _wheel().offset
+    return _perf_counter() + off if off is not None else trio.current_time()
 
 
 def call_at(when: float, fn: Callable[[], object]) -> Timer:
@@ -144,7 +159,8 @@ def call_at(when: float, fn: Callable[[], object]) -> Timer:
 def call_later(delay: float, fn: Callable[[], object]) -> Timer:
     """Run `fn()` after `delay` seconds unless cancelled first."""
     w = _wheel()
-    t = Timer(w.now() + delay, fn)
+    off = w.offset
+    t = Timer((_perf_counter() + off if off is not None else trio.current_time()) + delay, fn)
     w.add_later(delay, t)
     return t
 
