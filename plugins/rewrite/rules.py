@@ -541,18 +541,21 @@ def new_rule(args: list[str]) -> Rule:
         kind, expect, rest = arg0, len(args), args[1:]
     if kind == "answer":
         raise RuleError("response rewrites must begin with a name rule")
-    if kind == "name":
-        return new_name_rule(mode, rest)
-    if kind in ("class", "type"):
-        if expect != 3:
-            raise RuleError(f"{kind} rules must have exactly two arguments")
-        return new_field_rule(mode, "qclass" if kind == "class" else "qtype", rest)
-    if kind == "edns0":
-        return new_edns0_rule(mode, rest)
-    if kind == "ttl":
-        return new_ttl_rule(mode, rest)
-    if kind == "cname":
-        return new_cname_rule(mode, rest)
-    if kind == "rcode":
-        return new_rcode_rule(mode, rest)
+    if kind in ("class", "type") and expect != 3:
+        raise RuleError(f"{kind} rules must have exactly two arguments")
+    make = RULE_KINDS.get(kind)
+    if make is not None:
+        return make(mode, rest)
     raise RuleError(f"invalid rule type {q(args[0])}")
+
+
+RULE_KINDS: dict[str, Callable[[str, list[str]], Rule]] = {
+    "name": new_name_rule,
+    "class": lambda mode, rest: new_field_rule(mode, "qclass", rest),
+    "type": lambda mode, rest: new_field_rule(mode, "qtype", rest),
+    "edns0": new_edns0_rule,
+    "ttl": new_ttl_rule,
+    "cname": new_cname_rule,
+    "rcode": new_rcode_rule,
+}
+"""newRule's rule types: each parses its arguments (after the optional mode and the type) and names its errors."""

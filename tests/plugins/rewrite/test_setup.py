@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import pytest
 from broken_corefiles import check_broken, check_must_fail
+from conftest import running
+
+from pycoredns.instance import StartupError
 
 BROKEN: list[str] = [
     'rewrite',
@@ -72,3 +75,50 @@ def test_broken_variants_give_one_clean_line() -> None:
 @pytest.mark.parametrize("body", MUST_FAIL)
 def test_must_fail(body: str) -> None:
     check_must_fail("rewrite", body)
+
+
+@pytest.mark.parametrize(("line", "error"), [
+    ("rewrite", "no rule type specified for rewrite"),
+    ("rewrite stop", "stop rule must begin with a rule type"),
+    ("rewrite foo a b", 'invalid rule type "foo"'),
+    ("rewrite name a", "too few arguments for a name rule"),
+    ("rewrite name fuzzy a b",
+     "name rule supports only exact, prefix, suffix, substring, and regex name matching, received: fuzzy"),
+    ("rewrite name regex ( b", "invalid regex matching pattern: ("),
+    ("rewrite name regex (a) {1}{2}", "the rewrite regex pattern ({1}{2}) uses more subexpressions than its "
+                                      "corresponding matching regex pattern ((a))"),
+    ("rewrite name regex " + "a" * 10001 + " b", "regex pattern too long: 10001 > 10000"),
+    ("rewrite name regex a b answer auto answer name x y",
+     "auto name answer rule cannot be combined with explicit name anwer rules"),
+    ("rewrite name regex a b answer foo x y", 'invalid type "foo" for answer rule for regex rule'),
+    ("rewrite name regex a b answer name x", "name answer rule for regex rule: 2 arguments required"),
+    ("rewrite name regex a b extra x",
+     "exceeded the number of arguments for a non-answer rule argument for regex rule"),
+    ("rewrite answer name a b", "response rewrites must begin with a name rule"),
+    ("rewrite type A", "type rules must have exactly two arguments"),
+    ("rewrite type A BOGUS", 'invalid type "BOGUS"'),
+    ("rewrite class IN XX", 'invalid class "XX"'),
+    ("rewrite ttl a.example. x", "invalid TTL 'x' for a ttl rule"),
+    ("rewrite ttl a.example. 40-30", "invalid TTL '40-30' for a ttl rule"),
+    ("rewrite ttl a.example. -", "invalid TTL '-' for a ttl rule"),
+    ("rewrite ttl a.example.", "too few (1) arguments for a ttl rule"),
+    ("rewrite ttl fuzzy a. 3", "ttl rule supports only exact, prefix, suffix, substring, and regex name matching"),
+    ("rewrite ttl regex ( 3", "invalid regex pattern in a ttl rule: ("),
+    ("rewrite rcode a. FOO NOERROR", "invalid matching RCODE 'FOO' for a rcode rule"),
+    ("rewrite rcode a. NXDOMAIN 99", "invalid replacement RCODE '99' for a rcode rule"),
+    ("rewrite cname fuzzy a b", "unknown cname rewrite type: fuzzy"),
+    ("rewrite cname a", "too few (1) arguments for a cname rule"),
+    ("rewrite edns0 local", "too few arguments for an EDNS0 rule"),
+    ("rewrite edns0 local frob 1 2", 'invalid action: "frob"'),
+    ("rewrite edns0 local set 0xffee", "EDNS0 local rules require exactly three args"),
+    ("rewrite edns0 local set 0xffee {bogus}", 'unsupported variable name "{bogus}"'),
+    ("rewrite edns0 nsid set x", "EDNS0 NSID rules do not accept args"),
+    ("rewrite edns0 subnet set 33 56", "invalid IPv4 bit mask length 33"),
+    ("rewrite edns0 subnet set 24 129", "invalid IPv6 bit mask length 129"),
+    ("rewrite edns0 foo set", 'invalid rule type "foo"'),
+])
+async def test_config_errors(line: str, error: str) -> None:
+    with pytest.raises(StartupError) as ei:
+        async with running(f". {{\n    {line}\n    whoami\n}}\n"):
+            pass
+    assert str(ei.value) == f"plugin/rewrite: {error}"

@@ -1,5 +1,6 @@
 """rewrite: request rules (name, type, class, edns0), response rules (answer name/value/auto, ttl,
-rcode, cname), stop/continue, the reverter and configuration errors, through a running server.
+rcode, cname), stop/continue and the reverter, through a running server (moved from tests/test_rewrite.py;
+the configuration errors are in test_setup.py).
 
 A test-only backend plugin at the end of the chain records the request it was given and answers
 with a scripted reply, so each test sees both sides of the rewrite.
@@ -23,7 +24,6 @@ from conftest import query, running
 from dnslib import CNAME, MX, NAPTR, NS, PTR, QTYPE, RD, RR, SOA, SRV, TXT, A
 
 from pycoredns import directives, wire
-from pycoredns.instance import StartupError
 from pycoredns.plugin import Controller, PluginError, SyncHandler
 from pycoredns.request import Request, ResponseWriter
 
@@ -400,56 +400,6 @@ async def test_edns0_subnet_and_unset(backend) -> None:
         opt = dns.edns.GenericOption(0xFFEE, b"x")
         await query(srv.port(), "s.example", "A", use_edns=0, options=[opt, dns.edns.GenericOption(0xFFEF, b"y")])
         assert options(backend) == {0xFFEF: b"y"}
-
-
-# -- configuration errors ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("line", "error"), [
-    ("rewrite", "no rule type specified for rewrite"),
-    ("rewrite stop", "stop rule must begin with a rule type"),
-    ("rewrite foo a b", 'invalid rule type "foo"'),
-    ("rewrite name a", "too few arguments for a name rule"),
-    ("rewrite name fuzzy a b",
-     "name rule supports only exact, prefix, suffix, substring, and regex name matching, received: fuzzy"),
-    ("rewrite name regex ( b", "invalid regex matching pattern: ("),
-    ("rewrite name regex (a) {1}{2}", "the rewrite regex pattern ({1}{2}) uses more subexpressions than its "
-                                      "corresponding matching regex pattern ((a))"),
-    ("rewrite name regex " + "a" * 10001 + " b", "regex pattern too long: 10001 > 10000"),
-    ("rewrite name regex a b answer auto answer name x y",
-     "auto name answer rule cannot be combined with explicit name anwer rules"),
-    ("rewrite name regex a b answer foo x y", 'invalid type "foo" for answer rule for regex rule'),
-    ("rewrite name regex a b answer name x", "name answer rule for regex rule: 2 arguments required"),
-    ("rewrite name regex a b extra x",
-     "exceeded the number of arguments for a non-answer rule argument for regex rule"),
-    ("rewrite answer name a b", "response rewrites must begin with a name rule"),
-    ("rewrite type A", "type rules must have exactly two arguments"),
-    ("rewrite type A BOGUS", 'invalid type "BOGUS"'),
-    ("rewrite class IN XX", 'invalid class "XX"'),
-    ("rewrite ttl a.example. x", "invalid TTL 'x' for a ttl rule"),
-    ("rewrite ttl a.example. 40-30", "invalid TTL '40-30' for a ttl rule"),
-    ("rewrite ttl a.example. -", "invalid TTL '-' for a ttl rule"),
-    ("rewrite ttl a.example.", "too few (1) arguments for a ttl rule"),
-    ("rewrite ttl fuzzy a. 3", "ttl rule supports only exact, prefix, suffix, substring, and regex name matching"),
-    ("rewrite ttl regex ( 3", "invalid regex pattern in a ttl rule: ("),
-    ("rewrite rcode a. FOO NOERROR", "invalid matching RCODE 'FOO' for a rcode rule"),
-    ("rewrite rcode a. NXDOMAIN 99", "invalid replacement RCODE '99' for a rcode rule"),
-    ("rewrite cname fuzzy a b", "unknown cname rewrite type: fuzzy"),
-    ("rewrite cname a", "too few (1) arguments for a cname rule"),
-    ("rewrite edns0 local", "too few arguments for an EDNS0 rule"),
-    ("rewrite edns0 local frob 1 2", 'invalid action: "frob"'),
-    ("rewrite edns0 local set 0xffee", "EDNS0 local rules require exactly three args"),
-    ("rewrite edns0 local set 0xffee {bogus}", 'unsupported variable name "{bogus}"'),
-    ("rewrite edns0 nsid set x", "EDNS0 NSID rules do not accept args"),
-    ("rewrite edns0 subnet set 33 56", "invalid IPv4 bit mask length 33"),
-    ("rewrite edns0 subnet set 24 129", "invalid IPv6 bit mask length 129"),
-    ("rewrite edns0 foo set", 'invalid rule type "foo"'),
-])
-async def test_config_errors(line: str, error: str) -> None:
-    with pytest.raises(StartupError) as ei:
-        async with running(f". {{\n    {line}\n    whoami\n}}\n"):
-            pass
-    assert str(ei.value) == f"plugin/rewrite: {error}"
 
 
 async def test_block_form_with_continue(backend) -> None:

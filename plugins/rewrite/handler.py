@@ -1,0 +1,149 @@
+"""rewrite's handler: change the question (name, type, class, EDNS0 options) on the way in and the
+reply on the way out.
+
+All `rewrite` lines of a block are one handler whose rules run in order; a matching `stop` rule
+ends processing. The reply goes back through a reverter that restores the client's question and
+applies the response rules (answer name/value, ttl, rcode, cname).
+"""
+
+from __future__ import annotations
+
+import struct
+
+from pycoredns import wire
+from pycoredns.log import plugin_logger
+from pycoredns.plugin import (
+    PluginError,
+    Request,
+    ResponseWriter,
+    Wrapper,
+    WrapperHandler,
+    client_write,
+)
+from pycoredns.wire import Reply
+
+from .names import valid_name
+from .response import CnameTarget, ResponseRule, revert
+from .rules import STOP, Rule, State
+
+log = plugin_logger("rewrite")
+
+
+class _Capture(Wrapper):
+    """Holds the downstream reply so the reverter can rewrite it when the query completes."""
+
+    __slots__ = ("plan", "reply", "rewrite")
+
+    def __init__(self, inner: ResponseWriter, rewrite: Rewrite, plan: _Plan) -> None:
+        super().__init__(inner)
+        self.reply: Reply | None = None
+        self.rewrite = rewrite
+        self.plan = plan
+
+    def write(self, reply: Reply) -> None:
+        if self.reply is None:
+            self.written = True
+            self.reply = reply
+
+    def after(self, rcode: int, error: PluginError | None) -> int:
+        return self.rewrite._finish(self.plan, self.inner, self, rcode, error)
+
+
+class _Plan:
+    """What the rules decided for one query."""
+
+    __slots__ = ("new_req", "responses", "state", "stopped")
+
+    def __init__(self, state: State, responses: list[ResponseRule], stopped: bool) -> None:
+        self.state = state
+        self.responses = responses
+        self.stopped = stopped
+        self.new_req = state.build() if state.changed() else state.req
+
+    @property
+    def reverts(self) -> bool:
+        return self.stopped or bool(self.responses)
+
+    @property
+    def lookups(self) -> list[CnameTarget]:
+        return [r for r in self.responses if isinstance(r, CnameTarget)]
+
+
+class Rewrite(WrapperHandler):
+    name = "rewrite"
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.rules = rules
+
+    def _plan(self, req: Request) -> _Plan | None:
+        """Run the request rules; None when none applied."""
+        st = State(req)
+        responses: list[ResponseRule] = []
+        applied = False
+        for rule in self.rules:
+            got = rule.rewrite(st)
+            if got is None:
+                continue
+            applied = True
+            if not valid_name(st.qname):
+                log.error(f"Invalid name after rewrite: {st.qname}")
+                raise PluginError(wire.SERVFAIL, f"invalid name after rewrite: {st.qname}")
+            responses.extend(got)
+            if rule.mode == STOP:
+                return _Plan(st, responses, True)
+        return _Plan(st, responses, False) if applied else None
+
+    def _reverted(self, plan: _Plan, reply: Reply) -> Reply:
+        try:
+            return revert(bytes(wire.to_bytes(reply)), plan.state.req, plan.responses, plan.state.edns_created)
+        except (wire.WireError, ValueError, IndexError, struct.error) as e:  # goes out as the plugin below wrote it
+            log.warning(f"cannot rewrite reply for {plan.state.req.name}: {e}")
+            return reply
+
+    def _finish(self, plan: _Plan, w: ResponseWriter, cap: _Capture, rc: int, err: PluginError | None) -> int:
+        """Write the captured reply through the reverter; in stop mode also answer unwritten rcodes."""
+        if cap.reply is not None:
+            w.write(self._reverted(plan, cap.reply))
+        elif plan.stopped and not client_write(rc):
+            # CoreDNS writes the error itself so the question matches the client's.
+            w.write(self._reverted(plan, plan.new_req.empty_reply(rc)))
+            if err is not None:
+                raise err
+            return wire.NOERROR
+        if err is not None:
+            raise err
+        return rc
+
+    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
+        plan = self._plan(req)
+        if plan is None:
+            return await self.next_or_failure(req, w)
+        if not plan.reverts:
+            return await self.next_or_failure(plan.new_req, w)
+        cap = _Capture(w, self, plan)
+        err: PluginError | None = None
+        try:
+            rc = await self.next_or_failure(plan.new_req, cap)
+        except PluginError as e:
+            rc, err = e.rcode, e
+        if cap.reply is not None and plan.lookups:
+            try:
+                rec = wire.to_record(cap.reply)
+            except Exception as e:  # dnslib refuses what miekg reads (non-UTF-8 labels): passed on, as in _finish
+                log.warning(f"cannot rewrite reply for {plan.state.req.name}: {e}")
+                rec = None
+            if rec is not None:
+                for rule in plan.lookups:
+                    await rule.apply(rec, plan.new_req)
+                cap.reply = bytes(rec.pack())
+        return self._finish(plan, w, cap, rc, err)
+
+    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
+        plan = self._plan(req)
+        if plan is None:
+            return self.next_continue(req, w)
+        if not plan.reverts:
+            return self.next_continue(plan.new_req, w)
+        if plan.lookups:
+            return None  # answer rules that look names up await them (serve_dns)
+        return self.fast_wrapped(req, w, (plan.new_req, _Capture(w, self, plan)))
