@@ -1,5 +1,5 @@
 """template: matching and evaluation order, RR templates in every section, rcodes, ederror,
-CNAME self-lookups, metrics, the Go-template subset and setup errors, through a running server."""
+CNAME self-lookups and metrics, through a running server (moved from tests/test_template.py)."""
 
 from __future__ import annotations
 
@@ -8,23 +8,10 @@ import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
-import pytest
 from conftest import query, running
-from pycoredns.plugins import template as tmod
-from pycoredns.plugins.template import Struct, Template, TemplateExecError, TemplateSyntaxError, parse_rr
+from pycoredns.plugins.template import metrics as tmetrics
 
-from pycoredns.instance import StartupError
-
-
-def texts(section) -> list[str]:
-    return [rr.to_text() for rr in section]
-
-
-def total(counter, **match: str) -> float:
-    names = counter.label_names
-    return sum(v for labels, v in counter.values.items()
-               if all(dict(zip(names, labels, strict=True)).get(k) == val for k, val in match.items()))
-
+from .helpers import texts, total
 
 IP_TEMPLATES = r"""example. in-addr.arpa. {
     template IN A example {
@@ -138,15 +125,15 @@ async def test_rcode_nxdomain_with_soa_and_rcode_servfail() -> None:
 }
 """
     async with running(cf) as srv:
-        before = total(tmod.matches_total, zone="invalid.")
+        before = total(tmetrics.matches_total, zone="invalid.")
         r = await query(srv.port(), "foo.invalid", "AAAA")
         assert r.rcode() == dns.rcode.NXDOMAIN and r.flags & dns.flags.AA and not r.answer
         assert texts(r.authority) == ["invalid. 60 IN SOA ns.invalid. hostmaster.invalid. 1 60 60 60 60"]
-        assert total(tmod.matches_total, zone="invalid.", **{"class": "IN", "type": "AAAA"}) == before + 1
-        m0 = total(tmod.matches_total, zone="fail.example.")
+        assert total(tmetrics.matches_total, zone="invalid.", **{"class": "IN", "type": "AAAA"}) == before + 1
+        m0 = total(tmetrics.matches_total, zone="fail.example.")
         r = await query(srv.port(), "fail.example", "A")
         assert r.rcode() == dns.rcode.SERVFAIL and not r.flags & dns.flags.AA
-        assert total(tmod.matches_total, zone="fail.example.") == m0 + 1
+        assert total(tmetrics.matches_total, zone="fail.example.") == m0 + 1
         r = await query(srv.port(), "refused.example", "A")  # written by the template, not again by the server
         assert r.rcode() == dns.rcode.REFUSED and texts(r.answer) == ["refused.example. 3 IN A 192.0.2.3"]
 
@@ -201,15 +188,15 @@ async def test_template_and_rr_failures_are_servfail_and_counted() -> None:
 }
 """
     async with running(cf) as srv:
-        t0 = total(tmod.template_failures_total, zone="t.example.", section="answer")
+        t0 = total(tmetrics.template_failures_total, zone="t.example.", section="answer")
         r = await query(srv.port(), "t.example", "A")
         assert r.rcode() == dns.rcode.SERVFAIL and not r.answer
-        assert total(tmod.template_failures_total, zone="t.example.", section="answer",
+        assert total(tmetrics.template_failures_total, zone="t.example.", section="answer",
                      template="{{ index .Match 5 }} 60 IN A 192.0.2.1") == t0 + 1
-        r0 = total(tmod.rr_failures_total, zone="r.example.")
+        r0 = total(tmetrics.rr_failures_total, zone="r.example.")
         r = await query(srv.port(), "r.example", "A")
         assert r.rcode() == dns.rcode.SERVFAIL
-        assert total(tmod.rr_failures_total, zone="r.example.") == r0 + 1
+        assert total(tmetrics.rr_failures_total, zone="r.example.") == r0 + 1
         r = await query(srv.port(), "ff.p.example", "AAAA")
         assert texts(r.answer) == ["ff.p.example. 60 IN AAAA 2001:db8::255"]  # printed in decimal, as Go
         r = await query(srv.port(), "fffff.p.example", "AAAA")  # parseInt out of range for 16 bits
@@ -257,115 +244,3 @@ async def test_template_data_fields() -> None:
         remote, qname, qtype, idlen = [s.strip('"') for s in got[1].split()]
         assert (remote, qname, qtype) == ("127.0.0.1", "Host.example.", "16") and 1 <= int(idlen) <= 5
         assert got[2] == '"trimmed" "host-007"'
-
-
-# -- the Go template subset, directly --------------------------------------------------------------
-
-
-def _data(**fields) -> Struct:
-    return Struct("*template.templateData", **fields)
-
-
-@pytest.mark.parametrize(("src", "out"), [
-    ("plain", "plain"),
-    ("{{ .Name }}", "a.example."),
-    ("{{.Name}}!", "a.example.!"),
-    ("{{ index .Match 1 }}", "x"),
-    ("{{ index .Group \"n\" }}/{{ .Group.n }}", "7/7"),
-    ("{{ parseInt \"ff\" 16 8 }}", "255"),
-    ("{{ parseInt (index .Match 2) 10 32 }}", "42"),
-    ("{{ .Match }}", "[a x 42]"),
-    ("{{ .Name | printf \"<%s>\" }}", "<a.example.>"),
-    ("{{ len .Match }}", "3"),
-    ("a {{- \" b \" -}} c", "a b c"),
-    ("{{ \"q\\\"s\" }}", 'q"s'),
-    ("{{ `raw\\n` }}", "raw\\n"),
-    ("{{ .Group.missing }}", "<no value>"),
-    ("{{ true }} {{ 12 }}", "true 12"),
-])
-def test_go_template_subset(src: str, out: str) -> None:
-    t = Template("answer", src)
-    assert t.execute(_data(Name="a.example.", Match=["a", "x", "42"], Group={"n": "7"})) == out
-
-
-@pytest.mark.parametrize(("src", "error"), [
-    ("{{ if .Name }}x{{ end }}", 'unsupported template syntax: "if"'),
-    ("{{ range .Match }}{{ end }}", 'unsupported template syntax: "range"'),
-    ("{{ $x := 1 }}", "unsupported template syntax: variable $x"),
-    ("{{ foo }}", 'function "foo" not defined'),
-    ("{{ .Name", "unclosed action"),
-    ("{{ }}", "missing value for command"),
-    ("{{ (index .Match 1 }}", "unclosed left paren"),
-    ("{{ .Name ) }}", "unexpected right paren"),
-])
-def test_go_template_syntax_errors(src: str, error: str) -> None:
-    with pytest.raises(TemplateSyntaxError) as ei:
-        Template("answer", src)
-    assert str(ei.value) == f"template: answer:1: {error}"
-
-
-@pytest.mark.parametrize(("src", "error"), [
-    ("{{ index .Match 9 }}", "error calling index: index out of range: 9"),
-    ("{{ .Nope }}", "can't evaluate field Nope in type *template.templateData"),
-    ("{{ parseInt \"zz\" 10 8 }}", 'error calling parseInt: strconv.ParseUint: parsing "zz": invalid syntax'),
-    ("{{ parseInt \"300\" 10 8 }}", 'error calling parseInt: strconv.ParseUint: parsing "300": value out of range'),
-    ("{{ .Name \"arg\" }}", "can't give argument to non-function a.example."),
-])
-def test_go_template_execution_errors(src: str, error: str) -> None:
-    with pytest.raises(TemplateExecError) as ei:
-        Template("answer", src).execute(_data(Name="a.example.", Match=["a"]))
-    assert str(ei.value) == f'template: answer: executing "answer": {error}'
-
-
-def test_parse_rr_defaults_and_errors() -> None:
-    assert str(parse_rr("foo 60 IN A 192.0.2.1").rname) == "foo."
-    assert parse_rr("foo.example. A 192.0.2.1").ttl == 3600
-    assert parse_rr('t.example. 1 IN TXT "a (b)"').rdata.data == [b"a (b)"]
-    for bad in ("", "garbage", "a.example. 60 IN A 1.2.3", "a.example. 60 IN BOGUS x"):
-        with pytest.raises(ValueError):
-            parse_rr(bad)
-
-
-# -- setup errors ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("body", "error"), [
-    ("template", "Corefile:2 - Error during parsing: Wrong argument count or unexpected line ending after 'template'"),
-    ("template in A", "Corefile:2 - Error during parsing: invalid query class in"),
-    ("template IN FOO", "Corefile:2 - Error during parsing: invalid RR class FOO"),
-    ("template IN A {\n rcode FOO\n }", "Corefile:3 - Error during parsing: unknown rcode FOO"),
-    ("template IN A {\n rcode\n }", "Corefile:3 - Error during parsing: Wrong argument count or unexpected line "
-                                    "ending after 'rcode'"),
-    ("template IN A {\n match\n }", "Corefile:3 - Error during parsing: Wrong argument count or unexpected line "
-                                    "ending after 'match'"),
-    ("template IN A {\n bogus x\n }", "Corefile:3 - Error during parsing: Wrong argument count or unexpected line "
-                                      "ending after 'bogus'"),
-    ('template IN A {\n answer "{{ if .Name }}{{ end }}"\n }',
-     'Corefile:3 - Error during parsing: could not compile template: {{ if .Name }}{{ end }}, template: answer:1: '
-     'unsupported template syntax: "if"'),
-    ('template IN A {\n authority "{{ foo }}"\n }',
-     'Corefile:3 - Error during parsing: could not compile template: {{ foo }}, template: authority:1: '
-     'function "foo" not defined\n'),
-    ("template IN A {\n ederror x\n }",
-     'Corefile:3 - Error during parsing: error parsing extended DNS error code x, strconv.ParseUint: parsing "x": '
-     "invalid syntax\n"),
-    ("template IN A {\n ederror 1 2 3\n }", "Corefile:3 - Error during parsing: Wrong argument count or unexpected "
-                                            "line ending after '3'"),
-    ("template IN A {\n match " + "a" * 10001 + "\n }",
-     "Corefile:3 - Error during parsing: regex pattern too long: 10001 > 10000"),
-])
-async def test_setup_errors(body: str, error: str) -> None:
-    with pytest.raises(StartupError) as ei:
-        async with running(". {\n" + body + "\n}\n"):
-            pass
-    assert str(ei.value) == f"plugin/template: {error}"
-
-
-async def test_bad_regex_and_upstream_accepted() -> None:
-    with pytest.raises(StartupError) as ei:
-        async with running(". {\ntemplate IN A {\n match (\n }\n}\n"):
-            pass
-    assert str(ei.value).startswith("plugin/template: Corefile:3 - Error during parsing: could not parse regex: (, ")
-    async with running(". {\ntemplate IN A {\n answer \"{{ .Name }} 1 A 192.0.2.1\"\n upstream 1.2.3.4\n }\n}\n") as s:
-        r = await query(s.port(), "u.example", "A")
-        assert texts(r.answer) == ["u.example. 1 IN A 192.0.2.1"]

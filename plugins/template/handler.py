@@ -1,0 +1,274 @@
+"""template's handler: answers built from Go-template RR strings for names that match regexes.
+
+Templates compile at setup (setup.py), so unsupported syntax is a setup error, never a failure at
+query time; each query renders the matching template's sections and parses them as RRs.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import struct
+from typing import Any
+
+from dnslib import EDNS0, RR, DNSRecord, EDNSOption
+
+from pycoredns import wire
+from pycoredns.plugin import NEXT, Handler, PluginError
+from pycoredns.request import Request, ResponseWriter
+from pycoredns.util import Fallthrough, zone_match
+
+from .gotemplate import Lazy, Struct, Template, TemplateExecError
+from .metrics import matches_total, rr_failures_total, template_failures_total
+from .rr import parse_rr
+
+ANY = wire.TYPE_ANY
+TYPE_A, TYPE_AAAA, TYPE_CNAME = wire.TYPE_A, wire.TYPE_AAAA, wire.TYPE_CNAME
+EDE = 15
+
+
+class Section:
+    __slots__ = ("name", "templates")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.templates: list[Template] = []
+
+
+class Tmpl:
+    """One `template CLASS TYPE [ZONE...] { ... }`."""
+
+    def __init__(self, qclass: int, qtype: int, zones: list[str]) -> None:
+        self.qclass = qclass
+        self.qtype = qtype
+        self.zones = zones
+        self.regex: list[re.Pattern[str]] = []
+        self.answer = Section("answer")
+        self.additional = Section("additional")
+        self.authority = Section("authority")
+        self.rcode = wire.NOERROR
+        self.ederror: tuple[int, str] | None = None
+        self.fall = Fallthrough()
+
+    def match(self, req: Request) -> tuple[Struct | None, bool]:
+        """(template data, fallthrough): data when this template answers the query."""
+        name = req.name
+        zone = zone_match(self.zones, name)
+        if zone is None:
+            return None, True
+        if self.qclass != ANY and req.qclass != ANY and req.qclass != self.qclass:
+            return None, True
+        if self.qtype != ANY and req.qtype != ANY and req.qtype != self.qtype:
+            return None, True
+        for rx in self.regex:
+            m = rx.search(name)
+            if m is None:
+                continue
+            groups = [g or "" for g in m.groups()]
+            match = [m.group(0), *groups]
+            group = {str(i): v for i, v in enumerate(match)}
+            group.update({k: v or "" for k, v in m.groupdict().items()})
+            qc = req.qclass if req.qclass != ANY else self.qclass
+            qt = req.qtype if req.qtype != ANY else self.qtype
+            data = Struct(
+                "*template.templateData", Zone=zone, Name=name, Regex=rx.pattern, Match=match, Group=group,
+                Class=wire.class_name(qc), Type=wire.type_name(qt),
+                Question=Lazy(lambda: Struct("dns.Question", Name=req.qname, Qtype=req.qtype, Qclass=req.qclass)),
+                Remote=req.remote[0],
+                Meta=functools.partial(_meta, req.meta or {}),
+            )
+            data.fields["Message"] = Lazy(functools.partial(_message, data, req))
+            return data, False
+        return None, self.fall.through(name)
+
+
+def _message(data: Struct, req: Request) -> Struct:
+    """`.Message` of a template: built only when a template reads it."""
+    return Struct("*dns.Msg", Id=req.id, Question=[data.field("Question")], RecursionDesired=req.rd,
+                  CheckingDisabled=req.cd, Opcode=(req.flags >> 11) & 0xF)
+
+
+def _meta(meta: dict[str, Any], key: Any) -> str:
+    v = meta.get(str(key))
+    if callable(v):
+        v = v()
+    return "" if v is None else str(v)
+
+
+class Reply:
+    """The parsed records of one rendering, and the packed reply body when no lookup is needed."""
+
+    __slots__ = ("additional", "answers", "authority", "body", "counts", "lookups")
+
+    def __init__(self, answers: list[RR], additional: list[RR], authority: list[RR], lookups: bool) -> None:
+        self.answers = answers
+        self.additional = additional
+        self.authority = authority
+        self.lookups = lookups  # A/AAAA query with CNAME answers: targets are resolved at write time
+        self.body = b""
+        self.counts = (0, 0, 0)
+
+
+class Outcome:
+    """A template's reply before it is written: metric bumps wait until it is committed."""
+
+    __slots__ = ("bumps", "error", "rcode", "reply", "template")
+
+    def __init__(self) -> None:
+        self.rcode: int | object = NEXT
+        self.reply: Reply | None = None
+        self.template: Tmpl | None = None
+        self.bumps: list[tuple[Any, tuple[str, ...]]] = []
+        self.error: PluginError | None = None
+
+    def commit(self) -> None:
+        for counter, labels in self.bumps:
+            counter.inc(*labels)
+
+    @property
+    def lookups(self) -> bool:
+        return self.reply is not None and self.reply.lookups
+
+
+CACHE_SIZE = 4096  # rendered replies kept per handler (cleared when full)
+
+
+class TemplateHandler(Handler):
+    name = "template"
+
+    def __init__(self, zones: list[str], templates: list[Tmpl], server: str) -> None:
+        self.zones = zones
+        self.templates = templates
+        self.server = server
+        # (template, exact question, rendered texts) -> Reply: a repeated query skips RR parsing and
+        # packing; keyed by the question bytes so compression pointers into it stay right.
+        self.cache: dict[tuple, Reply] = {}
+
+    def _evaluate(self, req: Request) -> Outcome:
+        out = Outcome()
+        if zone_match(self.zones, req.name) is None:
+            return out
+        server = req.listener.label if req.listener is not None else self.server
+        for t in self.templates:
+            data, fall = t.match(req)
+            if data is None:
+                if not fall:
+                    out.rcode = wire.SERVFAIL
+                    return out
+                continue
+            labels = (server, data.fields["Zone"], "", data.fields["Class"], data.fields["Type"])
+            out.bumps.append((matches_total, labels))
+            if t.rcode == wire.SERVFAIL:
+                out.rcode = wire.SERVFAIL
+                return out
+            try:
+                out.reply = self._reply(req, t, data, labels, out)
+                out.rcode, out.template = t.rcode, t
+            except (TemplateExecError, ValueError) as e:
+                out.rcode, out.error = wire.SERVFAIL, PluginError(wire.SERVFAIL, str(e))
+            return out
+        return out
+
+    def _reply(self, req: Request, t: Tmpl, data: Struct, labels: tuple[str, ...], out: Outcome) -> Reply:
+        sections = (t.answer, t.additional, t.authority)
+        texts = tuple(tuple(self._render(tpl, sec.name, data, labels, out) for tpl in sec.templates)
+                      for sec in sections)
+        key = (id(t), req.question, texts)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        rrs: list[list[RR]] = []
+        for sec, sec_texts in zip(sections, texts, strict=True):
+            parsed = []
+            for tpl, text in zip(sec.templates, sec_texts, strict=True):
+                try:
+                    parsed.append(parse_rr(text))
+                except ValueError:
+                    out.bumps.append((rr_failures_total, (*labels, sec.name, tpl.source)))
+                    raise
+            rrs.append(parsed)
+        lookups = req.qtype in (TYPE_A, TYPE_AAAA) and any(rr.rtype == TYPE_CNAME for rr in rrs[0])
+        reply = Reply(rrs[0], rrs[1], rrs[2], lookups)
+        if not lookups:
+            rec = self._record(req, t, reply, None)
+            reply.body = bytes(rec.pack())[len(req.question) + 12 :]
+            reply.counts = (len(rec.rr), len(rec.auth), len(rec.ar))
+        if len(self.cache) >= CACHE_SIZE:
+            self.cache.clear()
+        self.cache[key] = reply
+        return reply
+
+    def _render(self, tpl: Template, section: str, data: Struct, labels: tuple[str, ...], out: Outcome) -> str:
+        try:
+            return tpl.execute(data)
+        except TemplateExecError:
+            out.bumps.append((template_failures_total, (*labels, section, tpl.source)))
+            raise
+
+    @staticmethod
+    def _record(req: Request, t: Tmpl, reply: Reply, looked: list[list[RR]] | None) -> DNSRecord:
+        """The reply with dnslib; CNAME answers are followed by their looked-up answers."""
+        rec = req.reply_record()
+        rec.header.aa = 1
+        rec.header.rcode = t.rcode
+        extra = iter(looked or [])
+        for rr in reply.answers:
+            rec.add_answer(rr)
+            if reply.lookups and rr.rtype == TYPE_CNAME:
+                rec.rr.extend(next(extra, []))
+        rec.ar.extend(reply.additional)
+        rec.auth.extend(reply.authority)
+        if t.ederror is not None:
+            code, reason = t.ederror
+            ede = EDNSOption(EDE, struct.pack(">H", code) + reason.encode())
+            rec.add_ar(EDNS0(udp_len=4096, flags="do", opts=[ede]))
+        return rec
+
+    def _write(self, req: Request, out: Outcome, w: ResponseWriter, looked: list[list[RR]] | None = None) -> int:
+        out.commit()
+        if out.error is not None:
+            raise out.error
+        assert isinstance(out.rcode, int)
+        reply = out.reply
+        if reply is None or out.template is None:
+            return out.rcode
+        if reply.lookups:
+            w.write(bytes(self._record(req, out.template, reply, looked).pack()))
+        else:
+            an, ns, ar = reply.counts
+            w.write(req.reply_header(out.rcode, an, ns, ar, aa=True) + req.question + reply.body)
+        return out.rcode
+
+    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
+        out = self._evaluate(req)
+        if out.rcode is NEXT and out.error is None:
+            return self.next_continue(req, w)
+        if out.lookups:
+            return None
+        return self._write(req, out, w)
+
+    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
+        out = self._evaluate(req)
+        if out.rcode is NEXT and out.error is None:
+            return await self.next_or_failure(req, w)
+        looked: list[list[RR]] = []
+        if out.reply is not None and out.reply.lookups:
+            for rr in out.reply.answers:
+                if rr.rtype == TYPE_CNAME:
+                    looked.append(await self._lookup(req, str(rr.rdata.label)))
+        return self._write(req, out, w, looked)
+
+    async def _lookup(self, req: Request, target: str) -> list[RR]:
+        """Resolve a CNAME target through this server (the full chain again), keep its answers."""
+        if req.listener is None:
+            return []
+        try:
+            reply = await req.listener.resolve(req.copy_with(qname=target))
+        except (wire.WireError, ValueError):
+            return []
+        if reply is None:
+            return []
+        try:
+            return list(wire.to_record(reply).rr)
+        except Exception:  # garbage from below: no answers to append
+            return []
