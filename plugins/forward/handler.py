@@ -110,6 +110,8 @@ class Forward(WaitingHandler):
         self.concurrent = 0
         self.next_rcodes: list[int] = []
         self.failover_rcodes: list[int] = []
+        self.next_on_nodata = False  # NOERROR without answers goes to the following forward too
+        self.source_address = ""  # local address the upstream sockets bind to ("" = any)
         self.failfast = False
         self.max_connect_attempts: int | None = None  # None: 2 x upstreams
         self.max_idle_conns = 0
@@ -378,6 +380,9 @@ class Exchange:
             return self.attempt()
         if rcode in fwd.next_rcodes and isinstance(fwd.next, Forward):
             self.handed_over = True
+            return fwd.next_continue(req, self.w)
+        if fwd.next_on_nodata and rcode == wire.NOERROR and data[6:8] == b"\x00\x00" and isinstance(fwd.next, Forward):
+            self.handed_over = True  # CoreDNS's next_on_nodata: an empty answer section
             return fwd.next_continue(req, self.w)
         self.w.write(req.wire[:2] + data[2:])
         return 0

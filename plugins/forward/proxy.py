@@ -160,6 +160,8 @@ class UdpMux:
         except OSError:
             pass
         try:
+            if self.proxy.source:
+                sock.bind((self.proxy.source, 0))
             sock.connect(self.proxy.addr)
         except OSError as e:
             sock.close()
@@ -353,6 +355,8 @@ class StreamConn:
         self.sock = sock
         try:
             with trio.fail_after(DIAL_TIMEOUT):
+                if proxy.source:
+                    sock.bind((proxy.source, 0))
                 rc = sock.connect_ex(proxy.addr)
                 if rc not in (0, errno.EINPROGRESS):
                     raise OSError(rc, os.strerror(rc))
@@ -439,6 +443,7 @@ class Proxy:
                  server_name: str | None = None, proxy_name: str = "forward") -> None:
         self.addr = addr
         self.family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+        self.source = ""  # forward's source_address: the local address sockets bind to
         self.transport = transport  # "dns" or "tls"
         self.tls = tls
         self.server_name = server_name or addr[0]
@@ -506,6 +511,8 @@ class Proxy:
                             conn.sock.close()
                     return len(reply) >= 12
                 with trio.socket.socket(self.family, socket.SOCK_DGRAM) as s:
+                    if self.source:
+                        await s.bind((self.source, 0))
                     await s.connect(self.addr)
                     await s.send(q)
                     while True:

@@ -74,6 +74,7 @@ def parse_stanza(c: Controller) -> Forward:
         p.hc_interval, p.hc_recursion, p.hc_domain = f.hc_interval, f.hc_recursion, f.hc_domain
         p.hc_tcp = f.force_tcp and trans != "tls"
         p.max_idle = f.max_idle_conns
+        p.source = f.source_address
         f.proxies.append(p)
     return f
 
@@ -367,6 +368,24 @@ def _failover(c: Controller, f: Forward) -> None:
     f.failover_rcodes.extend(_rcodes(c, failover=True))
 
 
+def _next_on_nodata(c: Controller, f: Forward) -> None:
+    if c.next_arg():
+        raise c.arg_err()
+    f.next_on_nodata = True
+
+
+def _source_address(c: Controller, f: Forward) -> None:
+    """Go's net.ParseIP: an IPv4-mapped IPv6 address is the IPv4 address."""
+    if not c.next_arg():
+        raise c.arg_err()
+    try:
+        ip = ipaddress.ip_address(c.val())
+    except ValueError:
+        raise c.errf("invalid IP address: %s", c.val()) from None
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    f.source_address = str(mapped or ip)
+
+
 def _failfast(c: Controller, f: Forward) -> None:
     if c.remaining_args():
         raise c.arg_err()
@@ -390,6 +409,8 @@ OPTIONS: dict[str, Callable[[Controller, Forward], None]] = {
     "next": _next,
     "failover": _failover,
     "failfast_all_unhealthy_upstreams": _failfast,
+    "next_on_nodata": _next_on_nodata,
+    "source_address": _source_address,
 }
 
 

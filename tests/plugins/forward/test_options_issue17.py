@@ -1,0 +1,53 @@
+"""forward's next_on_nodata and source_address (issue 17), answers and errors as CoreDNS 1.14.7's."""
+
+from __future__ import annotations
+
+import dns.rcode
+import pytest
+from conftest import query, running
+from upstream import Unbound
+
+from pycoredns.instance import StartupError
+
+Z1 = {"example.org.": ["example.org. 3600 IN SOA ns.example.org. h.example.org. 1 3600 600 86400 30",
+                       "a.example.org. 300 IN A 192.0.2.1", 'b.example.org. 300 IN TXT "one"']}
+Z2 = {"example.org.": ["example.org. 3600 IN SOA ns.example.org. h.example.org. 2 3600 600 86400 30",
+                       "a.example.org. 300 IN A 192.0.2.2", "a.example.org. 300 IN AAAA 2001:db8::2",
+                       'b.example.org. 300 IN TXT "two"']}
+
+
+@pytest.fixture(scope="module")
+def upstreams():
+    with Unbound(Z1) as u1, Unbound(Z2) as u2:
+        yield u1, u2
+
+
+def texts(section) -> list[str]:
+    return [line for rrset in section for line in rrset.to_text().splitlines()]
+
+
+async def test_next_on_nodata_and_source_address(upstreams) -> None:
+    u1, u2 = upstreams
+    cf = (f". {{\n forward . {u1.addr} {{\n  next_on_nodata\n  source_address 127.0.0.1\n }}\n"
+          f" forward . {u2.addr}\n}}\n")
+    async with running(cf) as srv:
+        r = await query(srv.port(), "a.example.org.", "A")  # answered by the first
+        assert texts(r.answer) == ["a.example.org. 300 IN A 192.0.2.1"]
+        r = await query(srv.port(), "a.example.org.", "AAAA")  # NODATA there: the following forward
+        assert texts(r.answer) == ["a.example.org. 300 IN AAAA 2001:db8::2"]
+        r = await query(srv.port(), "nope.example.org.", "A")  # NXDOMAIN is not NODATA
+        assert r.rcode() == dns.rcode.NXDOMAIN
+        r = await query(srv.port(), "b.example.org.", "TXT", tcp=True)
+        assert texts(r.answer) == ['b.example.org. 300 IN TXT "one"']
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    ("next_on_nodata x", "Wrong argument count or unexpected line ending after 'x'"),
+    ("source_address not-an-ip", "invalid IP address: not-an-ip"),
+    ("source_address", "Wrong argument count or unexpected line ending after 'source_address'"),
+])
+async def test_option_errors(body: str, error: str) -> None:
+    with pytest.raises(StartupError) as e:
+        async with running(f". {{\n forward . 127.0.0.1 {{\n  {body}\n }}\n}}\n", filename="Testfile"):
+            pass
+    assert str(e.value) == f"plugin/forward: Testfile:3 - Error during parsing: {error}"
