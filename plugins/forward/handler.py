@@ -112,6 +112,7 @@ class Forward(WaitingHandler):
         self.failover_rcodes: list[int] = []
         self.next_on_nodata = False  # NOERROR without answers goes to the following forward too
         self.source_address = ""  # local address the upstream sockets bind to ("" = any)
+        self.resolvers: list[str] = []  # `resolver`: DNS servers for host-name TOs (default: the system's)
         self.failfast = False
         self.max_connect_attempts: int | None = None  # None: 2 x upstreams
         self.max_idle_conns = 0

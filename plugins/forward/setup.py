@@ -57,9 +57,9 @@ def parse_stanza(c: Controller) -> Forward:
     f = Forward(zones[0])
     if not to:
         raise c.arg_err()
-    targets = parse_targets(to)
     while c.next_block():
         parse_option(c, f)
+    targets = parse_targets(to, f.resolvers)  # after the options, as CoreDNS (`resolver` is one)
     for trans, host, port, server_name, text in targets:
         if trans not in ("dns", "tls"):
             raise ConfigError(f"'{trans}' is not supported as a destination protocol in forward: {text}")
@@ -132,7 +132,7 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def parse_targets(to: list[str]) -> list[Target]:
+def parse_targets(to: list[str], resolvers: list[str] | None = None) -> list[Target]:
     """Expand TO arguments: IPs with optional ports, resolv.conf-style files, host names (resolved now)."""
     out: list[Target] = []
     for text in to:
@@ -158,7 +158,7 @@ def parse_targets(to: list[str]) -> list[Target]:
         if not port_text and trans == "dns" and os.path.isfile(rest):
             out.extend(("dns", ns, 53, "", _join(ns, 53)) for ns in read_resolv_conf(rest))
             continue
-        for addr in _resolve(host, port, text):
+        for addr in _resolve(host, port, text, resolvers or []):
             out.append((trans, addr, port, server_name, shown))
     if not out:
         raise ConfigError("no nameservers found")
@@ -188,7 +188,7 @@ def read_resolv_conf(path: str) -> list[str]:
     return servers
 
 
-def _resolve(host: str, port: int, text: str) -> list[str]:
+def _resolve(host: str, port: int, text: str, resolvers: list[str] | None = None) -> list[str]:
     """A host name TO, resolved once at startup with the system resolver; addresses de-duplicated.
 
     CoreDNS 1.14.7 (forward/resolve.go): a TO that is neither an address nor an existing file must be
@@ -199,6 +199,8 @@ def _resolve(host: str, port: int, text: str) -> list[str]:
         raise ConfigError(f"not an IP address, file, or valid domain: {go_quote(text)}")
     if not _HOSTNAME.match(host):  # Go's resolver refuses such names without asking anyone
         raise ConfigError(f"failed to resolve {go_quote(host)}: lookup {host}: no such host")
+    if resolvers:
+        return _dns_lookup(host, resolvers)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     except socket.gaierror as e:
@@ -215,6 +217,38 @@ def _resolve(host: str, port: int, text: str) -> list[str]:
         if sa[0] not in addrs:
             addrs.append(str(sa[0]))
     return addrs
+
+
+def _dns_lookup(host: str, resolvers: list[str]) -> list[str]:
+    """CoreDNS's dnsLookup for `resolver`: A then AAAA from each resolver in turn (2 s each) until one
+    gives addresses."""
+    from dnslib import QTYPE, DNSRecord
+
+    last = ""
+    for r in resolvers:
+        rhost, rport = _split_host_port(r) if not _is_ip(r) else (r, "")
+        addr = (rhost.strip("[]"), int(rport or 53))
+        ips: list[str] = []
+        for qtype in ("A", "AAAA"):
+            q = DNSRecord.question(host.rstrip(".") + ".", qtype)
+            family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+            try:
+                with socket.socket(family, socket.SOCK_DGRAM) as s:
+                    s.settimeout(2.0)
+                    s.sendto(q.pack(), addr)
+                    reply = DNSRecord.parse(s.recv(65535))
+            except (OSError, ValueError) as e:
+                last = f"read udp {_join(*addr)}: {'i/o timeout' if isinstance(e, TimeoutError) else e}"
+                if ips:
+                    break
+                continue
+            want = QTYPE.A if qtype == "A" else QTYPE.AAAA
+            ips += [str(rr.rdata) for rr in reply.rr if rr.rtype == want]
+        if ips:
+            return ips
+    if last:
+        raise ConfigError(f"failed to resolve {go_quote(host)}: {last}")
+    raise ConfigError(f"failed to resolve {go_quote(host)}: no addresses found for {go_quote(host)}")
 
 
 # -- options -------------------------------------------------------------------------------------
@@ -386,6 +420,20 @@ def _source_address(c: Controller, f: Forward) -> None:
     f.source_address = str(mapped or ip)
 
 
+def _resolver(c: Controller, f: Forward) -> None:
+    args = c.remaining_args()
+    if not args:
+        raise c.arg_err()
+    for arg in args:
+        try:
+            host = _split_host_port(arg)[0] if not _is_ip(arg) else arg
+        except ValueError:
+            host = arg
+        if not _is_ip(host.strip("[]")):
+            raise ConfigError(f"resolver must be an IP address or IP:port: {go_quote(arg)}")
+    f.resolvers = args
+
+
 def _failfast(c: Controller, f: Forward) -> None:
     if c.remaining_args():
         raise c.arg_err()
@@ -411,6 +459,7 @@ OPTIONS: dict[str, Callable[[Controller, Forward], None]] = {
     "failfast_all_unhealthy_upstreams": _failfast,
     "next_on_nodata": _next_on_nodata,
     "source_address": _source_address,
+    "resolver": _resolver,
 }
 
 

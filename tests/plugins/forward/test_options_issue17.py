@@ -51,3 +51,23 @@ async def test_option_errors(body: str, error: str) -> None:
         async with running(f". {{\n forward . 127.0.0.1 {{\n  {body}\n }}\n}}\n", filename="Testfile"):
             pass
     assert str(e.value) == f"plugin/forward: Testfile:3 - Error during parsing: {error}"
+
+
+async def test_resolver_for_host_name_targets() -> None:
+    """`resolver` resolves a host-name TO with the given DNS server instead of the system's."""
+    names = {"example.org.": ["example.org. 3600 IN SOA ns.example.org. h.example.org. 1 3600 600 86400 30",
+                              "up.example.org. 300 IN A 127.0.0.1"]}
+    with Unbound(names) as res, Unbound(Z2) as up:
+        port = up.addr.rsplit(":", 1)[1]
+        cf = f". {{\n forward . up.example.org:{port} {{\n  resolver {res.addr}\n }}\n}}\n"
+        async with running(cf) as srv:
+            r = await query(srv.port(), "a.example.org.", "AAAA")
+            assert texts(r.answer) == ["a.example.org. 300 IN AAAA 2001:db8::2"]
+
+
+@pytest.mark.parametrize("arg", ["not-an-ip", "10.0.0.1:x:y"])
+async def test_resolver_must_be_addresses(arg: str) -> None:
+    with pytest.raises(StartupError) as e:
+        async with running(f". {{\n forward . 127.0.0.1 {{\n  resolver {arg}\n }}\n}}\n"):
+            pass
+    assert str(e.value) == f'plugin/forward: resolver must be an IP address or IP:port: "{arg}"'
