@@ -305,15 +305,16 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
         if idx is not None:
             key = (req.qname_wire, req.qtype)
             hit = idx.answers.get(key)
-            if hit is None and req.qtype == SRV:
-                hit = idx.endpoint_srv(req.qname_wire)  # built on the first ask
             if hit is not None:
                 return self._write_hit(req, w, hit)
-            seen = idx.memo.get(key)
+            seen = idx.memo.get(key)  # before on_ask: a memoised outcome is what on_ask found nothing for
             if seen is not None:
                 if seen is NEXT:
                     return self.next_fast(req, w)
                 return self._write_hit(req, w, seen[1], seen[0])
+            hit = idx.on_ask(key)
+            if hit is not None:
+                return self._write_hit(req, w, hit)
         out = self.decide(req)
         if isinstance(out, bytes):
             return self._write_alias(req, w, out)
@@ -328,8 +329,8 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
         if idx is not None:
             key = (req.qname_wire, req.qtype)
             hit = idx.answers.get(key)
-            if hit is None and req.qtype == SRV:
-                hit = idx.endpoint_srv(req.qname_wire)  # built on the first ask
+            if hit is None and key not in idx.memo:
+                hit = idx.on_ask(key)
             if hit is not None:
                 return self._write_hit(req, w, hit)
             seen = idx.memo.get(key)

@@ -81,6 +81,38 @@ async def test_memo_follows_watch_events(api, tmp_path: Path) -> None:
         assert (await query(p, "x.memo-ns.svc.cluster.local.", "A")).rcode() == NX
 
 
+async def test_ptr_built_on_ask_follows_watch_events(api, tmp_path: Path) -> None:
+    """PTR answers are built on their first ask: every change to their sources drops them."""
+    kc = api.write_kubeconfig(tmp_path / "kc")
+    async with running(corefile(kc)) as srv:
+        p = srv.port()
+        cip, ep = "18.18.240.10.in-addr.arpa.", "2.2.9.10.in-addr.arpa."
+
+        async def ptr(name: str, target: str | None) -> bool:
+            m = await query(p, name, "PTR")
+            if target is None:
+                return m.rcode() == NX
+            return m.rcode() == OK and {r.target.to_text() for rrset in m.answer for r in rrset} == {target}
+
+        await memoised(p, cip, "PTR", NX)
+        await memoised(p, ep, "PTR", NX)
+        api.create(service("ptrsvc", clusterIP="10.240.18.18", selector={"app": "ptr"}))
+        await eventually(lambda: ptr(cip, "ptrsvc.ns1.svc.cluster.local."))
+        api.create(endpoint_slice("ptrsvc-a", "ptrsvc", ["10.9.2.2"]))
+        await eventually(lambda: ptr(ep, "10-9-2-2.ptrsvc.ns1.svc.cluster.local."))
+        assert await ptr(ep, "10-9-2-2.ptrsvc.ns1.svc.cluster.local.")  # asked again: the kept answer
+        sl = api.get("EndpointSlice", "ns1", "ptrsvc-a")
+        sl["endpoints"][0]["hostname"] = "named"
+        api.update(sl)
+        await eventually(lambda: ptr(ep, "named.ptrsvc.ns1.svc.cluster.local."))
+        sl = api.get("EndpointSlice", "ns1", "ptrsvc-a")
+        sl["endpoints"][0]["conditions"]["ready"] = False
+        api.update(sl)
+        await eventually(lambda: ptr(ep, None))
+        api.delete("Service", "ns1", "ptrsvc")
+        await eventually(lambda: ptr(cip, None))
+
+
 async def test_memo_after_410_relist(api, tmp_path: Path) -> None:
     kc = api.write_kubeconfig(tmp_path / "kc")
     async with running(corefile(kc)) as srv:
