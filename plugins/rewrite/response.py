@@ -218,7 +218,12 @@ def _rewrite_name(labels: list[bytes], fn, rules: list[ResponseRule]) -> list[by
     new = text
     for r in rules:
         new = fn(r, new)
-    return labels if new == text else _text_labels(new)
+    if new == text:
+        return labels
+    out = _text_labels(new)
+    if sum(len(x) + 1 for x in out) + 1 > 255 or any(len(x) > 63 for x in out):
+        return labels  # no valid name (CoreDNS fails to pack the reply): the name stays as it was
+    return out
 
 
 def _owner(r: ResponseRule, n: str) -> str:

@@ -443,3 +443,17 @@ async def test_edns0_local_code_is_mirrored_like_supported_options(backend) -> N
                         options=[dns.edns.GenericOption(0xFFED, b"cl"), dns.edns.GenericOption(0xFFE0, b"no")])
         assert options(backend) == {0xFFED: b"abcd", 0xFFE0: b"no"}
         assert [(o.otype, o.data) for o in r.options] == [(0xFFED, b"cl")]
+
+
+async def test_reverted_name_beyond_255_octets_stays_as_written():
+    """`answer auto` would turn whoami's `_udp.<rewritten>` back into `_udp.<253-octet qname>`: 258 octets,
+    no name; the record keeps the rewritten owner and the reply parses (found by tests/fuzz/packet.py)."""
+    first = ".".join(["a" * 63] * 3 + ["d" * 44])
+    qname = f"{first}.rw.example.org."
+    assert len(dns.name.from_text(qname).to_wire()) == 253
+    corefile = ". {\n rewrite name regex (.*)\\.rw\\.example\\.org {1}.example.org answer auto\n whoami\n}\n"
+    async with running(corefile) as srv:
+        r = await query(srv.port(), qname, "A")
+        assert r.rcode() == 0
+        owners = [rr.name.to_text() for rr in r.additional]  # the reply parses: every name is valid
+        assert qname in owners and all(len(dns.name.from_text(o).to_wire()) <= 255 for o in owners)
