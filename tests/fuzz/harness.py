@@ -54,6 +54,10 @@ def main(target: Callable[[bytes], None], seeds: Callable[[], Iterable[bytes]]) 
     if not any(not a.startswith("-") for a in argv[1:]):
         argv.append(tempfile.mkdtemp(prefix="pycoredns-fuzz-corpus-"))  # new inputs, thrown away
     argv.append(seed_dir(seeds()))  # read after the corpus directory the caller named
+    name = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    regressions = os.path.join(os.path.dirname(os.path.abspath(__file__)), "regressions", name)
+    if os.path.isdir(regressions):
+        argv.append(regressions)  # inputs that once crashed the target: they must keep passing
     instrument("pycoredns")
     atheris.Setup(argv, target)
     atheris.Fuzz()
