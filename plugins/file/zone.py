@@ -63,6 +63,12 @@ def _name(label: DNSLabel | str) -> str:
 _PLAIN = re.compile(rb"[A-Za-z0-9_*-]+")
 
 
+def _label(name: str) -> DNSLabel:
+    """A DNSLabel for a name in presentation form (escapes such as `\\.` allowed), without dnslib's
+    IDNA pass, which refuses such labels: qnames come from the wire and may hold any bytes."""
+    return DNSLabel(wire.read_name(wire.text_to_wire(name), 0)[0])
+
+
 def _owner_text(label: DNSLabel) -> str:
     """The text of an owner name: joined from its labels when they are plain (the common case), else
     dnslib's escaped form (what lookups compare with)."""
@@ -359,7 +365,7 @@ class Zone:
         target_suffix = _name(dname.rdata.label)
         keep = qname[: len(qname) - len(node)]
         target = keep + target_suffix if target_suffix != "." else keep
-        cname = RR(qname, T_CNAME, ttl=dname.ttl, rdata=CNAME(target))
+        cname = RR(_label(qname), T_CNAME, ttl=dname.ttl, rdata=CNAME(_label(target)))
         if qname.lower() == target.lower():
             return [], [], [], Result.SERVER_FAILURE
         head = [dname, *(self.sigs(node, T_DNAME) if do else [])]
@@ -390,7 +396,7 @@ class Zone:
         out = []
         for rr in self.rrs(node, rtype):
             c = copy.copy(rr)
-            c.rname = DNSLabel(qname)
+            c.rname = _label(qname)
             out.append(c)
         return out
 

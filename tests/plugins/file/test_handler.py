@@ -166,3 +166,14 @@ async def test_reload_by_mtime_ignores_the_serial(tmp_path) -> None:
             if r.answer:
                 break
         assert texts(r.answer) == ["same.example.org. 3600 IN A 192.0.2.201"]
+
+
+async def test_wildcard_for_a_label_with_a_dot(tmp_path) -> None:
+    """A qname label holding a dot (from the wire) matches the wildcard: an answer, not a panic
+    (found by tests/fuzz/packet.py: dnslib's IDNA pass refuses such a label)."""
+    import dns.name
+
+    async with running(corefile(write_zone(tmp_path))) as srv:
+        name = dns.name.Name([b".", b"wild", b"example", b"org", b""])
+        r = await query(srv.port(), name, "TXT")
+        assert r.rcode() == dns.rcode.NOERROR and len(r.answer) == 1
