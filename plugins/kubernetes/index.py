@@ -134,8 +134,9 @@ class Index:
         self.exists: dict[bytes, str] = {}
         self._owned: dict[Key, list[tuple[bytes, int]]] = {}
         self._owned_names: dict[Key, list[bytes]] = {}
-        # ip -> ((service, is a ClusterIP, PTR target wire names), ...): tuples, most IPs have one source
-        self._ptr_src: dict[str, tuple[tuple[Key, bool, tuple[bytes, ...]], ...]] = {}
+        # ip -> ((service, is a ClusterIP), ...): most IPs have one source, and a service's endpoints
+        # share one (service, False); the PTR targets are derived from the service on the first ask
+        self._ptr_src: dict[str, tuple[tuple[Key, bool], ...]] = {}
         self._svc_ips: dict[Key, list[str]] = {}
         self._ptr_asked: dict[str, bytes] = {}  # ip -> its reverse name, for the PTR answers built on ask
         self.dirty: set[Key] = set()
@@ -380,20 +381,15 @@ class Index:
                 self._put_addrs(put, rel, z, ips)
                 # SRV on an endpoint name: built on the first ask (`endpoint_srv`), not for every endpoint
         # reverse: ClusterIPs, then ready endpoints
-        primary = labels_wire(svc.name, svc.ns, "svc")
         if self.zones:
-            zw = self.zones[0].wire
+            cip, ep = (key, True), (key, False)
             for ip in svc.ips:
-                self._ptr_src[ip] = (*self._ptr_src.get(ip, ()), (key, True, (primary + zw,)))
+                self._ptr_src[ip] = (*self._ptr_src.get(ip, ()), cip)
                 ptr_ips.append(ip)
-            targets: dict[str, list[bytes]] = {}
-            for lab, ips in by_label.items():
-                for ip in ips:
-                    targets.setdefault(ip, []).append(label(lab) + primary + zw)
-            for ip, tl in targets.items():
+            for ip in dict.fromkeys(ip for ips in by_label.values() for ip in ips):
                 if ip in svc.ips:
                     continue
-                self._ptr_src[ip] = (*self._ptr_src.get(ip, ()), (key, False, tuple(tl)))
+                self._ptr_src[ip] = (*self._ptr_src.get(ip, ()), ep)
                 ptr_ips.append(ip)
         ptr_dirty.update(ptr_ips)
 
@@ -515,15 +511,30 @@ class Index:
         until one of its services is rebuilt (`_build_ptr` drops it): building one per ClusterIP and
         ready endpoint at sync was a fifth of the index build and 54,500 answers at 5k x 10."""
         ip = _reverse_ip(qname)
-        src = self._ptr_src.get(ip) if ip is not None else None
-        if not src or not qname.endswith(self.reverse) or reverse_wire(ip) != qname:  # type: ignore[arg-type]
+        if ip is None:
             return None
-        cluster = [names for _k, is_cip, names in src if is_cip]
-        chosen = cluster[:1] if cluster else [names for _k, _c, names in src]
-        an = [rr(OWNER, PTR, self.ttl, t) for names in chosen for t in names]
+        src = self._ptr_src.get(ip)
+        if not src or not qname.endswith(self.reverse) or reverse_wire(ip) != qname:
+            return None
+        cluster = [e for e in src if e[1]]
+        an = [rr(OWNER, PTR, self.ttl, t) for e in (cluster[:1] or src) for t in self._ptr_targets(e, ip)]
+        if not an:
+            return None
         hit = self.answers[(qname, PTR)] = answer(an)
-        self._ptr_asked[ip] = qname  # type: ignore[index]
+        self._ptr_asked[ip] = qname
         return hit
+
+    def _ptr_targets(self, src: tuple[Key, bool], ip: str) -> list[bytes]:
+        """The PTR targets one source gives an address: its service's name (a ClusterIP), or the
+        endpoint names with that address, in the service's order."""
+        svc = self.services.get(src[0])
+        if svc is None:
+            return []
+        primary = labels_wire(svc.name, svc.ns, "svc") + self.zones[0].wire
+        if src[1]:
+            return [primary]
+        by_label, _ = _by_label(self.ready_addresses(src[0]))
+        return [label(lab) + primary for lab, ips in by_label.items() if ip in ips]
 
     def services_with_endpoint(self, ip: str) -> list[Key]:
         return [e[0] for e in self._ptr_src.get(ip, ())]
