@@ -66,10 +66,14 @@ class ServerProcess:
     """`python -m pycoredns` as a subprocess (CLI, signals, reload tests)."""
 
     def __init__(self, args: list[str], cwd: str | None = None, env: dict | None = None,
-                 module: str = "pycoredns", python: str = sys.executable) -> None:
-        self.proc = subprocess.Popen([python, "-m", module, *args], cwd=cwd,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=False,
-                                     env={**os.environ, **(env or {})})
+                 module: str = "pycoredns", python: str = sys.executable, prefix: tuple[str, ...] = (),
+                 merge_stderr: bool = False) -> None:
+        """`prefix` runs the server through another command (`ip netns exec NS`); `merge_stderr`
+        reads stderr as part of stdout."""
+        self.proc = subprocess.Popen([*prefix, python, "-m", module, *args], cwd=cwd,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+                                     text=False, env={**os.environ, **(env or {})})
         self.lines: list[str] = []
         self._buf = b""
 

@@ -15,13 +15,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import ServerProcess
 
 ADDR = "169.254.20.10"
 RATE = 10_000  # queries per second, as in issue 15
@@ -43,36 +43,15 @@ def requirements() -> str:
     return ""
 
 
-class Server:
-    """`python -m pycoredns ARGS` inside the namespace; stdout is read until a line shows up."""
+class Server(ServerProcess):
+    """`python -m pycoredns ARGS` inside the namespace, stderr merged into stdout."""
 
     def __init__(self, ns: Netns, args: list[str], cwd: Path) -> None:
-        self.proc = subprocess.Popen(["ip", "netns", "exec", ns.name, sys.executable, "-m", "pycoredns", *args],
-                                     cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.lines: list[str] = []
-        self._buf = b""
+        super().__init__(args, cwd=str(cwd), prefix=("ip", "netns", "exec", ns.name), merge_stderr=True)
 
     def wait_for(self, text: str, timeout: float = 30.0) -> str:
         """The first output line containing `text` (bounded by `timeout`)."""
-        import select
-
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        while True:
-            for line in self.lines:
-                if text in line:
-                    return line
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-                break
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            self._buf += chunk
-            *done, self._buf = self._buf.split(b"\n")
-            self.lines.extend(c.decode(errors="replace") for c in done)
-        raise AssertionError(f"no line with {text!r} in {self.lines!r}")
+        return self.wait_for_line(text, timeout)
 
     def output(self) -> str:
         """Everything it printed (after it exited)."""
