@@ -141,3 +141,11 @@ def server_process():
         for f in (p.proc.stdout, p.proc.stderr):
             if f:
                 f.close()
+
+
+@pytest.fixture
+def logs():
+    """The `pycoredns` logger's lines during the test (reload_helpers.LogLines)."""
+    from reload_helpers import capture_logs
+
+    yield from capture_logs()

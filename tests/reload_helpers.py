@@ -22,6 +22,7 @@ import dns.rcode
 import trio
 
 from pycoredns.embed import serve
+from pycoredns.metrics import REGISTRY
 
 _stamp = itertools.count()
 
@@ -180,3 +181,21 @@ def capture_logs():
     logger.addHandler(handler)
     yield handler
     logger.removeHandler(handler)
+
+
+def failed_count() -> float:
+    """coredns_reload_failed_total now."""
+    return REGISTRY.metrics["coredns_reload_failed_total"].get()
+
+
+def version_hashes() -> list[str]:
+    """The hashes coredns_reload_version_info reports."""
+    return [labels[1] for labels in REGISTRY.metrics["coredns_reload_version_info"].values]
+
+
+def main_with_extras(extra_dir: str, version: str = "v1") -> str:
+    """A main Corefile with a reloading `(common)`, a chaos block answering `version`, and an import
+    of `extra_dir/*.conf` (the extra-configs layout)."""
+    return (f"(common) {{\n errors\n reload 2s 0\n}}\n"
+            f".:0 {{\n import common\n chaos {version}\n}}\n"
+            f"import {extra_dir}/*.conf\n")

@@ -14,7 +14,7 @@ import pytest
 from conftest import free_port, query, running
 from pycoredns.plugins import reload as reload_plugin
 from pycoredns_conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
-from reload_helpers import Prober, capture_logs, configmap, probing, serve_file, write
+from reload_helpers import Prober, configmap, probing, serve_file, write
 
 from pycoredns import directives
 from pycoredns.corefile import CorefileError, parse
@@ -25,11 +25,6 @@ CLUSTER = EXAMPLES / "cluster-dns" / "Corefile"
 NODE_LOCAL = EXAMPLES / "node-local-dns" / "Corefile"
 COMMON = ["errors", "loop", "reload"]  # in both examples' snippet
 UPSTREAM = ". {\n hosts {\n  192.0.2.7 www.example.com\n  192.0.2.8 www.example.net\n }\n}\n"
-
-
-@pytest.fixture
-def logs():
-    yield from capture_logs()
 
 
 def render(example: Path, subs: dict[str, str]) -> str:

@@ -11,16 +11,11 @@ import dns.query
 import pytest
 from conftest import free_port, http_get, query
 from pycoredns.plugins import reload as reload_plugin
-from reload_helpers import Prober, capture_logs, probing, serve_file, txt, write
+from reload_helpers import Prober, probing, serve_file, txt, write
 
 from pycoredns.instance import StartupError
 from pycoredns.lastgood import Snapshot
 from pycoredns.metrics import REGISTRY
-
-
-@pytest.fixture
-def logs():
-    yield from capture_logs()
 
 
 def read(path: str) -> str:

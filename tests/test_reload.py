@@ -15,42 +15,28 @@ import time
 import dns.message
 import dns.query
 import dns.rrset
-import pytest
 import trio
 from conftest import free_port, http_get, query
 from pycoredns.plugins import reload as reload_plugin
-from reload_helpers import Prober, capture_logs, probing, serve_file, txt, write
-
-from pycoredns.metrics import REGISTRY
-
-
-@pytest.fixture
-def logs():
-    yield from capture_logs()
-
-
-def failed_count() -> float:
-    return REGISTRY.metrics["coredns_reload_failed_total"].get()
-
-
-def version_hashes() -> list[str]:
-    return [labels[1] for labels in REGISTRY.metrics["coredns_reload_version_info"].values]
-
+from reload_helpers import (
+    Prober,
+    failed_count,
+    main_with_extras,
+    probing,
+    serve_file,
+    txt,
+    version_hashes,
+    write,
+)
 
 # -- setup -------------------------------------------------------------------------------------
-
-
-def _main(extra_dir: str, version: str = "v1") -> str:
-    return (f"(common) {{\n errors\n reload 2s 0\n}}\n"
-            f".:0 {{\n import common\n chaos {version}\n}}\n"
-            f"import {extra_dir}/*.conf\n")
 
 
 async def test_broken_config_keeps_old_serving(tmp_path, logs):
     extra = tmp_path / "extra"
     extra.mkdir()
     main = str(tmp_path / "Corefile")
-    write(main, _main(str(extra)))
+    write(main, main_with_extras(str(extra)))
     async with serve_file(main) as srv:
         poller = reload_plugin.poller(srv)
         inst = srv.instance
@@ -71,7 +57,7 @@ async def test_broken_config_keeps_old_serving(tmp_path, logs):
         assert await poller.tick()
         assert srv.instance is inst and failed_count() == before + 2
         os.unlink(extra / "bad.conf")
-        write(main, _main(str(extra), "v2"))
+        write(main, main_with_extras(str(extra), "v2"))
         assert await poller.tick()
         r = await query(srv.port(), "version.bind", "TXT", rdclass="CH")
         assert r.answer[0][0].to_text() == txt("v2")

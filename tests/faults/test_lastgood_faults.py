@@ -15,12 +15,7 @@ from pathlib import Path
 import dns.rcode
 import pytest
 from conftest import query
-from reload_helpers import capture_logs, serve_file, write
-
-
-@pytest.fixture
-def logs():
-    yield from capture_logs()
+from reload_helpers import serve_file, write
 
 
 @contextmanager

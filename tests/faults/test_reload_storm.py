@@ -5,14 +5,8 @@ A prober queries all along and loses nothing; the last version wins; no reload f
 
 from __future__ import annotations
 
-import pytest
 import trio
-from reload_helpers import Prober, capture_logs, serve_file, write
-
-
-@pytest.fixture
-def logs():
-    yield from capture_logs()
+from reload_helpers import Prober, serve_file, write
 
 
 async def test_hundred_rewrites_with_reload_requests_lose_nothing(tmp_path, logs) -> None:

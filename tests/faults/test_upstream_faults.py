@@ -10,18 +10,11 @@ test_mismatched_id_ignored_then_right_reply_used) and tests/test_robustness_pack
 from __future__ import annotations
 
 import dns.rcode
-import pytest
 import trio
 from conftest import free_port, query, running
-from reload_helpers import capture_logs
 from upstream import GarbageUpstream
 
 from .helpers import metric
-
-
-@pytest.fixture
-def logs():
-    yield from capture_logs()
 
 
 async def test_blackholed_upstream_serve_stale_answers_from_the_cache(logs) -> None:

@@ -5,42 +5,29 @@ from __future__ import annotations
 
 import os
 
-import pytest
 import trio
 from conftest import query
 from pycoredns.plugins import reload as reload_plugin
-from reload_helpers import Prober, capture_logs, configmap, probing, serve_file, txt, write
-
-from pycoredns.metrics import REGISTRY
-
-
-@pytest.fixture
-def logs():
-    yield from capture_logs()
-
-
-def failed_count() -> float:
-    return REGISTRY.metrics["coredns_reload_failed_total"].get()
-
-
-def version_hashes() -> list[str]:
-    return [labels[1] for labels in REGISTRY.metrics["coredns_reload_version_info"].values]
-
+from reload_helpers import (
+    Prober,
+    configmap,
+    failed_count,
+    main_with_extras,
+    probing,
+    serve_file,
+    txt,
+    version_hashes,
+    write,
+)
 
 # -- setup -------------------------------------------------------------------------------------
-
-
-def _main(extra_dir: str, version: str = "v1") -> str:
-    return (f"(common) {{\n errors\n reload 2s 0\n}}\n"
-            f".:0 {{\n import common\n chaos {version}\n}}\n"
-            f"import {extra_dir}/*.conf\n")
 
 
 async def test_imported_file_change_reloads(tmp_path, logs):
     extra = tmp_path / "extra"
     extra.mkdir()
     main = str(tmp_path / "Corefile")
-    write(main, _main(str(extra)))
+    write(main, main_with_extras(str(extra)))
     async with serve_file(main) as srv:
         poller = reload_plugin.poller(srv)
         first_hash = srv.instance.fingerprint
