@@ -149,3 +149,9 @@ def logs():
     from reload_helpers import capture_logs
 
     yield from capture_logs()
+
+
+@pytest.fixture
+def log_lines(logs) -> list[str]:
+    """Just the lines of `logs`, as `[LEVEL] message`."""
+    return logs.lines

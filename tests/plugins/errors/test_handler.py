@@ -2,30 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-
-import pytest
 import trio
 from conftest import query, running
-
-
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-        self.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
-@pytest.fixture
-def log_lines():
-    h = Lines()
-    logger = logging.getLogger("pycoredns")
-    logger.addHandler(h)
-    yield h.lines
-    logger.removeHandler(h)
 
 
 async def test_errors_logs_no_next_plugin(log_lines):

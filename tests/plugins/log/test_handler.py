@@ -2,31 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import re
 
-import pytest
 from conftest import query, running
-
-
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-        self.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
-@pytest.fixture
-def log_lines():
-    h = Lines()
-    logger = logging.getLogger("pycoredns")
-    logger.addHandler(h)
-    yield h.lines
-    logger.removeHandler(h)
-
 
 COMMON_RE = re.compile(
     r'^\[INFO\] 127\.0\.0\.1:\d+ - (\d+) "A IN example\.org\. udp (\d+) false 512" NOERROR qr,aa,rd (\d+) '
