@@ -46,6 +46,40 @@ def instrument(prefix: str) -> None:
             sys.stderr.write(f"WARNING: not instrumented: {func.__qualname__}: {e}\n")
 
 
+def changed_since(started: float, prefix: str = "pycoredns") -> list[str]:
+    """Source files of the loaded `prefix*` modules modified after `started` (a time.time()).
+
+    A long run keeps the code it imported: a fix saved meanwhile is not in it, so its findings must
+    be replayed against the current tree. (The "unexplained" packet panic of 2026-12-06 was such a
+    finding: the run started at about 03:37:30 and the fix to file's wildcard owner names,
+    a36e39f, was saved at 03:40; alone, on the old code, the input panics the same way.)"""
+    out = []
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if name.startswith(prefix) and path and os.path.exists(path) and os.path.getmtime(path) > started:
+            out.append(path)
+    return sorted(out)
+
+
+def stale_code_warning(target: Callable[[bytes], None]) -> Callable[[bytes], None]:
+    """`target`, which on a failure first says which of the run's modules changed on disk since it started."""
+    import time
+
+    started = time.time()
+
+    def checked(data: bytes) -> None:
+        try:
+            target(data)
+        except BaseException:
+            changed = changed_since(started)
+            if changed:
+                sys.stderr.write("WARNING: this run's code is older than the tree: changed since it started: "
+                                 + ", ".join(changed) + " (replay the input on the current code)\n")
+            raise
+
+    return checked
+
+
 def main(target: Callable[[bytes], None], seeds: Callable[[], Iterable[bytes]]) -> None:
     """Run `target` under atheris (instrumenting the pycoredns modules loaded so far)."""
     import atheris
@@ -59,5 +93,5 @@ def main(target: Callable[[bytes], None], seeds: Callable[[], Iterable[bytes]]) 
     if os.path.isdir(regressions):
         argv.append(regressions)  # inputs that once crashed the target: they must keep passing
     instrument("pycoredns")
-    atheris.Setup(argv, target)
+    atheris.Setup(argv, stale_code_warning(target))
     atheris.Fuzz()

@@ -177,3 +177,8 @@ async def test_wildcard_for_a_label_with_a_dot(tmp_path) -> None:
         name = dns.name.Name([b".", b"wild", b"example", b"org", b""])
         r = await query(srv.port(), name, "TXT")
         assert r.rcode() == dns.rcode.NOERROR and len(r.answer) == 1
+        # 62 octets, 4 of them above 127: their IDNA (xn--) form is over 63 characters, dnslib's IDNA pass
+        # said "label empty or too long" (tests/fuzz/regressions/packet/file-wildcard-owner-idna-label-over-63)
+        name = dns.name.Name([b"<" * 58 + b"\xec\xd0\xf8\xb2", b"wild", b"example", b"org", b""])
+        r = await query(srv.port(), name, "TXT")
+        assert r.rcode() == dns.rcode.NOERROR and [rr.name for rr in r.answer] == [name]
