@@ -161,7 +161,8 @@ class SyncAsync:
 
 
 class Unbound(SyncAsync):
-    """A real unbound on 127.0.0.1 serving `zones` from local-data; `port` (UDP+TCP), `tls_port` with `tls=True`.
+    """A real unbound on 127.0.0.1 serving `zones` from local-data; `port` (UDP+TCP), `tls_port` with `tls=True`,
+    `https_port` (DNS over HTTPS, HTTP/2, path /dns-query) with `https=True`.
 
     `zones` maps a zone apex to RR lines; a zone without an SOA line gets one (so negative answers carry
     it). `zone_type` is the local-zone type (static: NXDOMAIN/NODATA for unknown names). `root` is the
@@ -170,7 +171,7 @@ class Unbound(SyncAsync):
     """
 
     def __init__(self, zones: dict[str, list[str]] | None = None, *, port: int = 0, tls: bool = False,
-                 tls_names: Iterable[str] = ("dns.example.test",), zone_type: str = "static",
+                 https: bool = False, tls_names: Iterable[str] = ("dns.example.test",), zone_type: str = "static",
                  root: str = "refuse", extra: str = "", ready_timeout: float = 10.0, ipv6: bool = False) -> None:
         if not os.path.exists(UNBOUND):
             raise RuntimeError(f"{UNBOUND} not installed (apt-get install unbound)")
@@ -178,6 +179,8 @@ class Unbound(SyncAsync):
         self.port = port
         self.tls = tls
         self.tls_port = 0
+        self.https = https  # unbound is built with nghttp2 on Debian: DoH on `https_port`
+        self.https_port = 0
         self.tls_names = list(tls_names)
         self.zone_type = zone_type
         self.root = root
@@ -214,6 +217,10 @@ class Unbound(SyncAsync):
         if self.tls:
             lines += [f"  interface: 127.0.0.1@{self.tls_port}", f"  tls-port: {self.tls_port}",
                       f'  tls-service-key: "{self.key_file}"', f'  tls-service-pem: "{self.cert_file}"']
+        if self.https:
+            lines += [f"  interface: 127.0.0.1@{self.https_port}", f"  https-port: {self.https_port}"]
+            if not self.tls:
+                lines += [f'  tls-service-key: "{self.key_file}"', f'  tls-service-pem: "{self.cert_file}"']
         for zone, rrs in self.zones.items():
             lines.append(f'  local-zone: "{zone}" {self.zone_type}')
             if not any(_is_soa(zone, rr) for rr in rrs):
@@ -229,7 +236,7 @@ class Unbound(SyncAsync):
         """Start (on the same port(s) when restarting) and wait until it answers over UDP and TCP."""
         if self.proc is not None:
             return self
-        if self.tls and not self.cert_file:
+        if (self.tls or self.https) and not self.cert_file:
             self.cert_file, self.key_file = make_tls_cert(self.dir, self.tls_names)
         fixed = bool(self.port)
         last = ""
@@ -238,6 +245,8 @@ class Unbound(SyncAsync):
                 self.port = free_port()
             if self.tls and not self.tls_port:
                 self.tls_port = free_port(socket.SOCK_STREAM, both=False)
+            if self.https and not self.https_port:
+                self.https_port = free_port(socket.SOCK_STREAM, both=False)
             conf = os.path.join(self.dir, "unbound.conf")
             with open(conf, "w") as f:
                 f.write(self.config())
@@ -252,13 +261,14 @@ class Unbound(SyncAsync):
         raise RuntimeError(f"unbound did not start on 127.0.0.1:{self.port}: {last}")
 
     def _wait_ready(self) -> bool:
-        """Bounded wait until UDP and TCP (and DoT's TCP port) answer."""
+        """Bounded wait until UDP and TCP (and the DoT and DoH TCP ports) answer."""
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 return False
-            if self._answers_udp() and self._answers_tcp() and (not self.tls or self._connects(self.tls_port)):
+            if (self._answers_udp() and self._answers_tcp() and (not self.tls or self._connects(self.tls_port))
+                    and (not self.https or self._connects(self.https_port))):
                 return True
             time.sleep(0.02)
         return False
