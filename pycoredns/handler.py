@@ -21,7 +21,8 @@ Plugins import these through `pycoredns.plugin`.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, ClassVar
 
 import trio
@@ -29,6 +30,7 @@ import trio
 from . import log, wire
 from .exceptions import PluginError
 from .request import NOT_WRITTEN, Request, ResponseWriter, WriterWrapper, client_write
+from .wire import Reply
 
 __all__ = [
     "NEXT",
@@ -43,6 +45,8 @@ __all__ = [
     "client_write",
     "complete",
     "run_slow",
+    "self_lookup",
+    "self_lookup_all",
 ]
 
 
@@ -167,6 +171,67 @@ async def await_pending(start: Callable[[Request, ResponseWriter], Outcome], req
     if rc is None:
         raise RuntimeError("await_pending: start() returned None")
     return rc  # type: ignore[no-any-return]
+
+
+# -- self-lookups by continuation ------------------------------------------------------------------
+
+
+def self_lookup(sub: Request, w: ResponseWriter, then: Callable[[Reply | None], int]) -> int:
+    """Look `sub` up through the server it came in on (its whole routing and chain again, as CoreDNS's
+    self-lookups do: a CNAME target of kubernetes' ExternalName, template or rewrite) and finish the
+    query with `then(reply)`, which writes through `w` and returns the rcode (or raises PluginError),
+    as a handler does.
+
+    Returns `then`'s rcode when the lookup completed at once (a cache hit, a local answer), else PENDING:
+    `then` runs when the reply arrives (from forward's socket reader, a deadline, the task of a chain
+    that awaits) and its outcome completes `w` through `w.done`. No task waits. `then` may itself
+    return another `self_lookup(...)` (PENDING) to chain lookups. `reply` is None when `sub` came from
+    no server (`sub.listener` is None). Build `sub` with `req.copy_with(qname=...)`: it carries the
+    nesting depth, so a CNAME loop through the server ends in SERVFAIL after MAX_REENTRIES hops.
+    """
+    return self_lookup_all((sub,), w, lambda replies: then(replies[0]))
+
+
+def self_lookup_all(subs: Sequence[Request], w: ResponseWriter,
+                    then: Callable[[list[Reply | None]], int]) -> int:
+    """`self_lookup` of several requests at once: `then(replies)` gets the replies in `subs`' order."""
+    box = _Lookups(len(subs), w, then)
+    for i, sub in enumerate(subs):
+        lst = sub.listener
+        if lst is None:
+            box.arrive(i, None)
+        else:
+            lst.resolve_then(sub, partial(box.arrive, i))
+    if box.left == 0:
+        return then(box.replies)
+    box.waiting = True
+    return PENDING  # type: ignore[no-any-return]
+
+
+class _Lookups:
+    """The replies of `self_lookup_all` as they arrive; the last one runs `then` (if `waiting`)."""
+
+    __slots__ = ("left", "replies", "then", "w", "waiting")
+
+    def __init__(self, n: int, w: ResponseWriter, then: Callable[[list[Reply | None]], int]) -> None:
+        self.left = n
+        self.replies: list[Reply | None] = [None] * n
+        self.then = then
+        self.w = w
+        self.waiting = False  # self_lookup_all returned PENDING: the outcome goes to w.done
+
+    def arrive(self, i: int, reply: Reply | None) -> None:
+        self.replies[i] = reply
+        self.left -= 1
+        if self.left or not self.waiting:
+            return
+        try:
+            rc = self.then(self.replies)
+        except Exception as e:  # PluginError or a panic: the writer chain reports it
+            complete(self.w, e.rcode if isinstance(e, PluginError) else wire.SERVFAIL, e)
+            return
+        if rc is not PENDING:  # PENDING: `then` chained another lookup, which completes w
+            complete(self.w, rc)
 
 
 # -- the three shapes ------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ from .handler import (
     client_write,
     complete,
     run_slow,
+    self_lookup,
+    self_lookup_all,
 )
 from .request import Recorder, Request, ResponseWriter, WriterWrapper
 from .timers import call_at, call_later
@@ -61,4 +63,6 @@ __all__ = [
     "config_uint",
     "go_quote",
     "run_slow",
+    "self_lookup",
+    "self_lookup_all",
 ]

@@ -36,6 +36,10 @@ class Listener(Protocol):
         """Route `req` through this listener's blocks and chains without a socket (self-lookups)."""
         ...
 
+    def resolve_then(self, req: Request, then: Callable[[Reply | None], object]) -> None:
+        """`resolve` by continuation: `then(reply)` is called once, maybe before this returns."""
+        ...
+
 _OPT_FIXED = struct.Struct(">HHBBHH")  # type, class(udp size), ext-rcode, version, flags, rdlen
 # EDNS options the server keeps when it mirrors a request's OPT (CoreDNS's SupportedOptions).
 SUPPORTED_OPTIONS = {3, 9, 10, 11, 12}  # NSID, EXPIRE, COOKIE, TCP-KEEPALIVE, PADDING
@@ -190,6 +194,7 @@ class Request:
         "_msg",
         "_name",
         "_qname",
+        "depth",
         "edns",
         "flags",
         "id",
@@ -249,6 +254,7 @@ class Request:
         self.listener = listener
         self.zone = "."
         self.meta: dict[str, Any] | None = None
+        self.depth = 0  # nesting of self-lookups (a CNAME loop through the server stops at MAX_REENTRIES)
         self._msg: DNSRecord | None = None
         self._name: str | None = None
         self._qname: str | None = None
@@ -348,7 +354,7 @@ class Request:
                                                            self.edns)
         r.remote, r.local, r.listener = self.remote, self.local, self.listener
         r.proto = self.proto if proto is None else proto
-        r.zone, r.meta = self.zone, self.meta
+        r.zone, r.meta, r.depth = self.zone, self.meta, self.depth
         r._msg = None
         r._name, r._qname = self._name, self._qname
         return r
@@ -370,6 +376,7 @@ class Request:
         r = Request(data, self.remote, self.proto, self.local, self.listener)
         r.zone = self.zone
         r.meta = self.meta
+        r.depth = self.depth
         return r
 
     def __repr__(self) -> str:

@@ -7,7 +7,6 @@ chain's "not written" rcode is written by the server.
 
 from __future__ import annotations
 
-import contextvars
 import errno
 import os
 import socket
@@ -21,8 +20,8 @@ from dnslib import DNSBuffer, DNSRecord
 
 from . import log, metrics, wire
 from .exceptions import PluginError
-from .handler import PENDING
-from .request import Rejected, Request, ResponseWriter, client_write
+from .handler import PENDING, run_slow
+from .request import Recorder, Rejected, Request, ResponseWriter, client_write
 from .truncation import truncate as wire_truncate
 from .wire import TYPE_DS, Reply
 
@@ -40,7 +39,6 @@ MAX_TCP_CONNECTIONS = 1000
 RCVBUF = 4 * 1024 * 1024
 ROUTE_CACHE_SIZE = 4096  # routing results kept per listener (qnames repeat; cleared when full)
 MAX_REENTRIES = 10  # CoreDNS's maxreentries: nested self-lookups beyond this get SERVFAIL
-_reentries: contextvars.ContextVar[int] = contextvars.ContextVar("reentries", default=0)
 
 
 # -- scrub -------------------------------------------------------------------------------------
@@ -429,27 +427,50 @@ class Listener:
             metrics.responses_total.inc(self.label, "dropped", "", wire.RCODE_NAMES.get(rcode, str(rcode)), "")
 
     # -- in-process resolution ------------------------------------------------------------------
-    async def resolve(self, req: Request) -> Reply | None:
-        """Run a query through this listener's routing and chains into a Recorder (self-lookups)."""
-        from .request import Recorder
-
-        rec = Recorder()
-        depth = _reentries.get()
-        if depth >= MAX_REENTRIES:  # a CNAME loop through template/rewrite/kubernetes lookups
-            return req.empty_reply(wire.SERVFAIL)
+    def resolve_then(self, req: Request, then: Callable[[Reply | None], object]) -> None:
+        """Run a query through this listener's routing and chain into a Recorder and call `then(reply)`
+        once it completes: at once when the chain answers synchronously, else from the continuation
+        (an upstream reply, a deadline) or the task of a chain that awaits. Self-lookups
+        (`pycoredns.plugin.self_lookup`); `req.depth` bounds their nesting."""
+        if req.depth >= MAX_REENTRIES:  # a CNAME loop through template/rewrite/kubernetes lookups
+            then(req.empty_reply(wire.SERVFAIL))
+            return
         block = self.route(req)
         if block is None:
-            return req.empty_reply(wire.REFUSED)
-        token = _reentries.set(depth + 1)
+            then(req.empty_reply(wire.REFUSED))
+            return
+        req.depth += 1
+
+        def finished(rec: Recorder) -> None:
+            rc, err = rec.rcode, rec.error
+            if err is not None:
+                rc = err.rcode if isinstance(err, PluginError) else self._panic(err)
+            assert rc is not None
+            then(req.empty_reply(rc) if rec.reply is None and not client_write(rc) else rec.reply)
+
+        rec = Recorder(finished)
+        chain = block.chain
         try:
-            rc = await block.chain.serve_dns(req, rec)  # type: ignore[union-attr]  # None: caught as a panic
+            rc = chain.serve_fast(req, rec)  # type: ignore[union-attr]  # None: caught as a panic
         except Exception as exc:
             rc = self._rcode_for(exc)
-        finally:
-            _reentries.reset(token)
-        if rec.reply is None and not client_write(rc):
-            return req.empty_reply(rc)
-        return rec.reply
+        if rc is None:
+            run_slow(chain, req, rec)  # type: ignore[arg-type]
+        elif rc is not PENDING:
+            rec.done(rc)
+
+    async def resolve(self, req: Request) -> Reply | None:
+        """`resolve_then` for callers that await (embedding, `serve_dns` plugins)."""
+        got: list[Reply | None] = []
+        event = trio.Event()
+
+        def then(reply: Reply | None) -> None:
+            got.append(reply)
+            event.set()
+
+        self.resolve_then(req, then)
+        await event.wait()
+        return got[0]
 
     # -- UDP -----------------------------------------------------------------------------------
     def udp_transport(self, sock: socket.socket) -> UDPTransport:

@@ -2,7 +2,7 @@
 
 The watch thread (`watch.py`) feeds reduced objects into the record index
 (`index.py`), which precomputes wire answers. `serve_fast` answers from that index without waiting;
-only ExternalName A/AAAA (a self-lookup of the target) goes through `serve_dns`.
+only ExternalName A/AAAA waits, for a self-lookup of the target by continuation (`self_lookup`: no task).
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from dnslib import DNSLabel, DNSRecord
 
 from pycoredns import wire
 from pycoredns.log import plugin_logger
-from pycoredns.plugin import NEXT, Handler
+from pycoredns.plugin import NEXT, Handler, await_pending, self_lookup
 from pycoredns.request import Request, ResponseWriter
 from pycoredns.util import Fallthrough, normalize_zones, zone_match
+from pycoredns.wire import Reply
 
 from . import objects
 from .external import ExternalMixin
@@ -36,9 +37,7 @@ log = plugin_logger("kubernetes")
 
 DNS_SCHEMA_VERSION = "1.1.0"
 AXFR, IXFR = wire.TYPE_AXFR, wire.TYPE_IXFR
-MAX_CNAME_DEPTH = 10
 REBUILD_CHUNK = 100  # services rebuilt between two yields to the query loop
-_CNAME_DEPTH = "kubernetes/cname-depth"
 
 REDUCERS: dict[str, Callable[..., Any]] = {"namespaces": objects.reduce_namespace, "services": objects.reduce_service,
                                           "endpointslices": objects.reduce_slice, "pods": objects.reduce_pod}
@@ -321,7 +320,7 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
         if out is NEXT:
             return self.next_fast(req, w)
         if isinstance(out, str):
-            return None  # ExternalName A/AAAA: needs a self-lookup
+            return self._external(req, w, out)  # ExternalName A/AAAA: a self-lookup, by continuation
         return self._emit(out, w)
 
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
@@ -342,7 +341,7 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
         if out is NEXT:
             return await self.next_or_failure(req, w)
         if isinstance(out, str):
-            return await self._external(req, w, out)
+            return await await_pending(partial(self._external, target=out), req, w)
         return self._emit(out, w)
 
     def _write_hit(self, req: Request, w: ResponseWriter, hit: bytes, rcode: int = 0) -> int:
@@ -540,18 +539,19 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
             extra += [addr_rr(owner, a, self.ttl) for a in self.local_ips]
         return self._positive(req, answers, extra)
 
-    async def _external(self, req: Request, w: ResponseWriter, target: str) -> int:
-        """ExternalName A/AAAA: the CNAME, then the target resolved through this server itself."""
-        cname = rr(OWNER, CNAME, self.ttl, wire.text_to_wire(target))
-        depth = (req.meta or {}).get(_CNAME_DEPTH, 0)
+    def _external(self, req: Request, w: ResponseWriter, target: str) -> int:
+        """ExternalName A/AAAA: the CNAME, then the target resolved through this server itself, by
+        continuation (`self_lookup`): the rcode when that answered at once, else PENDING."""
+        if req.listener is None or target.lower() == req.name:
+            return self._external_reply(req, w, target, None)
+        sub = req.copy_with(qname=target)  # carries the nesting depth: a CNAME loop ends at MAX_REENTRIES
+        return self_lookup(sub, w, partial(self._external_reply, req, w, target))
+
+    def _external_reply(self, req: Request, w: ResponseWriter, target: str, reply: Reply | None) -> int:
         extra: list[tuple[int, bytes]] = []
-        if req.listener is not None and depth < MAX_CNAME_DEPTH and target.lower() != req.name:
-            sub = req.copy_with(qname=target)
-            sub.meta = {**(req.meta or {}), _CNAME_DEPTH: depth + 1}
+        if reply is not None:
             try:
-                reply = await req.listener.resolve(sub)
-                if reply is not None:
-                    extra = answer_records(wire.to_bytes(reply))
+                extra = answer_records(wire.to_bytes(reply))
             except Exception as e:  # a garbage upstream reply: keep the CNAME alone
                 log.debug(f"resolving ExternalName target {target}: {e!r}")
         if zone_match(self.zones, target.lower()) and not any(t == req.qtype for t, _ in extra):
@@ -559,6 +559,7 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
             zone = zone_match(self.zones, req.name) or self.primary
             w.write(self._negative(req, wire.NOERROR, zone_pointer(self._rel_end(req, zone))))
             return 0
+        cname = rr(OWNER, CNAME, self.ttl, wire.text_to_wire(target))
         body = cname + b"".join(r for _t, r in extra)
         w.write(req.reply_header(0, 1 + len(extra), 0, 0, aa=True) + req.question + body)
         return 0
