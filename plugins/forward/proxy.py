@@ -104,6 +104,15 @@ def _os_text(e: OSError) -> str:
     return str(e) or type(e).__name__
 
 
+def tls_error_text(e: BaseException) -> str:
+    """A failed TLS handshake as Go words it where Python knows as much (`tls: failed to verify certificate: ...`)."""
+    if isinstance(e, ssl.SSLCertVerificationError):
+        return f"tls: failed to verify certificate: {e.verify_message or e.reason}"
+    if isinstance(e, ssl.SSLError) and e.reason:
+        return f"tls: {e.reason}"
+    return f"tls: {e}"
+
+
 def truncated_reply(reply: bytes) -> bytes:
     """CoreDNS's truncateResponse for a UDP reply larger than the buffer: header + question, TC=1, no records."""
     try:
@@ -374,11 +383,9 @@ class StreamConn:
         except trio.TooSlowError:
             raise UpstreamError(f"dial tcp {proxy.to}: i/o timeout") from None
         except ssl.SSLError as e:
-            raise UpstreamError(f"tls: {e.reason or e}") from None
+            raise UpstreamError(tls_error_text(e)) from None
         except trio.BrokenResourceError as e:
-            cause = e.__cause__
-            text = cause.reason if isinstance(cause, ssl.SSLError) and cause.reason else str(cause or e)
-            raise UpstreamError(f"tls: {text}") from None
+            raise UpstreamError(tls_error_text(e.__cause__ or e)) from None
         except (trio.ClosedResourceError, ValueError):
             raise UpstreamError(f"dial tcp {proxy.to}: use of closed network connection") from None
         except OSError as e:
