@@ -14,7 +14,7 @@ from typing import Any
 from dnslib import EDNS0, RR, DNSRecord, EDNSOption
 
 from pycoredns import wire
-from pycoredns.plugin import NEXT, Handler, PluginError
+from pycoredns.plugin import NEXT, Handler, PluginError, await_pending, self_lookup_all
 from pycoredns.request import Request, ResponseWriter
 from pycoredns.util import Fallthrough, zone_match
 
@@ -244,31 +244,41 @@ class TemplateHandler(Handler):
         if out.rcode is NEXT and out.error is None:
             return self.next_continue(req, w)
         if out.lookups:
-            return None
+            return self._looked_up(req, w, out)
         return self._write(req, out, w)
 
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
         out = self._evaluate(req)
         if out.rcode is NEXT and out.error is None:
             return await self.next_or_failure(req, w)
-        looked: list[list[RR]] = []
-        if out.reply is not None and out.reply.lookups:
-            for rr in out.reply.answers:
-                if rr.rtype == TYPE_CNAME:
-                    looked.append(await self._lookup(req, str(rr.rdata.label)))
-        return self._write(req, out, w, looked)
+        if out.lookups:
+            return await await_pending(functools.partial(self._looked_up, out=out), req, w)
+        return self._write(req, out, w)
 
-    async def _lookup(self, req: Request, target: str) -> list[RR]:
-        """Resolve a CNAME target through this server (the full chain again), keep its answers."""
-        if req.listener is None:
-            return []
-        try:
-            reply = await req.listener.resolve(req.copy_with(qname=target))
-        except (wire.WireError, ValueError):
-            return []
-        if reply is None:
-            return []
-        try:
-            return list(wire.to_record(reply).rr)
-        except Exception:  # garbage from below: no answers to append
-            return []
+    def _looked_up(self, req: Request, w: ResponseWriter, out: Outcome) -> int:
+        """A/AAAA answered with CNAMEs: each target is resolved through this server (the full chain
+        again) by continuation, and its answers follow its CNAME. The rcode, or PENDING."""
+        assert out.reply is not None
+        subs: list[Request | None] = []
+        for rr in out.reply.answers:
+            if rr.rtype == TYPE_CNAME:
+                try:
+                    subs.append(req.copy_with(qname=str(rr.rdata.label)))
+                except (wire.WireError, ValueError):
+                    subs.append(None)  # a target the wire cannot carry: nothing to append
+
+        def then(replies: list[wire.Reply | None]) -> int:
+            got = iter(replies)
+            return self._write(req, out, w, [_answers(next(got)) if s is not None else [] for s in subs])
+
+        return self_lookup_all([s for s in subs if s is not None], w, then)
+
+
+def _answers(reply: wire.Reply | None) -> list[RR]:
+    """The answer records of a self-lookup's reply (none from garbage below)."""
+    if reply is None:
+        return []
+    try:
+        return list(wire.to_record(reply).rr)
+    except Exception:  # garbage from below: no answers to append
+        return []
