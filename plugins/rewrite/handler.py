@@ -9,15 +9,18 @@ applies the response rules (answer name/value, ttl, rcode, cname).
 from __future__ import annotations
 
 import struct
+from functools import partial
 
 from pycoredns import wire
 from pycoredns.log import plugin_logger
 from pycoredns.plugin import (
+    PENDING,
     PluginError,
     Request,
     ResponseWriter,
     Wrapper,
     WrapperHandler,
+    await_pending,
     client_write,
 )
 from pycoredns.wire import Reply
@@ -47,6 +50,52 @@ class _Capture(Wrapper):
 
     def after(self, rcode: int, error: PluginError | None) -> int:
         return self.rewrite._finish(self.plan, self.inner, self, rcode, error)
+
+
+class _LookupCapture(_Capture):
+    """`cname` rules: when the query completes below, the rules look their new targets up through the
+    server (by continuation) before the reply is reverted and written."""
+
+    __slots__ = ()
+
+    def done(self, rcode: int, error: BaseException | None = None) -> None:
+        if error is not None and not isinstance(error, PluginError):
+            self.inner.done(rcode, error)  # a panic goes up untouched, as Wrapper.done does
+            return
+        try:
+            rc = self.looked_up(rcode, error)
+        except PluginError as e:
+            self.inner.done(e.rcode, e)
+            return
+        except Exception as e:
+            self.inner.done(wire.SERVFAIL, e)
+            return
+        if rc is not PENDING:  # PENDING: the last lookup completes the writer below
+            self.inner.done(rc)
+
+    def looked_up(self, rcode: int, error: PluginError | None) -> int:
+        """Apply the `cname` rules to the captured reply, then `_finish`: the rcode or PENDING."""
+        plan = self.plan
+
+        def finish() -> int:
+            return self.rewrite._finish(plan, self.inner, self, rcode, error)
+
+        if self.reply is None:
+            return finish()
+        try:
+            rec = wire.to_record(self.reply)
+        except Exception as e:  # dnslib refuses what miekg reads (non-UTF-8 labels): passed on, as in _finish
+            log.warning(f"cannot rewrite reply for {plan.state.req.name}: {e}")
+            return finish()
+        rules = plan.lookups
+
+        def run(i: int) -> int:
+            if i < len(rules):
+                return rules[i].apply(rec, plan.new_req, self.inner, partial(run, i + 1))
+            self.reply = bytes(rec.pack())
+            return finish()
+
+        return run(0)
 
 
 class _Plan:
@@ -120,23 +169,14 @@ class Rewrite(WrapperHandler):
             return await self.next_or_failure(req, w)
         if not plan.reverts:
             return await self.next_or_failure(plan.new_req, w)
+        if plan.lookups:
+            return await await_pending(partial(self._serve_lookups, plan=plan), req, w)
         cap = _Capture(w, self, plan)
-        err: PluginError | None = None
         try:
             rc = await self.next_or_failure(plan.new_req, cap)
         except PluginError as e:
-            rc, err = e.rcode, e
-        if cap.reply is not None and plan.lookups:
-            try:
-                rec = wire.to_record(cap.reply)
-            except Exception as e:  # dnslib refuses what miekg reads (non-UTF-8 labels): passed on, as in _finish
-                log.warning(f"cannot rewrite reply for {plan.state.req.name}: {e}")
-                rec = None
-            if rec is not None:
-                for rule in plan.lookups:
-                    await rule.apply(rec, plan.new_req)
-                cap.reply = bytes(rec.pack())
-        return self._finish(plan, w, cap, rc, err)
+            return cap.after(e.rcode, e)
+        return cap.after(rc, None)
 
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
         plan = self._plan(req)
@@ -145,5 +185,17 @@ class Rewrite(WrapperHandler):
         if not plan.reverts:
             return self.next_continue(plan.new_req, w)
         if plan.lookups:
-            return None  # answer rules that look names up await them (serve_dns)
+            return self._serve_lookups(req, w, plan)
         return self.fast_wrapped(req, w, (plan.new_req, _Capture(w, self, plan)))
+
+    def _serve_lookups(self, req: Request, w: ResponseWriter, plan: _Plan) -> int:
+        """Answer rules that look names up (`cname`): the rest of the chain, then the lookups, each by
+        continuation (no task waits). The rcode, or PENDING."""
+        cap = _LookupCapture(w, self, plan)
+        try:
+            rc = self.next_continue(plan.new_req, cap)
+        except PluginError as e:
+            return cap.looked_up(e.rcode, e)
+        if rc is PENDING:
+            return PENDING  # type: ignore[no-any-return]
+        return cap.looked_up(rc, None)

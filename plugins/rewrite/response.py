@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Callable
+from functools import partial
 
-from dnslib import DNSLabel, DNSRecord
+from dnslib import RR, DNSLabel, DNSRecord
 
 from pycoredns import wire
-from pycoredns.request import Request
+from pycoredns.plugin import self_lookup
+from pycoredns.request import Request, ResponseWriter
+from pycoredns.wire import Reply
 
 from .names import Matcher, substitute, valid_name
 
@@ -147,22 +151,39 @@ class CnameTarget(ResponseRule):
             return self.to if target == m.text else None
         return m.replace(target, self.to)
 
-    async def apply(self, rec: DNSRecord, req: Request) -> None:
-        for rr in [*rec.auth, *rec.rr, *rec.ar]:
-            if rr.rtype != T_CNAME:
-                continue
-            to = self.target_for(str(rr.rdata.label))
+    def apply(self, rec: DNSRecord, req: Request, w: ResponseWriter, then: Callable[[], int]) -> int:
+        """Rewrite the CNAME targets of `rec` that this rule matches, and replace what followed them by
+        a lookup of the new target through the server, by continuation (`self_lookup`, one CNAME after
+        the other); then `then()`. Returns its rcode, or PENDING (the last lookup then completes `w`)."""
+        todo = [rr for rr in [*rec.auth, *rec.rr, *rec.ar] if rr.rtype == T_CNAME]
+        return self._step(rec, req, w, then, todo, 0)
+
+    def _step(self, rec: DNSRecord, req: Request, w: ResponseWriter, then: Callable[[], int], todo: list[RR],
+              i: int) -> int:
+        while i < len(todo):
+            to = self.target_for(str(todo[i].rdata.label))
+            i += 1
             if to is None or req.listener is None or not valid_name(to):
                 continue
+            spliced = partial(self._spliced, rec, req, w, then, todo, i, to)
             try:
-                up = await req.listener.resolve(req.copy_with(qname=to))
-                answers = wire.to_record(up).rr if up is not None else []
-            except Exception:  # a broken self-lookup leaves only the rewritten CNAMEs
-                answers = []
-            cnames = [a for a in rec.rr if a.rtype == T_CNAME]
-            for a in cnames:
-                a.rdata.label = DNSLabel(to)
-            rec.rr = cnames + [a for a in answers if str(a.rname) == to]
+                sub = req.copy_with(qname=to)
+            except (wire.WireError, ValueError):  # a broken self-lookup leaves only the rewritten CNAMEs
+                return spliced(None)
+            return self_lookup(sub, w, spliced)
+        return then()
+
+    def _spliced(self, rec: DNSRecord, req: Request, w: ResponseWriter, then: Callable[[], int], todo: list[RR],
+                 i: int, to: str, up: Reply | None) -> int:
+        try:
+            answers = wire.to_record(up).rr if up is not None else []
+        except Exception:  # a broken self-lookup leaves only the rewritten CNAMEs
+            answers = []
+        cnames = [a for a in rec.rr if a.rtype == T_CNAME]
+        for a in cnames:
+            a.rdata.label = DNSLabel(to)
+        rec.rr = cnames + [a for a in answers if str(a.rname) == to]
+        return self._step(rec, req, w, then, todo, i)
 
 
 # -- the wire reverter ---------------------------------------------------------------------------
