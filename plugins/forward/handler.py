@@ -117,6 +117,8 @@ class Forward(WaitingHandler):
         self.max_connect_attempts: int | None = None  # None: 2 x upstreams
         self.max_idle_conns = 0
         self.tls_context: Any = None  # ssl.SSLContext for tls:// upstreams
+        self.tls_args: list[str] = []  # `tls` arguments: https:// upstreams get a context of their own (ALPN h2)
+        self.doh_method = "POST"  # doh_method: POST or GET
         self.tls_servername = ""
         self._scope: trio.CancelScope | None = None
 
@@ -274,7 +276,7 @@ class Exchange:
             break
         self.chan = chan
         self.sent = _now()
-        rt = self.fwd.read_timeout
+        rt = self.proxy.read_timeout  # forward's read_timeout; DoH: 2 s (CoreDNS's http.Client timeout)
         # the common case, the whole read timeout: a FIFO append in the timer queues, no heap push
         self.timer = call_later(rt, self._timeout) if rt <= left else call_at(now() + left, self._timeout)
 
@@ -361,7 +363,7 @@ class Exchange:
     def _reply(self, data: bytes) -> int:
         fwd, req, proxy = self.fwd, self.req, self.proxy
         assert proxy is not None
-        udp = self.proto == "udp" and proxy.transport != "tls"
+        udp = self.proto == "udp" and proxy.transport == "dns"
         if udp and len(data) > self.bufsize:
             data = truncated_reply(data)
         try:

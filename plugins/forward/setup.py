@@ -16,6 +16,7 @@ from pycoredns.plugin import config_atoi as _atoi
 from pycoredns.plugin import config_duration as _duration
 from pycoredns.util import format_duration, normalize_zones
 
+from .doh import DohProxy, alpn_context
 from .handler import POLICIES, Forward
 from .proxy import Proxy
 
@@ -59,18 +60,28 @@ def parse_stanza(c: Controller) -> Forward:
         raise c.arg_err()
     while c.next_block():
         parse_option(c, f)
+    for text in to:  # before the TOs are read, as CoreDNS
+        trans, rest = _split_scheme(text)
+        if trans == "https" and "/" in rest:
+            raise ConfigError("paths are not allowed in HTTPS upstream addresses (the /dns-query path is used "
+                              f"by default): {text}")
     targets = parse_targets(to, f.resolvers)  # after the options, as CoreDNS (`resolver` is one)
+    doh_tls: ssl.SSLContext | None = None
     for trans, host, port, server_name, text in targets:
-        if trans not in ("dns", "tls"):
+        if trans not in ("dns", "tls", "https"):
             raise ConfigError(f"'{trans}' is not supported as a destination protocol in forward: {text}")
         if trans == "tls" and server_name and f.tls_servername:
             raise ConfigError(f"both forward ('{f.tls_servername}') and proxy level ('{server_name}') TLS "
                               f"servernames are set for upstream proxy '{text}'")
-        tls = None
-        if trans == "tls":
-            tls = f.tls_context or _tls_context([])
-        p = Proxy((host, port), trans, tls, server_name or f.tls_servername or None)
-        p.expire, p.read_timeout = f.expire, f.read_timeout
+        p: Proxy
+        if trans == "https":  # a `%name` suffix is ignored for DoH, as in CoreDNS
+            doh_tls = doh_tls or alpn_context(_tls_context(f.tls_args))
+            p = DohProxy((host, port), doh_tls, f.tls_servername or None, f.doh_method)
+        else:
+            tls = (f.tls_context or _tls_context([])) if trans == "tls" else None
+            p = Proxy((host, port), trans, tls, server_name or f.tls_servername or None)
+            p.read_timeout = f.read_timeout
+        p.expire = f.expire
         p.hc_interval, p.hc_recursion, p.hc_domain = f.hc_interval, f.hc_recursion, f.hc_domain
         p.hc_tcp = f.force_tcp and trans != "tls"
         p.max_idle = f.max_idle_conns
@@ -350,7 +361,8 @@ def _tls(c: Controller, f: Forward) -> None:
     args = c.remaining_args()
     if len(args) > 3:
         raise c.arg_err()
-    f.tls_context = _tls_context([c.path(a) for a in args])
+    f.tls_args = [c.path(a) for a in args]
+    f.tls_context = _tls_context(f.tls_args)
 
 
 def _tls_servername(c: Controller, f: Forward) -> None:
@@ -376,6 +388,13 @@ def _max_idle_conns(c: Controller, f: Forward) -> None:
     if n < 0:
         raise ConfigError(f"max_idle_conns can't be negative: {n}")
     f.max_idle_conns = n
+
+
+def _doh_method(c: Controller, f: Forward) -> None:
+    method = _one_arg(c)
+    if method not in ("POST", "GET"):
+        raise ConfigError("doh_method must be either POST or GET")
+    f.doh_method = method
 
 
 def _policy(c: Controller, f: Forward) -> None:
@@ -451,6 +470,7 @@ OPTIONS: dict[str, Callable[[Controller, Forward], None]] = {
     "tls_servername": _tls_servername,
     "expire": _expire,
     "read_timeout": _read_timeout,
+    "doh_method": _doh_method,
     "max_idle_conns": _max_idle_conns,
     "policy": _policy,
     "max_concurrent": _max_concurrent,
