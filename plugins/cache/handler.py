@@ -2,21 +2,21 @@
 
 Hits are served synchronously from stored wire bytes (`serve_fast`, no dnslib, no task); misses
 run the rest of the chain with a writer that classifies the reply, stores it and writes it downstream
-with uniform TTLs. Prefetch and serve_stale refreshes run in the background, one per entry at a time.
+with uniform TTLs. Prefetch, serve_stale refreshes and `verify` continue the chain below by callback
+(no task), one refresh per entry at a time.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Any
-
-import trio
+from functools import partial
 
 from pycoredns import response, wire
 from pycoredns.log import plugin_logger
-from pycoredns.plugin import PENDING, Handler, PluginError
+from pycoredns.plugin import PENDING, Handler, PluginError, await_pending, call_later, complete
 from pycoredns.request import Recorder, Request, ResponseWriter, WriterWrapper
+from pycoredns.timers import Timer
 from pycoredns.util import zone_match
 from pycoredns.wire import Reply
 
@@ -42,7 +42,7 @@ DEFAULT_CAP = 10000
 DEFAULT_PREFETCH_WINDOW = 60.0
 DEFAULT_PERCENTAGE = 10
 NO_RRS_TTL = 5  # a reply without records is kept this long (before clamping)
-REFRESH_LIMIT = 30.0  # a background refresh never runs longer than this
+REFRESH_LIMIT = 30.0  # a `verify` client waits this long at most for a refresh without VERIFY_TIMEOUT
 OPCODE = wire.OPCODE_MASK  # opcode bits of the flags word
 TYPE_ANY = wire.TYPE_ANY
 TYPE_CNAME = wire.TYPE_CNAME
@@ -57,7 +57,6 @@ class Cache(Handler):
         self.zones: list[str] = ["."]
         self.zones_label = "."
         self.server = ""
-        self.scope: Any = None  # the configuration's ConfigScope: its nursery runs refreshes
         self.pcap = DEFAULT_CAP
         self.pttl = float(MAX_TTL)
         self.minpttl = float(MIN_TTL)
@@ -140,8 +139,11 @@ class Cache(Handler):
         key, shard, do = key_of(req)
         now = time.monotonic()
         rc = self.try_cached(req, w, key, shard, now, do)
-        if rc is not None or self.lookup(shard, key, now) is not None:
-            return rc  # served, or a stale entry that needs `verify` (async)
+        if rc is not None:
+            return rc
+        e = self.lookup(shard, key, now)
+        if e is not None:  # a stale entry in `verify` mode: ask the chain first
+            return self._verify(req, w, key, shard, e, do)
         # A miss: synchronous backends (whoami, hosts, precomputed answers) fill the cache here.
         # The miss decision (key, shard, writer) is made once: if the chain below must wait, it completes
         # through the writer (PENDING), never through a slow path that would look the key up again.
@@ -200,44 +202,51 @@ class Cache(Handler):
 
     # -- the slow path --------------------------------------------------------------------------
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
-        if req.flags & OPCODE or not self.in_zones(req.qname_wire):
-            return await self.next_or_failure(req, w)
-        key, shard, do = key_of(req)
-        now = time.monotonic()
-        rc = self.try_cached(req, w, key, shard, now, do)
-        if rc is not None:
-            return rc
+        """The fast path, awaited: it never needs a task of its own (misses and `verify` continue)."""
+        return await await_pending(self.serve_fast, req, w)
+
+    def _verify(self, req: Request, w: ResponseWriter, key: tuple, shard: int, e: Entry, do: bool) -> int:
+        """serve_stale `verify`: refresh through the chain (by continuation) and answer what it brings
+        if acceptable, else the stale entry. With VERIFY_TIMEOUT (else REFRESH_LIMIT) the stale entry
+        goes out when the refresh takes longer, and the refresh goes on and updates the cache.
+        The rcode, or PENDING."""
         lb = self.labels(req)
         inc(requests_total, lb.plain)
-        e = self.lookup(shard, key, now)
-        if e is None:
-            inc(misses_total, lb.plain)
-            return await self.next_or_failure(self.downstream(req, req.proto), CacheWriter(w, self, req, key, shard))
-        # A stale entry in `verify` mode: ask the chain first, serve stale only if that fails.
         inc(hits_total, lb.success if e.positive else lb.denial)
-        rc = await self._verify(req, w, key, shard, e)
-        if rc is not None:
-            return rc
-        inc(served_stale_total, lb.plain)
-        return _write_hit(req, w, e, do, self.stale_ttl)
-
-    async def _verify(self, req: Request, w: ResponseWriter, key: tuple, shard: int, e: Entry) -> int | None:
         rec = RefreshWriter(self, req, key, shard, e)
         dreq = self.downstream(req, req.proto)
+        timer: Timer | None = None
+        waiting = False  # PENDING was returned: the answer completes w
+
+        def answer() -> int:
+            """The refreshed reply, else the stale entry (once: the refresh or the deadline)."""
+            nonlocal timer
+            rec.on_done = partial(self._refreshed, dreq, e)  # from now on a late refresh only updates
+            if timer is not None:
+                timer.cancel()
+                timer = None
+            if rec.refreshed and rec.out is not None:
+                w.write(rec.out)
+                return rec.rc
+            inc(served_stale_total, lb.plain)
+            return _write_hit(req, w, e, do, self.stale_ttl)
+
+        def refreshed(_rec: Recorder) -> None:
+            self._refreshed(dreq, e, rec)
+            if waiting:
+                complete(w, answer())
+
+        def deadline() -> None:
+            complete(w, answer())
+
+        rec.on_done = refreshed
         e.refreshing = True
-        nursery = self.scope.nursery if self.scope is not None else None
-        if self.verify_timeout > 0 and nursery is not None:
-            done = trio.Event()
-            nursery.start_soon(self._refresh, dreq, rec, e, done)
-            with trio.move_on_after(self.verify_timeout):
-                await done.wait()
-            # On timeout the refresh goes on in the background and updates the cache if it succeeds.
-        else:
-            await self._refresh(dreq, rec, e, None)
-        if rec.refreshed and rec.out is not None:
-            w.write(rec.out)
-            return rec.rc
-        return None
+        self._continue(dreq, rec)
+        if rec.rcode is not None:  # the chain answered at once
+            return answer()
+        waiting = True
+        timer = call_later(self.verify_timeout if self.verify_timeout > 0 else REFRESH_LIMIT, deadline)
+        return PENDING  # type: ignore[no-any-return]
 
     # -- refreshes ------------------------------------------------------------------------------
     def downstream(self, req: Request, proto: str) -> Request:
@@ -257,7 +266,11 @@ class Cache(Handler):
         # of the chain below (no task when that chain completes by callback, as forward does).
         dreq = self.downstream(req, "tcp")
         rec = RefreshWriter(self, req, key, shard, e)
-        rec.on_done = lambda r: self._refreshed(dreq, rec, e)
+        rec.on_done = partial(self._refreshed, dreq, e)
+        self._continue(dreq, rec)
+
+    def _continue(self, dreq: Request, rec: RefreshWriter) -> None:
+        """Run the chain below for a refresh; `rec.done` runs when it completes (maybe at once)."""
         try:
             rc = self.next_continue(dreq, rec)
         except Exception as ex:
@@ -266,8 +279,9 @@ class Cache(Handler):
         if rc is not PENDING:
             rec.done(rc)
 
-    def _refreshed(self, dreq: Request, rec: RefreshWriter, e: Entry) -> None:
-        """A background refresh completed: keep the popularity, or note the failure (FAILURE_RECHECK)."""
+    def _refreshed(self, dreq: Request, e: Entry, rec: Recorder) -> None:
+        """A refresh completed: keep the popularity, or note the failure (FAILURE_RECHECK)."""
+        assert isinstance(rec, RefreshWriter)
         ex = rec.error
         if isinstance(ex, PluginError):
             log.debug(f"refresh of {dreq.name} failed: {ex}")
@@ -280,18 +294,6 @@ class Cache(Handler):
                 rec.entry.last = time.monotonic()
         else:
             e.failed_at = time.monotonic()
-
-    async def _refresh(self, dreq: Request, rec: RefreshWriter, e: Entry, done: trio.Event | None) -> None:
-        """A refresh the caller waits for (serve_stale `verify`), bounded by REFRESH_LIMIT."""
-        try:
-            with trio.move_on_after(REFRESH_LIMIT):
-                await self.next_or_failure(dreq, rec)
-        except Exception as ex:
-            rec.error = ex
-        finally:
-            self._refreshed(dreq, rec, e)
-            if done is not None:
-                done.set()
 
     # -- storing --------------------------------------------------------------------------------
     def ingest(self, req: Request, key: tuple, shard: int, reply: Reply,

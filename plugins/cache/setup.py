@@ -191,7 +191,6 @@ ONCE = frozenset({"serve_stale_policy"})
 def setup(c: Controller) -> None:
     ca = parse(c)
     ca.server = c.server_label()
-    ca.scope = c.scope
     c.add_handler(ca)
     LIVE.add(ca)
 
