@@ -493,8 +493,8 @@ CONFIG_ERRORS = [
     ("forward . a..b\n", 'not an IP address, file, or valid domain: "a..b"'),
     ("forward . unix:///tmp/dns.sock\n", "'unix' is not supported as a destination protocol in forward: "
                                         "unix:///tmp/dns.sock"),
-    ("forward . https://127.0.0.1\n", "'https' is not supported as a destination protocol in forward: "
-                                     "https://127.0.0.1:443"),
+    ("forward . https://127.0.0.1/dns-query\n", "paths are not allowed in HTTPS upstream addresses (the "
+                                               "/dns-query path is used by default): https://127.0.0.1/dns-query"),
     ("forward . 127.0.0.1:99999\n", 'invalid upstream address "127.0.0.1:99999": invalid port 99999'),
     ("forward . 127.0.0.1 {\n max_connect_attempts x\n}\n", 'strconv.ParseUint: parsing "x": invalid syntax'),
     ("forward . 127.0.0.1 {\n health_check 1s domain\n}\n",
