@@ -193,6 +193,8 @@ def text_to_wire(name: str) -> bytes:
     name = name.rstrip(".") if name != "." else ""
     if not name:
         return b"\x00"
+    if "\\" not in name:  # no escapes (the usual name): per label, not per character
+        return b"".join(bytes((len(b),)) + b for b in (label.encode("utf-8") for label in name.split("."))) + b"\x00"
     out = bytearray()
     label = bytearray()
     i = 0

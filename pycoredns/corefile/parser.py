@@ -17,8 +17,10 @@ and snippet expansion limits are reached in well under a second.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
@@ -152,8 +154,12 @@ def _check_pattern(pattern: str) -> None:
 
 def _go_match(pattern: str, name: str) -> bool:
     """filepath.Match without classes: ``*`` and ``?`` never match '/', ``\\`` escapes; dotfiles match."""
-    import re
+    return _match_regex(pattern).fullmatch(name) is not None
 
+
+@functools.lru_cache(maxsize=64)
+def _match_regex(pattern: str) -> re.Pattern[str]:
+    """The regular expression for a glob pattern, made once per pattern (not once per directory entry)."""
     parts: list[str] = []
     i = 0
     while i < len(pattern):
@@ -168,7 +174,7 @@ def _go_match(pattern: str, name: str) -> bool:
         else:
             parts.append(re.escape(c))
         i += 1
-    return re.fullmatch("".join(parts), name, re.DOTALL) is not None
+    return re.compile("".join(parts), re.DOTALL)
 
 
 def _glob_dir(directory: str, pattern: str, matches: list[str]) -> None:
