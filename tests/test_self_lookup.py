@@ -1,0 +1,266 @@
+"""Self-lookups by continuation (issue 11, item 4): kubernetes' ExternalName, template's and rewrite's
+`cname` targets and cache's serve_stale `verify` wait for forward without a task per query.
+
+A small UDP upstream on loopback holds every query until the test releases it, so that N queries are
+in flight at once; the test then counts the trio tasks alive (a task per waiting query was the old
+way), releases the replies (in reverse order) and checks every answer with dnspython. Every wait is
+bounded; nothing is timed.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import dns.message
+import dns.rcode
+import dns.rrset
+import trio
+from conftest import running
+
+from pycoredns import wire
+from pycoredns.plugin import PENDING, self_lookup, self_lookup_all
+from pycoredns.request import Recorder, Request
+
+N = 200  # queries in flight at once
+
+
+def address(i: int) -> str:
+    return f"10.0.{i >> 8 & 255}.{i & 255}"
+
+
+def reply_to(query: bytes) -> bytes:
+    """`t<i>.rw.test.` A: CNAME t<i>.orig.example.; `t<i>.<anything>` A: 10.0.x.y from i; any other
+    A: 192.0.2.1; anything else: NOERROR without records."""
+    m = dns.message.from_wire(query)
+    r = dns.message.make_response(m)
+    q = m.question[0]
+    name = q.name.to_text()
+    first = name.split(".", 1)[0]
+    if q.rdtype == 1 and name.endswith(".rw.test."):
+        r.answer.append(dns.rrset.from_text(q.name, 60, "IN", "CNAME", f"{first}.orig.example."))
+    elif q.rdtype == 1 and first[:1] == "t" and first[1:].isdigit():
+        r.answer.append(dns.rrset.from_text(q.name, 60, "IN", "A", address(int(first[1:]))))
+    elif q.rdtype == 1:
+        r.answer.append(dns.rrset.from_text(q.name, 60, "IN", "A", "192.0.2.1"))
+    return r.to_wire()
+
+
+class HeldUpstream:
+    """UDP on a loopback port; while `held` is not None, queries wait there until `release()`."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.queries = 0
+        self.held: list[tuple[bytes, tuple]] | None = None
+        self.sock: trio.socket.SocketType | None = None
+
+    @property
+    def addr(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def hold(self) -> None:
+        self.held = []
+
+    async def release(self) -> None:
+        held, self.held = self.held or [], None
+        assert self.sock is not None
+        while held:
+            data, addr = held.pop()  # last in, first out: replies out of order
+            await self.sock.sendto(reply_to(data), addr)
+
+    @asynccontextmanager
+    async def serve(self) -> AsyncIterator[HeldUpstream]:
+        self.sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        await self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        async with trio.open_nursery() as n:
+            n.start_soon(self._loop)
+            try:
+                yield self
+            finally:
+                n.cancel_scope.cancel()
+        self.sock.close()
+
+    async def _loop(self) -> None:
+        assert self.sock is not None
+        while True:
+            data, addr = await self.sock.recvfrom(65535)
+            self.queries += 1
+            if self.held is not None:
+                self.held.append((data, addr))
+            else:
+                await self.sock.sendto(reply_to(data), addr)
+
+
+def tasks_alive() -> int:
+    """Every task of this trio run (the root task's tree)."""
+
+    def count(task: trio.lowlevel.Task) -> int:
+        return 1 + sum(count(t) for n in task.child_nurseries for t in n.child_tasks)
+
+    return count(trio.lowlevel.current_root_task())
+
+
+async def settle(pred: Callable[[], bool], timeout: float = 10.0) -> bool:
+    with trio.move_on_after(timeout):
+        while not pred():
+            await trio.sleep(0.02)
+        return True
+    return False
+
+
+async def in_flight(port: int, names: list[str], up: HeldUpstream, waiting: int,
+                    timeout: float = 20.0) -> dict[int, dns.message.Message]:
+    """Send one A query per name at once (one UDP socket); once `waiting` upstream queries are held,
+    check that no task per query exists, release them and collect every reply by index."""
+    out: dict[int, dns.message.Message] = {}
+    sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    before = tasks_alive()
+    with sock, trio.move_on_after(timeout):
+        await sock.connect(("127.0.0.1", port))
+        for i, name in enumerate(names):
+            q = dns.message.make_query(name, "A")
+            q.id = i
+            await sock.send(q.to_wire())
+        assert await settle(lambda: len(up.held or ()) >= waiting), (len(up.held or ()), waiting)
+        # the old way had a task per waiting query; by continuation there is none
+        assert tasks_alive() - before < 10, (tasks_alive(), before)
+        await up.release()
+        while len(out) < len(names):
+            m = dns.message.from_wire(await sock.recv(65535))
+            out[m.id] = m
+    assert len(out) == len(names), f"{len(names) - len(out)} queries without a reply"
+    return out
+
+
+def texts(m: dns.message.Message) -> list[str]:
+    return [rr.to_text() for rr in m.answer]
+
+
+async def test_template_cname_targets_resolve_by_continuation() -> None:
+    up = HeldUpstream()
+    async with up.serve():
+        cf = (". {\n template IN A alias.test {\n  match ^(t[0-9]+)[.]alias[.]test[.]$\n"
+              '  answer "{{ .Name }} 60 IN CNAME {{ index .Match 1 }}.example.net."\n }\n'
+              f" forward . {up.addr}\n}}\n")
+        async with running(cf) as srv:
+            up.hold()
+            names = [f"t{i}.alias.test." for i in range(N)]
+            out = await in_flight(srv.port(), names, up, N)
+            for i, name in enumerate(names):
+                assert out[i].rcode() == dns.rcode.NOERROR
+                assert texts(out[i]) == [f"{name} 60 IN CNAME t{i}.example.net.",
+                                            f"t{i}.example.net. 60 IN A {address(i)}"]
+
+
+async def test_rewrite_cname_targets_resolve_by_continuation() -> None:
+    up = HeldUpstream()
+    async with up.serve():
+        cf = (". {\n rewrite cname regex ^(t[0-9]+)\\.orig\\.example\\.$ {1}.example.net.\n"
+              f" forward . {up.addr}\n}}\n")
+        async with running(cf) as srv:
+            up.hold()  # the first round (the CNAMEs) is held; the lookups of the new targets are not
+            names = [f"t{i}.rw.test." for i in range(N)]
+            out = await in_flight(srv.port(), names, up, N)
+            for i, name in enumerate(names):
+                assert out[i].rcode() == dns.rcode.NOERROR
+                assert texts(out[i]) == [f"{name} 60 IN CNAME t{i}.example.net.",
+                                            f"t{i}.example.net. 60 IN A {address(i)}"]
+            assert up.queries == 2 * N
+
+
+async def test_kubernetes_externalname_resolves_by_continuation(api, tmp_path: Path) -> None:
+    kc = api.write_kubeconfig(tmp_path / "kc")
+    up = HeldUpstream()
+    async with up.serve():
+        cf = (f". {{\n kubernetes cluster.local {{\n  kubeconfig {kc}\n  startup_timeout 30s\n }}\n"
+              f" forward . {up.addr}\n}}\n")
+        async with running(cf) as srv:
+            up.hold()
+            names = ["ext.ns1.svc.cluster.local."] * N
+            out = await in_flight(srv.port(), names, up, N)
+            for m in out.values():
+                assert m.rcode() == dns.rcode.NOERROR
+                assert texts(m) == ["ext.ns1.svc.cluster.local. 5 IN CNAME example.net.",
+                                    "example.net. 60 IN A 192.0.2.1"]
+
+
+async def test_cache_serve_stale_verify_refreshes_by_continuation() -> None:
+    up = HeldUpstream()
+    async with up.serve():
+        cf = f". {{\n cache 1 {{\n  serve_stale 1h verify\n }}\n forward . {up.addr}\n}}\n"
+        async with running(cf) as srv:
+            names = [f"t{i}.example.net." for i in range(N)]
+            out = await in_flight(srv.port(), names, up, 0)  # fills the cache (TTL 1 s)
+            await trio.sleep(1.2)  # every entry is stale now
+            up.hold()
+            out = await in_flight(srv.port(), names, up, N)  # verify: each asks upstream first
+            for i, name in enumerate(names):
+                assert texts(out[i]) == [f"{name} 1 IN A {address(i)}"]  # the fresh answer
+            assert up.queries == 2 * N
+
+
+# -- the helper itself, through a running server's listener ----------------------------------------
+
+
+async def test_self_lookup_completes_at_once_or_later() -> None:
+    """`self_lookup` returns `then`'s rcode when the chain answers synchronously, PENDING when it
+    waits (then `then`'s outcome completes the writer); `self_lookup_all` keeps the order."""
+    up = HeldUpstream()
+    async with up.serve():
+        cf = (". {\n template IN A local.test {\n  answer \"{{ .Name }} 5 IN A 192.0.2.7\"\n }\n"
+              f" forward . {up.addr}\n}}\n")
+        async with running(cf) as srv:
+            (listener,) = [lst for lst in srv.instance.listeners.values() if lst.transport == "dns"][:1]
+            req = Request(dns.message.make_query("x.test.", "A").to_wire(), listener=listener)
+            finished: list[tuple[int, BaseException | None]] = []
+            w = Recorder(lambda r: finished.append((r.rcode, r.error)))
+
+            def then(reply: wire.Reply | None) -> int:
+                assert reply is not None
+                w.write(reply)
+                return wire.NOERROR
+
+            assert self_lookup(req.copy_with(qname="a.local.test."), w, then) == wire.NOERROR  # at once
+            assert not finished and dns.message.from_wire(w.reply).answer
+            w = Recorder(lambda r: finished.append((r.rcode, r.error)))
+            up.hold()
+            got: list[list[str]] = []
+
+            def then_all(replies: list[wire.Reply | None]) -> int:
+                got.append([texts(dns.message.from_wire(wire.to_bytes(r)))[0] for r in replies if r])
+                raise wire.WireError("broken")  # a failing continuation completes the writer as SERVFAIL
+
+            subs = [req.copy_with(qname="t1.example.net."), req.copy_with(qname="b.local.test."),
+                    req.copy_with(qname="t2.example.net.")]
+            assert self_lookup_all(subs, w, then_all) is PENDING
+            assert await settle(lambda: len(up.held or ()) == 2)
+            await up.release()
+            assert await settle(lambda: bool(finished))
+            assert got == [["t1.example.net. 60 IN A 10.0.0.1", "b.local.test. 5 IN A 192.0.2.7",
+                            "t2.example.net. 60 IN A 10.0.0.2"]]
+            assert finished[0][0] == wire.SERVFAIL and isinstance(finished[0][1], wire.WireError)
+
+
+async def test_self_lookup_loops_end_at_the_reentry_limit() -> None:
+    """Nested self-lookups carry their depth (`copy_with`): the 11th gets SERVFAIL, none loops."""
+    cf = ". {\n template IN A loop.test {\n  answer \"{{ .Name }} 5 IN CNAME {{ .Name }}\"\n }\n}\n"
+    async with running(cf) as srv:
+        (listener,) = [lst for lst in srv.instance.listeners.values() if lst.transport == "dns"][:1]
+        req = Request(dns.message.make_query("a.loop.test.", "A").to_wire(), listener=listener)
+        rec = Recorder()
+
+        def then(reply: wire.Reply | None) -> int:
+            assert reply is not None
+            rec.write(reply)
+            return wire.NOERROR
+
+        assert self_lookup(req, rec, then) == wire.NOERROR and req.depth == 1
+        m = dns.message.from_wire(rec.reply)
+        # a CNAME to itself: each level appends the next level's answers, the 11th is SERVFAIL (none)
+        assert len(m.answer) == 1 and len(m.answer[0]) == 1
+
