@@ -134,6 +134,7 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
         self.conn = Connection()
         self.index: Index | None = None
         self.synced = False
+        self._synced = trio.Event()  # set with `synced`: start() waits on it, not by polling
         self.serving_unsynced = False  # startup gave up waiting: apply partial state as it comes
         self._rebuild_needed = trio.Event()
         self._programmed: list[tuple[str, float]] = []  # (service kind, trigger time) awaiting a rebuild
@@ -174,7 +175,6 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
         self.watcher = Watcher(self.conn, self.kinds(), self.deliver)
         self.watcher.start()
         deadline = trio.current_time() + self.startup_timeout
-        next_log = trio.current_time() + 0.5
         while not self.synced:
             now = trio.current_time()
             if now >= deadline:
@@ -182,17 +182,18 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
                 self.serving_unsynced = True
                 self._rebuild_needed.set()  # serve what has arrived so far
                 return
-            if now >= next_log:
+            with trio.move_on_after(min(0.5, deadline - now)):
+                await self._synced.wait()
+            if not self.synced:
                 log.info("waiting for Kubernetes API before starting server")
-                next_log += 0.5
-            await trio.sleep(min(0.1, max(0.0, deadline - now)))
 
     async def rebuilder(self) -> None:
         """Background task: rebuild dirty services in chunks, yielding to queries in between.
 
         A relist or the first sync of a large cluster can touch thousands of services; done in one go
         on the trio loop it would stall every query (a reload's old configuration serves meanwhile).
-        `synced` turns true only once every kind has listed and its answers are built.
+        The first build runs here too, after `synced` (every kind listed): queries meanwhile build
+        the one service they need first (`Index.settle`).
         """
         idx = self.index
         assert idx is not None
@@ -205,8 +206,6 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
                 except Exception as e:  # one odd object must not take the server down (the chunk is skipped)
                     log.error(f"building answers failed: {type(e).__name__}: {e}")
                 await trio.sleep(0)
-            if not self.synced and self._needed <= idx.synced_kinds:
-                self.synced = True
             now = time.time()
             for kind, trigger in self._programmed:  # from the change to its answers being served
                 programming_duration.observe(max(0.0, now - trigger), kind)
@@ -238,8 +237,14 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
                 self._programmed.append((kind, sl.trigger))
         lists_done = self._needed <= idx.synced_kinds
         # before the first full list the rebuild waits for every kind: one build per service, not two
-        if (idx.dirty and (self.serving_unsynced or lists_done)) or (lists_done and not self.synced):
+        if idx.dirty and (self.serving_unsynced or lists_done):
             self._rebuild_needed.set()
+        if lists_done and not self.synced:
+            # ready now, as CoreDNS once its informers synced: the answers are built in the
+            # background (`rebuilder`), and a query first builds what it needs (`Index.settle`)
+            idx.lazy = bool(idx.dirty)
+            self.synced = True
+            self._synced.set()
 
     def _event(self, ev: tuple, slices_seen: list[objects.Slice]) -> None:
         idx = self.index
@@ -304,6 +309,9 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
         if idx is not None:
             key = (req.qname_wire, req.qtype)
             hit = idx.answers.get(key)
+            if hit is None and idx.lazy:
+                idx.settle(key[0])
+                hit = idx.answers.get(key)
             if hit is not None:
                 return self._write_hit(req, w, hit)
             seen = idx.memo.get(key)  # before on_ask: a memoised outcome is what on_ask found nothing for
@@ -328,6 +336,9 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
         if idx is not None:
             key = (req.qname_wire, req.qtype)
             hit = idx.answers.get(key)
+            if hit is None and idx.lazy:
+                idx.settle(key[0])
+                hit = idx.answers.get(key)
             if hit is None and key not in idx.memo:
                 hit = idx.on_ask(key)
             if hit is not None:

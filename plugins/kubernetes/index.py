@@ -140,6 +140,9 @@ class Index:
         self._svc_ips: dict[Key, list[str]] = {}
         self._ptr_asked: dict[str, bytes] = {}  # ip -> its reverse name, for the PTR answers built on ask
         self.dirty: set[Key] = set()
+        # True from "every kind listed" until the first build has emptied `dirty`: the server is ready
+        # meanwhile (as CoreDNS once its informers synced), and a query settles what it needs first
+        self.lazy = False
         self.serial = 0
         self.ext_serial = 0  # k8s_external's SOA serial: CoreDNS's extModified (service updates only)
         self.synced_kinds: set[str] = set()
@@ -243,12 +246,47 @@ class Index:
     # -- rebuild ------------------------------------------------------------------------------
     def apply(self, limit: int | None = None) -> list[Key]:
         """Rebuild the answers of dirty services (at most `limit`); returns the keys rebuilt."""
-        self.forget()  # rebuilt answers may turn a memoised negative positive, and back
         if limit is None or len(self.dirty) <= limit:
             done = list(self.dirty)
             self.dirty.clear()
         else:
             done = [self.dirty.pop() for _ in range(limit)]
+        self._rebuild(done)
+        if not self.dirty:
+            self.lazy = False
+        return done
+
+    def settle(self, qname: bytes) -> None:
+        """Before the first build is complete (`lazy`): build what the answer for `qname` depends on.
+
+        A name under a forward zone with `svc` as its last relative label and 3-5 labels belongs to
+        one service, `<name>.<ns>.svc` (every answer of a service lives under that base): only that
+        service is built, if still dirty. Any other name (reverse, apex NS, which read the PTR
+        sources of every service) finishes the whole build first.
+        """
+        if not self.lazy:
+            return
+        for z in self.zones:
+            if len(qname) > len(z.wire) and qname.endswith(z.wire):
+                rel = _split(qname[: len(qname) - len(z.wire)])
+                if rel is not None and 3 <= len(rel) <= 5 and rel[-1] == b"svc":
+                    try:
+                        key = (rel[-2].decode(), rel[-3].decode())
+                    except UnicodeDecodeError:
+                        return  # no object has such a name
+                    if key in self.dirty:
+                        self.dirty.discard(key)
+                        self._rebuild([key])
+                    return
+        self.finish()
+
+    def finish(self) -> None:
+        """Complete the first build now (what reads every service's derived state calls this)."""
+        if self.lazy:
+            self.apply()
+
+    def _rebuild(self, done: list[Key]) -> None:
+        self.forget()  # rebuilt answers may turn a memoised negative positive, and back
         ptr_dirty: set[str] = set()
         for key in done:
             self._drop(key, ptr_dirty)
@@ -260,7 +298,6 @@ class Index:
                     self._drop(key, ptr_dirty)
         for ip in ptr_dirty:
             self._build_ptr(ip)
-        return done
 
     def _drop(self, key: Key, ptr_dirty: set[str]) -> None:
         for k in self._owned.pop(key, ()):
@@ -537,7 +574,12 @@ class Index:
         return [label(lab) + primary for lab, ips in by_label.items() if ip in ips]
 
     def services_with_endpoint(self, ip: str) -> list[Key]:
-        return [e[0] for e in self._ptr_src.get(ip, ())]
+        return [e[0] for e in self.ptr_sources(ip)]
+
+    def ptr_sources(self, ip: str) -> tuple[tuple[Key, bool], ...]:
+        """(service, is a ClusterIP) for each service that gives `ip` a PTR (the whole build first)."""
+        self.finish()
+        return self._ptr_src.get(ip, ())
 
     # -- synthesised records --------------------------------------------------------------------
     def soa(self, zone_ptr: bytes) -> bytes:

@@ -17,7 +17,7 @@ def ns_addresses(idx: Any, local_ips: list[str], zone: str, external: bool, head
     out: list[tuple[str, str]] = []
     found = False
     for local in local_ips:
-        for key, is_cluster_ip in (idx._ptr_src.get(local, ()) if idx is not None else ()):
+        for key, is_cluster_ip in (idx.ptr_sources(local) if idx is not None else ()):
             if is_cluster_ip:
                 continue
             found = True
