@@ -169,9 +169,9 @@ class H2Conn(StreamConn):
                 req = self.queue.popleft()
                 if self.pending.get(req.key) is req:  # not timed out while queued
                     self._open(req)
-        except h2.exceptions.H2Error as e:  # e.g. stream ids exhausted: the queries go to a new connection
+        except h2.exceptions.H2Error:  # e.g. stream ids exhausted: run() fails (or resends) every query here
             self.close()
-            raise CachedClosed(f"http2: {e}") from None
+            return
         self._flush()
 
     def _open(self, req: _Req) -> None:
@@ -220,9 +220,9 @@ class H2Conn(StreamConn):
             req = self.by_sid.get(ev.stream_id)
             if req is not None:
                 req.buf += ev.data
-                if len(req.buf) > MAX_BODY:
+                if len(req.buf) > MAX_BODY:  # reported as CoreDNS does, without the request's name
                     self.forget(req.key, req.waiter)
-                    req.on_error(UpstreamError("http: request body too large"))
+                    req.waiter.on_error(UpstreamError("http: request body too large"))
         elif isinstance(ev, h2.events.StreamEnded):
             assert ev.stream_id is not None
             req = self._finish(ev.stream_id)
@@ -270,18 +270,12 @@ class H2Conn(StreamConn):
             self.h2.initiate_connection()
             self.state = "open"
             self._pump()
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._writer)
-                try:
-                    await self._read()
-                finally:
-                    nursery.cancel_scope.cancel()
+            async with trio.open_nursery() as nursery:  # neither task raises: no exception groups here
+                nursery.start_soon(self._write)
+                err = await self._read()
+                nursery.cancel_scope.cancel()
         except UpstreamError as e:
             err = e
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            err = UpstreamError("http2: client connection lost")
-        except h2.exceptions.H2Error as e:
-            err = UpstreamError(f"http2: {e}")
         finally:
             cached = self.served > 0
             self.close()
@@ -296,20 +290,33 @@ class H2Conn(StreamConn):
                 for req in pending.values():
                     req.on_error(err)
 
-    async def _read(self) -> None:
+    async def _write(self) -> None:
+        """StreamConn's writer; a failed write closes the connection (the reader then ends)."""
+        try:
+            await self._writer()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            self.close()
+
+    async def _read(self) -> UpstreamError | None:  # type: ignore[override]
+        """Feed what arrives to h2 and act on its events; the error that ended the connection, if any."""
         stream = self.stream
         assert stream is not None
-        while True:
-            chunk = await stream.receive_some(65536)
-            if not chunk:
-                return  # EOF: run() fails what is pending
-            self.last_recv = self.used = _now()
-            for ev in self.h2.receive_data(chunk):
-                self._event(ev)
-            self._pump()
-            if self.draining and not self.pending:
-                return
-            await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            while True:
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    return None  # EOF: run() fails what is pending
+                self.last_recv = self.used = _now()
+                for ev in self.h2.receive_data(chunk):
+                    self._event(ev)
+                self._pump()
+                if self.draining and not self.pending:
+                    return None
+                await trio.lowlevel.checkpoint_if_cancelled()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            return UpstreamError("http2: client connection lost")
+        except h2.exceptions.H2Error as e:  # a protocol error of the server's
+            return UpstreamError(f"http2: {e}")
 
 
 class _Probe:
