@@ -296,16 +296,44 @@ def _no_args(c: Controller) -> None:
 
 
 def _tls_context(args: list[str]) -> ssl.SSLContext:
-    """pkg/tls NewTLSConfigFromArgs: () system CAs, (CA), (CERT KEY), (CERT KEY CA); TLS >= 1.2."""
-    try:
-        ca = args[0] if len(args) == 1 else args[2] if len(args) == 3 else None
-        ctx = ssl.create_default_context(cafile=ca)
+    """pkg/tls NewTLSConfigFromArgs: () system CAs, (CA), (CERT KEY), (CERT KEY CA); TLS >= 1.2.
+
+    Errors as CoreDNS words them: the key pair first (`could not load TLS cert: ...`), then the CA
+    (`error reading CA: open CA: ...`; a file without a certificate: `could not read root certs: <nil>`)."""
+    ca = args[0] if len(args) == 1 else args[2] if len(args) == 3 else None
+    ctx = ssl.create_default_context()
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if len(args) >= 2:
+        try:
+            ctx.load_cert_chain(args[0], args[1])
+        except OSError as e:
+            raise ConfigError(f"could not load TLS cert: {_key_pair_error(args[0], args[1], e)}") from None
+    if ca is not None:
+        try:
+            with open(ca, encoding="ascii", errors="replace") as fh:
+                pem = fh.read()
+        except OSError as e:
+            raise ConfigError(f"error reading {ca}: open {ca}: {(e.strerror or str(e)).lower()}") from None
+        try:
+            ctx = ssl.create_default_context(cadata=pem)  # the CA only, as Go's RootCAs
+        except (ssl.SSLError, ValueError):
+            raise ConfigError("could not read root certs: %!s(<nil>)") from None  # sic: Go formats a nil error
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         if len(args) >= 2:
             ctx.load_cert_chain(args[0], args[1])
-    except (OSError, ssl.SSLError) as e:
-        raise ConfigError(f"could not load TLS config: {e}") from None
     return ctx
+
+
+def _key_pair_error(cert: str, key: str, e: OSError) -> str:
+    """Why Go's tls.LoadX509KeyPair fails: a missing file, or one without PEM data, else OpenSSL's reason."""
+    for path, what in ((cert, "certificate"), (key, "key")):
+        try:
+            with open(path, "rb") as fh:
+                if b"-----BEGIN" not in fh.read():
+                    return f"tls: failed to find any PEM data in {what} input"
+        except OSError as oe:
+            return f"open {path}: {(oe.strerror or str(oe)).lower()}"
+    return f"tls: {getattr(e, 'reason', None) or e}"
 
 
 def _except(c: Controller, f: Forward) -> None:

@@ -255,3 +255,31 @@ async def test_setup_errors(body: str, error: str) -> None:
         async with running(f". {{\n {body}\n}}\n", filename="Testfile"):
             pass
     assert str(e.value) == f"plugin/forward: {error}"
+
+
+async def test_tls_file_errors(tmp_path) -> None:
+    """`tls` file errors (for tls:// and https:// alike) as CoreDNS's pkg/tls words them."""
+    junk = tmp_path / "junk.pem"
+    junk.write_text("junk\n")
+    with DohServer(answer_with()) as s:
+        cert, key = s.cert_file, s.key_file
+        cases = [
+            (f"tls {tmp_path}/none.pem", f"error reading {tmp_path}/none.pem: open {tmp_path}/none.pem: "
+                                         "no such file or directory"),
+            (f"tls {junk}", "could not read root certs: %!s(<nil>)"),
+            (f"tls {tmp_path}/none.pem {key}", f"could not load TLS cert: open {tmp_path}/none.pem: "
+                                               "no such file or directory"),
+            (f"tls {junk} {key}", "could not load TLS cert: tls: failed to find any PEM data in certificate input"),
+            (f"tls {cert} {junk}", "could not load TLS cert: tls: failed to find any PEM data in key input"),
+            (f"tls {cert} {key} {tmp_path}/none.pem", f"error reading {tmp_path}/none.pem: open {tmp_path}/none.pem: "
+                                                      "no such file or directory"),
+        ]
+        for opt, error in cases:
+            for to in ("https://127.0.0.1", "tls://127.0.0.1"):
+                with pytest.raises(StartupError) as e:
+                    async with running(f". {{\n forward . {to} {{\n  {opt}\n }}\n}}\n"):
+                        pass
+                assert str(e.value) == f"plugin/forward: {error}", (to, opt)
+        async with running(block(f"https://{s.addr}", f"  tls {cert} {key} {cert}")) as srv:  # client cert + CA
+            r = await query(srv.port(), "a.example.org.", "A")
+            assert texts(r.answer) == ["a.example.org. 60 IN A 192.0.2.99"]
