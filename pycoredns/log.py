@@ -35,7 +35,11 @@ class PluginLogger:
         self._log.warning(self.prefix + msg)
 
     def error(self, msg: str) -> None:
-        self._log.error(self.prefix + msg)
+        h = _sole_handler(self._log, logging.ERROR)
+        if h is None:
+            self._log.error(self.prefix + msg)
+        else:  # the line configure()'s format makes, without a LogRecord (errors logs one per failed query)
+            _write(h, "[ERROR] " + self.prefix + msg)
 
     def fatal(self, msg: str) -> None:
         self._log.critical(self.prefix + msg)
@@ -56,6 +60,37 @@ def set_debug(on: bool) -> None:
     logging.getLogger(ROOT).setLevel(logging.DEBUG if on else logging.INFO)
 
 
+_FORMAT = logging.Formatter("[%(levelname)s] %(message)s")
+_installed: logging.StreamHandler[TextIO] | None = None  # configure()'s handler
+
+
+def _sole_handler(logger: logging.Logger, level: int) -> logging.StreamHandler[TextIO] | None:
+    """configure()'s handler when a record at `level` from `logger` would go to it and nowhere else,
+    with no filter on the way: then the line can be written as its formatter would write it. Checked
+    on every call (cheap), so a handler or filter added later (an embedding program, tests) sees
+    every record as before."""
+    h = _installed
+    if h is None or h.formatter is not _FORMAT or h.filters or level < h.level or logger.filters \
+            or not logger.isEnabledFor(level):
+        return None
+    lg: logging.Logger | None = logger
+    while lg is not None:
+        if lg.handlers and (lg.handlers[0] is not h or len(lg.handlers) > 1):
+            return None
+        if lg.handlers or not lg.propagate:
+            return h if lg.handlers else None
+        lg = lg.parent
+    return None
+
+
+def _write(h: logging.StreamHandler[TextIO], line: str) -> None:
+    """What StreamHandler.emit does with a formatted line (the write and the flush, under its lock)."""
+    assert h.lock is not None
+    with h.lock:
+        h.stream.write(line + h.terminator)
+        h.flush()
+
+
 def configure(stream: TextIO | None = None) -> None:
     """Install CoreDNS's format on the `pycoredns` logger (idempotent)."""
     logger = logging.getLogger(ROOT)
@@ -63,8 +98,10 @@ def configure(stream: TextIO | None = None) -> None:
         if getattr(h, "_pycoredns", False):
             logger.removeHandler(h)
     handler = logging.StreamHandler(stream or sys.stdout)
-    handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
+    handler.setFormatter(_FORMAT)
     handler._pycoredns = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
+    global _installed
+    _installed = handler
     logger.setLevel(logging.DEBUG if _debug else logging.INFO)
     logger.propagate = False
