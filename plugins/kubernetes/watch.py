@@ -32,6 +32,12 @@ log = plugin_logger("kubernetes")
 POD_FIELD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed,status.phase!=Unknown"
 PAGE = 500
 MAX_BACKOFF = 3.0  # seconds between retries at most (x1.5 jitter): an outage ends within ~4.5 s of recovery
+# A watch asks the server to end it after timeoutSeconds, drawn from this range as client-go's reflector
+# does (minWatchTimeout 5 min, x1 to x2). A stream silent for WATCH_GRACE seconds longer than that (no
+# event, no bookmark, not ended) is dropped and watched again from the last resourceVersion: client-go
+# keeps no such deadline of its own and waits for the server to end the stream.
+WATCH_TIMEOUT = (300, 600)
+WATCH_GRACE = 30.0
 Event = tuple  # ("replace", kind, [(key, obj)]) | ("upsert", kind, key, obj) | ("delete", kind, key)
 #                | ("synced", kind) | ("request", verb, code, host, seconds, wait)
 
@@ -308,13 +314,19 @@ class Watcher:
 
     async def _watch(self, api: Any, spec: KindSpec, limiter: _Limiter, rv: str) -> str:
         """Follow one watch stream; returns the resourceVersion to resume from."""
-        timeout = random.randint(300, 600)
+        timeout = random.randint(*WATCH_TIMEOUT)
         params: dict[str, Any] = {"watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true",
                                   "timeoutSeconds": timeout}
-        resp = await self._call(api, spec, limiter, params, (10, timeout + 30))
+        idle = timeout + WATCH_GRACE
+        resp = await self._call(api, spec, limiter, params, (10, idle + 5))
         try:
             while True:
-                line = await asyncio.wait_for(resp.content.readline(), timeout + 30)
+                try:
+                    line = await asyncio.wait_for(resp.content.readline(), idle)
+                except TimeoutError:
+                    log.warning(f"watch of {spec.name}: nothing received for {idle:.0f}s (its timeout was "
+                                f"{timeout}s), watching again from resourceVersion {rv}")
+                    return rv
                 if not line:
                     return rv  # stream ended: resume
                 try:

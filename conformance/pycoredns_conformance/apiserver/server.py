@@ -68,6 +68,7 @@ class _Watcher:
     table: bool = False
     include: str = "Metadata"
     sent_columns: bool = field(default=False)
+    silenced: bool = False  # hold_watches: write nothing more, never end it (the client must give up)
 
     def match(self, obj: Obj | None) -> bool:
         if obj is None:
@@ -128,6 +129,8 @@ class APIServer:
         self._watchers: set[_Watcher] = set()
         self._dispatched_rv = self.store.resource_version
         self._unreachable: str | None = None
+        self._hold_watches = False
+        self._stall_lists = False
         self._recover_handle: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self._requests: deque[tuple[str, str]] = deque(maxlen=request_log)
@@ -301,6 +304,30 @@ class APIServer:
             await self._set_unreachable_async(unreachable, mode)
 
         self._call(do)
+
+    def hold_watches(self, hold: bool = True) -> int:
+        """Silence watch streams: every stream open now, and every one opened while holding, keeps its
+        connection but sends nothing more (no events, no bookmarks) and is not ended at its
+        timeoutSeconds, like an apiserver or a proxy that stopped forwarding while the TCP connection
+        stays up. The events they miss stay in the history: a client that gives up on a silent stream
+        and watches again from its last resourceVersion catches up. ``hold_watches(False)``: watches
+        opened afterwards work again; the silenced streams stay silent until the client drops them
+        (or ``drop_watches``). Returns how many open streams were silenced."""
+
+        def do() -> int:
+            self._hold_watches = hold
+            if not hold:
+                return 0
+            for w in self._watchers:
+                w.silenced = True
+            return len(self._watchers)
+
+        return int(self._call(do))
+
+    def stall_lists(self, stall: bool = True) -> None:
+        """Lists (GET without watch) wait without answering while stalled; the client's read timeout
+        decides what happens. ``stall_lists(False)``: the waiting lists are answered."""
+        self._stall_lists = stall
 
     @property
     def unreachable(self) -> str | None:
@@ -565,6 +592,8 @@ class APIServer:
 
     async def _list(self, request: web.Request, k: Kind, ns: str | None) -> web.Response:
         q = request.query
+        while self._stall_lists:  # stall_lists: no answer yet (the client may give up meanwhile)
+            await asyncio.sleep(0.05)
         if q.get("resourceVersionMatch") != "Exact" and not q.get("continue"):
             await self._wait_for_version(q.get("resourceVersion"))
         labels, fields = self._selectors(request, k)
@@ -703,6 +732,7 @@ class APIServer:
                 except APIError as e:
                     failure = e
             w.last_rv = cur
+            w.silenced = self._hold_watches
             if failure is None:
                 self._watchers.add(w)
         resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
@@ -716,13 +746,17 @@ class APIServer:
                 return resp
             loop = self._loop
             deadline = loop.time() + timeout
-            if initial:
+            if initial and not w.silenced:
                 await resp.write(b"".join(self._event_line(w, t, o) for t, o in initial))
-            if bookmarks:
+            if bookmarks and not w.silenced:
                 # Only w.last_rv is safe here: events newer than it may already sit in the queue.
                 await resp.write(self._bookmark(k, w.last_rv, send_initial))
             next_bm = loop.time() + self.bookmark_interval
             while True:
+                if w.silenced:
+                    if await self._silent(request, w):
+                        break
+                    return resp
                 now = loop.time()
                 if now >= deadline:
                     if bookmarks and w.queue.empty():
@@ -744,6 +778,8 @@ class APIServer:
                     return resp
                 if item is _CLOSE:
                     break
+                if w.silenced:
+                    continue  # silenced while waiting: this event is swallowed too
                 event: Event = item
                 if event.rv <= w.last_rv:
                     continue
@@ -759,10 +795,28 @@ class APIServer:
             self._watchers.discard(w)
         return resp
 
+    @staticmethod
+    async def _silent(request: web.Request, w: _Watcher) -> bool:
+        """A silenced stream: swallow its events, write nothing, ignore its deadline, until the
+        client goes away (False) or drop_watches ends it (True: end the stream cleanly)."""
+        while True:
+            try:
+                item = await asyncio.wait_for(w.queue.get(), 1.0)
+            except TimeoutError:
+                tr = request.transport
+                if tr is None or tr.is_closing():
+                    return False
+                continue
+            if item is _ABORT:
+                return False
+            if item is _CLOSE:
+                return True
+
     # ------------------------------------------------------------------ control endpoints
 
     async def _control(self, request: web.Request, segs: list[str]) -> web.Response:
-        """POST /_control/{drop-watches,expire,unreachable?seconds=N&mode=refuse|503,reachable},
+        """POST /_control/{drop-watches,expire,unreachable?seconds=N&mode=refuse|503,reachable,
+        hold-watches?on=1|0,stall-lists?on=1|0},
         for when the server runs as a subprocess and tests cannot call methods."""
         if request.method != "POST" or len(segs) != 1:
             raise self._no_resource()
@@ -770,6 +824,11 @@ class APIServer:
         what = segs[0]
         if what == "drop-watches":
             return _json({"dropped": self.drop_watches(clean=q.get("clean") in ("1", "true"))})
+        if what == "hold-watches":
+            return _json({"silenced": self.hold_watches(q.get("on", "1") in ("1", "true"))})
+        if what == "stall-lists":
+            self.stall_lists(q.get("on", "1") in ("1", "true"))
+            return _json({"stalled": self._stall_lists})
         if what == "expire":
             return _json({"resourceVersion": str(self.expire_resource_versions())})
         if what == "unreachable":
