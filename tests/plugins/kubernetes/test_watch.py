@@ -1,0 +1,39 @@
+"""Lists in pages (limit/continue): a cluster listed in pages of 2 answers as one listed in one page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import query, running
+from pycoredns_conformance.apiserver import FIXTURE_CLUSTER, APIServer, load_objects
+
+from plugins.kubernetes import watch
+from tests.test_kubernetes_live import corefile
+
+NAMES = [("kubernetes.default.svc.cluster.local.", "A"), ("kube-dns.kube-system.svc.cluster.local.", "SRV"),
+         ("_dns._udp.kube-dns.kube-system.svc.cluster.local.", "SRV"), ("svc1.ns1.svc.cluster.local.", "A"),
+         ("headless.ns1.svc.cluster.local.", "A"), ("nope.ns1.svc.cluster.local.", "A"),
+         ("1.16.240.10.in-addr.arpa.", "PTR")]
+
+
+@pytest.fixture
+def api():
+    with APIServer(load_objects(FIXTURE_CLUSTER)) as server:
+        server.start()
+        yield server
+
+
+async def answers(kc: Path) -> list[str]:
+    async with running(corefile(kc)) as srv:
+        return [(await query(srv.port(), name, qtype)).to_text().split("\n", 1)[1] for name, qtype in NAMES]
+
+
+async def test_paged_list_answers_as_one_page(api, tmp_path: Path, monkeypatch) -> None:
+    kc = api.write_kubeconfig(tmp_path / "kc")
+    whole = await answers(kc)
+    monkeypatch.setattr(watch, "PAGE", 2)
+    assert await answers(kc) == whole
+    # real answers, not two equal failures
+    assert "IN A 10.240.16.1" in whole[0] and "PTR kubernetes.default.svc" in whole[-1]
+
