@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 import trio
 from dnslib import DNSBuffer, DNSRecord
 
-from . import log, metrics, wire
+from . import log, metrics, mmsg, wire
 from .exceptions import PluginError
 from .handler import PENDING, run_slow
 from .request import Recorder, Rejected, Request, ResponseWriter, client_write
@@ -169,21 +169,33 @@ class ClientWriter(ResponseWriter):
 
 
 class UDPWriter(ClientWriter):
-    __slots__ = ("addr", "sock")
+    """Inside a drain iteration (`mmsg.DEFER.active`) the reply joins the socket's batch, sent by
+    one sendmmsg when the iteration ends; otherwise it is sent at once."""
 
-    def __init__(self, sock: socket.socket, addr: tuple[Any, ...], req: Request) -> None:
+    __slots__ = ("addr", "batch", "sock")
+
+    def __init__(self, sock: socket.socket, addr: tuple[Any, ...], req: Request,
+                 batch: mmsg.SendBatch | None = None) -> None:
         self.written = False  # ResponseWriter's state, set here: no super() call per query
         self.held = False
         self.sock = sock
         self.addr = addr
         self.req = req
+        self.batch = batch
 
     def write(self, reply: Reply) -> None:
         if self.written:
             return
         self.written = True
+        data = scrub(self.req, reply)
+        if self.batch is not None and mmsg.DEFER.active:
+            try:
+                self.batch.add_to(data, mmsg.sockaddr(self.addr))
+                return
+            except (ValueError, OSError):
+                pass  # not an address sockaddr() encodes: sendto says what it makes of it
         try:
-            self.sock.sendto(scrub(self.req, reply), self.addr)
+            self.sock.sendto(data, self.addr)
         except OSError:
             pass  # full send buffer or a vanished client: UDP drops it, as the kernel would
 
@@ -221,15 +233,19 @@ class TCPWriter(ClientWriter):
 class UDPTransport:
     """What `dispatch` needs from a UDP socket, made once per socket (no closures per datagram)."""
 
-    __slots__ = ("sock", "spawn")
+    __slots__ = ("batch", "sock", "spawn")
     proto = "udp"
 
     def __init__(self, sock: socket.socket, spawn: Callable[..., None]) -> None:
         self.sock = sock
         self.spawn = spawn
+        # replies written inside a drain iteration (this socket's or an upstream socket's) go out together
+        batched = mmsg.AVAILABLE and isinstance(sock, socket.socket) and sock.family in (socket.AF_INET,
+                                                                                         socket.AF_INET6)
+        self.batch = mmsg.SendBatch(sock, named=True) if batched else None
 
     def writer(self, req: Request, addr: tuple[Any, ...]) -> ClientWriter:
-        return UDPWriter(self.sock, addr, req)
+        return UDPWriter(self.sock, addr, req, self.batch)
 
     def send_raw(self, data: bytes, addr: tuple[Any, ...]) -> None:
         try:
@@ -256,6 +272,7 @@ class Listener:
         self.debug = False
         self.nursery: trio.Nursery | None = None
         self.udp_sock: socket.socket | None = None
+        self.udp_batch: mmsg.SendBatch | None = None  # the replies batched by serve_udp (tests read it)
         self.tcp_sock: socket.socket | None = None
         self.tcp_limit = trio.CapacityLimiter(MAX_TCP_CONNECTIONS)
         self.tcp_conns: set[TCPConnection] = set()
@@ -478,27 +495,39 @@ class Listener:
         return UDPTransport(sock, self.nursery.start_soon)
 
     async def serve_udp(self, sock: socket.socket) -> None:
-        """Drain loop: recvfrom until EAGAIN, wait_readable only then, a checkpoint every 64."""
+        """Drain loop: recvfrom until EAGAIN, wait_readable only then, a checkpoint every 64.
+
+        The sends its queries make (replies, forward's upstream queries) are batched (`mmsg`) and
+        flushed before each await."""
         recv = sock.recvfrom
         dispatch = self.dispatch
         transport = self.udp_transport(sock)
+        self.udp_batch = transport.batch
+        defer = mmsg.DEFER
         n = 0
-        while True:
-            try:
-                data, addr = recv(65535)
-            except BlockingIOError:
-                await trio.lowlevel.wait_readable(sock)
-                n = 0
-                continue
-            except OSError as e:
-                if e.errno in (errno.EBADF, errno.ENOTSOCK):
-                    return
-                continue  # ICMP errors reported on the socket; keep serving
-            dispatch(data, addr, transport)
-            n += 1
-            if n >= DRAIN_BATCH:
-                n = 0
-                await trio.lowlevel.checkpoint()
+        try:
+            while True:
+                try:
+                    data, addr = recv(65535)
+                except BlockingIOError:
+                    if defer.active:
+                        defer.flush()
+                    await trio.lowlevel.wait_readable(sock)
+                    n = 0
+                    continue
+                except OSError as e:
+                    if e.errno in (errno.EBADF, errno.ENOTSOCK):
+                        return
+                    continue  # ICMP errors reported on the socket; keep serving
+                defer.active = True
+                dispatch(data, addr, transport)
+                n += 1
+                if n >= DRAIN_BATCH:
+                    n = 0
+                    defer.flush()
+                    await trio.lowlevel.checkpoint()
+        finally:
+            defer.flush()
 
     # -- TCP -----------------------------------------------------------------------------------
     async def serve_tcp(self, sock: socket.socket) -> None:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import trio
 
-from pycoredns import metrics, wire
+from pycoredns import metrics, mmsg, wire
 from pycoredns.log import plugin_logger
 
 from .validate import accept
@@ -157,6 +157,7 @@ class UdpMux:
         self.sock: socket.socket | None = None
         self.pending: dict[int, Waiter] = {}
         self.local = ""
+        self.batch: mmsg.SendBatch | None = None  # queries sent inside a drain iteration (pycoredns.mmsg)
 
     def _open(self) -> socket.socket:
         nursery = self.proxy.nursery
@@ -177,18 +178,27 @@ class UdpMux:
             raise UpstreamError(f"dial udp {self.proxy.to}: {_os_text(e)}") from None
         self.local = _fmt_addr(sock.getsockname())
         self.sock = sock
+        if mmsg.AVAILABLE:
+            self.batch = mmsg.SendBatch(sock, self._send_failed)
         nursery.start_soon(functools.partial(guarded, f"udp socket to {self.proxy.to}", self._reader, sock,
                                              on_error=self.close))
         return sock
 
     def send(self, waiter: Waiter, data: bytes) -> int:
-        """Send `data` under a fresh ID registered for `waiter`; the ID. Raises UpstreamError."""
+        """Send `data` under a fresh ID registered for `waiter`; the ID. Raises UpstreamError.
+
+        Inside a drain iteration the query joins the socket's batch (one sendmmsg when the iteration
+        ends); a send the kernel refuses then reaches the waiter through `on_error`."""
         sock = self.sock or self._open()
         pending = self.pending
         try:
             qid = _free_id(pending)
         except UpstreamError:
             raise UpstreamError(f"write udp {self.local}->{self.proxy.to}: no free query id") from None
+        if mmsg.DEFER.active and self.batch is not None:
+            pending[qid] = waiter
+            self.batch.add(qid.to_bytes(2, "big") + data[2:], (qid, waiter))
+            return qid
         try:
             sock.send(qid.to_bytes(2, "big") + data[2:])
         except BlockingIOError:
@@ -197,6 +207,15 @@ class UdpMux:
             raise UpstreamError(f"write udp {self.local}->{self.proxy.to}: write: {_os_text(e)}") from None
         pending[qid] = waiter
         return qid
+
+    def _send_failed(self, tag: tuple[int, Waiter], err: int) -> None:
+        """A batched query the kernel refused: the error the immediate send would have raised."""
+        qid, waiter = tag
+        if self.pending.get(qid) is not waiter:
+            return  # failed or answered meanwhile
+        del self.pending[qid]
+        text = "i/o timeout" if err in (errno.EAGAIN, errno.EWOULDBLOCK) else f"write: {_os_text(OSError(err, ''))}"
+        waiter.on_error(UpstreamError(f"write udp {self.local}->{self.proxy.to}: {text}"))
 
     def forget(self, qid: int, waiter: Waiter) -> None:
         if self.pending.get(qid) is waiter:
@@ -208,6 +227,9 @@ class UdpMux:
 
     def close(self) -> None:
         sock, self.sock = self.sock, None
+        if self.batch is not None:
+            self.batch.drop()
+            self.batch = None
         if sock is not None:
             trio.lowlevel.notify_closing(sock)
             sock.close()
@@ -219,35 +241,46 @@ class UdpMux:
             waiter.on_error(err)
 
     async def _reader(self, sock: socket.socket) -> None:
-        """Drain the socket; hand each reply to the waiter its ID names, drop the rest."""
+        """Drain the socket; hand each reply to the waiter its ID names, drop the rest.
+
+        What the replies send (to clients, further attempts upstream) is batched and flushed before
+        each await, as in the listener's drain loop."""
         pending = self.pending
+        defer = mmsg.DEFER
         n = 0
-        while True:
-            try:
-                data = sock.recv(65535)
-            except BlockingIOError:
-                n = 0
+        try:
+            while True:
                 try:
-                    await trio.lowlevel.wait_readable(sock)
-                except (trio.ClosedResourceError, OSError):
-                    return
-                pending = self.pending
-                continue
-            except OSError as e:
-                if sock.fileno() < 0:
-                    return
-                # ICMP errors (port unreachable) concern this upstream, hence every query waiting on it.
-                self._fail_all(UpstreamError(f"read udp {self.local}->{self.proxy.to}: read: {_os_text(e)}"))
-                pending = self.pending
-                continue
-            if len(data) >= 2:
-                waiter = pending.pop((data[0] << 8) | data[1], None)
-                if waiter is not None:
-                    waiter.on_reply(data)
-            n += 1
-            if n >= 64:
-                n = 0
-                await trio.lowlevel.checkpoint()
+                    data = sock.recv(65535)
+                except BlockingIOError:
+                    n = 0
+                    if defer.active:
+                        defer.flush()
+                    try:
+                        await trio.lowlevel.wait_readable(sock)
+                    except (trio.ClosedResourceError, OSError):
+                        return
+                    pending = self.pending
+                    continue
+                except OSError as e:
+                    if sock.fileno() < 0:
+                        return
+                    # ICMP errors (port unreachable) concern this upstream, hence every query waiting on it.
+                    self._fail_all(UpstreamError(f"read udp {self.local}->{self.proxy.to}: read: {_os_text(e)}"))
+                    pending = self.pending
+                    continue
+                if len(data) >= 2:
+                    waiter = pending.pop((data[0] << 8) | data[1], None)
+                    if waiter is not None:
+                        defer.active = True
+                        waiter.on_reply(data)
+                n += 1
+                if n >= 64:
+                    n = 0
+                    defer.flush()
+                    await trio.lowlevel.checkpoint()
+        finally:
+            defer.flush()
 
 
 class StreamConn:

@@ -1,0 +1,241 @@
+"""Batched UDP sends (pycoredns.mmsg): the batch itself over real sockets, and bursts of queries through
+a running server whose listener and forward sockets send in batches (unbound upstream on loopback)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import sys
+
+import dns.flags
+import dns.message
+import dns.rdatatype
+import pytest
+import trio
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from conftest import running
+from upstream import DeadPort, Unbound
+
+from pycoredns import mmsg
+
+pytestmark = pytest.mark.skipif(not mmsg.AVAILABLE, reason="sendmmsg is Linux-only")
+
+ANSWERS = {"a": "192.0.2.1", "short": "192.0.2.5", "long": "192.0.2.86"}
+
+
+def _udp(family: int, host: str) -> socket.socket:
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    s.bind((host, 0))
+    s.settimeout(5)
+    return s
+
+
+# -- the batch on its own ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("family", "host"), [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
+def test_named_batch_reaches_each_address(family, host):
+    """add_to: one sendmmsg, each datagram to its own receiver, from the sending socket's address."""
+    sender = _udp(family, host)
+    receivers = [_udp(family, host) for _ in range(3)]
+    try:
+        batch = mmsg.SendBatch(sender, named=True)
+        for i, r in enumerate(receivers * 2):
+            batch.add_to(b"datagram %d" % i, mmsg.sockaddr(r.getsockname()))
+        assert batch.count == 6
+        batch.flush()
+        assert batch.count == 0 and batch.largest == 6
+        for i, r in enumerate(receivers):
+            for j in (i, i + 3):
+                data, src = r.recvfrom(100)
+                assert data == b"datagram %d" % j
+                assert src[:2] == sender.getsockname()[:2]
+    finally:
+        for s in (sender, *receivers):
+            s.close()
+
+
+def test_sockaddr_of_a_mapped_client_on_a_dual_stack_socket():
+    """The 4-tuple a dual-stack socket reports for an IPv4 client (::ffff:127.0.0.1) encodes and is reachable."""
+    server = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    server.bind(("::", 0))
+    server.settimeout(5)
+    client = _udp(socket.AF_INET, "127.0.0.1")
+    try:
+        client.sendto(b"q", ("127.0.0.1", server.getsockname()[1]))
+        _data, addr = server.recvfrom(100)
+        assert addr[0] == "::ffff:127.0.0.1" and len(addr) == 4
+        batch = mmsg.SendBatch(server, named=True)
+        batch.add_to(b"reply", mmsg.sockaddr(addr))
+        batch.flush()
+        assert client.recvfrom(100) == (b"reply", ("127.0.0.1", server.getsockname()[1]))
+    finally:
+        server.close()
+        client.close()
+
+
+def test_refused_datagram_is_reported_and_the_rest_still_go_out():
+    """A datagram the kernel refuses (over the UDP maximum: EMSGSIZE) goes to on_fail with its tag;
+    the datagrams after it are sent by the next sendmmsg of the same flush."""
+    receiver = _udp(socket.AF_INET, "127.0.0.1")
+    sender = _udp(socket.AF_INET, "127.0.0.1")
+    sender.connect(receiver.getsockname())
+    failed: list[tuple[object, int]] = []
+    try:
+        batch = mmsg.SendBatch(sender, lambda tag, err: failed.append((tag, err)))
+        batch.add(b"first", "t1")
+        batch.add(b"x" * 65508, "too big")
+        batch.add(b"third", "t3")
+        batch.flush()
+        assert failed == [("too big", errno.EMSGSIZE)]
+        assert receiver.recv(100) == b"first"
+        assert receiver.recv(100) == b"third"
+    finally:
+        receiver.close()
+        sender.close()
+
+
+def test_full_batch_flushes_and_a_closed_socket_sends_nothing():
+    receiver = _udp(socket.AF_INET, "127.0.0.1")
+    sender = _udp(socket.AF_INET, "127.0.0.1")
+    sender.connect(receiver.getsockname())
+    try:
+        batch = mmsg.SendBatch(sender)
+        for i in range(mmsg.BATCH + 1):  # the 65th add sends the first 64
+            batch.add(b"%d" % i)
+        assert batch.count == 1 and batch.largest == mmsg.BATCH
+        assert [receiver.recv(100) for _ in range(mmsg.BATCH)] == [b"%d" % i for i in range(mmsg.BATCH)]
+        sender.close()
+        batch.flush()  # the descriptor is gone: nothing is sent, nothing raises
+        assert batch.count == 0
+        mmsg.DEFER.flush()
+        assert not mmsg.DEFER.active and not mmsg.DEFER.dirty
+    finally:
+        receiver.close()
+        sender.close()
+
+
+# -- bursts through a running server ------------------------------------------------------------------
+
+
+async def burst(port: int, host: str, family: int, questions: list[tuple[str, str, int | None]],
+                sockets: int = 8) -> list[tuple[dns.message.Message, dns.message.Message]]:
+    """Send every question at once from `sockets` client sockets; (query, reply) pairs, matched by
+    client socket and ID. Bounded: 20 s for all replies."""
+    socks = [trio.socket.socket(family, socket.SOCK_DGRAM) for _ in range(sockets)]
+    sent: list[dict[int, dns.message.Message]] = [{} for _ in socks]
+    pairs: list[tuple[dns.message.Message, dns.message.Message]] = []
+    try:
+        for s in socks:
+            await s.bind((host, 0))
+        for i, (name, rdtype, payload) in enumerate(questions):
+            edns = {"use_edns": 0, "payload": payload} if payload else {"use_edns": False}
+            q = dns.message.make_query(name, rdtype, **edns)
+            q.id = i // sockets
+            sent[i % sockets][q.id] = q
+            await socks[i % sockets].sendto(q.to_wire(), (host, port))
+
+        async def collect(k: int) -> None:
+            while sent[k]:
+                data = await socks[k].recv(65535)
+                r = dns.message.from_wire(data)
+                q = sent[k].pop(r.id)
+                pairs.append((q, r))
+
+        with trio.move_on_after(20):
+            async with trio.open_nursery() as n:
+                for k in range(sockets):
+                    n.start_soon(collect, k)
+    finally:
+        for s in socks:
+            s.close()
+    return pairs
+
+
+def forward_of(srv):
+    (f,) = [h for b in srv.instance.blocks for h in b.handlers if h.name == "forward"]
+    return f
+
+
+def check_answers(pairs, want: int) -> None:
+    assert len(pairs) == want
+    for q, r in pairs:
+        assert r.question == q.question
+        label = q.question[0].name.labels[0].decode()
+        assert r.answer[0][0].address == ANSWERS[label]
+
+
+@pytest.mark.parametrize("ipv6", [False, True])
+async def test_thousand_concurrent_queries_batched(ipv6):
+    """1,000 queries at once from 8 sockets: each answered once with its own ID and question; the
+    listener's replies and forward's upstream queries went out in batches of more than one."""
+    host, family = ("::1", socket.AF_INET6) if ipv6 else ("127.0.0.1", socket.AF_INET)
+    async with Unbound(ipv6=ipv6) as ub:
+        to = f"[::1]:{ub.port}" if ipv6 else ub.addr
+        async with running(f". {{\n bind {host}\n errors\n forward . {to}\n}}\n") as srv:
+            names = list(ANSWERS)
+            questions = [(f"{names[i % len(names)]}.example.org", "A", None) for i in range(1000)]
+            pairs = await burst(srv.port(), host, family, questions)
+            check_answers(pairs, 1000)
+            udp = forward_of(srv).proxies[0].udp
+            assert not udp.pending
+            assert udp.batch is not None and udp.batch.largest > 1
+            lst = srv.instance.first_listener()
+            assert lst.udp_batch is not None and lst.udp_batch.largest > 1
+            assert lst.inflight == 0
+
+
+async def test_dual_stack_listener_answers_both_families_in_one_burst():
+    """A wildcard (dual-stack) listener: IPv4 clients appear as ::ffff: addresses; replies reach both."""
+    async with Unbound() as ub, running(f". {{\n errors\n forward . {ub.addr}\n}}\n") as srv:
+        questions = [("a.example.org", "A", None)] * 200
+        async with trio.open_nursery() as n:
+            results: dict[str, list] = {}
+
+            async def one(host: str, family: int) -> None:
+                results[host] = await burst(srv.port(), host, family, questions, sockets=4)
+
+            n.start_soon(one, "127.0.0.1", socket.AF_INET)
+            n.start_soon(one, "::1", socket.AF_INET6)
+        check_answers(results["127.0.0.1"], 200)
+        check_answers(results["::1"], 200)
+
+
+async def test_truncation_per_client_inside_a_batch():
+    """One burst mixing buffer sizes: each reply is truncated to its own client's size (TC, no
+    records), never to its neighbour's in the batch."""
+    async with Unbound() as ub, running(f". {{\n bind 127.0.0.1\n errors\n forward . {ub.addr}\n}}\n") as srv:
+        questions = [("medium.example.org", "TXT", None), ("medium.example.org", "TXT", 1232),
+                     ("a.example.org", "A", None), ("big.example.org", "TXT", 1232)] * 100
+        pairs = await burst(srv.port(), "127.0.0.1", socket.AF_INET, questions)
+        assert len(pairs) == 400
+        for q, r in pairs:
+            assert r.question == q.question
+            name = q.question[0].name.labels[0].decode()
+            if name == "a":
+                assert r.answer[0][0].address == "192.0.2.1" and not r.flags & dns.flags.TC
+            elif name == "medium" and q.edns < 0:
+                assert r.flags & dns.flags.TC and not r.answer  # ~800 bytes do not fit 512
+                assert r.edns < 0
+            elif name == "medium":
+                assert not r.flags & dns.flags.TC and r.answer[0].rdtype == dns.rdatatype.TXT
+                assert r.edns == 0 and r.payload >= 512
+            else:
+                assert r.flags & dns.flags.TC and not r.answer  # ~2000 bytes do not fit 1232
+                assert r.edns == 0
+
+
+async def test_refused_batched_upstream_queries_go_to_the_next_upstream():
+    """policy sequential with a dead port first: the refusals (ICMP, seen by the batch's sendmmsg or
+    the reader) send each query on to the live upstream; every client gets its answer."""
+    async with Unbound() as ub, running(
+            f". {{\n bind 127.0.0.1\n errors\n forward . {DeadPort().addr} {ub.addr} {{\n"
+            "  policy sequential\n  max_fails 0\n }\n}\n") as srv:
+        questions = [("a.example.org", "A", None)] * 300
+        pairs = await burst(srv.port(), "127.0.0.1", socket.AF_INET, questions)
+        check_answers(pairs, 300)
+        assert forward_of(srv).pending() == 0
