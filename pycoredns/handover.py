@@ -11,10 +11,14 @@ its peer — here itself, which never sends. The queue stays; the process reads 
 answers every query in it, from the same address and port (Linux allows `sendto` with an address on
 a connected UDP socket), then closes.
 
-Only sockets bound to a specific address are withdrawn: connecting a wildcard socket would rebind it
-to one local address and the answers to the queued queries would leave from the wrong one. A
-wildcard socket (and any socket without a successor) drains its queue and closes in one synchronous
-step instead, which leaves a window of microseconds.
+A wildcard socket is connected to loopback instead (its own port): that rebinds it to the loopback
+address, which takes it out of the wildcard group altogether (the kernel rehashes it and detaches it
+from the reuseport group), the queue again stays. Its replies would now leave from loopback, so each
+queued datagram is read with its destination address (IP_PKTINFO / IPV6_RECVPKTINFO, switched on
+just before: the address comes from the datagram's own header, so the ones already queued have it
+too) and answered with that address as the source (the same control message on `sendmsg`), as
+CoreDNS's UDP sessions do. A socket without a successor drains its queue and closes in one
+synchronous step.
 
 Successors are found in /proc/net/udp{,6} of the process's own network namespace.
 """
@@ -24,8 +28,10 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import struct
 import sys
-from typing import TYPE_CHECKING
+import weakref
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
@@ -33,6 +39,10 @@ if TYPE_CHECKING:
     from .server import Listener, UDPTransport
 
 _TCP_CLOSE = "07"  # /proc/net/udp state of an unconnected UDP socket
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux's value; Python names it from 3.12 on
+_LOOPBACK = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
+# withdrawn wildcard sockets: their replies name their source address
+_SOURCED: weakref.WeakSet[socket.socket] = weakref.WeakSet()
 
 
 def _proc_hex(family: int, host: str) -> str:
@@ -83,19 +93,59 @@ def is_wildcard(sock: socket.socket) -> bool:
 
 
 def withdraw(sock: socket.socket) -> bool:
-    """Take a specifically bound UDP socket out of its reuseport group, keeping its queue.
+    """Take a UDP socket out of its reuseport group, keeping its queue.
 
     True when withdrawn: the kernel sends it nothing new, and what it already queued is still
-    there to be read. False (and nothing changed) without a successor, for a wildcard socket, or
-    when connect fails.
+    there to be read. False (and nothing changed) without a successor, or when connect fails.
+    A specifically bound socket is connected to itself; a wildcard one to loopback on its port
+    (its replies then name their source: `finish_udp`).
     """
-    if sock.type != socket.SOCK_DGRAM or is_wildcard(sock) or not has_successor(sock):
+    if sock.type != socket.SOCK_DGRAM or not has_successor(sock):
         return False
     try:
-        sock.connect(sock.getsockname())
-    except OSError:
+        if is_wildcard(sock):
+            _receive_destinations(sock)
+            sock.connect((_LOOPBACK[sock.family], sock.getsockname()[1]))
+            _SOURCED.add(sock)
+        else:
+            sock.connect(sock.getsockname())
+    except (OSError, KeyError):
         return False
     return True
+
+
+def _receive_destinations(sock: socket.socket) -> None:
+    """Have each datagram read with recvmsg carry the address it was sent to."""
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+
+
+def source_of(ancdata: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
+    """The control message that makes a reply leave from the address a datagram was sent to (from
+    that datagram's recvmsg ancillary data); [] when it has none."""
+    for level, kind, data in ancdata:
+        if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(data) >= 12:
+            # struct in_pktinfo {int ifindex; in_addr spec_dst; in_addr addr}: send from addr
+            return [(level, kind, struct.pack("=i4s4s", 0, data[8:12], bytes(4)))]
+        if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO and len(data) >= 20:
+            # struct in6_pktinfo {in6_addr addr; int ifindex}: the interface is left to routing
+            return [(level, kind, data[:16] + struct.pack("=i", 0))]
+    return []
+
+
+class SourcedSocket:
+    """Stands for a withdrawn wildcard socket in its replies: `sendto` sends from a given address."""
+
+    __slots__ = ("cmsg", "sock")
+
+    def __init__(self, sock: socket.socket, cmsg: list[tuple[int, int, bytes]]) -> None:
+        self.sock = sock
+        self.cmsg = cmsg
+
+    def sendto(self, data: bytes, addr: Any) -> int:
+        return self.sock.sendmsg([data], self.cmsg, 0, addr)
 
 
 # -- the last reads of a retiring listener ----------------------------------------------------------
@@ -104,11 +154,19 @@ DRAIN_PASS = 4096  # datagrams read per synchronous pass
 POLL = 0.002  # seconds between passes while queries are in flight
 
 
-def _drain_once(lst: Listener, sock: socket.socket, transport: UDPTransport) -> bool:
-    """Read and dispatch what is queued (at most DRAIN_PASS datagrams); True when the queue is empty."""
+def _drain_once(lst: Listener, sock: socket.socket, transport: UDPTransport,
+                sourced: dict[bytes, UDPTransport] | None) -> bool:
+    """Read and dispatch what is queued (at most DRAIN_PASS datagrams); True when the queue is empty.
+
+    `sourced` (a withdrawn wildcard socket): a transport per destination address, made on first use,
+    whose replies leave from that address."""
     for _ in range(DRAIN_PASS):
         try:
-            data, addr = sock.recvfrom(65535)
+            if sourced is None:
+                data, addr = sock.recvfrom(65535)
+            else:
+                data, ancdata, _flags, addr = sock.recvmsg(65535, 256)
+                transport = _sourced_transport(lst, sock, source_of(ancdata), sourced)
         except BlockingIOError:
             return True
         except OSError as e:
@@ -119,16 +177,27 @@ def _drain_once(lst: Listener, sock: socket.socket, transport: UDPTransport) -> 
     return False
 
 
+def _sourced_transport(lst: Listener, sock: socket.socket, cmsg: list[tuple[int, int, bytes]],
+                       made: dict[bytes, UDPTransport]) -> UDPTransport:
+    """The transport whose replies carry `cmsg` (leave from one address), one per address."""
+    key = cmsg[0][2] if cmsg else b""
+    transport = made.get(key)
+    if transport is None:  # UDPWriter only calls sendto on what stands for the socket
+        transport = made[key] = lst.udp_transport(cast(socket.socket, SourcedSocket(sock, cmsg)))
+    return transport
+
+
 async def finish_udp(lst: Listener, sock: socket.socket, deadline: float) -> None:
     """Answer every queued datagram and every query in flight, then close the socket.
 
     The close follows the read that found the queue empty with no await in between, so a socket
-    that was not withdrawn (no successor, or a wildcard address) loses nothing that arrived before.
-    Bounded by `deadline` (trio time): the socket closes then whatever is still running.
+    that was not withdrawn (no successor) loses nothing that arrived before. Bounded by `deadline`
+    (trio time): the socket closes then whatever is still running.
     """
     transport = lst.udp_transport(sock)
+    sourced: dict[bytes, UDPTransport] | None = {} if sock in _SOURCED else None
     while True:
-        empty = _drain_once(lst, sock, transport)
+        empty = _drain_once(lst, sock, transport, sourced)
         if (empty and lst.inflight == 0) or trio.current_time() >= deadline:
             sock.close()
             return

@@ -26,9 +26,11 @@ BASE = f"""\
 """
 
 
-def corefile(tmp: Path, lameduck: str = "2s", extra: str = "", tail: str = "") -> Path:
+def corefile(tmp: Path, lameduck: str = "2s", extra: str = "", tail: str = "", bind: bool = True) -> Path:
+    """BASE; `bind=False`: without its bind line, so the server listens on the wildcard address."""
     path = tmp / "Corefile"
-    path.write_text(BASE.replace("{lameduck}", lameduck).replace("{extra}", extra) + tail)
+    text = BASE if bind else BASE.replace(f"    bind {ADDR}\n", "")
+    path.write_text(text.replace("{lameduck}", lameduck).replace("{extra}", extra) + tail)
     return path
 
 
@@ -56,7 +58,16 @@ def assert_nothing_lost(load, what: str) -> None:
 
 def test_surge_upgrade_loses_nothing(tmp_path: Path) -> None:
     """A second instance starts on the same address (SO_REUSEPORT), then the first gets SIGTERM."""
-    conf = corefile(tmp_path)
+    surge(tmp_path, corefile(tmp_path), f"dns://{ADDR}:53")
+
+
+def test_surge_upgrade_of_a_wildcard_socket_loses_nothing(tmp_path: Path) -> None:
+    """The same without `bind`: the old wildcard socket is withdrawn too (connected to loopback) and
+    answers its queue from the address each query was sent to (dnsperf's replies all arrive)."""
+    surge(tmp_path, corefile(tmp_path, bind=False), "dns://:53")
+
+
+def surge(tmp_path: Path, conf: Path, label: str) -> None:
     with netns(tmp_path) as ns:
         old = ns.server("-conf", str(conf))
         old.wait_for("CoreDNS-")
@@ -70,7 +81,7 @@ def test_surge_upgrade_loses_nothing(tmp_path: Path) -> None:
         assert_nothing_lost(load, "surge upgrade")
         out = old.output()
         assert "Going into lameduck mode for 2s" in out
-        assert f"Handing dns://{ADDR}:53 over to its successor" in out
+        assert f"Handing {label} over to its successor" in out
         assert new.proc.poll() is None
 
 
