@@ -53,7 +53,10 @@ DOH_TIMEOUT = 2.0  # CoreDNS: http.Client{Timeout: 2 * time.Second} per attempt
 DOH_IDLE = 90.0  # Go's http.DefaultTransport IdleConnTimeout
 MAX_STREAMS = 100  # streams in flight per connection at most (unbound's and Go's server default)
 MAX_BODY = 65536  # doh.toMsg reads through http.MaxBytesReader(nil, body, 65536)
-_H2_CONFIG = h2.config.H2Configuration(client_side=True, header_encoding=None)
+# Our request headers are constants and the response headers are not read (CoreDNS checks neither status
+# nor content type): h2's per-header validation and normalisation are CPU we do not need.
+_H2_CONFIG = h2.config.H2Configuration(client_side=True, header_encoding=None, validate_outbound_headers=False,
+                                       normalize_outbound_headers=False, validate_inbound_headers=False)
 _TIMEOUT_TEXT = "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
 
 
@@ -165,7 +168,8 @@ class H2Conn(StreamConn):
     def _pump(self) -> None:
         """Open streams for queued requests while the server allows more; flush what h2 queued."""
         try:
-            while self.queue and not self.draining and self.h2.open_outbound_streams < self.capacity():
+            # by_sid holds exactly the streams in flight (h2's open_outbound_streams walks all streams)
+            while self.queue and not self.draining and len(self.by_sid) < self.capacity():
                 req = self.queue.popleft()
                 if self.pending.get(req.key) is req:  # not timed out while queued
                     self._open(req)
