@@ -150,28 +150,57 @@ def permute(data: bytes, lay: Layout, order: list[int]) -> bytes:
             struct.pack_into(">H", buf, new_p, 0xC000 | new_target)
     if buf is not None:
         out = bytes(buf)
+    _recent[:] = [out, (lay, order, new_start)]  # its Layout is built if truncation asks (`layout_of`)
+    return out
+
+
+def _permuted(lay: Layout, order: list[int], new_start: list[int]) -> Layout:
+    """The Layout of the message permute() wrote from `lay` in `order`."""
+    starts, ends = lay.starts, lay.ends
     rank = [0] * len(order)
     for new, old in enumerate(order):
         rank[old] = new
     new_starts = [new_start[i] for i in order]
-    _recent[:] = [out, Layout(lay.qend, lay.counts, new_starts,
-                              [s + ends[i] - starts[i] for s, i in zip(new_starts, order, strict=True)],
-                              [lay.types[i] for i in order],
-                              [(rank[rec], p - starts[rec] + new_start[rec], rank[k]) for rec, p, k in lay.relocs],
-                              lay.end)]
-    return out
+    return Layout(lay.qend, lay.counts, new_starts,
+                  [s + ends[i] - starts[i] for s, i in zip(new_starts, order, strict=True)],
+                  [lay.types[i] for i in order],
+                  [(rank[rec], p - starts[rec] + new_start[rec], rank[k]) for rec, p, k in lay.relocs], lay.end)
 
 
-# the layout of the message permute() made last: the server's truncation of that same reply (the
-# next thing that happens to it, in the same call) needs no second walk. Matched by identity.
-_recent: list[Any] = [None, None]  # [message, its Layout]
+# the layout of the message permute() made last (or one handed over by `remember`): the server's
+# truncation of that same reply (the next thing that happens to it, in the same call) needs no
+# second walk. Matched by identity; a permuted message's Layout is built only when asked for (a reply
+# that fits, the usual case, never needs it).
+_recent: list[Any] = [None, None]  # [message, its Layout or (Layout before, order, new starts)]
+
+
+def remember(data: bytes, lay: Layout) -> None:
+    """`lay` is the layout of `data` (a memoised one, from a caller that knows): `layout_of` returns it."""
+    _recent[:] = [data, lay]
+
+
+def recent_opt(data: bytes) -> int | None:
+    """Offset of the last OPT record in the additional section of `data` (-1: none) when `data` is the
+    message permute() made last or `remember` was given, without a walk; None for any other message."""
+    if _recent[0] is not data:
+        return None
+    hit = _recent[1]
+    lay, new_start = (hit[0], hit[2]) if type(hit) is tuple else (hit, hit.starts)
+    at = -1
+    types = lay.types
+    for i in range(lay.counts[0] + lay.counts[1], len(types)):
+        if types[i] == TYPE_OPT and new_start[i] > at:
+            at = new_start[i]
+    return at
 
 
 def layout_of(data: bytes) -> Layout:
     """`layout(data)`, without walking again when `data` is the message permute() just returned."""
     if _recent[0] is data:
-        hit: Layout = _recent[1]
-        return hit
+        hit = _recent[1]
+        if type(hit) is tuple:
+            hit = _recent[1] = _permuted(*hit)
+        return hit  # type: ignore[no-any-return]
     return layout(data)
 
 

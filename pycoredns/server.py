@@ -21,6 +21,7 @@ from dnslib import DNSBuffer, DNSRecord
 from . import log, metrics, mmsg, wire
 from .exceptions import PluginError
 from .handler import PENDING, run_slow
+from .layout import recent_opt
 from .request import Recorder, Rejected, Request, ResponseWriter, client_write
 from .truncation import truncate as wire_truncate
 from .wire import TYPE_DS, Reply
@@ -59,10 +60,12 @@ def scrub(req: Request, reply: Reply) -> bytes:
 
 
 def _normalize_opt(req: Request, data: bytes) -> bytes:
-    try:
-        _qend, _ttls, opt = wire.rr_layout(data)
-    except wire.WireError:
-        return data
+    opt = recent_opt(data)  # a reply loadbalance just laid out needs no second walk
+    if opt is None:
+        try:
+            _qend, _ttls, opt = wire.rr_layout(data)
+        except wire.WireError:
+            return data
     edns = req.edns
     assert edns is not None
     if opt < 0:

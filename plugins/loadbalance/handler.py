@@ -20,7 +20,7 @@ import struct
 from dnslib import QTYPE, DNSRecord
 
 from pycoredns import wire
-from pycoredns.layout import ForwardPointer, Layout, layout, permute
+from pycoredns.layout import ForwardPointer, Layout, layout, permute, remember
 from pycoredns.plugin import Handler
 from pycoredns.request import Request, ResponseWriter, WriterWrapper
 from pycoredns.wire import Reply
@@ -49,27 +49,28 @@ class LoadBalance(Handler):
     def __init__(self, subnets: list[Subnet], weighted: Weighted | None = None) -> None:
         self.subnets = subnets
         self.weighted = weighted
-        self._layouts: dict[bytes, tuple[Layout, list]] = {}
+        self._layouts: dict[bytes, tuple[Layout, list, int]] = {}
 
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
-        return await self.next_or_failure(req, _Writer(w, self, req.question))
+        return await self.next_or_failure(req, _Writer(w, self, req.question, req.size()))
 
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
         nxt = self.next
         if nxt is None:
             return self.next_fast(req, w)  # raises the "no next plugin" error
-        return nxt.serve_fast(req, _Writer(w, self, req.question))
+        return nxt.serve_fast(req, _Writer(w, self, req.question, req.size()))
 
     # -- reordering ----------------------------------------------------------------------------
-    def reorder(self, reply: Reply, question: bytes = b"") -> Reply:
+    def reorder(self, reply: Reply, question: bytes = b"", size: int = 65535) -> Reply:
         """The reply with its sections reordered; unchanged when it is not a NOERROR answer.
 
         `question` (the request's question section, optional) saves walking the reply's question
-        when the reply repeats it, as replies to the request do.
+        when the reply repeats it, as replies to the request do. `size`: the largest reply the client
+        takes (the server truncates to it afterwards).
         """
         if isinstance(reply, (bytes, bytearray)):
             try:
-                return self._reorder_wire(reply if type(reply) is bytes else bytes(reply), question)
+                return self._reorder_wire(reply if type(reply) is bytes else bytes(reply), question, size)
             except ForwardPointer:  # glue compressed against the record before it: re-pack (rare)
                 try:
                     return bytes(self._reorder_record(DNSRecord.parse(reply)).pack())
@@ -79,7 +80,7 @@ class LoadBalance(Handler):
                 return reply  # garbage goes out as it came in
         return self._reorder_record(reply)
 
-    def _reorder_wire(self, data: bytes, question: bytes = b"") -> bytes:
+    def _reorder_wire(self, data: bytes, question: bytes = b"", size: int = 65535) -> bytes:
         if len(data) < 12 or data[3] & 0x0F:
             return data
         _id, _flags, qd, an, ns, ar = wire.header(data)
@@ -94,8 +95,13 @@ class LoadBalance(Handler):
             fast = _shuffle_addresses(data, qend, an, ar)
             if fast is not None:
                 return fast
-        lay, groups = self._layout(data, qend)
+        lay, groups, first_moved = self._layout(data, qend)
         if self.weighted is None and not self.subnets:
+            if first_moved > 0 and lay.ends[first_moved - 1] > max(size, 512):
+                # the truncation that follows keeps only records before the first one the shuffle
+                # may move: its reply is the same whatever the order (headless SRV without EDNS)
+                remember(data, lay)
+                return data
             order = []
             for fixed, address, mx in groups:  # round_robin on precomputed groups
                 order += fixed
@@ -117,9 +123,11 @@ class LoadBalance(Handler):
             return data
         return permute(data, lay, order)
 
-    def _layout(self, data: bytes, qend: int) -> tuple[Layout, list[tuple[list[int], list[int], list[int]]]]:
-        """The records' layout and round-robin groups per section (CNAMEs + others, addresses, MX),
-        memoised by the header counts and the bytes after the question."""
+    def _layout(self, data: bytes, qend: int) -> tuple[Layout, list[tuple[list[int], list[int], list[int]]], int]:
+        """The records' layout, round-robin groups per section (CNAMEs + others, addresses, MX) and
+        the first record round robin may move (0 when a pointer from an earlier record leads into a
+        later one: the truncation shortcut is then off), memoised by the header counts and the bytes
+        after the question."""
         key = data[4:12] + data[qend:]
         hit = self._layouts.get(key)
         if hit is None or hit[0].qend != qend:
@@ -130,7 +138,10 @@ class LoadBalance(Handler):
                 cname, address, mx, rest = _group(list(range(first, first + count)), lay.types.__getitem__)
                 groups.append((cname + rest, address, mx))
                 first += count
-            hit = (lay, groups)
+            moved = min([g[0] for _f, *shuffled in groups for g in shuffled if len(g) > 1], default=len(lay.types))
+            if any(rec < moved <= k for rec, _p, k in lay.relocs):
+                moved = 0
+            hit = (lay, groups, moved)
             if len(self._layouts) >= LAYOUT_MEMO:
                 self._layouts.clear()
             self._layouts[key] = hit
@@ -162,13 +173,14 @@ class LoadBalance(Handler):
 
 
 class _Writer(WriterWrapper):
-    __slots__ = ("lb", "question")
+    __slots__ = ("lb", "question", "size")
 
-    def __init__(self, inner: ResponseWriter, lb: LoadBalance, question: bytes = b"") -> None:
+    def __init__(self, inner: ResponseWriter, lb: LoadBalance, question: bytes = b"", size: int = 65535) -> None:
         self.written = False
         self.inner = inner
         self.lb = lb
         self.question = question
+        self.size = size
 
     def write(self, reply: Reply) -> None:
         self.written = True
@@ -176,7 +188,7 @@ class _Writer(WriterWrapper):
                 and reply[7] <= 1 and reply[9] <= 1 and reply[11] <= 1:
             self.inner.write(reply)  # at most one record per section: nothing can move (most hits)
             return
-        self.inner.write(self.lb.reorder(reply, self.question))
+        self.inner.write(self.lb.reorder(reply, self.question, self.size))
 
 
 # -- the wire path ---------------------------------------------------------------------------------

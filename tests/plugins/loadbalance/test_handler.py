@@ -121,3 +121,29 @@ def test_truncation_reuses_the_permuted_layout():
         assert truncate(out, 512) == fresh
         m = dns.message.from_wire(fresh)
         assert m.flags & dns.flags.TC and sum(len(s) for s in m.additional) == 0
+
+
+def test_no_shuffle_when_the_truncation_drops_every_movable_record():
+    """Headless SRV without EDNS: the SRV answers alone overflow 512 bytes, so the truncation keeps none
+    of the glue the shuffle would move; the reply goes on unshuffled and is cut the same way."""
+    from pycoredns.truncation import truncate
+
+    data = _headless_srv(30)
+    lb = LoadBalance([])
+    assert lb.reorder(data, size=512) is data
+    cut = truncate(data, 512)
+    assert all(truncate(bytes(bytearray(lb.reorder(data))), 512) == cut for _ in range(10))
+    assert len({lb.reorder(data, size=4096) for _ in range(20)}) > 1  # the reply fits: shuffled
+
+
+def test_recent_opt_matches_a_walk():
+    """The server's OPT normalisation finds the OPT of loadbalance's output without walking it again."""
+    from pycoredns import wire
+    from pycoredns.layout import recent_opt
+
+    lb = LoadBalance([])
+    for data in (_cname_chain(), _headless_srv()):
+        for _ in range(10):
+            out = lb.reorder(data)
+            assert recent_opt(out) == wire.rr_layout(bytes(bytearray(out)))[2]
+    assert recent_opt(bytes(bytearray(out))) is None  # another message: the caller walks it
