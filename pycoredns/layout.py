@@ -15,7 +15,7 @@ import struct
 from bisect import bisect_right
 from typing import Any, NamedTuple
 
-from .wire import TYPE_OPT, WireError
+from .wire import TYPE_OPT, WireError, read_name
 
 _HHIH = struct.Struct(">HHIH")
 
@@ -211,3 +211,33 @@ def opt_index(lay: Layout) -> int:
         if lay.types[i] == TYPE_OPT:
             return i
     return -1
+
+
+def uncompressed(data: bytes, lay: Layout | None = None) -> list[bytes]:
+    """Every record of a message (answer, authority, additional, in order) with its owner and its
+    compressible rdata names written out: records without compression pointers, which can be spliced
+    into another message anywhere (a self-lookup's answers after a CNAME). Raises WireError on garbage."""
+    if lay is None:
+        lay = layout_of(data)
+    out = []
+    for start, end, rtype in zip(lay.starts, lay.ends, lay.types, strict=True):
+        labels, off = read_name(data, start)
+        rdata_at = off + 10
+        rdata = data[rdata_at:end]
+        spec = RDATA_NAMES.get(rtype)
+        if spec is not None:
+            first, count = spec
+            pos = rdata_at + first
+            names = []
+            for _ in range(count):
+                more, pos = read_name(data, pos)
+                names.append(_wire_name(more))
+            if pos > end:
+                raise WireError("rdata name overruns its record")
+            rdata = data[rdata_at : rdata_at + first] + b"".join(names) + data[pos:end]
+        out.append(_wire_name(labels) + data[off : off + 8] + struct.pack(">H", len(rdata)) + rdata)
+    return out
+
+
+def _wire_name(labels: list[bytes]) -> bytes:
+    return b"".join(bytes((len(x),)) + x for x in labels) + b"\x00"

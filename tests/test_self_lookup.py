@@ -264,3 +264,31 @@ async def test_self_lookup_loops_end_at_the_reentry_limit() -> None:
         # a CNAME to itself: each level appends the next level's answers, the 11th is SERVFAIL (none)
         assert len(m.answer) == 1 and len(m.answer[0]) == 1
 
+
+
+def test_uncompressed_records_can_be_spliced_into_another_message() -> None:
+    """`pycoredns.layout.uncompressed`: records with every compressible name written out, valid in a
+    message with another question and in another order (what template splices after a CNAME)."""
+    import struct
+
+    from pycoredns.layout import uncompressed
+
+    r = dns.message.make_response(dns.message.make_query("a.example.org.", "A"))
+    r.answer.append(dns.rrset.from_text("a.example.org.", 60, "IN", "CNAME", "b.example.org."))
+    r.answer.append(dns.rrset.from_text("b.example.org.", 60, "IN", "A", "192.0.2.1", "192.0.2.2"))
+    r.answer.append(dns.rrset.from_text("b.example.org.", 60, "IN", "MX", "10 mail.example.org."))
+    r.answer.append(dns.rrset.from_text("_s._tcp.example.org.", 60, "IN", "SRV", "1 2 53 ns.example.org."))
+    r.authority.append(dns.rrset.from_text("example.org.", 60, "IN", "SOA",
+                                           "ns.example.org. host.example.org. 1 2 3 4 5"))
+    data = r.to_wire()
+    records = uncompressed(data)
+    assert len(records) == 6 and len(b"".join(records)) > len(data) - 12  # names written out
+    question = wire.text_to_wire("other.test.") + b"\x00\x01\x00\x01"
+    moved = records[4::-1] + records[5:]  # the answers reversed, behind another question
+    m = dns.message.from_wire(struct.pack(">HHHHHH", 1, 0x8180, 1, 5, 1, 0) + question + b"".join(moved))
+    assert lines(m.answer) == lines(r.answer)
+    assert lines(m.authority) == lines(r.authority)
+
+
+def lines(section: list) -> list[str]:
+    return sorted(line for rrset in section for line in rrset.to_text().splitlines())

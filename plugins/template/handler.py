@@ -14,6 +14,7 @@ from typing import Any
 from dnslib import EDNS0, RR, DNSRecord, EDNSOption
 
 from pycoredns import wire
+from pycoredns.layout import layout_of, uncompressed
 from pycoredns.plugin import NEXT, Handler, PluginError, await_pending, self_lookup_all
 from pycoredns.request import Request, ResponseWriter
 from pycoredns.util import Fallthrough, zone_match
@@ -96,9 +97,10 @@ def _meta(meta: dict[str, Any], key: Any) -> str:
 
 
 class Reply:
-    """The parsed records of one rendering, and the packed reply body when no lookup is needed."""
+    """The parsed records of one rendering, and the packed reply body when no lookup is needed (with
+    lookups: each record packed on its own, without compression, to splice the looked-up answers in)."""
 
-    __slots__ = ("additional", "answers", "authority", "body", "counts", "lookups")
+    __slots__ = ("additional", "answers", "authority", "body", "counts", "lookups", "records")
 
     def __init__(self, answers: list[RR], additional: list[RR], authority: list[RR], lookups: bool) -> None:
         self.answers = answers
@@ -107,6 +109,7 @@ class Reply:
         self.lookups = lookups  # A/AAAA query with CNAME answers: targets are resolved at write time
         self.body = b""
         self.counts = (0, 0, 0)
+        self.records: list[bytes] = []
 
 
 class Outcome:
@@ -189,10 +192,13 @@ class TemplateHandler(Handler):
             rrs.append(parsed)
         lookups = req.qtype in (TYPE_A, TYPE_AAAA) and any(rr.rtype == TYPE_CNAME for rr in rrs[0])
         reply = Reply(rrs[0], rrs[1], rrs[2], lookups)
-        if not lookups:
-            rec = self._record(req, t, reply, None)
-            reply.body = bytes(rec.pack())[len(req.question) + 12 :]
-            reply.counts = (len(rec.rr), len(rec.auth), len(rec.ar))
+        rec = self._record(req, t, reply)
+        packed = bytes(rec.pack())
+        if lookups:
+            reply.records = uncompressed(packed)
+        else:
+            reply.body = packed[len(req.question) + 12 :]
+        reply.counts = (len(rec.rr), len(rec.auth), len(rec.ar))
         if len(self.cache) >= CACHE_SIZE:
             self.cache.clear()
         self.cache[key] = reply
@@ -206,16 +212,12 @@ class TemplateHandler(Handler):
             raise
 
     @staticmethod
-    def _record(req: Request, t: Tmpl, reply: Reply, looked: list[list[RR]] | None) -> DNSRecord:
-        """The reply with dnslib; CNAME answers are followed by their looked-up answers."""
+    def _record(req: Request, t: Tmpl, reply: Reply) -> DNSRecord:
+        """The reply with dnslib (without what CNAME targets' lookups add)."""
         rec = req.reply_record()
         rec.header.aa = 1
         rec.header.rcode = t.rcode
-        extra = iter(looked or [])
-        for rr in reply.answers:
-            rec.add_answer(rr)
-            if reply.lookups and rr.rtype == TYPE_CNAME:
-                rec.rr.extend(next(extra, []))
+        rec.rr.extend(reply.answers)
         rec.ar.extend(reply.additional)
         rec.auth.extend(reply.authority)
         if t.ederror is not None:
@@ -224,7 +226,9 @@ class TemplateHandler(Handler):
             rec.add_ar(EDNS0(udp_len=4096, flags="do", opts=[ede]))
         return rec
 
-    def _write(self, req: Request, out: Outcome, w: ResponseWriter, looked: list[list[RR]] | None = None) -> int:
+    def _write(self, req: Request, out: Outcome, w: ResponseWriter, looked: list[list[bytes]] | None = None) -> int:
+        """Write the rendered reply; with lookups, each CNAME answer is followed by its target's answers
+        (`looked`, uncompressed records, in the order of the CNAMEs), spliced in on the wire."""
         out.commit()
         if out.error is not None:
             raise out.error
@@ -232,11 +236,20 @@ class TemplateHandler(Handler):
         reply = out.reply
         if reply is None or out.template is None:
             return out.rcode
+        an, ns, ar = reply.counts
+        body = reply.body
         if reply.lookups:
-            w.write(bytes(self._record(req, out.template, reply, looked).pack()))
-        else:
-            an, ns, ar = reply.counts
-            w.write(req.reply_header(out.rcode, an, ns, ar, aa=True) + req.question + reply.body)
+            extra = iter(looked or [])
+            parts = []
+            for rr, packed in zip(reply.answers, reply.records, strict=False):
+                parts.append(packed)
+                if rr.rtype == TYPE_CNAME:
+                    more = next(extra, [])
+                    parts += more
+                    an += len(more)
+            parts += reply.records[len(reply.answers):]
+            body = b"".join(parts)
+        w.write(req.reply_header(out.rcode, an, ns, ar, aa=True) + req.question + body)
         return out.rcode
 
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
@@ -274,11 +287,13 @@ class TemplateHandler(Handler):
         return self_lookup_all([s for s in subs if s is not None], w, then)
 
 
-def _answers(reply: wire.Reply | None) -> list[RR]:
-    """The answer records of a self-lookup's reply (none from garbage below)."""
+def _answers(reply: wire.Reply | None) -> list[bytes]:
+    """The answer records of a self-lookup's reply, uncompressed (none from garbage below)."""
     if reply is None:
         return []
     try:
-        return list(wire.to_record(reply).rr)
+        data = wire.to_bytes(reply)
+        lay = layout_of(data)
+        return uncompressed(data, lay)[: lay.counts[0]]
     except Exception:  # garbage from below: no answers to append
         return []
