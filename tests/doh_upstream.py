@@ -61,6 +61,7 @@ class DohServer(SyncAsync):
         self.goaway_first = goaway_first
         self.requests: list[DohRequest] = []
         self.connections = 0
+        self.peers: list[tuple[str, int]] = []  # the clients' addresses, one per connection
         self.dir = tempfile.mkdtemp(prefix="doh-test-")
         self.cert_file, self.key_file = make_tls_cert(self.dir)
         self.port = 0
@@ -102,9 +103,10 @@ class DohServer(SyncAsync):
         assert self._listener is not None
         while not self._stop.is_set():
             try:
-                sock, _ = self._listener.accept()
+                sock, peer = self._listener.accept()
             except (TimeoutError, OSError):
                 continue
+            self.peers.append(peer)
             self.connections += 1
             self._spawn(self._serve, sock, self.connections == 1)
 

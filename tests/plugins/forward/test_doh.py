@@ -283,3 +283,23 @@ async def test_tls_file_errors(tmp_path) -> None:
         async with running(block(f"https://{s.addr}", f"  tls {cert} {key} {cert}")) as srv:  # client cert + CA
             r = await query(srv.port(), "a.example.org.", "A")
             assert texts(r.answer) == ["a.example.org. 60 IN A 192.0.2.99"]
+
+
+async def test_source_address_and_host_name_targets(ub) -> None:
+    """`source_address` binds DoH connections (probes too); a host-name https:// TO is resolved at startup
+    (here with `resolver`) and, as in CoreDNS, its certificate is verified for the address it resolved to."""
+    with DohServer(answer_with()) as s:
+        opts = f"  tls {s.cert_file}\n  source_address 127.0.0.2"
+        async with running(block(f"https://{s.addr}", opts)) as srv:
+            r = await query(srv.port(), "a.example.org.", "A")
+            assert texts(r.answer) == ["a.example.org. 60 IN A 192.0.2.99"]
+            assert await forwards(srv)[0].proxies[0].probe() is True
+        assert [host for host, _port in s.peers] == ["127.0.0.2", "127.0.0.2"]
+    names = {"example.test.": ["up.example.test. 300 IN A 127.0.0.1"]}
+    with Unbound(names) as res:
+        opts = f"  tls {ub.cert_file}\n  resolver {res.addr}"
+        async with running(block(f"https://up.example.test:{ub.https_port}", opts)) as srv:
+            (f,) = forwards(srv)
+            assert [(p.to, p.transport) for p in f.proxies] == [(f"127.0.0.1:{ub.https_port}", "https")]
+            r = await query(srv.port(), "a6.example.org.", "AAAA")
+            assert texts(r.answer) == ["a6.example.org. 300 IN AAAA 2001:db8::6"]
