@@ -254,6 +254,11 @@ class Environment:
             u = Unbound(MAIN_ZONES if idx == 1 else SECOND_ZONES).start()
             self.upstreams[idx] = u
             return u.addr
+        if name in ("UPSTREAM_DOH", "UPSTREAM_CA"):  # DNS over HTTPS on the main zones (upstream 3), its cert
+            if 3 not in self.upstreams:
+                self.upstreams[3] = Unbound(MAIN_ZONES, https=True).start()
+            u = self.upstreams[3]
+            return f"127.0.0.1:{u.https_port}" if name == "UPSTREAM_DOH" else u.cert_file
         if name == "KUBECONFIG":
             if not self.private_api:
                 return self.target.kubeconfig()
