@@ -51,8 +51,8 @@ def changed_since(started: float, prefix: str = "pycoredns") -> list[str]:
 
     A long run keeps the code it imported: a fix saved meanwhile is not in it, so its findings must
     be replayed against the current tree. (The "unexplained" packet panic of 2026-12-06 was such a
-    finding: the run started at about 03:37:30 and the fix to file's wildcard owner names,
-    a36e39f, was saved at 03:40; alone, on the old code, the input panics the same way.)"""
+    finding: its log was created at 03:37:58 and the fix to file's wildcard owner names,
+    a36e39f, was saved at 03:40:27; alone, on the old code, the input panics the same way.)"""
     out = []
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
