@@ -26,7 +26,7 @@ from pycoredns.plugin import (
 from pycoredns.wire import Reply
 
 from .names import valid_name
-from .response import CnameTarget, ResponseRule, revert
+from .response import CnameTarget, Message, ResponseRule, revert
 from .rules import STOP, Rule, State
 
 log = plugin_logger("rewrite")
@@ -83,16 +83,16 @@ class _LookupCapture(_Capture):
         if self.reply is None:
             return finish()
         try:
-            rec = wire.to_record(self.reply)
-        except Exception as e:  # dnslib refuses what miekg reads (non-UTF-8 labels): passed on, as in _finish
+            msg = Message(wire.to_bytes(self.reply))
+        except (wire.WireError, ValueError, IndexError, struct.error) as e:  # passed on, as in _finish
             log.warning(f"cannot rewrite reply for {plan.state.req.name}: {e}")
             return finish()
         rules = plan.lookups
 
         def run(i: int) -> int:
             if i < len(rules):
-                return rules[i].apply(rec, plan.new_req, self.inner, partial(run, i + 1))
-            self.reply = bytes(rec.pack())
+                return rules[i].apply(msg, plan.new_req, self.inner, partial(run, i + 1))
+            self.reply = msg.pack()
             return finish()
 
         return run(0)

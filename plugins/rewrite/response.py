@@ -3,7 +3,8 @@
 The reverter works on wire bytes: it walks the reply once, decompressing every name (a restored
 question of another length moves every compression pointer after it, so bytes cannot just be
 spliced), applies the rules to owner names, record values and TTLs, and writes the reply again with
-name compression. dnslib is only used by `cname` rules, whose lookups rebuild the answer section.
+name compression. `cname` rules rebuild the answer section on the wire too (`Message`: records without
+compression pointers).
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import struct
 from collections.abc import Callable
 from functools import partial
 
-from dnslib import RR, DNSLabel, DNSRecord
-
 from pycoredns import wire
+from pycoredns.layout import layout_of, uncompressed
 from pycoredns.plugin import self_lookup
 from pycoredns.request import Request, ResponseWriter
 from pycoredns.wire import Reply
@@ -151,21 +151,21 @@ class CnameTarget(ResponseRule):
             return self.to if target == m.text else None
         return m.replace(target, self.to)
 
-    def apply(self, rec: DNSRecord, req: Request, w: ResponseWriter, then: Callable[[], int]) -> int:
-        """Rewrite the CNAME targets of `rec` that this rule matches, and replace what followed them by
+    def apply(self, msg: Message, req: Request, w: ResponseWriter, then: Callable[[], int]) -> int:
+        """Rewrite the CNAME targets of `msg` that this rule matches, and replace what followed them by
         a lookup of the new target through the server, by continuation (`self_lookup`, one CNAME after
         the other); then `then()`. Returns its rcode, or PENDING (the last lookup then completes `w`)."""
-        todo = [rr for rr in [*rec.auth, *rec.rr, *rec.ar] if rr.rtype == T_CNAME]
-        return self._step(rec, req, w, then, todo, 0)
+        todo = [r for r in (*msg.ns, *msg.an, *msg.ar) if r.rtype == T_CNAME]
+        return self._step(msg, req, w, then, todo, 0)
 
-    def _step(self, rec: DNSRecord, req: Request, w: ResponseWriter, then: Callable[[], int], todo: list[RR],
+    def _step(self, msg: Message, req: Request, w: ResponseWriter, then: Callable[[], int], todo: list[Record],
               i: int) -> int:
         while i < len(todo):
-            to = self.target_for(str(todo[i].rdata.label))
+            to = self.target_for(todo[i].target())
             i += 1
             if to is None or req.listener is None or not valid_name(to):
                 continue
-            spliced = partial(self._spliced, rec, req, w, then, todo, i, to)
+            spliced = partial(self._spliced, msg, req, w, then, todo, i, to)
             try:
                 sub = req.copy_with(qname=to)
             except (wire.WireError, ValueError):  # a broken self-lookup leaves only the rewritten CNAMEs
@@ -173,17 +173,60 @@ class CnameTarget(ResponseRule):
             return self_lookup(sub, w, spliced)
         return then()
 
-    def _spliced(self, rec: DNSRecord, req: Request, w: ResponseWriter, then: Callable[[], int], todo: list[RR],
+    def _spliced(self, msg: Message, req: Request, w: ResponseWriter, then: Callable[[], int], todo: list[Record],
                  i: int, to: str, up: Reply | None) -> int:
         try:
-            answers = wire.to_record(up).rr if up is not None else []
+            answers = Message(wire.to_bytes(up)).an if up is not None else []
         except Exception:  # a broken self-lookup leaves only the rewritten CNAMEs
             answers = []
-        cnames = [a for a in rec.rr if a.rtype == T_CNAME]
+        cnames = [a for a in msg.an if a.rtype == T_CNAME]
+        target = wire.text_to_wire(to)
         for a in cnames:
-            a.rdata.label = DNSLabel(to)
-        rec.rr = cnames + [a for a in answers if str(a.rname) == to]
-        return self._step(rec, req, w, then, todo, i)
+            a.rdata = target
+        msg.an = cnames + [a for a in answers if a.owner_text() == to]
+        return self._step(msg, req, w, then, todo, i)
+
+
+class Record:
+    """One record of a reply that `cname` rules change: owner and rdata as uncompressed wire."""
+
+    __slots__ = ("head", "owner", "rdata", "rtype")
+
+    def __init__(self, raw: bytes) -> None:
+        end = wire.skip_name(raw, 0)
+        self.owner = raw[:end]
+        self.rtype = (raw[end] << 8) | raw[end + 1]
+        self.head = raw[end : end + 8]  # type, class, TTL
+        self.rdata = raw[end + 10 :]
+
+    def owner_text(self) -> str:
+        return _name_text(wire.read_name(self.owner, 0)[0])
+
+    def target(self) -> str:
+        """A CNAME's target, in presentation form."""
+        return _name_text(wire.read_name(self.rdata, 0)[0])
+
+    def pack(self) -> bytes:
+        return self.owner + self.head + struct.pack(">H", len(self.rdata)) + self.rdata
+
+
+class Message:
+    """A reply as its header, question and three lists of records without compression pointers (what
+    `cname` rules rebuild; the reverter compresses it again). No dnslib parse or pack."""
+
+    __slots__ = ("an", "ar", "head", "ns", "question")
+
+    def __init__(self, data: bytes) -> None:
+        lay = layout_of(data)
+        records = [Record(r) for r in uncompressed(data, lay)]
+        an, ns, _ar = lay.counts
+        self.head = data[:6]  # id, flags, QDCOUNT
+        self.question = data[12 : lay.qend]
+        self.an, self.ns, self.ar = records[:an], records[an : an + ns], records[an + ns :]
+
+    def pack(self) -> bytes:
+        return b"".join((self.head, struct.pack(">HHH", len(self.an), len(self.ns), len(self.ar)), self.question,
+                         *(r.pack() for r in (*self.an, *self.ns, *self.ar))))
 
 
 # -- the wire reverter ---------------------------------------------------------------------------
