@@ -1,0 +1,148 @@
+"""Self-lookups through the server (issue 11, item 4), side by side. Not a test.
+
+    python bench/selflookup_bench.py [--other /work/ref/bin/coredns] [--seconds 10]
+        [--before "env PYTHONPATH=/tmp/before:<site-packages> python3 -S -m pycoredns"]
+
+Rows (10,000 distinct names each, no cache, so every query waits for the upstream):
+- template: `n<i>.alias.test. A` is answered with a CNAME to `n<i>.bench.test.`, whose A comes from a
+  lookup through the server itself (forward to unbound);
+- rewrite cname: forward gets `n<i>.cn.test. A` from a small responder as a CNAME to
+  `target.bench.test.` (unbound answers a CNAME of a local zone with SERVFAIL); the `cname` rule renames
+  the target to `renamed.bench.test.` and looks that up through the server (forward to unbound).
+
+Servers, pinning, dnsperf and the CPU figures are bench/compare.py's (server on core 0, dnsperf and
+unbound on core 1). `--before` runs another pycoredns checkout: a `git archive` copy with
+`ln -s ../plugins pycoredns/plugins`, started with `python3 -S` and PYTHONPATH=<copy>:<site-packages>
+(this tree's editable finder is installed by a .pth file, which -S skips).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import answers, free_port, write_queries  # noqa: E402
+from bench.compare import measure, print_header, row_cells, start  # noqa: E402
+from bench.sidebyside import LOAD_CORE, SERVER_CORE, load_average, pinned  # noqa: E402
+
+NAMES = 10_000
+TEMPLATE = """.:{port} {{
+    bind 127.0.0.1
+    template IN A alias.test {{
+        match ^(n[0-9]+)[.]alias[.]test[.]$
+        answer "{{{{ .Name }}}} 60 IN CNAME {{{{ index .Match 1 }}}}.bench.test."
+    }}
+    forward . {upstream}
+}}
+"""
+REWRITE = """.:{port} {{
+    bind 127.0.0.1
+    rewrite cname regex ^target[.]bench[.]test[.]$ renamed.bench.test.
+    forward cn.test {responder}
+    forward . {upstream}
+}}
+"""
+ROWS = {
+    "template CNAME -> self-lookup -> forward": (TEMPLATE, "alias.test"),
+    "rewrite cname -> self-lookup -> forward": (REWRITE, "cn.test"),
+}
+
+
+def start_upstream():
+    """unbound on the load core: every name under bench.test. is A 192.0.2.1, every name under cn.test.
+    a CNAME to target.bench.test."""
+    from pycoredns_conformance.upstream import Unbound
+
+    ub = Unbound({"bench.test.": ["bench.test. 300 IN A 192.0.2.1"]}, zone_type="redirect",
+                 extra='  local-zone: "cn.test." redirect\n  local-data: "cn.test. 300 IN CNAME target.bench.test."')
+    ub.start()
+    assert ub.proc is not None
+    subprocess.run(["taskset", "-a", "-p", "-c", LOAD_CORE, str(ub.proc.pid)], capture_output=True, check=False)
+    return ub
+
+
+def responder(port: int) -> None:
+    """Answer every A query with a CNAME to target.bench.test. (run in a process of its own)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", port))
+    target = b"\x06target\x05bench\x04test\x00"
+    rr = b"\xc0\x0c" + struct.pack(">HHIH", 5, 1, 300, len(target)) + target
+    while True:
+        data, addr = sock.recvfrom(65535)
+        if len(data) < 17:
+            continue
+        end = data.index(b"\x00", 12) + 5  # the question (no compression in queries)
+        sock.sendto(data[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + data[12:end] + rr, addr)
+
+
+def start_responder() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([*pinned([], LOAD_CORE), sys.executable, __file__, "--responder", str(port)])
+    deadline = time.monotonic() + 10
+    while not answers(port, "n0.cn.test.") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return proc, f"127.0.0.1:{port}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--other", default="/work/ref/bin/coredns", help="another server binary ('' for none)")
+    ap.add_argument("--before", default="", help="command that runs another pycoredns checkout")
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--responder", type=int, default=0, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.responder:
+        responder(args.responder)
+        return
+    if shutil.which("dnsperf") is None:
+        raise SystemExit("dnsperf is needed (bash .ci/install)")
+    binaries = {"pycoredns": [sys.executable, "-m", "pycoredns"]}
+    if args.before:
+        binaries["before"] = shlex.split(args.before)
+    if args.other and os.path.exists(args.other):
+        binaries[Path(args.other).name] = [args.other]
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; servers on core {SERVER_CORE}, dnsperf and "
+          f"unbound on core {LOAD_CORE}; load average before: {load_average()}", flush=True)
+    ub = start_upstream()
+    resp, resp_addr = start_responder()
+    try:
+        with tempfile.TemporaryDirectory() as tmpdir:
+            tmp = Path(tmpdir)
+            print_header(list(binaries))
+            for name, (corefile, zone) in ROWS.items():
+                path = write_queries([f"n{i}.{zone}. A" for i in range(NAMES)])
+                results = []
+                try:
+                    for label, cmd in binaries.items():
+                        port = free_port()
+                        text = corefile.format(port=port, upstream=ub.addr, responder=resp_addr)
+                        s = start(label, cmd, text, tmp, port, f"n0.{zone}.")
+                        try:
+                            results.append(measure([s], port, path, args.seconds))
+                        finally:
+                            s.__exit__()
+                finally:
+                    os.unlink(path)
+                print(f"| {name} | {row_cells(results)} |  {'; '.join(r.get('rcodes', '') for r in results)}",
+                      flush=True)
+    finally:
+        ub.stop()
+        resp.terminate()
+        resp.wait(5)
+    print(f"load average after: {load_average()}")
+
+
+if __name__ == "__main__":
+    main()
