@@ -143,6 +143,7 @@ class Index:
         # True from "every kind listed" until the first build has emptied `dirty`: the server is ready
         # meanwhile (as CoreDNS once its informers synced), and a query settles what it needs first
         self.lazy = False
+        self._ptr_passed = False  # `_ptr_prepass` ran in this lazy phase
         self.serial = 0
         self.ext_serial = 0  # k8s_external's SOA serial: CoreDNS's extModified (service updates only)
         self.synced_kinds: set[str] = set()
@@ -253,7 +254,7 @@ class Index:
             done = [self.dirty.pop() for _ in range(limit)]
         self._rebuild(done)
         if not self.dirty:
-            self.lazy = False
+            self.lazy = self._ptr_passed = False
         return done
 
     def settle(self, qname: bytes) -> None:
@@ -261,8 +262,8 @@ class Index:
 
         A name under a forward zone with `svc` as its last relative label and 3-5 labels belongs to
         one service, `<name>.<ns>.svc` (every answer of a service lives under that base): only that
-        service is built, if still dirty. Any other name (reverse, apex NS, which read the PTR
-        sources of every service) finishes the whole build first.
+        service is built, if still dirty. A reverse name needs the PTR sources of every service
+        (`_ptr_prepass`, once). Any other name (apex NS, ...) finishes the whole build first.
         """
         if not self.lazy:
             return
@@ -278,6 +279,11 @@ class Index:
                         self.dirty.discard(key)
                         self._rebuild([key])
                     return
+        if self.reverse and qname.endswith(self.reverse):
+            if not self._ptr_passed:
+                self._ptr_passed = True
+                self._ptr_prepass()
+            return
         self.finish()
 
     def finish(self) -> None:
@@ -298,6 +304,12 @@ class Index:
                     self._drop(key, ptr_dirty)
         for ip in ptr_dirty:
             self._build_ptr(ip)
+        if self.reverse:  # ClusterIP PTRs: one per service and asked often, so built here, not on ask
+            for key in done:
+                svc = self.services.get(key)
+                for ip in svc.ips if svc is not None else ():
+                    if ip in self._ptr_src:
+                        self.ptr(reverse_wire(ip))
 
     def _drop(self, key: Key, ptr_dirty: set[str]) -> None:
         for k in self._owned.pop(key, ()):
@@ -417,7 +429,11 @@ class Index:
                 name(rel, z)
                 self._put_addrs(put, rel, z, ips)
                 # SRV on an endpoint name: built on the first ask (`endpoint_srv`), not for every endpoint
-        # reverse: ClusterIPs, then ready endpoints
+        self._add_ptr_sources(key, svc, by_label, ptr_ips)
+        ptr_dirty.update(ptr_ips)
+
+    def _add_ptr_sources(self, key: Key, svc: Service, by_label: dict[str, list[str]], ptr_ips: list[str]) -> None:
+        """Register the service as the PTR source of its ClusterIPs, then of its ready endpoints."""
         if self.zones:
             cip, ep = (key, True), (key, False)
             for ip in svc.ips:
@@ -428,7 +444,22 @@ class Index:
                     continue
                 self._ptr_src[ip] = (*self._ptr_src.get(ip, ()), ep)
                 ptr_ips.append(ip)
-        ptr_dirty.update(ptr_ips)
+
+    def _ptr_prepass(self) -> None:
+        """Before the first build ends: the PTR sources of every service not built yet, as their build
+        will register them (a PTR needs only those and the reduced objects), so that a PTR asked
+        right after ready does not wait for the whole build (seconds at 20k services). The build
+        drops and registers them again (`_drop` reads `_svc_ips`)."""
+        for key in self.dirty:
+            svc = self.services.get(key)
+            if key in self._svc_ips or svc is None or svc.external or not self.exposed(key[0]):
+                continue
+            by_label, all_ips = _by_label(self.ready_addresses(key))
+            if not all_ips and (svc.headless or self.ignore_empty):
+                continue  # the build returns before registering any (no records at all)
+            ptr_ips: list[str] = []
+            self._add_ptr_sources(key, svc, by_label, ptr_ips)
+            self._svc_ips[key] = ptr_ips
 
     def on_ask(self, key: tuple[bytes, int]) -> Answer | None:
         """The answers built on their first ask (not at sync): SRV of an endpoint name, PTR."""
