@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 from pathlib import Path
 
@@ -41,3 +42,19 @@ async def test_paged_list_answers_as_one_page(api, tmp_path: Path, monkeypatch) 
     # real answers, not two equal failures
     assert "IN A 10.240.16.1" in whole[0] and "PTR kubernetes.default.svc" in whole[-1]
 
+
+
+def test_collector_paused_nests_and_restores() -> None:
+    assert gc.isenabled()
+    with watch.collector_paused():
+        with watch.collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the other list still decodes
+    assert gc.isenabled()
+    gc.disable()  # off before (an embedding program's choice): stays off
+    try:
+        with watch.collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
