@@ -17,8 +17,9 @@ from pathlib import Path
 import dns.message
 import dns.rcode
 import dns.rrset
+import pytest
 import trio
-from conftest import running
+from conftest import query, running
 
 from pycoredns import wire
 from pycoredns.plugin import PENDING, self_lookup, self_lookup_all
@@ -170,7 +171,7 @@ async def test_rewrite_cname_targets_resolve_by_continuation() -> None:
                 assert out[i].rcode() == dns.rcode.NOERROR
                 assert texts(out[i]) == [f"{name} 60 IN CNAME t{i}.example.net.",
                                             f"t{i}.example.net. 60 IN A {address(i)}"]
-            assert up.queries == 2 * N
+            assert up.queries >= 2 * N  # more only if a held query outlived forward's read timeout
 
 
 async def test_kubernetes_externalname_resolves_by_continuation(api, tmp_path: Path) -> None:
@@ -201,7 +202,7 @@ async def test_cache_serve_stale_verify_refreshes_by_continuation() -> None:
             out = await in_flight(srv.port(), names, up, N)  # verify: each asks upstream first
             for i, name in enumerate(names):
                 assert texts(out[i]) == [f"{name} 1 IN A {address(i)}"]  # the fresh answer
-            assert up.queries == 2 * N
+            assert up.queries >= 2 * N  # more only if a held query outlived forward's read timeout
 
 
 # -- the helper itself, through a running server's listener ----------------------------------------
@@ -292,3 +293,35 @@ def test_uncompressed_records_can_be_spliced_into_another_message() -> None:
 
 def lines(section: list) -> list[str]:
     return sorted(line for rrset in section for line in rrset.to_text().splitlines())
+
+
+# -- DEVELOPERS.md's example ------------------------------------------------------------------------
+
+
+def developers_example() -> type:
+    """The `Alias` plugin of DEVELOPERS.md ("Self-lookups"), executed from the document itself."""
+    text = (Path(__file__).resolve().parent.parent / "DEVELOPERS.md").read_text()
+    start = text.index("class Alias(WaitingHandler)")
+    code = text[text.rindex("```python", 0, start) + len("```python") : text.index("```", start)]
+    scope: dict = {}
+    exec(compile(code, "DEVELOPERS.md", "exec"), scope)
+    return scope["Alias"]
+
+
+@pytest.mark.parametrize("held", [False, True])
+async def test_developers_example_alias(held: bool) -> None:
+    up = HeldUpstream()
+    async with up.serve(), running(f". {{\n forward . {up.addr}\n}}\n") as srv:
+        (block,) = srv.instance.blocks
+        alias = developers_example()()
+        alias.next, block.chain = block.chain, alias  # the example at the head of the chain
+        if held:
+            up.hold()
+            names = ["alias.test."] * 20
+            out = await in_flight(srv.port(), names, up, 20)
+        else:
+            out = {0: await query(srv.port(), "alias.test.", "A")}
+        for m in out.values():
+            assert m.rcode() == dns.rcode.NOERROR
+            assert texts(m) == ["alias.test. 60 IN CNAME www.example.org.", "www.example.org. 60 IN A 192.0.2.1"]
+        assert (await query(srv.port(), "t7.other.test.", "A")).answer[0][0].address == address(7)
