@@ -475,6 +475,40 @@ def test_control_endpoints(api: APIServer) -> None:
     assert http(api, "/_control/drop-watches", method="POST") == (200, {"dropped": 0})
 
 
+def test_hold_watches_keeps_streams_open_and_silent(api: APIServer) -> None:
+    """A held stream sends nothing and outlives its timeoutSeconds (the client's own read timeout
+    ends it); the events it swallowed stay in the history for the next watch."""
+    rv = api.resource_version
+
+    async def watch_lines(read_timeout: float) -> list[bytes]:
+        url = f"{api.url}/api/v1/namespaces/ns1/services?watch=true&resourceVersion={rv}&timeoutSeconds=1"
+        timeout = aiohttp.ClientTimeout(sock_read=read_timeout)
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as resp:
+            assert resp.status == 200
+            return [line async for line in resp.content if line.strip()]
+
+    async def go() -> None:
+        assert await watch_lines(5) == []  # nothing happened: ended by the server after 1 s
+        assert http(api, "/_control/hold-watches", method="POST") == (200, {"silenced": 0})
+        api.create(svc("while-held"))
+        with pytest.raises(asyncio.TimeoutError):
+            await watch_lines(2.5)  # held past its 1 s, the ADDED event swallowed
+        assert http(api, "/_control/hold-watches?on=0", method="POST") == (200, {"silenced": 0})
+        lines = await watch_lines(5)
+        assert [(json.loads(x)["type"], json.loads(x)["object"]["metadata"]["name"]) for x in lines] == [
+            ("ADDED", "while-held")]
+
+    run(go)
+
+
+def test_stall_lists_until_released(api: APIServer) -> None:
+    api.stall_lists()
+    with pytest.raises(TimeoutError):
+        urllib.request.urlopen(api.url + "/api/v1/namespaces", timeout=1)  # no answer while stalled
+    assert http(api, "/_control/stall-lists?on=0", method="POST") == (200, {"stalled": False})
+    assert http(api, "/api/v1/namespaces")[0] == 200
+
+
 # ---------------------------------------------------------------------------------------- selectors
 
 
