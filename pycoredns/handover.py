@@ -12,8 +12,8 @@ answers every query in it, from the same address and port (Linux allows `sendto`
 a connected UDP socket), then closes.
 
 A wildcard socket is connected to loopback instead (its own port): that rebinds it to the loopback
-address, which takes it out of the wildcard group altogether (the kernel rehashes it and detaches it
-from the reuseport group), the queue again stays. Its replies would now leave from loopback, so each
+address, out of the wildcard group's hash slot (and connected, so passed over in any case); the
+queue again stays. Its replies would now leave from loopback, so each
 queued datagram is read with its destination address (IP_PKTINFO / IPV6_RECVPKTINFO, switched on
 just before: the address comes from the datagram's own header, so the ones already queued have it
 too) and answered with that address as the source (the same control message on `sendmsg`), as
