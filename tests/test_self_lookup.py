@@ -205,6 +205,42 @@ async def test_cache_serve_stale_verify_refreshes_by_continuation() -> None:
             assert up.queries >= 2 * N  # more only if a held query outlived forward's read timeout
 
 
+async def test_cache_verify_timeout_answers_stale_and_the_late_refresh_updates() -> None:
+    """VERIFY_TIMEOUT is a timer: the stale entry goes out while the refresh waits at the upstream (no
+    task); the refresh completes later by continuation and the next query is a fresh hit."""
+    up = HeldUpstream()
+    async with up.serve():
+        cf = f". {{\n cache 1 {{\n  serve_stale 1h verify 200ms\n }}\n forward . {up.addr}\n}}\n"
+        async with running(cf) as srv:
+            names = [f"t{i}.example.net." for i in range(N)]
+            await in_flight(srv.port(), names, up, 0)
+            await trio.sleep(1.2)  # every entry is stale now
+            up.hold()
+            out: dict[int, dns.message.Message] = {}
+            sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            before = tasks_alive()
+            with sock, trio.move_on_after(20):
+                await sock.connect(("127.0.0.1", srv.port()))
+                for i, name in enumerate(names):
+                    q = dns.message.make_query(name, "A")
+                    q.id = i
+                    await sock.send(q.to_wire())
+                while len(out) < N:  # the stale answers, at the deadline, with the refreshes held
+                    m = dns.message.from_wire(await sock.recv(65535))
+                    out[m.id] = m
+            assert len(out) == N
+            assert all(texts(out[i]) == [f"{name} 0 IN A {address(i)}"] for i, name in enumerate(names))
+            assert len(up.held or ()) >= N and tasks_alive() - before < 10
+            asked = up.queries
+            await up.release()  # the refreshes complete now and store fresh entries
+            (fwd,) = [h for b in srv.instance.blocks for h in b.handlers if h.name == "forward"]
+            assert await settle(lambda: fwd.pending() == 0)  # every reply reached its continuation
+            for i in (0, N // 2, N - 1):
+                m = await query(srv.port(), names[i], "A")
+                assert texts(m) == [f"{names[i]} 1 IN A {address(i)}"]  # fresh, from the cache
+            assert up.queries == asked
+
+
 # -- the helper itself, through a running server's listener ----------------------------------------
 
 
