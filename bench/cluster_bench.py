@@ -91,13 +91,13 @@ def rows(n: int, rnd: random.Random) -> dict[str, tuple[list[str], bool]]:
 
 
 def first_build(s: Server) -> float:
-    """Seconds until the server answers a PTR (of an address no service has), asked right after ready.
+    """Seconds until the server answers the zone apex's SOA, asked right after ready.
 
-    pycoredns is ready once every kind has listed and builds its answers afterwards; a PTR needs all
-    of them (the PTR sources come from every service), so its answer marks the end of that build and
-    the RSS read after it is the RSS of the whole index. CoreDNS answers it from its informer caches.
+    pycoredns is ready once every kind has listed and builds its answers afterwards; a query that
+    belongs to no single service (the apex) makes it finish that build first, so the RSS read after
+    this answer is the RSS of the whole index. CoreDNS answers it at once.
     """
-    q = dns.message.make_query("254.255.255.10.in-addr.arpa.", "PTR")
+    q = dns.message.make_query("cluster.local.", "SOA")
     started = time.monotonic()
     dns.query.udp(q, "127.0.0.1", port=s.port, timeout=60)
     return time.monotonic() - started
@@ -156,7 +156,7 @@ def main() -> None:
                 ready = s.wait_ready(300)
                 built = first_build(s)
                 time.sleep(1)
-                print(f"{s.label}: start -> /ready 200 {ready:.2f}s, a PTR answered {built:.2f}s later, "
+                print(f"{s.label}: start -> /ready 200 {ready:.2f}s, the apex SOA answered {built:.2f}s later, "
                       f"RSS after sync {s.rss_mb():.1f} MB")
             data = rows(args.services, random.Random(1))
             wanted = [r.strip() for r in args.rows.split(",") if r.strip()]
