@@ -12,6 +12,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from .netns import ADDR, netns, queries
 
 BASE = f"""\
@@ -156,8 +158,9 @@ def test_lastgood_restart_onto_a_broken_corefile_loses_nothing(tmp_path: Path) -
         assert new.proc.poll() is None
 
 
-def test_a_worker_stopped_from_outside_is_replaced_without_loss(tmp_path: Path) -> None:
-    conf = corefile(tmp_path)
+@pytest.mark.parametrize("bind", [True, False], ids=["bind", "wildcard"])
+def test_a_worker_stopped_from_outside_is_replaced_without_loss(tmp_path: Path, bind: bool) -> None:
+    conf = corefile(tmp_path, bind=bind)
     with netns(tmp_path) as ns:
         srv = ns.server("-conf", str(conf), "-workers", "2")
         srv.wait_for("CoreDNS-")
@@ -170,3 +173,4 @@ def test_a_worker_stopped_from_outside_is_replaced_without_loss(tmp_path: Path) 
         assert_nothing_lost(load, "worker restart")
         assert srv.proc.poll() is None and first in children(srv.proc.pid)
         assert srv.stop() == 0
+        assert f"Handing dns://{ADDR if bind else ''}:53 over to its successor" in srv.output()
