@@ -6,9 +6,9 @@ reduced on arrival (`objects.py`) into the record index (`index.py`), which prec
 only ExternalName A/AAAA (a self-lookup of the target) waits. Metrics in `metrics.py`.
 """
 
-from .handler import Kubernetes, answer_records
+from .handler import Kubernetes
 from .metrics import programming_duration, rate_limiter_duration, request_duration, requests_total
 from .setup import parse, setup
 
-__all__ = ["Kubernetes", "answer_records", "parse", "programming_duration", "rate_limiter_duration",
+__all__ = ["Kubernetes", "parse", "programming_duration", "rate_limiter_duration",
            "request_duration", "requests_total", "setup"]

@@ -19,6 +19,7 @@ import trio
 from dnslib import DNSLabel, DNSRecord
 
 from pycoredns import wire
+from pycoredns.layout import layout_of, uncompressed
 from pycoredns.log import plugin_logger
 from pycoredns.plugin import NEXT, Handler, await_pending, self_lookup
 from pycoredns.request import Request, ResponseWriter
@@ -559,52 +560,24 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
         return self_lookup(sub, w, partial(self._external_reply, req, w, target))
 
     def _external_reply(self, req: Request, w: ResponseWriter, target: str, reply: Reply | None) -> int:
-        extra: list[tuple[int, bytes]] = []
+        types: list[int] = []
+        records: list[bytes] = []  # the target's answers, uncompressed: spliced after the CNAME
         if reply is not None:
             try:
-                extra = answer_records(wire.to_bytes(reply))
+                data = wire.to_bytes(reply)
+                lay = layout_of(data)
+                an = lay.counts[0]
+                types, records = lay.types[:an], uncompressed(data, lay)[:an]
             except Exception as e:  # a garbage upstream reply: keep the CNAME alone
                 log.debug(f"resolving ExternalName target {target}: {e!r}")
-        if zone_match(self.zones, target.lower()) and not any(t == req.qtype for t, _ in extra):
+        if zone_match(self.zones, target.lower()) and req.qtype not in types:
             # CoreDNS quirk: a target inside the zone without that family is NODATA, CNAME dropped
             zone = zone_match(self.zones, req.name) or self.primary
             w.write(self._negative(req, wire.NOERROR, zone_pointer(self._rel_end(req, zone))))
             return 0
         cname = rr(OWNER, CNAME, self.ttl, wire.text_to_wire(target))
-        body = cname + b"".join(r for _t, r in extra)
-        w.write(req.reply_header(0, 1 + len(extra), 0, 0, aa=True) + req.question + body)
+        w.write(req.reply_header(0, 1 + len(records), 0, 0, aa=True) + req.question + cname + b"".join(records))
         return 0
-
-
-def answer_records(reply: bytes) -> list[tuple[int, bytes]]:
-    """The answer records of a reply, uncompressed so they can be spliced into another message.
-
-    Only types whose rdata is raw or a single name (what an A/AAAA answer holds: CNAME, A, AAAA,
-    DNAME...) are kept; anything else is dropped rather than copied with dangling pointers.
-    """
-    _id, _f, qd, an, _ns, _ar = wire.header(reply)
-    off = 12
-    for _ in range(qd):
-        off = wire.skip_name(reply, off) + 4
-    out = []
-    for _ in range(an):
-        labels, off = wire.read_name(reply, off)
-        if off + 10 > len(reply):
-            raise wire.WireError("record overruns message")
-        rtype, _c, _ttl, rdlen = struct.unpack_from(">HHIH", reply, off)
-        head = reply[off : off + 8]
-        rdata = reply[off + 10 : off + 10 + rdlen]
-        if len(rdata) != rdlen:
-            raise wire.WireError("rdata overruns message")
-        if rtype in (CNAME, 39):  # CNAME, DNAME: expand the target
-            names, _ = wire.read_name(reply, off + 10)
-            rdata = _name_wire(names)
-        elif rtype not in (A, AAAA, TXT):
-            off += 10 + rdlen
-            continue
-        out.append((rtype, _name_wire(labels) + head + struct.pack(">H", len(rdata)) + rdata))
-        off += 10 + rdlen
-    return out
 
 
 def _name_wire(labels: list[bytes]) -> bytes:
