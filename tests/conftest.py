@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import dns.asyncquery
@@ -42,6 +42,17 @@ async def query(port: int, name: str, rdtype: str | int = "A", *, tcp: bool = Fa
     if tcp:
         return await dns.asyncquery.tcp(q, host, timeout=timeout, port=port)
     return await dns.asyncquery.udp(q, host, timeout=timeout, port=port)
+
+
+async def settle(pred: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll `pred` every 20 ms until it holds (True) or `timeout` passes (False): bounded in time."""
+    import trio
+
+    with trio.move_on_after(timeout):
+        while not pred():
+            await trio.sleep(0.02)
+        return True
+    return False
 
 
 async def http_get(port: int, path: str, host: str = "127.0.0.1") -> tuple[int, str, bytes]:

@@ -10,7 +10,7 @@ bounded; nothing is timed.
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import dns.rcode
 import dns.rrset
 import pytest
 import trio
-from conftest import query, running
+from conftest import query, running, settle
 
 from pycoredns import wire
 from pycoredns.plugin import PENDING, self_lookup, self_lookup_all
@@ -105,14 +105,6 @@ def tasks_alive() -> int:
     return count(trio.lowlevel.current_root_task())
 
 
-async def settle(pred: Callable[[], bool], timeout: float = 10.0) -> bool:
-    with trio.move_on_after(timeout):
-        while not pred():
-            await trio.sleep(0.02)
-        return True
-    return False
-
-
 async def in_flight(port: int, names: list[str], up: HeldUpstream, waiting: int,
                     timeout: float = 20.0) -> dict[int, dns.message.Message]:
     """Send one A query per name at once (one UDP socket); once `waiting` upstream queries are held,
@@ -142,36 +134,26 @@ def texts(m: dns.message.Message) -> list[str]:
     return [rr.to_text() for rr in m.answer]
 
 
-async def test_template_cname_targets_resolve_by_continuation() -> None:
-    up = HeldUpstream()
-    async with up.serve():
-        cf = (". {\n template IN A alias.test {\n  match ^(t[0-9]+)[.]alias[.]test[.]$\n"
-              '  answer "{{ .Name }} 60 IN CNAME {{ index .Match 1 }}.example.net."\n }\n'
-              f" forward . {up.addr}\n}}\n")
-        async with running(cf) as srv:
-            up.hold()
-            names = [f"t{i}.alias.test." for i in range(N)]
-            out = await in_flight(srv.port(), names, up, N)
-            for i, name in enumerate(names):
-                assert out[i].rcode() == dns.rcode.NOERROR
-                assert texts(out[i]) == [f"{name} 60 IN CNAME t{i}.example.net.",
-                                            f"t{i}.example.net. 60 IN A {address(i)}"]
+TEMPLATE = (" template IN A alias.test {\n  match ^(t[0-9]+)[.]alias[.]test[.]$\n"
+            '  answer "{{ .Name }} 60 IN CNAME {{ index .Match 1 }}.example.net."\n }\n')
+REWRITE = " rewrite cname regex ^(t[0-9]+)\\.orig\\.example\\.$ {1}.example.net.\n"
 
 
-async def test_rewrite_cname_targets_resolve_by_continuation() -> None:
+@pytest.mark.parametrize(("plugin", "zone", "asked"), [(TEMPLATE, "alias.test", 1), (REWRITE, "rw.test", 2)])
+async def test_cname_targets_resolve_by_continuation(plugin: str, zone: str, asked: int) -> None:
+    """template answers with a CNAME and looks its target up; rewrite's `cname` rule renames the CNAME
+    target the upstream gave (t<i>.orig.example.) and looks the new one up. Only the first upstream
+    round is held; the lookups of the targets are answered at once."""
     up = HeldUpstream()
-    async with up.serve():
-        cf = (". {\n rewrite cname regex ^(t[0-9]+)\\.orig\\.example\\.$ {1}.example.net.\n"
-              f" forward . {up.addr}\n}}\n")
-        async with running(cf) as srv:
-            up.hold()  # the first round (the CNAMEs) is held; the lookups of the new targets are not
-            names = [f"t{i}.rw.test." for i in range(N)]
-            out = await in_flight(srv.port(), names, up, N)
-            for i, name in enumerate(names):
-                assert out[i].rcode() == dns.rcode.NOERROR
-                assert texts(out[i]) == [f"{name} 60 IN CNAME t{i}.example.net.",
-                                            f"t{i}.example.net. 60 IN A {address(i)}"]
-            assert up.queries >= 2 * N  # more only if a held query outlived forward's read timeout
+    async with up.serve(), running(f". {{\n{plugin} forward . {up.addr}\n}}\n") as srv:
+        up.hold()
+        names = [f"t{i}.{zone}." for i in range(N)]
+        out = await in_flight(srv.port(), names, up, N)
+        for i, name in enumerate(names):
+            assert out[i].rcode() == dns.rcode.NOERROR
+            assert texts(out[i]) == [f"{name} 60 IN CNAME t{i}.example.net.",
+                                     f"t{i}.example.net. 60 IN A {address(i)}"]
+        assert up.queries >= asked * N  # more only if a held query outlived forward's read timeout
 
 
 async def test_kubernetes_externalname_resolves_by_continuation(api, tmp_path: Path) -> None:

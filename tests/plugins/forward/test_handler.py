@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import dns.message
 import dns.rcode
 import pytest
 import trio
-from conftest import running
+from conftest import running, settle
 
 from pycoredns import timers
 
@@ -204,14 +204,6 @@ def forward_of(srv) -> object:
 
 def listeners_idle(srv) -> bool:
     return all(lst.inflight == 0 for lst in srv.instance.listeners.values())
-
-
-async def settle(pred: Callable[[], bool], timeout: float = 10.0) -> bool:
-    with trio.move_on_after(timeout):
-        while not pred():
-            await trio.sleep(0.02)
-        return True
-    return False
 
 
 def check_all_answered(out: dict[int, dns.message.Message], count: int, first: int = 0) -> None:

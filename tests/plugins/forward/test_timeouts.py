@@ -20,7 +20,7 @@ import dns.message
 import dns.rcode
 import pytest
 import trio
-from conftest import running
+from conftest import running, settle
 
 from pycoredns import timers, wire
 
@@ -78,14 +78,6 @@ def forward_of(srv) -> object:
 def idle(srv, fwd) -> Callable[[], bool]:
     return lambda: (fwd.pending() == 0 and fwd.concurrent == 0 and timers.pending_count() < 10
                     and all(lst.inflight == 0 for lst in srv.instance.listeners.values()))
-
-
-async def settle(pred: Callable[[], bool], timeout: float = 10.0) -> bool:
-    with trio.move_on_after(timeout):
-        while not pred():
-            await trio.sleep(0.02)
-        return True
-    return False
 
 
 def holes() -> tuple[socket.socket, socket.socket]:
