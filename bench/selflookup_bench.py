@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import answers, free_port, write_queries  # noqa: E402
-from bench.compare import measure, print_header, row_cells, start  # noqa: E402
+from bench.compare import measure, print_header, row_cells, start, start_upstream  # noqa: E402
 from bench.sidebyside import LOAD_CORE, SERVER_CORE, load_average, pinned  # noqa: E402
 
 NAMES = 10_000
@@ -58,19 +58,6 @@ ROWS = {
     "template CNAME -> self-lookup -> forward": (TEMPLATE, "alias.test"),
     "rewrite cname -> self-lookup -> forward": (REWRITE, "cn.test"),
 }
-
-
-def start_upstream():
-    """unbound on the load core: every name under bench.test. is A 192.0.2.1, every name under cn.test.
-    a CNAME to target.bench.test."""
-    from pycoredns_conformance.upstream import Unbound
-
-    ub = Unbound({"bench.test.": ["bench.test. 300 IN A 192.0.2.1"]}, zone_type="redirect",
-                 extra='  local-zone: "cn.test." redirect\n  local-data: "cn.test. 300 IN CNAME target.bench.test."')
-    ub.start()
-    assert ub.proc is not None
-    subprocess.run(["taskset", "-a", "-p", "-c", LOAD_CORE, str(ub.proc.pid)], capture_output=True, check=False)
-    return ub
 
 
 def responder(port: int) -> None:
