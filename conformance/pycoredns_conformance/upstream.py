@@ -11,6 +11,7 @@ servers), so there is one implementation of starting, probing and restarting unb
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import os
@@ -250,8 +251,10 @@ class Unbound(SyncAsync):
             conf = os.path.join(self.dir, "unbound.conf")
             with open(conf, "w") as f:
                 f.write(self.config())
-            self.proc = subprocess.Popen([UNBOUND, "-d", "-c", conf], stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.PIPE, text=True)
+            # stderr goes to a file: a pipe nobody reads fills up (64 KiB) with unbound's log lines (one per
+            # TLS handshake a client abandons, for instance) and unbound then blocks for good on a write
+            with open(self._err_path(), "w") as err:
+                self.proc = subprocess.Popen([UNBOUND, "-d", "-c", conf], stdout=subprocess.DEVNULL, stderr=err)
             if self._wait_ready():
                 return self
             last = self._kill()
@@ -301,18 +304,23 @@ class Unbound(SyncAsync):
         except OSError:
             return False
 
+    def _err_path(self) -> str:
+        return os.path.join(self.dir, "unbound.err")
+
     def _kill(self) -> str:
-        """Kill the process now; returns its stderr."""
+        """Kill the process now; returns (the end of) its stderr."""
         proc, self.proc = self.proc, None
         if proc is None:
             return ""
         if proc.poll() is None:
             proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
         try:
-            _, err = proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            err = ""
-        return err or ""
+            with open(self._err_path(), errors="replace") as f:
+                return f.read()[-4000:]
+        except OSError:
+            return ""
 
     def stop(self) -> None:
         """Kill unbound (SIGKILL: a dead upstream is what tests want); the ports stay reserved for restart()."""
