@@ -263,7 +263,9 @@ class Index:
         A name under a forward zone with `svc` as its last relative label and 3-5 labels belongs to
         one service, `<name>.<ns>.svc` (every answer of a service lives under that base): only that
         service is built, if still dirty. A reverse name needs the PTR sources of every service
-        (`_ptr_prepass`, once). Any other name (apex NS, ...) finishes the whole build first.
+        (`ptr_sources_ready`). No other answer reads what the build makes (the apex NS reads the PTR
+        sources through `ptr_sources`; pod names, `dns-version`, `ns.dns` and the empty nodes only the
+        reduced objects), so nothing waits for the whole build and the query loop never stalls on it.
         """
         if not self.lazy:
             return
@@ -280,16 +282,13 @@ class Index:
                         self._rebuild([key])
                     return
         if self.reverse and qname.endswith(self.reverse):
-            if not self._ptr_passed:
-                self._ptr_passed = True
-                self._ptr_prepass()
-            return
-        self.finish()
+            self.ptr_sources_ready()
 
-    def finish(self) -> None:
-        """Complete the first build now (what reads every service's derived state calls this)."""
-        if self.lazy:
-            self.apply()
+    def ptr_sources_ready(self) -> None:
+        """Before the first build ends: register the PTR sources of the services not built yet (once)."""
+        if self.lazy and not self._ptr_passed:
+            self._ptr_passed = True
+            self._ptr_prepass()
 
     def _rebuild(self, done: list[Key]) -> None:
         self.forget()  # rebuilt answers may turn a memoised negative positive, and back
@@ -608,8 +607,8 @@ class Index:
         return [e[0] for e in self.ptr_sources(ip)]
 
     def ptr_sources(self, ip: str) -> tuple[tuple[Key, bool], ...]:
-        """(service, is a ClusterIP) for each service that gives `ip` a PTR (the whole build first)."""
-        self.finish()
+        """(service, is a ClusterIP) for each service that gives `ip` a PTR."""
+        self.ptr_sources_ready()
         return self._ptr_src.get(ip, ())
 
     # -- synthesised records --------------------------------------------------------------------

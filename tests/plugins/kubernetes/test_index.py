@@ -51,7 +51,11 @@ def test_settle_reverse_names_need_only_the_ptr_sources() -> None:
     for ip in ("10.0.0.4", "10.1.3.2", "10.1.4.0", "10.9.9.9"):  # ClusterIP, headless endpoint, endpoint, none
         assert ask(lazy, _text(ip), PTR) == ask(full, _text(ip), PTR), ip
     assert lazy.lazy and len(lazy.dirty) == 20  # no service built for them
-    lazy.settle(wire.text_to_wire("ns.dns.cluster.local."))  # any other name: the whole build first
+    for name in ("cluster.local.", "ns.dns.cluster.local.", "1-2-3-4.ns.pod.cluster.local.", "ns.svc.cluster.local."):
+        lazy.settle(wire.text_to_wire(name))  # nothing of the build needed
+    assert lazy.lazy and len(lazy.dirty) == 20
+    assert lazy.ptr_sources("10.1.3.2") == full.ptr_sources("10.1.3.2") != ()  # the apex NS reads these
+    lazy.apply()  # the background build
     assert not lazy.lazy and not lazy.dirty
     assert lazy.exists == full.exists and lazy._ptr_src == full._ptr_src
     # PTR answers are built on ask (and those asked above dropped by their services' builds): the rest
