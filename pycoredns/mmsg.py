@@ -28,9 +28,9 @@ import mmap
 import socket
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["AVAILABLE", "DEFER", "SendBatch", "sockaddr"]
+__all__ = ["AVAILABLE", "DEFER", "Flushable", "SendBatch", "sockaddr"]
 
 BATCH = 64  # datagrams per sendmmsg (the drain loops checkpoint every 64 packets anyway)
 SLOT = 65536  # bytes reserved per datagram (a UDP payload is at most 65,507); backed only when used
@@ -74,14 +74,23 @@ _sendmmsg = _load()
 AVAILABLE = _sendmmsg is not None
 
 
+class Flushable(Protocol):
+    """Something holding sends until the drain iteration ends: a SendBatch, a TCP connection's buffer."""
+
+    def flush(self) -> None: ...
+
+
 class Deferral:
-    """Whether sends are queued now (inside a drain iteration) and which batches hold some."""
+    """Whether sends are queued now (inside a drain iteration) and what holds some.
+
+    Besides `SendBatch`, anything with a `flush()` may append itself to `dirty` while `active` (once
+    per iteration): forward's TCP connections gather the frames of one iteration into one `send`."""
 
     __slots__ = ("active", "dirty")
 
     def __init__(self) -> None:
         self.active = False
-        self.dirty: list[SendBatch] = []
+        self.dirty: list[Flushable] = []
 
     def flush(self) -> None:
         """Send everything queued and stop queueing. A batch's `on_fail` may send again (the next

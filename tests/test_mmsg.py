@@ -239,3 +239,20 @@ async def test_refused_batched_upstream_queries_go_to_the_next_upstream():
         pairs = await burst(srv.port(), "127.0.0.1", socket.AF_INET, questions)
         check_answers(pairs, 300)
         assert forward_of(srv).pending() == 0
+
+
+@pytest.mark.parametrize("ipv6", [False, True])
+async def test_thousand_concurrent_queries_over_pipelined_tcp(ipv6):
+    """force_tcp: the frames of one drain iteration go to the upstream connection in one send; 1,000
+    queries at once are each answered with their own ID and question, nothing stays pending."""
+    host, family = ("::1", socket.AF_INET6) if ipv6 else ("127.0.0.1", socket.AF_INET)
+    async with Unbound(ipv6=ipv6) as ub:
+        to = f"[::1]:{ub.port}" if ipv6 else ub.addr
+        async with running(f". {{\n bind {host}\n errors\n forward . {to} {{\n  force_tcp\n }}\n}}\n") as srv:
+            names = list(ANSWERS)
+            questions = [(f"{names[i % len(names)]}.example.org", "A", None) for i in range(1000)]
+            pairs = await burst(srv.port(), host, family, questions)
+            check_answers(pairs, 1000)
+            f = forward_of(srv)
+            assert f.pending() == 0
+            assert all(c.deferred is None and not c.batched for c in f.proxies[0].conns["tcp"])

@@ -291,8 +291,8 @@ class StreamConn:
     query still pending gets an error at once.
     """
 
-    __slots__ = ("kind", "last_recv", "local", "outbuf", "pending", "proxy", "served", "sock", "state",
-                 "stream", "used", "wake")
+    __slots__ = ("batched", "deferred", "kind", "last_recv", "local", "outbuf", "pending", "proxy", "served",
+                 "sock", "state", "stream", "used", "wake")
 
     def __init__(self, proxy: Proxy, kind: str) -> None:
         self.proxy = proxy
@@ -303,6 +303,9 @@ class StreamConn:
         self.state = "dialing"
         self.pending: dict[int, Waiter] = {}
         self.outbuf = bytearray()
+        # frames sent inside a drain iteration go out in one send when it ends (mmsg.DEFER, `flush`)
+        self.batched = bytearray()
+        self.deferred: list[tuple[int, Waiter]] | None = None  # their queries; None: nothing batched
         self.used = _now()  # last query sent or reply read: idle expiry
         self.last_recv = 0.0  # last byte read (a stuck connection is closed by a query's timeout)
         self.served = 0  # replies read: a connection that served one is a "cached" one
@@ -317,6 +320,13 @@ class StreamConn:
         self.pending[qid] = waiter
         self.used = _now()
         if self.state == "open" and self.stream is None and not self.outbuf:
+            if mmsg.DEFER.active:
+                if self.deferred is None:
+                    self.deferred = []
+                    mmsg.DEFER.dirty.append(self)
+                self.deferred.append((qid, waiter))
+                self.batched += frame
+                return qid
             assert self.sock is not None
             try:
                 n = self.sock.send(frame)
@@ -333,6 +343,36 @@ class StreamConn:
         if self.state == "open":
             self.wake.unpark_all()
         return qid
+
+    def flush(self) -> None:
+        """The frames of one drain iteration in one send; what the kernel does not take goes to the
+        writer task. A failed send fails those queries with the text the immediate send raises."""
+        queued, self.deferred = self.deferred, None
+        data = bytes(self.batched)
+        self.batched.clear()
+        if queued is None or not data or self.state != "open":
+            return  # closed meanwhile: the connection's task fails what is pending
+        if self.outbuf:
+            self.outbuf += data
+            self.wake.unpark_all()
+            return
+        assert self.sock is not None
+        try:
+            n = self.sock.send(data)
+        except BlockingIOError:
+            n = 0
+        except OSError as e:
+            err = UpstreamError(f"write tcp {self.local}->{self.proxy.to}: write: {_os_text(e)}")
+            failed = [(qid, w) for qid, w in queued if self.pending.get(qid) is w]
+            for qid, _w in failed:
+                del self.pending[qid]
+            self.close()  # the reader fails the other queries
+            for _qid, w in failed:
+                w.on_error(err)
+            return
+        if n < len(data):
+            self.outbuf += data[n:]
+            self.wake.unpark_all()
 
     def forget(self, qid: int, waiter: Waiter) -> None:
         if self.pending.get(qid) is waiter:
@@ -445,9 +485,18 @@ class StreamConn:
                 data = data[n:]
 
     async def _read(self) -> None:
+        """Read replies and hand each to its waiter; what they send is flushed after each chunk."""
         buf = bytearray()
         sock, stream = self.sock, self.stream
         assert sock is not None
+        defer = mmsg.DEFER
+        try:
+            await self._read_loop(buf, sock, stream, defer)
+        finally:
+            defer.flush()
+
+    async def _read_loop(self, buf: bytearray, sock: socket.socket, stream: trio.SSLStream | None,
+                         defer: mmsg.Deferral) -> None:
         while True:
             if stream is not None:
                 chunk = await stream.receive_some(65536)
@@ -470,7 +519,10 @@ class StreamConn:
                 self.served += 1
                 waiter = self.pending.pop((msg[0] << 8) | msg[1], None) if len(msg) >= 2 else None
                 if waiter is not None:
+                    defer.active = True
                     waiter.on_reply(msg)
+            if defer.active:
+                defer.flush()
             if not self.pending:
                 self.proxy.idle_conn(self)
             await trio.lowlevel.checkpoint_if_cancelled()
