@@ -66,3 +66,30 @@ async def test_end_to_end_udp_tc_and_tcp_servfail() -> None:
             assert r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.TC and not r.answer
             r = await query(srv.port(), "a.example.org", "A", tcp=True)
             assert r.rcode() == dns.rcode.SERVFAIL
+
+
+def test_reply_question_match_on_the_wire():
+    """forward's request.Match: same name (any case) and type; a pointer, another name or type, a
+    question cut short, no QR bit or two questions do not match."""
+    import struct
+
+    from pycoredns.plugins.forward.handler import _matches
+
+    from pycoredns.request import Request
+
+    qname = b"\x05n1234\x05bench\x04test\x00"
+    query = struct.pack(">HHHHHH", 7, 0x0100, 1, 0, 0, 0) + qname + b"\x00\x01\x00\x01"
+    req = Request(query, ("127.0.0.1", 1), "udp", ("127.0.0.1", 53), None)
+
+    def reply(question: bytes, flags: int = 0x8180, qd: int = 1) -> bytes:
+        return struct.pack(">HHHHHH", 7, flags, qd, 0, 0, 0) + question
+
+    assert _matches(req, reply(qname + b"\x00\x01\x00\x01"))
+    assert _matches(req, reply(b"\x05N1234\x05BeNcH\x04TEST\x00" + b"\x00\x01\x00\x01"))
+    assert not _matches(req, reply(b"\x05n1235\x05bench\x04test\x00" + b"\x00\x01\x00\x01"))
+    assert not _matches(req, reply(qname + b"\x00\x1c\x00\x01"))  # AAAA
+    assert not _matches(req, reply(b"\xc0\x0c" + b"\x00\x01\x00\x01"))  # a pointer
+    assert not _matches(req, reply(b"\x05n1234\x05bench\x04test\x03com\x00" + b"\x00\x01\x00\x01"))
+    assert not _matches(req, reply(qname + b"\x00"))  # cut short
+    assert not _matches(req, reply(qname + b"\x00\x01\x00\x01", flags=0x0100))  # not a response
+    assert not _matches(req, reply(qname + b"\x00\x01\x00\x01" * 2, qd=2))
