@@ -1,21 +1,24 @@
 """The dns64 handler: AAAA queries whose answer has no AAAA get A records mapped into the prefix.
 
 As CoreDNS: only AAAA/IN queries from IPv6 clients (any client with `allow_ipv4`); the rest of
-the chain answers into a recorder; NXDOMAIN and answers with AAAA records (unless `translate_all`)
-pass unchanged; otherwise the A records of the name are looked up through the server itself and
-each becomes an AAAA with TTL min(A TTL, SOA TTL of the original reply or 600). The synthesised
-reply is a fresh SetReply (no AA) carrying the A lookup's authority, additional and TC bit.
+the chain answers into a writer that holds the reply; NXDOMAIN and answers with AAAA records (unless
+`translate_all`) pass unchanged; otherwise the A records of the name are looked up through the server
+itself (by continuation: no task waits) and each becomes an AAAA with TTL min(A TTL, SOA TTL of the
+original reply or 600). The synthesised reply is a fresh SetReply (no AA) carrying the A lookup's
+authority, additional and TC bit.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from functools import partial
 
-from dnslib import AAAA, QTYPE, RR
+from dnslib import AAAA, QTYPE, RR, DNSRecord
 
 from pycoredns import response, wire
-from pycoredns.plugin import Handler
-from pycoredns.request import Recorder, Request, ResponseWriter
+from pycoredns.plugin import PENDING, PluginError, WaitingHandler, self_lookup
+from pycoredns.request import Request, ResponseWriter, WriterWrapper
+from pycoredns.wire import Reply
 
 from .metrics import translated_total
 
@@ -40,7 +43,55 @@ def to6(prefix: ipaddress.IPv6Network, a: bytes) -> bytes:
     return bytes(v6)
 
 
-class DNS64(Handler):
+class _Intercept(WriterWrapper):
+    """Holds the reply of the rest of the chain (CoreDNS's nonwriter); when the query completes below,
+    dns64 passes it on or looks the A records up by continuation (`finish`)."""
+
+    __slots__ = ("plugin", "reply", "req")
+
+    def __init__(self, inner: ResponseWriter, plugin: DNS64, req: Request) -> None:
+        super().__init__(inner)
+        self.plugin = plugin
+        self.req = req
+        self.reply: Reply | None = None
+
+    def write(self, reply: Reply) -> None:
+        self.written = True
+        self.reply = reply
+
+    def done(self, rcode: int, error: BaseException | None = None) -> None:
+        if error is not None:  # the chain below failed: its error goes up, nothing is written
+            self.inner.done(rcode, error)
+            return
+        try:
+            rc = self.finish(rcode)
+        except PluginError as e:
+            self.inner.done(e.rcode, e)
+            return
+        except Exception as e:  # a panic, as on the fast path
+            self.inner.done(wire.SERVFAIL, e)
+            return
+        if rc is not PENDING:  # PENDING: the A lookup completes the writer below
+            self.inner.done(rc)
+
+    def finish(self, rc: int) -> int:
+        """The reply below goes out unchanged, or the A lookup through the server starts (`self_lookup`,
+        no task): its rcode when it answered at once, else PENDING."""
+        reply, req, w = self.reply, self.req, self.inner
+        if reply is None:  # nothing written below: its rcode goes up
+            return rc
+        orig = wire.to_record(reply)
+        if not self.plugin.should_translate(reply, orig):
+            w.write(reply)
+            return rc
+        return self_lookup(req.copy_with(qname=req.name, qtype=QTYPE.A), w,
+                           partial(self.plugin.synthesized, req, w, orig))
+
+
+class DNS64(WaitingHandler):
+    """Intercepted queries wait twice without a task: for the rest of the chain (forward's PENDING
+    completes `_Intercept`) and for the A lookup (`self_lookup`)."""
+
     name = "dns64"
 
     def __init__(self, prefix: ipaddress.IPv6Network, translate_all: bool, allow_ipv4: bool, server: str) -> None:
@@ -54,30 +105,23 @@ class DNS64(Handler):
             return False
         return req.qtype == QTYPE.AAAA and req.qclass == IN
 
-    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
+    def start(self, req: Request, w: ResponseWriter) -> int:
         if not self.intercepts(req):
-            return self.next_fast(req, w)
-        return None  # the A lookup through the server waits: the task path
+            return self.next_continue(req, w)
+        cap = _Intercept(w, self, req)
+        rc = self.next_continue(req, cap)  # a PluginError goes up as it is: nothing was written
+        if rc is PENDING:
+            return PENDING  # type: ignore[no-any-return]
+        return cap.finish(rc)
 
-    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
-        if not self.intercepts(req):
-            return await self.next_or_failure(req, w)
-        rec = Recorder()
-        rc = await self.next_or_failure(req, rec)
-        if rec.reply is None:
-            return rc
-        orig = wire.to_record(rec.reply)
-        if not self.should_translate(rec.reply, orig):
-            w.write(rec.reply)
-            return rc
-        assert req.listener is not None
-        a_reply = await req.listener.resolve(req.copy_with(qname=req.name, qtype=QTYPE.A))
+    def synthesized(self, req: Request, w: ResponseWriter, orig: DNSRecord, a_reply: Reply | None) -> int:
+        """The A lookup's reply arrived: write the synthesised AAAA reply (CoreDNS's DoDNS64)."""
         if a_reply is None:
             return wire.SERVFAIL
         out = self.synthesize(req, orig, wire.to_record(a_reply))
         translated_total.inc(req.listener.label if req.listener is not None else self.server)  # WithServer(ctx)
         w.write(out)
-        return out.header.rcode
+        return int(out.header.rcode)
 
     def should_translate(self, reply, orig) -> bool:
         if response.typify(reply) == response.Type.NAMEERROR:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
+import struct
 
 import dns.flags
 import dns.rcode
 import pytest
 from conftest import query, running
+from pycoredns.plugins.dns64.handler import DNS64
 from pycoredns.plugins.dns64.metrics import translated_total
+
+from pycoredns import wire
+from pycoredns.plugin import PluginError, Request
+from pycoredns.testing import Fails, Later, Static, chain, make_request, run_both
 
 ZONE = """$TTL 300
 @ IN SOA ns admin 1 7200 3600 1209600 120
@@ -84,3 +91,35 @@ async def test_ipv4_clients_only_with_allow_ipv4(tmp_path) -> None:
             pytest.skip("no IPv6 loopback")
         r = await query(srv.port(), "v4.example.org.", "AAAA", host="::1")
         assert len(r.answer[0]) == 2
+
+
+def _dns64() -> DNS64:
+    return DNS64(ipaddress.IPv6Network("64:ff9b::/96"), translate_all=False, allow_ipv4=True, server="dns://:53")
+
+
+def _aaaa(req: Request) -> bytes:
+    rr = b"\xc0\x0c" + struct.pack(">HHIH", wire.TYPE_AAAA, 1, 300, 16) + ipaddress.IPv6Address("2001:db8::1").packed
+    return req.reply_header(an=1) + req.question + rr
+
+
+BELOW = {  # what the rest of the chain does, and the outcome dns64 gives (no listener: no A lookup)
+    "sync-aaaa": (lambda: Static(_aaaa), wire.NOERROR, None),
+    "pending-aaaa": (lambda: Later(_aaaa), wire.NOERROR, None),
+    "sync-nodata": (lambda: Static(lambda r: r.empty_reply(wire.NOERROR)), wire.SERVFAIL, None),
+    "pending-nodata": (lambda: Later(lambda r: r.empty_reply(wire.NOERROR)), wire.SERVFAIL, None),
+    "sync-error": (lambda: Fails(wire.SERVFAIL, "upstream down"), wire.SERVFAIL, "upstream down"),
+    "pending-error": (lambda: Later(None, error=PluginError(wire.REFUSED, "upstream down")), wire.REFUSED,
+                      "upstream down"),
+}
+
+
+@pytest.mark.parametrize("below", sorted(BELOW))
+async def test_paths_agree(below: str) -> None:
+    """The fast path (the chain below answering at once or by continuation) and serve_dns agree: an
+    AAAA answer passes unchanged, a NODATA needs the A lookup (SERVFAIL: a request from no server has
+    none, as CoreDNS's failed Upstream.Lookup), an error below goes up unchanged with nothing written."""
+    make, rcode, error = BELOW[below]
+    result = await run_both(lambda: chain(_dns64(), make()), make_request("a.example.org.", "AAAA"))
+    assert result.rcode == rcode and (str(result.error) if result.error else None) == error
+    if below.endswith("aaaa"):
+        assert [str(rr.rdata) for rr in result.message.rr] == ["2001:db8::1"]
