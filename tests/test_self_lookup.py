@@ -178,6 +178,27 @@ async def test_dns64_waits_for_the_chain_and_the_a_lookup_by_continuation() -> N
         assert up.queries >= 2 * N  # more only if a held query outlived forward's read timeout
 
 
+async def test_file_out_of_zone_cname_targets_resolve_by_continuation(tmp_path: Path) -> None:
+    """file's CNAME to a name outside the zone (CoreDNS's externalLookup): the target is looked up
+    through the server (forward, held) with no task per query; the zone's answer carries its records."""
+    records = "".join(f"t{i} 60 IN CNAME t{i}.example.net.\n" for i in range(N))
+    (tmp_path / "db").write_text(f"$ORIGIN file.test.\n@ 300 IN SOA ns admin 1 2 3 4 5\n@ 300 IN NS ns\n"
+                                 f"ns 300 IN A 192.0.2.53\n{records}")
+    up = HeldUpstream()
+    async with up.serve(), running(f"file.test {{\n file {tmp_path / 'db'}\n}}\n"
+                                   f". {{\n forward . {up.addr}\n}}\n") as srv:
+        up.hold()
+        names = [f"t{i}.file.test." for i in range(N)]
+        out = await in_flight(srv.port(), names, up, N)
+        for i, name in enumerate(names):
+            assert out[i].rcode() == dns.rcode.NOERROR and out[i].flags & dns.flags.AA
+            assert texts(out[i]) == [f"{name} 60 IN CNAME t{i}.example.net.",
+                                     f"t{i}.example.net. 60 IN A {address(i)}"]
+            assert [r.to_text() for r in out[i].authority] == [
+                "file.test. 300 IN NS ns.file.test."]
+        assert up.queries >= N  # more only if a held query outlived forward's read timeout
+
+
 async def test_kubernetes_externalname_resolves_by_continuation(api, tmp_path: Path) -> None:
     kc = api.write_kubeconfig(tmp_path / "kc")
     up = HeldUpstream()

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import trio
 from dnslib import RR
 
 from pycoredns import wire
 from pycoredns.log import plugin_logger
-from pycoredns.plugin import Handler, PluginError, go_quote
+from pycoredns.plugin import Handler, await_pending, go_quote, self_lookup
 from pycoredns.request import Request, ResponseWriter
 from pycoredns.util import Fallthrough, zone_match
-from pycoredns.wire import ReplyMemo
+from pycoredns.wire import Reply, ReplyMemo
 
 from .zone import External, Result, Sections, SerialUnchanged, Zone
 
@@ -161,9 +162,9 @@ class File(Handler):
         started = self._start(req, slot)
         if not isinstance(started, tuple):
             return self.next_fast(req, w) if started is None else started
-        _zone, res = started
+        z, res = started
         if isinstance(res, External):
-            return None  # needs a lookup through the server: the task path
+            return self._external(req, w, z, res)
         rc = self._write(req, w, res, slot.memo if req.meta is None else None)
         return self.next_fast(req, w) if rc is None else rc
 
@@ -175,28 +176,33 @@ class File(Handler):
         if not isinstance(started, tuple):
             return await self.next_or_failure(req, w) if started is None else started
         z, res = started
-        memo = slot.memo if req.meta is None else None
-        if isinstance(res, External):  # the answer depends on other chains: never memoised
-            res, memo = z.finish(res, *await self._upstream(req, res.target)), None
-        rc = self._write(req, w, res, memo)
+        if isinstance(res, External):
+            return await await_pending(partial(self._external, z=z, ext=res), req, w)
+        rc = self._write(req, w, res, slot.memo if req.meta is None else None)
         return await self.next_or_failure(req, w) if rc is None else rc
 
-    async def _upstream(self, req: Request, target: str) -> tuple[list[RR], Result]:
-        """CoreDNS's doLookup: the CNAME target resolved through this server's own chains."""
-        if req.listener is None:
-            return [], Result.SUCCESS
-        try:
-            reply = await req.listener.resolve(req.copy_with(qname=target))
-        except PluginError:
-            return [], Result.SERVER_FAILURE
-        if reply is None:
-            return [], Result.SUCCESS
-        m = wire.to_record(reply)
-        rcode = m.header.rcode
-        if rcode == wire.NXDOMAIN:
-            return list(m.rr), Result.NAME_ERROR
-        if rcode == wire.SERVFAIL:
-            return list(m.rr), Result.SERVER_FAILURE
-        if rcode == wire.NOERROR and not m.rr:
-            return [], Result.NO_DATA
-        return list(m.rr), Result.SUCCESS
+    def _external(self, req: Request, w: ResponseWriter, z: Zone, ext: External) -> int:
+        """A CNAME chain left the zone: CoreDNS's doLookup of the target through this server's own
+        chains, by continuation (`self_lookup`: no task waits). The rcode, or PENDING."""
+        return self_lookup(req.copy_with(qname=ext.target), w, partial(self._external_reply, req, w, z, ext))
+
+    def _external_reply(self, req: Request, w: ResponseWriter, z: Zone, ext: External, reply: Reply | None) -> int:
+        """The target's reply arrived: the zone's answer with its records (never memoised: it depends on
+        other chains); falling through passes the query on."""
+        rc = self._write(req, w, z.finish(ext, *_looked_up(reply)), None)
+        return self.next_continue(req, w) if rc is None else rc
+
+
+def _looked_up(reply: Reply | None) -> tuple[list[RR], Result]:
+    """CoreDNS's doLookup result: the answer records and what they mean (None: no server to ask)."""
+    if reply is None:
+        return [], Result.SUCCESS
+    m = wire.to_record(reply)
+    rcode = m.header.rcode
+    if rcode == wire.NXDOMAIN:
+        return list(m.rr), Result.NAME_ERROR
+    if rcode == wire.SERVFAIL:
+        return list(m.rr), Result.SERVER_FAILURE
+    if rcode == wire.NOERROR and not m.rr:
+        return [], Result.NO_DATA
+    return list(m.rr), Result.SUCCESS

@@ -8,6 +8,11 @@ import dns.flags
 import dns.rcode
 import trio
 from conftest import query, running
+from pycoredns.plugins.file.handler import File, ZoneSlot
+from pycoredns.plugins.file.zone import Zone
+
+from pycoredns.testing import Fails, chain, make_request, run_both
+from pycoredns.util import Fallthrough
 
 from .zones import NS, SOA, texts, write_zone
 
@@ -60,6 +65,17 @@ async def test_cname_out_of_zone_resolved_through_the_server(tmp_path) -> None:
         # whoami answers www.example.net with no answer: NODATA, so the authority is the SOA
         assert texts(r.answer) == ["ext.example.org. 3600 IN CNAME www.example.net."]
         assert texts(r.authority) == [SOA]
+
+
+async def test_cname_out_of_zone_paths_agree(tmp_path) -> None:
+    """The out-of-zone lookup by continuation (serve_fast) and through serve_dns give the same reply; a
+    request from no server has no lookup (CoreDNS's nil Upstream reply: Success, the CNAME alone)."""
+    slot = ZoneSlot("example.org.", str(write_zone(tmp_path)))
+    slot.zone = Zone.load("example.org.", slot.path)
+    result = await run_both(lambda: chain(File({"example.org.": slot}, Fallthrough(None)), Fails()),
+                            make_request("ext.example.org.", "A"))
+    assert result.rcode == dns.rcode.NOERROR and result.error is None
+    assert [str(rr.rdata) for rr in result.message.rr] == ["www.example.net."]
 
 
 async def test_wildcards(tmp_path) -> None:
