@@ -215,6 +215,33 @@ async def test_kubernetes_externalname_resolves_by_continuation(api, tmp_path: P
                                     "example.net. 60 IN A 192.0.2.1"]
 
 
+@pytest.mark.parametrize("qtype", ["A", "SRV"])
+async def test_k8s_external_ingress_hostnames_resolve_by_continuation(api, tmp_path: Path, qtype: str) -> None:
+    """k8s_external's LoadBalancer ingress hostname (lb.example.com, outside its zone): A answers the
+    CNAME and the target's A records; SRV puts the target's A and AAAA into the additional section.
+    Every lookup waits at the held upstream with no task per query."""
+    kc = api.write_kubeconfig(tmp_path / "kc")
+    up = HeldUpstream()
+    async with up.serve():
+        cf = (f"example.org {{\n k8s_external example.org\n kubernetes cluster.local {{\n  kubeconfig {kc}\n"
+              f"  startup_timeout 30s\n }}\n}}\n. {{\n forward . {up.addr}\n}}\n")
+        async with running(cf) as srv:
+            up.hold()
+            names = ["lb.ns1.example.org."] * N
+            out = await in_flight(srv.port(), names, up, N * (1 if qtype == "A" else 2), qtype=qtype)
+            for m in out.values():
+                assert m.rcode() == dns.rcode.NOERROR and m.flags & dns.flags.AA
+                if qtype == "A":
+                    assert texts(m) == ["lb.ns1.example.org. 5 IN A 192.0.2.10",
+                                        "lb.ns1.example.org. 5 IN CNAME lb.example.com.",
+                                        "lb.example.com. 60 IN A 192.0.2.1"]
+                else:
+                    assert lines(m.answer) == ["lb.ns1.example.org. 5 IN SRV 0 50 80 lb.example.com.",
+                                               "lb.ns1.example.org. 5 IN SRV 0 50 80 lb.ns1.example.org."]
+                    assert [r.to_text() for r in m.additional] == ["lb.ns1.example.org. 5 IN A 192.0.2.10",
+                                                                   "lb.example.com. 60 IN A 192.0.2.1"]
+
+
 async def test_cache_serve_stale_verify_refreshes_by_continuation() -> None:
     up = HeldUpstream()
     async with up.serve():

@@ -2,8 +2,8 @@
 
 Names are `<service>.<namespace>.<zone>` (plus `<endpoint>.` with `headless`, and
 `_<port>._<proto>.` for SRV), answered from the Services' external IPs and LoadBalancer ingress:
-A/AAAA with the plugin's TTL, a CNAME (and the target looked up through the server) for ingress
-hostnames, SRV with kubernetes' TTL, PTR for external IPs in reverse zones; the apex has SOA and
+A/AAAA with the plugin's TTL, a CNAME (and the target looked up through the server, by continuation)
+for ingress hostnames, SRV with kubernetes' TTL, PTR for external IPs in reverse zones; the apex has SOA and
 NS (`ns1.<apex>.<zone>`), `<apex>.<zone>` holds `ns1` only. The kubernetes handler is reached
 through the duck-typed methods in REQUIRED (it never gets imported).
 """
@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Coroutine
+from functools import partial
 from typing import Any
 
-from dnslib import AAAA, CNAME, NS, PTR, QTYPE, RR, SOA, SRV, A, DNSLabel
+from dnslib import AAAA, CNAME, NS, PTR, QTYPE, RR, SOA, SRV, A, DNSLabel, DNSRecord
 
 from pycoredns import wire
-from pycoredns.plugin import Handler
+from pycoredns.plugin import WaitingHandler, self_lookup_all
 from pycoredns.request import Request, ResponseWriter
 from pycoredns.util import Fallthrough, is_subdomain, zone_match
+from pycoredns.wire import Reply
 
 from .svc import Svc
 
@@ -35,14 +36,12 @@ def _target_strip(name: str, labels: int) -> str:
     return ".".join(parts[labels:]) if labels < len(parts) - 1 else name
 
 
-def _run_now(coro: Coroutine[Any, Any, int]) -> int:
-    """The result of a coroutine that does not suspend (serve_dns when no lookup is needed)."""
-    try:
-        coro.send(None)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-    coro.close()
-    raise RuntimeError("k8s_external: an answer needed a lookup on the fast path")
+def _records(reply: Reply | None) -> tuple[list[RR], bool]:
+    """A self-lookup's answer records and TC bit (None: no server to ask, nothing found)."""
+    if reply is None:
+        return [], False
+    m = wire.to_record(reply)
+    return list(m.rr), bool(m.header.tc)
 
 
 def _strip_underscore(s: str) -> str:
@@ -67,7 +66,7 @@ def _from_reverse(name: str) -> str | None:
     return None
 
 
-class External(Handler):
+class External(WaitingHandler):
     name = "k8s_external"
 
     def __init__(self) -> None:
@@ -143,31 +142,23 @@ class External(Handler):
             f"ns1.{self.apex}.{zone}", f"{self.hostmaster}.{self.apex}.{zone}",
             (self.backend.external_serial() & 0xFFFFFFFF, 7200, 1800, 86400, self.ttl)))
 
-    async def _upstream(self, req: Request, name: str, qtype: int) -> tuple[list[RR], bool]:
-        if req.listener is None:
-            return [], False
-        reply = await req.listener.resolve(req.copy_with(qname=name, qtype=qtype))
-        if reply is None:
-            return [], False
-        m = wire.to_record(reply)
-        return list(m.rr), bool(m.header.tc)
-
-    async def addresses(self, req: Request, svcs: list[Svc], qtype: int) -> tuple[list[RR], bool]:
-        out: list[RR] = []
-        tc = False
+    def address_parts(self, req: Request, svcs: list[Svc], qtype: int) -> tuple[list[RR | int], list[Request]]:
+        """CoreDNS's a()/aaaa(): the answer in order, with an int where the records of a lookup go (an
+        ingress hostname's CNAME is followed by its target's `qtype` records), and those lookups."""
+        parts: list[RR | int] = []
+        subs: list[Request] = []
         seen: set[str] = set()
         for s in svcs:
             what = s.host_type()
             if what == QTYPE.CNAME:
-                out.append(RR(req.qlabel, QTYPE.CNAME, ttl=self._kube_ttl(), rdata=CNAME(s.host + ".")))
-                rrs, trunc = await self._upstream(req, s.host.rstrip(".") + ".", qtype)
-                out += rrs
-                tc = tc or trunc
+                parts.append(RR(req.qlabel, QTYPE.CNAME, ttl=self._kube_ttl(), rdata=CNAME(s.host + ".")))
+                parts.append(len(subs))
+                subs.append(req.copy_with(qname=s.host.rstrip(".") + ".", qtype=qtype))
             elif what == qtype and s.host not in seen:
                 seen.add(s.host)
                 rd = A(s.host) if qtype == QTYPE.A else AAAA(s.host)
-                out.append(RR(req.qlabel, qtype, ttl=self.ttl, rdata=rd))
-        return out, tc
+                parts.append(RR(req.qlabel, qtype, ttl=self.ttl, rdata=rd))
+        return parts, subs
 
     def _kube_ttl(self) -> int:
         return getattr(self.backend, "ttl", 5)
@@ -203,35 +194,17 @@ class External(Handler):
                 extra.append(RR(target, what, ttl=self.ttl, rdata=rd))
         return records, extra, lookups
 
-    async def srv(self, req: Request, svcs: list[Svc]) -> tuple[list[RR], list[RR]]:
-        records, extra, lookups = self.srv_records(req.qlabel, svcs)
-        for target in lookups:
-            for qt in (QTYPE.A, QTYPE.AAAA):
-                extra += (await self._upstream(req, target, qt))[0]
-        return records, extra
-
     def _srv_rr(self, owner, weight: int, port: int, target: str) -> RR:
         return RR(owner, QTYPE.SRV, ttl=self._kube_ttl(), rdata=SRV(0, weight, port & 0xFFFF, target))
 
     # -- serving ------------------------------------------------------------------------------
-    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
-        """Answers without a lookup through the server (every one but ingress hostnames' addresses)
-        are made here, by running `serve_dns`, which then never suspends; the rest take the task path."""
+    def start(self, req: Request, w: ResponseWriter) -> int:
+        """Every answer is made here; ingress hostnames' targets (A/AAAA after their CNAME, SRV's
+        additional addresses) are looked up through the server by continuation (`self_lookup_all`: no
+        task waits): the rcode, or PENDING."""
         zone = zone_match(self.zones, req.name)
         if zone is None or self.backend is None:
-            return self.next_fast(req, w)
-        if not any(req.name == z or is_subdomain(f"{self.apex}.{z}", req.name) for z in self.zones):
-            svcs, rcode = self.lookup(req, zone)
-            if not svcs and rcode == wire.NXDOMAIN and self.fall.through(req.name):
-                return self.next_fast(req, w)
-            if req.qtype in (QTYPE.A, QTYPE.AAAA, QTYPE.SRV) and any(s.host_type() == QTYPE.CNAME for s in svcs):
-                return None
-        return _run_now(self.serve_dns(req, w))
-
-    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
-        zone = zone_match(self.zones, req.name)
-        if zone is None or self.backend is None:
-            return await self.next_or_failure(req, w)
+            return self.next_continue(req, w)
         for z in self.zones:
             if req.name == z:
                 w.write(self.apex_reply(req, z))
@@ -244,23 +217,49 @@ class External(Handler):
         m.header.aa = 1
         if not svcs:
             if self.fall.through(req.name) and rcode == wire.NXDOMAIN:
-                return await self.next_or_failure(req, w)
+                return self.next_continue(req, w)
             m.header.rcode = rcode
             m.add_auth(self.soa(zone))
             w.write(m)
             return wire.NOERROR
         qtype = req.qtype
         if qtype in (QTYPE.A, QTYPE.AAAA):
-            m.rr, tc = await self.addresses(req, svcs, qtype)
-            m.header.tc = int(tc)
+            parts, subs = self.address_parts(req, svcs, qtype)
+            if subs:
+                return self_lookup_all(subs, w, partial(self._addresses_reply, w, m, zone, parts))
+            m.rr = [p for p in parts if isinstance(p, RR)]
         elif qtype == QTYPE.SRV:
-            m.rr, m.ar = await self.srv(req, svcs)
+            m.rr, m.ar, lookups = self.srv_records(req.qlabel, svcs)
+            if lookups:
+                subs = [req.copy_with(qname=t, qtype=qt) for t in lookups for qt in (QTYPE.A, QTYPE.AAAA)]
+                return self_lookup_all(subs, w, partial(self._srv_reply, w, m, zone))
         elif qtype == QTYPE.PTR:
             seen: set[str] = set()
             for s in svcs:
                 if s.host not in seen:
                     seen.add(s.host)
                     m.add_answer(RR(req.qlabel, QTYPE.PTR, ttl=self.ttl, rdata=PTR(f"{s.host}.{self.zones[0]}")))
+        return self._reply(w, m, zone)
+
+    def _addresses_reply(self, w: ResponseWriter, m: DNSRecord, zone: str, parts: list[RR | int],
+                         replies: list[Reply | None]) -> int:
+        """The lookups arrived: each target's records after its CNAME; TC when any lookup was truncated."""
+        looked = [_records(r) for r in replies]
+        for p in parts:
+            if isinstance(p, int):
+                m.rr += looked[p][0]
+            else:
+                m.rr.append(p)
+        m.header.tc = int(any(tc for _rrs, tc in looked))
+        return self._reply(w, m, zone)
+
+    def _srv_reply(self, w: ResponseWriter, m: DNSRecord, zone: str, replies: list[Reply | None]) -> int:
+        """The lookups arrived: the CNAME targets' A and AAAA records go to the additional section."""
+        for r in replies:
+            m.ar += _records(r)[0]
+        return self._reply(w, m, zone)
+
+    def _reply(self, w: ResponseWriter, m: DNSRecord, zone: str) -> int:
         if not m.rr:
             m.auth = [self.soa(zone)]
         w.write(m)
