@@ -1,5 +1,6 @@
 """Self-lookups by continuation (issue 11, item 4): kubernetes' ExternalName, template's and rewrite's
-`cname` targets and cache's serve_stale `verify` wait for forward without a task per query.
+`cname` targets, dns64's A lookups, file's out-of-zone CNAME targets, k8s_external's ingress hostnames
+and cache's serve_stale `verify` wait for forward without a task per query.
 
 A small UDP upstream on loopback holds every query until the test releases it, so that N queries are
 in flight at once; the test then counts the trio tasks alive (a task per waiting query was the old
