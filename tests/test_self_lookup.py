@@ -200,20 +200,22 @@ async def test_file_out_of_zone_cname_targets_resolve_by_continuation(tmp_path: 
         assert up.queries >= N  # more only if a held query outlived forward's read timeout
 
 
+def kubernetes(kc: Path) -> str:
+    """The kubernetes directive over the fixture cluster (pycoredns_conformance.apiserver)."""
+    return f" kubernetes cluster.local {{\n  kubeconfig {kc}\n  startup_timeout 30s\n }}\n"
+
+
 async def test_kubernetes_externalname_resolves_by_continuation(api, tmp_path: Path) -> None:
     kc = api.write_kubeconfig(tmp_path / "kc")
     up = HeldUpstream()
-    async with up.serve():
-        cf = (f". {{\n kubernetes cluster.local {{\n  kubeconfig {kc}\n  startup_timeout 30s\n }}\n"
-              f" forward . {up.addr}\n}}\n")
-        async with running(cf) as srv:
-            up.hold()
-            names = ["ext.ns1.svc.cluster.local."] * N
-            out = await in_flight(srv.port(), names, up, N)
-            for m in out.values():
-                assert m.rcode() == dns.rcode.NOERROR
-                assert texts(m) == ["ext.ns1.svc.cluster.local. 5 IN CNAME example.net.",
-                                    "example.net. 60 IN A 192.0.2.1"]
+    async with up.serve(), running(f". {{\n{kubernetes(kc)} forward . {up.addr}\n}}\n") as srv:
+        up.hold()
+        names = ["ext.ns1.svc.cluster.local."] * N
+        out = await in_flight(srv.port(), names, up, N)
+        for m in out.values():
+            assert m.rcode() == dns.rcode.NOERROR
+            assert texts(m) == ["ext.ns1.svc.cluster.local. 5 IN CNAME example.net.",
+                                "example.net. 60 IN A 192.0.2.1"]
 
 
 @pytest.mark.parametrize("qtype", ["A", "SRV"])
@@ -224,8 +226,7 @@ async def test_k8s_external_ingress_hostnames_resolve_by_continuation(api, tmp_p
     kc = api.write_kubeconfig(tmp_path / "kc")
     up = HeldUpstream()
     async with up.serve():
-        cf = (f"example.org {{\n k8s_external example.org\n kubernetes cluster.local {{\n  kubeconfig {kc}\n"
-              f"  startup_timeout 30s\n }}\n}}\n. {{\n forward . {up.addr}\n}}\n")
+        cf = f"example.org {{\n k8s_external example.org\n{kubernetes(kc)}}}\n. {{\n forward . {up.addr}\n}}\n"
         async with running(cf) as srv:
             up.hold()
             names = ["lb.ns1.example.org."] * N
