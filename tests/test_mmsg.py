@@ -256,3 +256,35 @@ async def test_thousand_concurrent_queries_over_pipelined_tcp(ipv6):
             f = forward_of(srv)
             assert f.pending() == 0
             assert all(c.deferred is None and not c.batched for c in f.proxies[0].conns["tcp"])
+
+
+async def test_pipelined_tcp_client_beside_batched_upstream_sends():
+    """A TCP client pipelining 1,000 queries, forwarded over UDP: the upstream queries and replies are
+    batched by the drain loops, the client's replies are written to its connection; every one arrives,
+    framed, with its own ID and question."""
+    async with Unbound() as ub, running(f". {{\n bind 127.0.0.1\n errors\n forward . {ub.addr}\n}}\n") as srv:
+        names = list(ANSWERS)
+        queries = {}
+        for i in range(1000):
+            q = dns.message.make_query(f"{names[i % len(names)]}.example.org", "A")
+            q.id = i
+            queries[i] = q
+        stream = await trio.open_tcp_stream("127.0.0.1", srv.port("tcp"))
+        pairs = []
+        async with stream:
+            await stream.send_all(b"".join(len(w).to_bytes(2, "big") + w
+                                           for w in (q.to_wire() for q in queries.values())))
+            buf = bytearray()
+            with trio.move_on_after(20):
+                while queries:
+                    chunk = await stream.receive_some(65536)
+                    if not chunk:
+                        break
+                    buf += chunk
+                    while len(buf) >= 2 and len(buf) >= 2 + int.from_bytes(buf[:2], "big"):
+                        size = int.from_bytes(buf[:2], "big")
+                        r = dns.message.from_wire(bytes(buf[2 : 2 + size]))
+                        del buf[: 2 + size]
+                        pairs.append((queries.pop(r.id), r))
+        check_answers(pairs, 1000)
+        assert not buf
