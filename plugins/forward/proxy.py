@@ -113,6 +113,23 @@ def tls_error_text(e: BaseException) -> str:
     return f"tls: {e}"
 
 
+def _sole_error(group: BaseExceptionGroup) -> BaseException:
+    """The one error inside a nursery's exception group; the group itself when it holds several or a
+    Cancelled (a connection closed under a timeout raised a group that no `except` clause matched: the
+    task was logged as failed and the error text was lost)."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, BaseExceptionGroup):
+            stack.extend(e.exceptions)
+        else:
+            leaves.append(e)
+    if len(leaves) == 1 and not isinstance(leaves[0], trio.Cancelled):
+        return leaves[0]
+    return group
+
+
 def truncated_reply(reply: bytes) -> bytes:
     """CoreDNS's truncateResponse for a UDP reply larger than the buffer: header + question, TC=1, no records."""
     try:
@@ -406,12 +423,15 @@ class StreamConn:
             if self.state == "closed":
                 return
             self.state = "open"
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._writer)
-                try:
-                    await self._read()
-                finally:
-                    nursery.cancel_scope.cancel()
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._writer)
+                    try:
+                        await self._read()
+                    finally:
+                        nursery.cancel_scope.cancel()
+            except BaseExceptionGroup as group:  # the reader's or the writer's error, for the clauses below
+                raise _sole_error(group)  # not `from`: the error keeps its own __cause__ (the OSError)
         except UpstreamError as e:
             err = e
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:

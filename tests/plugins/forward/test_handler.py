@@ -310,3 +310,23 @@ async def reload_mid_flight(srv, up: Upstream, path: str) -> None:
         assert up.gate is not None
         up.gate.set()
     check_all_answered(got, N)
+
+
+async def test_stuck_tcp_connection_closes_quietly(log_lines) -> None:
+    """A TCP connection that read nothing before a query timed out is closed; the query's error is logged
+    with Go's text and nothing else (its task once ended in an exception group logged as a failure)."""
+    from conftest import query
+    from upstream import BlackHole
+
+    with BlackHole() as b:
+        opts = "  force_tcp\n  max_connect_attempts 1\n  max_fails 0\n  read_timeout 200ms"
+        async with running(f". {{\n errors\n forward . {b.addr} {{\n{opts}\n }}\n}}\n") as srv:
+            for _ in range(2):
+                r = await query(srv.port(), "a.example.org.", "A", timeout=5)
+                assert r.rcode() == dns.rcode.SERVFAIL
+            (f,) = [h for blk in srv.instance.blocks for h in blk.handlers if h.name == "forward"]
+            assert await settle(lambda: not f.proxies[0].conns["tcp"])  # the stuck connections are gone
+            await trio.sleep(0.05)  # their tasks have ended (a failure would be logged by now)
+    errors = [line for line in log_lines if "[ERROR]" in line]
+    assert len(errors) == 2, errors
+    assert all(f"->{b.addr}: i/o timeout" in line and "a.example.org. A: read tcp" in line for line in errors)
