@@ -11,11 +11,11 @@ authority, additional and TC bit.
 from __future__ import annotations
 
 import ipaddress
+import struct
 from functools import partial
 
-from dnslib import AAAA, QTYPE, RR, DNSRecord
-
 from pycoredns import response, wire
+from pycoredns.layout import Layout, layout_of, uncompressed
 from pycoredns.plugin import PENDING, PluginError, WaitingHandler, self_lookup
 from pycoredns.request import Request, ResponseWriter, WriterWrapper
 from pycoredns.wire import Reply
@@ -24,6 +24,8 @@ from .metrics import translated_total
 
 DEFAULT_SOA_TTL = 600
 IN = wire.CLASS_IN
+TYPE_A, TYPE_AAAA, TYPE_SOA = wire.TYPE_A, wire.TYPE_AAAA, wire.TYPE_SOA
+_HHIH = struct.Struct(">HHIH")
 
 
 def to6(prefix: ipaddress.IPv6Network, a: bytes) -> bytes:
@@ -80,12 +82,13 @@ class _Intercept(WriterWrapper):
         reply, req, w = self.reply, self.req, self.inner
         if reply is None:  # nothing written below: its rcode goes up
             return rc
-        orig = wire.to_record(reply)
-        if not self.plugin.should_translate(reply, orig):
+        data = wire.to_bytes(reply)
+        lay = layout_of(data)
+        if not self.plugin.should_translate(data, lay):
             w.write(reply)
             return rc
-        return self_lookup(req.copy_with(qname=req.name, qtype=QTYPE.A), w,
-                           partial(self.plugin.synthesized, req, w, orig))
+        return self_lookup(req.copy_with(qname=req.name, qtype=TYPE_A), w,
+                           partial(self.plugin.synthesized, req, w, soa_ttl(data, lay)))
 
 
 class DNS64(WaitingHandler):
@@ -103,7 +106,7 @@ class DNS64(WaitingHandler):
     def intercepts(self, req: Request) -> bool:
         if not self.allow_ipv4 and req.family == 1:
             return False
-        return req.qtype == QTYPE.AAAA and req.qclass == IN
+        return req.qtype == TYPE_AAAA and req.qclass == IN
 
     def start(self, req: Request, w: ResponseWriter) -> int:
         if not self.intercepts(req):
@@ -114,36 +117,51 @@ class DNS64(WaitingHandler):
             return PENDING  # type: ignore[no-any-return]
         return cap.finish(rc)
 
-    def synthesized(self, req: Request, w: ResponseWriter, orig: DNSRecord, a_reply: Reply | None) -> int:
+    def synthesized(self, req: Request, w: ResponseWriter, soa_ttl: int, a_reply: Reply | None) -> int:
         """The A lookup's reply arrived: write the synthesised AAAA reply (CoreDNS's DoDNS64)."""
         if a_reply is None:
             return wire.SERVFAIL
-        out = self.synthesize(req, orig, wire.to_record(a_reply))
+        w.write(self.synthesize(req, soa_ttl, wire.to_bytes(a_reply)))
         translated_total.inc(req.listener.label if req.listener is not None else self.server)  # WithServer(ctx)
-        w.write(out)
-        return int(out.header.rcode)
+        return wire.NOERROR  # the reply's rcode: a fresh SetReply's
 
-    def should_translate(self, reply, orig) -> bool:
-        if response.typify(reply) == response.Type.NAMEERROR:
+    def should_translate(self, data: bytes, lay: Layout) -> bool:
+        """RFC 6147 5.1: not NXDOMAIN, and no AAAA in the answer (any answer with translate_all)."""
+        if response.typify(data) == response.Type.NAMEERROR:
             return False
         if self.translate_all:
             return True
-        return not any(rr.rtype == QTYPE.AAAA for rr in orig.rr)
+        return TYPE_AAAA not in lay.types[: lay.counts[0]]
 
-    def synthesize(self, req: Request, orig, resp):
-        m = req.reply_record()
-        m.header.tc = resp.header.tc
-        m.ar = list(resp.ar)
-        m.auth = list(resp.auth)
-        soa_ttl = DEFAULT_SOA_TTL
-        for rr in orig.auth:
-            if rr.rtype == QTYPE.SOA:
-                soa_ttl = rr.ttl
-        for rr in resp.rr:
-            if rr.rtype != QTYPE.A:
-                m.rr.append(rr)
+    def synthesize(self, req: Request, soa_ttl: int, a_reply: bytes) -> bytes:
+        """CoreDNS's Synthesize on the wire: a fresh reply (rcode 0, no AA) with the A reply's TC bit,
+        authority and additional; its A records become AAAA in the prefix with TTL min(A, SOA), other
+        answers pass unchanged. The records are spliced uncompressed (`uncompressed`), so no dnslib
+        parse or pack."""
+        lay = layout_of(a_reply)
+        records = uncompressed(a_reply, lay)
+        an, ns, ar = lay.counts
+        answers = []
+        for rr in records[:an]:
+            end = wire.skip_name(rr, 0)
+            rtype, rclass, ttl, rdlen = _HHIH.unpack_from(rr, end)
+            if rtype != TYPE_A:
+                answers.append(rr)
                 continue
-            addr = to6(self.prefix, bytes(rr.rdata.data))
-            m.rr.append(RR(rr.rname, QTYPE.AAAA, rclass=rr.rclass, ttl=min(rr.ttl, soa_ttl),
-                           rdata=AAAA(str(ipaddress.IPv6Address(addr)))))
-        return m
+            if rdlen != 4:
+                raise wire.WireError("A record of the lookup is not 4 octets")
+            v6 = to6(self.prefix, rr[end + 10 : end + 14])
+            answers.append(rr[:end] + _HHIH.pack(TYPE_AAAA, rclass, min(ttl, soa_ttl), 16) + v6)
+        head = bytearray(req.reply_header(an=an, ns=ns, ar=ar))
+        head[2] |= (wire.header(a_reply)[1] & wire.TC) >> 8
+        return bytes(head) + req.question + b"".join(answers) + b"".join(records[an:])
+
+
+def soa_ttl(data: bytes, lay: Layout) -> int:
+    """The TTL of the last SOA in the authority section of `data`, else DEFAULT_SOA_TTL (RFC 6147 5.1.7)."""
+    ttl = DEFAULT_SOA_TTL
+    an, ns, _ar = lay.counts
+    for i in range(an, an + ns):
+        if lay.types[i] == TYPE_SOA:
+            ttl = _HHIH.unpack_from(data, wire.skip_name(data, lay.starts[i]))[2]
+    return ttl
