@@ -8,7 +8,9 @@ Rows (10,000 distinct names each, no cache, so every query waits for the upstrea
   lookup through the server itself (forward to unbound);
 - rewrite cname: forward gets `n<i>.cn.test. A` from a small responder as a CNAME to
   `target.bench.test.` (unbound answers a CNAME of a local zone with SERVFAIL); the `cname` rule renames
-  the target to `renamed.bench.test.` and looks that up through the server (forward to unbound).
+  the target to `renamed.bench.test.` and looks that up through the server (forward to unbound);
+- dns64: `n<i>.bench.test. AAAA` is forwarded to unbound (NODATA), then dns64 looks the A up through
+  the server (forward again) and synthesises the AAAA (two upstream round trips per query).
 
 Servers, pinning, dnsperf and the CPU figures are bench/compare.py's (server on core 0, dnsperf and
 unbound on core 1). `--before` runs another pycoredns checkout: a `git archive` copy with
@@ -54,9 +56,18 @@ REWRITE = """.:{port} {{
     forward . {upstream}
 }}
 """
-ROWS = {
-    "template CNAME -> self-lookup -> forward": (TEMPLATE, "alias.test"),
-    "rewrite cname -> self-lookup -> forward": (REWRITE, "cn.test"),
+DNS64 = """.:{port} {{
+    bind 127.0.0.1
+    dns64 {{
+        allow_ipv4
+    }}
+    forward . {upstream}
+}}
+"""
+ROWS = {  # corefile, zone of the names, query type
+    "template CNAME -> self-lookup -> forward": (TEMPLATE, "alias.test", "A"),
+    "rewrite cname -> self-lookup -> forward": (REWRITE, "cn.test", "A"),
+    "dns64: forward AAAA (NODATA) -> self-lookup A -> forward": (DNS64, "bench.test", "AAAA"),
 }
 
 
@@ -88,6 +99,7 @@ def main() -> None:
     ap.add_argument("--other", default="/work/ref/bin/coredns", help="another server binary ('' for none)")
     ap.add_argument("--before", default="", help="command that runs another pycoredns checkout")
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("-k", dest="match", default="", help="only rows whose name contains this")
     ap.add_argument("--responder", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.responder:
@@ -108,8 +120,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmpdir:
             tmp = Path(tmpdir)
             print_header(list(binaries))
-            for name, (corefile, zone) in ROWS.items():
-                path = write_queries([f"n{i}.{zone}. A" for i in range(NAMES)])
+            for name, (corefile, zone, qtype) in ROWS.items():
+                if args.match not in name:
+                    continue
+                path = write_queries([f"n{i}.{zone}. {qtype}" for i in range(NAMES)])
                 results = []
                 try:
                     for label, cmd in binaries.items():
