@@ -286,7 +286,9 @@ async def test_reload_with_a_thousand_in_flight_loses_none(tmp_path) -> None:
     up.gate = trio.Event()  # every reply is held until the reload is done
     path = str(tmp_path / "Corefile")
     async with up.serve():
-        write(path, f". {{\n forward . {up.addr}\n}}\n")
+        # read_timeout: the held replies must outlive a reload on a loaded machine (at the default 2 s they
+        # timed out under load, and late replies met reused query IDs)
+        write(path, f". {{\n forward . {up.addr} {{\n  read_timeout 30s\n }}\n}}\n")
         async with serve_file(path) as srv:
             await reload_mid_flight(srv, up, path)
 
@@ -304,7 +306,7 @@ async def reload_mid_flight(srv, up: Upstream, path: str) -> None:
         assert await settle(lambda: up.udp_queries >= N)  # all in flight, none answered
         old = forward_of(srv)
         assert old.pending() == N
-        write(path, f". {{\n forward . {up.addr} {{\n  max_fails 3\n }}\n}}\n")
+        write(path, f". {{\n forward . {up.addr} {{\n  max_fails 3\n  read_timeout 30s\n }}\n}}\n")
         assert await srv.reload()
         assert forward_of(srv) is not old
         assert up.gate is not None
