@@ -463,9 +463,10 @@ def test_restart_keeps_port_and_state(api: APIServer) -> None:
 
 
 def test_control_endpoints(api: APIServer) -> None:
-    assert http(api, "/_control/unreachable?seconds=0.5&mode=503", method="POST")[0] == 200
+    # 3 s down: the first poll must land inside the window even on a loaded machine
+    assert http(api, "/_control/unreachable?seconds=3&mode=503", method="POST")[0] == 200
     codes = []
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while time.monotonic() < deadline and codes[-2:] != [503, 200]:
         code = http(api, "/api/v1/namespaces")[0]
         if not codes or codes[-1] != code:

@@ -183,6 +183,9 @@ def test_sigusr1_reloads(tmp_path, server_process):
     t = threading.Thread(target=probe)
     t.start()
     try:
+        deadline = time.monotonic() + 10  # the probe has seen v1 before the reload (under load it may start late)
+        while not answers and time.monotonic() < deadline:
+            time.sleep(0.01)
         write(main, f".:{port} {{\n chaos v2\n}}\n")
         srv.proc.send_signal(signal.SIGUSR1)
         srv.wait_for_line("[INFO] Reloading complete")
