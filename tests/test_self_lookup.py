@@ -229,8 +229,10 @@ async def test_k8s_external_ingress_hostnames_resolve_by_continuation(api, tmp_p
         cf = f"example.org {{\n k8s_external example.org\n{kubernetes(kc)}}}\n. {{\n forward . {up.addr}\n}}\n"
         async with running(cf) as srv:
             up.hold()
-            names = ["lb.ns1.example.org."] * N
-            out = await in_flight(srv.port(), names, up, N * (1 if qtype == "A" else 2), qtype=qtype)
+            # SRV asks A and AAAA per query: N // 2 of them keep N lookups held, as in the other tests
+            # (more, under load, outlast forward's 5 s budget before the release: SERVFAIL lookups)
+            names = ["lb.ns1.example.org."] * (N if qtype == "A" else N // 2)
+            out = await in_flight(srv.port(), names, up, N, qtype=qtype)
             for m in out.values():
                 assert m.rcode() == dns.rcode.NOERROR and m.flags & dns.flags.AA
                 if qtype == "A":
