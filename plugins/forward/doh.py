@@ -283,16 +283,9 @@ class H2Conn(StreamConn):
         finally:
             cached = self.served > 0
             self.close()
-            pending, self.pending = self.pending, {}
             self.by_sid.clear()
             self.queue.clear()
-            if pending:
-                if cached:
-                    err = CachedClosed("cached connection was closed by peer")
-                elif err is None:
-                    err = UpstreamError("http2: client connection lost")
-                for req in pending.values():
-                    req.on_error(err)
+            self._fail_pending(err, cached, "http2: client connection lost")
 
     async def _write(self) -> None:
         """StreamConn's writer; a failed write closes the connection (the reader then ends)."""

@@ -441,14 +441,21 @@ class StreamConn:
         finally:
             cached = self.served > 0
             self.close()
-            pending, self.pending = self.pending, {}
-            if pending:
-                if cached:
-                    err = CachedClosed("cached connection was closed by peer")
-                elif err is None:
-                    err = UpstreamError("EOF")
-                for waiter in pending.values():
-                    waiter.on_error(err)
+            self._fail_pending(err, cached, "EOF")
+
+    def _fail_pending(self, err: UpstreamError | None, cached: bool, lost: str) -> None:
+        """Fail every query still waiting on this closed connection: a connection that had served
+        before reports CoreDNS's cached-connection error (the caller retries on a fresh one), else
+        `err`, or `lost` when the peer just went away."""
+        pending, self.pending = self.pending, {}
+        if not pending:
+            return
+        if cached:
+            err = CachedClosed("cached connection was closed by peer")
+        elif err is None:
+            err = UpstreamError(lost)
+        for waiter in pending.values():
+            waiter.on_error(err)
 
     async def _dial(self) -> None:
         proxy = self.proxy
