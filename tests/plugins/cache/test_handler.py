@@ -560,6 +560,21 @@ async def test_stale_window_single_refresh_and_failure_recheck() -> None:
         assert nxt.calls == 2  # the miss went down the chain once, with the decision made by the fast path
 
 
+async def _stale_refresh_then_hit(c, nxt, q) -> DNSRecord:
+    """Store an A 192.0.2.1 answer for `q`, age it past its TTL, ask once (served stale while the chain
+    below refreshes it, exactly once), then ask again and return that reply."""
+    req = Request(bytes(q.pack()))
+    key, shard = _key(req)
+    _out, e, _ = c.ingest(req, key, shard, _reply(q, RR("s.example.org", rdata=A("192.0.2.1"), ttl=60)))
+    e.stored -= 61
+    c.serve_fast(Request(bytes(q.pack())), _W())
+    await _settle()
+    assert nxt.calls == 1
+    w = _W()
+    c.serve_fast(Request(bytes(q.pack())), w)
+    return DNSRecord.parse(w.out)
+
+
 async def test_immediate_refresh_replaces_stale_entry() -> None:
     async with trio.open_nursery() as n:
 
@@ -567,16 +582,7 @@ async def test_immediate_refresh_replaces_stale_entry() -> None:
             return _reply(DNSRecord.parse(req.wire), RR("s.example.org", rdata=A("192.0.2.2"), ttl=60))
 
         c, nxt, q = _stale_setup(n, [answer])
-        req = Request(bytes(q.pack()))
-        key, shard = _key(req)
-        _out, e, _ = c.ingest(req, key, shard, _reply(q, RR("s.example.org", rdata=A("192.0.2.1"), ttl=60)))
-        e.stored -= 61
-        c.serve_fast(Request(bytes(q.pack())), _W())
-        await _settle()
-        assert nxt.calls == 1
-        fresh = _W()
-        c.serve_fast(Request(bytes(q.pack())), fresh)
-        hit = DNSRecord.parse(fresh.out)
+        hit = await _stale_refresh_then_hit(c, nxt, q)
         assert [str(rr.rdata) for rr in hit.rr] == ["192.0.2.2"] and hit.rr[0].ttl == 60
 
 
@@ -589,16 +595,7 @@ async def test_serve_stale_policy_prefer_positive(prefer_positive: bool) -> None
 
     async with trio.open_nursery() as n:
         c, nxt, q = _stale_setup(n, [nxdomain], prefer_positive=prefer_positive)
-        req = Request(bytes(q.pack()))
-        key, shard = _key(req)
-        _out, e, _ = c.ingest(req, key, shard, _reply(q, RR("s.example.org", rdata=A("192.0.2.1"), ttl=60)))
-        e.stored -= 61
-        c.serve_fast(Request(bytes(q.pack())), _W())
-        await _settle()
-        assert nxt.calls == 1
-        w = _W()
-        c.serve_fast(Request(bytes(q.pack())), w)
-        hit = DNSRecord.parse(w.out)
+        hit = await _stale_refresh_then_hit(c, nxt, q)
         if prefer_positive:  # the last-known-good answer keeps being served
             assert hit.header.rcode == 0 and [str(rr.rdata) for rr in hit.rr] == ["192.0.2.1"]
         else:
