@@ -38,7 +38,7 @@ WRITE_TIMEOUT = 5.0
 HELD_TIMEOUT = 30.0  # a closing connection waits this long at most for PENDING queries
 MAX_TCP_CONNECTIONS = 1000
 RCVBUF = 4 * 1024 * 1024
-ROUTE_CACHE_SIZE = 4096  # routing results kept per listener (qnames repeat; cleared when full)
+ROUTE_CACHE_SIZE = 16384  # routing results kept per listener (qnames repeat; cleared when full; ~200 B each)
 MAX_REENTRIES = 10  # CoreDNS's maxreentries: nested self-lookups beyond this get SERVFAIL
 
 
