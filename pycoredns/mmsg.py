@@ -30,7 +30,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["AVAILABLE", "DEFER", "Flushable", "SendBatch", "sockaddr"]
+__all__ = ["AVAILABLE", "DEFER", "SOCKADDRS", "Flushable", "SendBatch", "sockaddr"]
 
 BATCH = 64  # datagrams per sendmmsg (the drain loops checkpoint every 64 packets anyway)
 SLOT = 65536  # bytes reserved per datagram (a UDP payload is at most 65,507); backed only when used
@@ -136,8 +136,9 @@ class SendBatch:
         self._words = memoryview(hdrs).cast("B").cast("I")
         self._names = memoryview(names).cast("B")
 
-    def add(self, data: bytes, tag: Any = None) -> int:
-        """Queue `data` (at most SLOT bytes); its slot. A full batch is sent first."""
+    def add(self, data: bytes, tag: Any = None, name: bytes = b"") -> int:
+        """Queue `data` (at most SLOT bytes), to the address `name` (sockaddr bytes, see `sockaddr`;
+        empty: the connected peer); its slot. A full batch is sent first."""
         i = self.count
         if i == BATCH:
             self.flush()
@@ -148,16 +149,17 @@ class SendBatch:
         self._iov[2 * i + 1] = n
         self.tags.append(tag)
         self.count = i + 1
+        if name:
+            n = len(name)
+            self._names[i * NAME : i * NAME + n] = name
+            self._words[i * _HDR_WORDS + _NAMELEN] = n
         if i == 0:
             DEFER.dirty.append(self)
         return i
 
     def add_to(self, data: bytes, name: bytes) -> None:
         """Queue `data` for the address `name` (sockaddr bytes, see `sockaddr`)."""
-        i = self.add(data)
-        n = len(name)
-        self._names[i * NAME : i * NAME + n] = name
-        self._words[i * _HDR_WORDS + _NAMELEN] = n
+        self.add(data, None, name)
 
     def flush(self) -> None:
         """One sendmmsg for the queue (more when the kernel takes a part); then report failures."""
@@ -193,14 +195,15 @@ class SendBatch:
         self.tags = []
 
 
-_names: dict[tuple[Any, ...], bytes] = {}
+SOCKADDRS: dict[tuple[Any, ...], bytes] = {}
+"""`sockaddr`'s memo (address tuple -> sockaddr bytes); callers on a hot path may read it first."""
 
 
 def sockaddr(addr: tuple[Any, ...]) -> bytes:
     """The sockaddr_in / sockaddr_in6 bytes of an address tuple as `recvfrom` returns it (memoised).
 
     ValueError/OSError for what is not an IP address tuple."""
-    raw = _names.get(addr)
+    raw = SOCKADDRS.get(addr)
     if raw is None:
         port = addr[1].to_bytes(2, "big")
         if len(addr) == 2:
@@ -209,7 +212,7 @@ def sockaddr(addr: tuple[Any, ...]) -> bytes:
             host = addr[0].split("%", 1)[0]
             raw = (socket.AF_INET6.to_bytes(2, sys.byteorder) + port + addr[2].to_bytes(4, "big")
                    + socket.inet_pton(socket.AF_INET6, host) + addr[3].to_bytes(4, sys.byteorder))
-        if len(_names) >= NAME_MEMO:
-            _names.clear()
-        _names[addr] = raw
+        if len(SOCKADDRS) >= NAME_MEMO:
+            SOCKADDRS.clear()
+        SOCKADDRS[addr] = raw
     return raw

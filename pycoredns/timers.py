@@ -121,6 +121,7 @@ try:  # trio's default clock: perf_counter() + offset, and its run context (priv
     _RUN_CONTEXT = GLOBAL_RUN_CONTEXT
 except ImportError:  # pragma: no cover
     _SYSTEM_CLOCK = _RUN_CONTEXT = None
+_new_timer = object.__new__
 _WHEEL: trio.lowlevel.RunVar[_Wheel] = trio.lowlevel.RunVar("pycoredns_timers")
 # The last run's (runner, wheel): a forwarded query reads the clock and arms a timer, and the
 # RunVar lookup (two calls and a try) was most of what that cost. The runner is held, so `is` can
@@ -144,8 +145,13 @@ def _wheel() -> _Wheel:
 
 
 def now() -> float:
-    """trio.current_time(), cheaper (the clock every deadline here is in)."""
-    off = _wheel().offset
+    """trio.current_time(), cheaper (the clock every deadline here is in).
+
+    `_wheel()`'s check of the cached run is inlined here and in `call_later`: a forwarded query reads
+    the clock and arms a timer, and each Python frame saved there is ~0.05 µs per query."""
+    last = _last
+    w = last[1] if last is not None and getattr(_RUN_CONTEXT, "runner", None) is last[0] else _wheel()
+    off = w.offset
     return _perf_counter() + off if off is not None else trio.current_time()
 
 
@@ -157,11 +163,21 @@ def call_at(when: float, fn: Callable[[], object]) -> Timer:
 
 
 def call_later(delay: float, fn: Callable[[], object]) -> Timer:
-    """Run `fn()` after `delay` seconds unless cancelled first."""
-    w = _wheel()
+    """Run `fn()` after `delay` seconds unless cancelled first.
+
+    One Python frame in the common case (a delay whose FIFO already holds timers): the wheel lookup
+    is inlined, the Timer is made without calling `__init__`, and it is appended to its queue here."""
+    last = _last
+    w = last[1] if last is not None and getattr(_RUN_CONTEXT, "runner", None) is last[0] else _wheel()
     off = w.offset
-    t = Timer((_perf_counter() + off if off is not None else trio.current_time()) + delay, fn)
-    w.add_later(delay, t)
+    t = _new_timer(Timer)
+    t.when = (_perf_counter() + off if off is not None else trio.current_time()) + delay
+    t.fn = fn
+    q = w.queues.get(delay)
+    if q:  # not the first in its queue: the driver's deadline is already at or before this one
+        q.append(t)
+    else:
+        w.add_later(delay, t)
     return t
 
 

@@ -24,13 +24,13 @@ import random
 import socket
 import ssl
 import struct
-import time
 from typing import TYPE_CHECKING, Protocol
 
 import trio
 
 from pycoredns import metrics, mmsg, wire
 from pycoredns.log import plugin_logger
+from pycoredns.timers import now
 
 from .validate import accept
 
@@ -61,6 +61,8 @@ conn_cache_misses = metrics.REGISTRY.counter(
     "coredns_proxy_conn_cache_misses_total", "Counter of connection cache misses per upstream and protocol.",
     ("proxy_name", "to", "proto"))
 
+RCODE_TEXT = [wire.RCODE_NAMES.get(i, str(i)) for i in range(16)]  # the `rcode` label of a header's rcode
+
 HC_TIMEOUT = 1.0  # a health probe's whole budget (CoreDNS: 1s)
 DIAL_TIMEOUT = 2.0  # cap on connect + TLS handshake (bounded further by the query's deadline)
 PIPELINE = 64  # queries in flight on one connection before another one is opened
@@ -88,8 +90,9 @@ async def guarded(what: str, fn: Callable[..., Awaitable[None]], *args: object,
             on_error()
 
 
-def _now() -> float:
-    return time.monotonic()
+# The clock of connection ages and query send times: the timers' (trio's) clock, which forward's
+# deadlines use too, so a query's send time is the reading its timer was armed with.
+_now = now
 
 
 def _fmt_addr(addr: tuple) -> str:
@@ -156,9 +159,12 @@ def check_reply(reply: bytes, udp: bool = False) -> bytes:
 # -- channels --------------------------------------------------------------------------------------
 
 
+_getrandbits = random.getrandbits
+
+
 def _free_id(pending: dict[int, Waiter]) -> int:
     for _ in range(16):
-        qid = random.getrandbits(16)
+        qid = _getrandbits(16)
         if qid not in pending:
             return qid
     raise UpstreamError("no free query id")
@@ -208,10 +214,12 @@ class UdpMux:
         ends); a send the kernel refuses then reaches the waiter through `on_error`."""
         sock = self.sock or self._open()
         pending = self.pending
-        try:
-            qid = _free_id(pending)
-        except UpstreamError:
-            raise UpstreamError(f"write udp {self.local}->{self.proxy.to}: no free query id") from None
+        qid = _getrandbits(16)  # _free_id's first try, inlined
+        if qid in pending:
+            try:
+                qid = _free_id(pending)
+            except UpstreamError:
+                raise UpstreamError(f"write udp {self.local}->{self.proxy.to}: no free query id") from None
         if mmsg.DEFER.active and self.batch is not None:
             pending[qid] = waiter
             self.batch.add(qid.to_bytes(2, "big") + data[2:], (qid, waiter))
@@ -694,10 +702,6 @@ class Proxy:
             for c in list(conns):
                 if not c.pending and now - c.used >= self.expire:
                     c.close()
-
-    def observe(self, start: float, reply: bytes) -> None:
-        rcode = reply[3] & 0x0F
-        request_duration.observe(_now() - start, self.proxy_name, self.to, wire.RCODE_NAMES.get(rcode, str(rcode)))
 
     def close(self) -> None:
         """Shutdown: close the UDP socket and every connection (their queries fail at once)."""

@@ -138,18 +138,25 @@ RDATA = {
 }
 
 
-def accept(reply: bytes, udp: bool) -> bytes:
-    """The reply as CoreDNS would pass it on (see the module docstring); raises on what it rejects."""
+def accept(reply: bytes, udp: bool, qend: int = 0) -> bytes:
+    """The reply as CoreDNS would pass it on (see the module docstring); raises on what it rejects.
+
+    `qend`: where the question ends when the caller already knows (forward: a reply whose one question
+    equals the query's, compared on the wire), so it is not walked again; 0: walk it."""
     n = len(reply)
     if n < 12:
         raise wire.WireError("overflow unpacking uint16")
     _qid, flags, qd, an, ns, ar = _H.unpack_from(reply)
     off = 12
-    for _ in range(qd):
-        off = wire.skip_name(reply, off) + 4
-        if off > n:
-            raise wire.WireError("overflow unpacking uint16")
+    if qend:
+        off = qend
+    else:
+        for _ in range(qd):
+            off = wire.skip_name(reply, off) + 4
+            if off > n:
+                raise wire.WireError("overflow unpacking uint16")
     counts = [an, ns, ar]
+    skip_name = wire.skip_name
     try:
         for section in range(3):
             for i in range(counts[section]):
@@ -158,7 +165,8 @@ def accept(reply: bytes, udp: bool) -> bytes:
                     for later in range(section + 1, 3):
                         counts[later] = 0
                     return _fix_counts(reply, off, counts)
-                off = wire.skip_name(reply, off)
+                # an owner that is one compression pointer (most are) is two bytes: skip_name's answer
+                off = off + 2 if reply[off] >= 0xC0 and off + 2 <= n else skip_name(reply, off)
                 if off + 10 > n:
                     raise Damaged("overflow unpacking rr header")
                 rtype, _cls, _ttl, rdlen = _HHIH.unpack_from(reply, off)
@@ -166,7 +174,10 @@ def accept(reply: bytes, udp: bool) -> bytes:
                 off = start + rdlen
                 if off > n:
                     raise Damaged("overflow unpacking rdata")
-                if rdlen:
+                if rtype == 1:  # A: RDATA[1] (_fixed(4)), inlined for the commonest record
+                    if rdlen and rdlen != 4:
+                        raise Damaged("bad rdlength")
+                elif rdlen:
                     check = RDATA.get(rtype)
                     if check is not None:
                         check(reply, start, off)
