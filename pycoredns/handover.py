@@ -21,12 +21,27 @@ CoreDNS's UDP sessions do. A socket without a successor drains its queue and clo
 synchronous step.
 
 Successors are found in /proc/net/udp{,6} of the process's own network namespace.
+
+TCP: closing a listener resets the connections the kernel holds for it — those in its accept queue
+and the handshakes still in progress (the client's final ACK not yet in, say it was lost on the
+way) — unless they migrate to another listener of the reuseport group. The kernel migrates them when
+net.ipv4.tcp_migrate_req is 1 (Linux >= 5.14), or, whatever that sysctl says, when the group has an
+SK_REUSEPORT program loaded as BPF_SK_REUSEPORT_SELECT_OR_MIGRATE. Before it closes a listener, a
+retiring process attaches the smallest such program (`return SK_PASS`, no selection: new
+connections are still spread by the kernel's hash, as without a program) so the group migrates
+(`allow_migration`). It needs CAP_BPF (or CAP_SYS_ADMIN) and Linux >= 5.14; without them the
+listener closes as before, and net.ipv4.tcp_migrate_req=1 on the node does the same job. The
+sysctl is left alone: it is per network namespace, and a node-local cache shares the node's.
+The program stays on the group after the listener closes; it changes nothing but that closing
+members' connections migrate.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
+import platform
 import socket
 import struct
 import sys
@@ -35,10 +50,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
+from . import log
+
 if TYPE_CHECKING:
     from .server import Listener, UDPTransport
 
 _TCP_CLOSE = "07"  # /proc/net/udp state of an unconnected UDP socket
+_TCP_LISTEN = "0A"  # /proc/net/tcp state of a listening socket
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux's value; Python names it from 3.12 on
 _LOOPBACK = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
 # withdrawn wildcard sockets: their replies name their source address
@@ -53,11 +71,13 @@ def _proc_hex(family: int, host: str) -> str:
     return packed.hex().upper()
 
 
-def _unconnected_sockets(port: int) -> list[tuple[str, int]]:
-    """(local address in /proc hex, inode) of every unconnected UDP socket on `port`."""
+def _sockets(port: int, tcp: bool = False) -> list[tuple[str, int]]:
+    """(local address in /proc hex, inode) of every unconnected UDP socket on `port` (`tcp`: every
+    listening TCP socket)."""
     out: list[tuple[str, int]] = []
     suffix = f":{port:04X}"
-    for path in ("/proc/net/udp", "/proc/net/udp6"):
+    state = _TCP_LISTEN if tcp else _TCP_CLOSE
+    for path in (("/proc/net/tcp", "/proc/net/tcp6") if tcp else ("/proc/net/udp", "/proc/net/udp6")):
         try:
             with open(path) as f:
                 lines = f.readlines()[1:]
@@ -65,14 +85,15 @@ def _unconnected_sockets(port: int) -> list[tuple[str, int]]:
             continue
         for line in lines:
             fields = line.split()
-            if len(fields) < 10 or not fields[1].endswith(suffix) or fields[3] != _TCP_CLOSE:
+            if len(fields) < 10 or not fields[1].endswith(suffix) or fields[3] != state:
                 continue
             out.append((fields[1][: -len(suffix)], int(fields[9])))
     return out
 
 
 def has_successor(sock: socket.socket) -> bool:
-    """Whether another unconnected UDP socket on this port takes datagrams for this socket's address."""
+    """Whether another socket on this port takes what is sent to this socket's address: an
+    unconnected UDP socket for a UDP one, a listening TCP socket for a TCP listener."""
     try:
         host, port = sock.getsockname()[:2]
         ino = os.fstat(sock.fileno()).st_ino
@@ -81,7 +102,7 @@ def has_successor(sock: socket.socket) -> bool:
     ours = _proc_hex(sock.family, host)
     wildcards = {"0" * 8, "0" * 32}
     return any(ino != other and (addr == ours or addr in wildcards)
-               for addr, other in _unconnected_sockets(port))
+               for addr, other in _sockets(port, tcp=sock.type == socket.SOCK_STREAM))
 
 
 def is_wildcard(sock: socket.socket) -> bool:
@@ -204,13 +225,62 @@ async def finish_udp(lst: Listener, sock: socket.socket, deadline: float) -> Non
         await trio.sleep(POLL)
 
 
+# -- TCP: migration of what a closing listener holds ------------------------------------------------
+
+_SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361, "s390x": 351}
+_BPF_PROG_LOAD = 5
+_BPF_PROG_TYPE_SK_REUSEPORT = 21
+_BPF_SK_REUSEPORT_SELECT_OR_MIGRATE = 40
+SO_ATTACH_REUSEPORT_EBPF = 52
+# r0 = SK_PASS; exit  (struct bpf_insn: code, dst/src registers, offset, immediate)
+_PASS = struct.pack("<BBhi", 0xB7, 0, 0, 1) + struct.pack("<BBhi", 0x95, 0, 0, 0)
+_LICENSE = ctypes.create_string_buffer(b"GPL")
+
+
+def _load_migrate_program() -> int:
+    """The program's fd (close it once attached), or -errno."""
+    nr = _SYS_BPF.get(platform.machine())
+    if nr is None:
+        return -errno.ENOSYS
+    insns = ctypes.create_string_buffer(_PASS, len(_PASS))
+    attr = ctypes.create_string_buffer(128)  # union bpf_attr, BPF_PROG_LOAD's fields; the rest zero
+    struct.pack_into("<IIQQ", attr, 0, _BPF_PROG_TYPE_SK_REUSEPORT, len(_PASS) // 8,
+                     ctypes.addressof(insns), ctypes.addressof(_LICENSE))
+    struct.pack_into("<I", attr, 68, _BPF_SK_REUSEPORT_SELECT_OR_MIGRATE)  # expected_attach_type
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.syscall(ctypes.c_long(nr), ctypes.c_int(_BPF_PROG_LOAD), attr, ctypes.c_uint(len(attr)))
+    return fd if fd >= 0 else -ctypes.get_errno()
+
+
+def allow_migration(sock: socket.socket) -> str:
+    """Have the kernel move what `sock` (a listening TCP socket) holds to another listener of its
+    reuseport group when it closes. '' when done, else why not (the listener then closes as before:
+    its queued connections are reset unless net.ipv4.tcp_migrate_req is 1)."""
+    fd = _load_migrate_program()
+    if fd < 0:
+        return f"BPF program not loaded: {os.strerror(-fd)}"
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, fd)
+    except OSError as e:
+        return f"BPF program not attached: {e.strerror}"
+    finally:
+        os.close(fd)
+    return ""
+
+
 def finish_tcp(lst: Listener, sock: socket.socket) -> None:
     """Stop accepting: take every connection already in the accept queue, then close the listener.
 
-    Closing a listener resets the connections still queued on it (unless net.ipv4.tcp_migrate_req
-    moves them to another socket of the group), so they are accepted first and served like any
-    other connection of a retiring listener: queries already sent are answered, then it closes.
+    With a successor, the group is first made to migrate (`allow_migration`): what arrives between
+    the last accept and the close, and the handshakes still in progress, move to the successor.
+    The connections in the queue are accepted here and served like any other connection of a
+    retiring listener: queries already sent are answered, then it closes.
     """
+    if has_successor(sock):
+        why = allow_migration(sock)
+        if why:
+            log.core.warning(f"{lst.label}: TCP connections in progress at close are reset unless "
+                             f"net.ipv4.tcp_migrate_req=1 ({why})")
     accepted: list[socket.socket] = []
     for _ in range(int(lst.tcp_limit.total_tokens)):
         try:

@@ -9,6 +9,7 @@ no `ip`) or dnsperf is missing, the tests skip with the reason.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import shutil
@@ -105,6 +106,21 @@ class Load:
         return Result(field("sent"), field("completed"), field("lost"), text)
 
 
+class TCPLoad:
+    """tcp_load.py in the namespace: RATE new connections a second, each with pipelined queries."""
+
+    def __init__(self, ns: Netns, rate: int, seconds: float, per_connection: int = 3) -> None:
+        self.proc = ns.python(str(Path(__file__).with_name("tcp_load.py")), ADDR, "53", str(rate),
+                              str(seconds), str(per_connection))
+
+    def result(self, timeout: float = 60.0) -> dict[str, int]:
+        """The tally: sent, answered, lost, connections, and what the losing connections met."""
+        out, _ = self.proc.communicate(timeout=timeout)
+        text = out.decode(errors="replace")
+        assert self.proc.returncode == 0 and text.strip(), text
+        return json.loads(text.strip().splitlines()[-1])
+
+
 class Netns:
     """A fresh network namespace with lo up and ADDR on lo; servers and loads started in it."""
 
@@ -124,6 +140,18 @@ class Netns:
         ld = Load(self, queries, seconds, **kw)
         self.loads.append(ld)
         return ld
+
+    def tcp_load(self, rate: int, seconds: float, per_connection: int = 3) -> TCPLoad:
+        return TCPLoad(self, rate, seconds, per_connection)
+
+    def sysctl(self, name: str, value: str) -> bool:
+        """Set a sysctl of this namespace (net.* ones are per namespace); False where it cannot."""
+        return _run("ip", "netns", "exec", self.name, "sysctl", "-qw", f"{name}={value}").returncode == 0
+
+    def iptables(self, *rule: str) -> bool:
+        """Add an iptables rule in this namespace; False where it cannot (no iptables, no module)."""
+        return bool(shutil.which("iptables")) and _run("ip", "netns", "exec", self.name, "iptables",
+                                                       *rule).returncode == 0
 
     def python(self, *args: str) -> subprocess.Popen:
         """A Python helper process inside the namespace (an upstream)."""

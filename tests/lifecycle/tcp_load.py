@@ -1,0 +1,90 @@
+"""A fixed-rate DNS-over-TCP load: new connections, each sending pipelined queries, and a tally.
+
+    python tcp_load.py HOST PORT RATE SECONDS [QUERIES_PER_CONNECTION]
+
+Opens RATE connections per second for SECONDS seconds (RATE * SECONDS connections in all, a bound).
+Each connection sends all its queries at once (pipelined, one write) and reads one reply per query,
+matched by ID and checked with dnspython; then it closes. Prints one JSON line at the end:
+`sent` queries, `answered`, `lost`, and what happened to the connections that lost queries
+(`refused`, `reset`, `eof`: closed before every reply came, `timeout`: nothing for 5 s).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import sys
+from collections import Counter
+
+import dns.message
+import dns.rcode
+import trio
+
+TIMEOUT = 5.0  # per connection: longer than a SYN retransmission (1 s) and a lameduck's tail
+
+
+def frames(conn: int, n: int) -> tuple[bytes, set[int]]:
+    out, ids = b"", set()
+    for k in range(n):
+        q = dns.message.make_query(f"c{conn}-{k}.example.org", "A")
+        q.id = (conn * n + k) & 0xFFFF
+        ids.add(q.id)
+        wire = q.to_wire()
+        out += struct.pack(">H", len(wire)) + wire
+    return out, ids
+
+
+async def one(host: str, port: int, conn: int, n: int, tally: Counter) -> None:
+    data, ids = frames(conn, n)
+    tally["sent"] += n
+    answered = 0
+    outcome = "ok"
+    with trio.move_on_after(TIMEOUT) as scope:
+        try:
+            stream = await trio.open_tcp_stream(host, port)
+        except OSError:
+            tally["refused"] += 1
+            tally["lost"] += n
+            return
+        async with stream:
+            try:
+                await stream.send_all(data)
+                buf = b""
+                while answered < n:
+                    chunk = await stream.receive_some(65536)
+                    if not chunk:
+                        outcome = "eof"
+                        break
+                    buf += chunk
+                    while len(buf) >= 2 and len(buf) >= 2 + struct.unpack(">H", buf[:2])[0]:
+                        size = struct.unpack(">H", buf[:2])[0]
+                        r = dns.message.from_wire(buf[2 : 2 + size])
+                        buf = buf[2 + size :]
+                        if r.id in ids and r.rcode() == dns.rcode.NOERROR:
+                            ids.discard(r.id)
+                            answered += 1
+            except (trio.BrokenResourceError, OSError):
+                outcome = "reset"
+    if scope.cancelled_caught:
+        outcome = "timeout"
+    tally["answered"] += answered
+    if answered < n:
+        tally["lost"] += n - answered
+        tally[outcome] += 1
+
+
+async def main(host: str, port: int, rate: int, seconds: float, n: int) -> None:
+    tally: Counter = Counter()
+    total = int(rate * seconds)
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        for conn in range(total):
+            await trio.sleep_until(start + conn / rate)
+            nursery.start_soon(one, host, port, conn, n, tally)
+    tally["connections"] = total
+    print(json.dumps(dict(tally)), flush=True)
+
+
+if __name__ == "__main__":
+    trio.run(main, sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]),
+             int(sys.argv[5]) if len(sys.argv) > 5 else 3)
