@@ -109,9 +109,10 @@ class Load:
 class TCPLoad:
     """tcp_load.py in the namespace: RATE new connections a second, each with pipelined queries."""
 
-    def __init__(self, ns: Netns, rate: int, seconds: float, per_connection: int = 3) -> None:
+    def __init__(self, ns: Netns, rate: int, seconds: float, per_connection: int = 3,
+                 zone: str = "example.org") -> None:
         self.proc = ns.python(str(Path(__file__).with_name("tcp_load.py")), ADDR, "53", str(rate),
-                              str(seconds), str(per_connection))
+                              str(seconds), str(per_connection), zone)
 
     def result(self, timeout: float = 60.0) -> dict[str, int]:
         """The tally: sent, answered, lost, connections, and what the losing connections met."""
@@ -141,8 +142,8 @@ class Netns:
         self.loads.append(ld)
         return ld
 
-    def tcp_load(self, rate: int, seconds: float, per_connection: int = 3) -> TCPLoad:
-        return TCPLoad(self, rate, seconds, per_connection)
+    def tcp_load(self, rate: int, seconds: float, per_connection: int = 3, zone: str = "example.org") -> TCPLoad:
+        return TCPLoad(self, rate, seconds, per_connection, zone)
 
     def sysctl(self, name: str, value: str) -> bool:
         """Set a sysctl of this namespace (net.* ones are per namespace); False where it cannot."""

@@ -1,10 +1,11 @@
 """A fixed-rate DNS-over-TCP load: new connections, each sending pipelined queries, and a tally.
 
-    python tcp_load.py HOST PORT RATE SECONDS [QUERIES_PER_CONNECTION]
+    python tcp_load.py HOST PORT RATE SECONDS [QUERIES_PER_CONNECTION [ZONE]]
 
 Opens RATE connections per second for SECONDS seconds (RATE * SECONDS connections in all, a bound).
 Each connection sends all its queries at once (pipelined, one write) and reads one reply per query,
-matched by ID and checked with dnspython; then it closes. Prints one JSON line at the end:
+matched by ID and checked with dnspython (NOERROR; names under ZONE, example.org by default); then
+it closes. Prints one JSON line at the end:
 `sent` queries, `answered`, `lost`, and what happened to the connections that lost queries
 (`refused`, `reset`, `eof`: closed before every reply came, `timeout`: nothing for 5 s).
 """
@@ -23,10 +24,10 @@ import trio
 TIMEOUT = 5.0  # per connection: longer than a SYN retransmission (1 s) and a lameduck's tail
 
 
-def frames(conn: int, n: int) -> tuple[bytes, set[int]]:
+def frames(conn: int, n: int, zone: str) -> tuple[bytes, set[int]]:
     out, ids = b"", set()
     for k in range(n):
-        q = dns.message.make_query(f"c{conn}-{k}.example.org", "A")
+        q = dns.message.make_query(f"c{conn}-{k}.{zone}", "A")
         q.id = (conn * n + k) & 0xFFFF
         ids.add(q.id)
         wire = q.to_wire()
@@ -34,8 +35,8 @@ def frames(conn: int, n: int) -> tuple[bytes, set[int]]:
     return out, ids
 
 
-async def one(host: str, port: int, conn: int, n: int, tally: Counter) -> None:
-    data, ids = frames(conn, n)
+async def one(host: str, port: int, conn: int, n: int, zone: str, tally: Counter) -> None:
+    data, ids = frames(conn, n, zone)
     tally["sent"] += n
     answered = 0
     outcome = "ok"
@@ -73,18 +74,18 @@ async def one(host: str, port: int, conn: int, n: int, tally: Counter) -> None:
         tally[outcome] += 1
 
 
-async def main(host: str, port: int, rate: int, seconds: float, n: int) -> None:
+async def main(host: str, port: int, rate: int, seconds: float, n: int, zone: str) -> None:
     tally: Counter = Counter()
     total = int(rate * seconds)
     start = trio.current_time()
     async with trio.open_nursery() as nursery:
         for conn in range(total):
             await trio.sleep_until(start + conn / rate)
-            nursery.start_soon(one, host, port, conn, n, tally)
+            nursery.start_soon(one, host, port, conn, n, zone, tally)
     tally["connections"] = total
     print(json.dumps(dict(tally)), flush=True)
 
 
 if __name__ == "__main__":
     trio.run(main, sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]),
-             int(sys.argv[5]) if len(sys.argv) > 5 else 3)
+             int(sys.argv[5]) if len(sys.argv) > 5 else 3, sys.argv[6] if len(sys.argv) > 6 else "example.org")

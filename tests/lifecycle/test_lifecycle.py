@@ -58,6 +58,11 @@ def assert_nothing_lost(load, what: str) -> None:
     assert r.sent > 0 and r.lost == 0 and r.completed == r.sent, f"{what}: {r.lost} lost\n{r.output}"
 
 
+def assert_tcp_nothing_lost(load, what: str) -> None:
+    r = load.result()
+    assert r["sent"] > 0 and r.get("lost", 0) == 0 and r["answered"] == r["sent"], f"{what}: {r}"
+
+
 def test_surge_upgrade_loses_nothing(tmp_path: Path) -> None:
     """A second instance starts on the same address (SO_REUSEPORT), then the first gets SIGTERM."""
     surge(tmp_path, corefile(tmp_path), f"dns://{ADDR}:53")
@@ -119,8 +124,7 @@ def test_tcp_surge_upgrade_loses_nothing(tmp_path: Path, bind: bool) -> None:
         time.sleep(0.5)
         old.signal(signal.SIGTERM)
         assert old.proc.wait(30) == 0
-        r = load.result()
-        assert r["sent"] > 0 and r.get("lost", 0) == 0 and r["answered"] == r["sent"], r
+        assert_tcp_nothing_lost(load, "TCP surge upgrade")
         assert "reset unless" not in old.output()  # the migration was in place
         assert new.proc.poll() is None
 
@@ -129,7 +133,9 @@ def test_sigterm_serves_through_lameduck_and_finishes_forwarded_queries(tmp_path
     """No successor: SIGTERM keeps serving for the lameduck, then answers what is in flight upstream.
 
     The upstream answers after 1.5 s and the load ends about 1 s before the lameduck does, so the
-    forwarded queries of the load's last half second are still in flight when the lameduck ends.
+    forwarded queries of the load's last half second are still in flight when the lameduck ends:
+    over UDP, and over TCP connections (3 pipelined queries each) that must stay open until the
+    last of their answers is written.
     """
     tail = f"slow.test:53 {{\n    bind {ADDR}\n    forward . 127.0.0.1:5300\n}}\n"
     conf = corefile(tmp_path, lameduck="3s", tail=tail)
@@ -140,11 +146,13 @@ def test_sigterm_serves_through_lameduck_and_finishes_forwarded_queries(tmp_path
         srv.wait_for("CoreDNS-")
         fast = ns.load(queries(), seconds=3)
         slow = ns.load(queries("slow.test"), seconds=3, rate=200, clients=4)
+        slow_tcp = ns.tcp_load(rate=50, seconds=3, zone="slow.test")
         time.sleep(1.0)
         srv.signal(signal.SIGTERM)
         assert srv.proc.wait(30) == 0
         assert_nothing_lost(fast, "whoami during lameduck")
         assert_nothing_lost(slow, "forwarded queries in flight")
+        assert_tcp_nothing_lost(slow_tcp, "forwarded queries in flight over TCP")
         assert "Going into lameduck mode for 3s" in srv.output()
 
 
@@ -204,11 +212,14 @@ def test_a_worker_stopped_from_outside_is_replaced_without_loss(tmp_path: Path, 
         srv.wait_for("CoreDNS-")
         assert wait_until(lambda: len(children(srv.proc.pid)) == 2)
         first, second = children(srv.proc.pid)
+        ns.iptables(*LOSSY_HANDSHAKES)  # where it can: TCP handshakes in progress when the worker closes
         load = ns.load(queries(), seconds=7)
+        tcp = ns.tcp_load(rate=200, seconds=7)
         time.sleep(1.0)
         os.kill(second, signal.SIGTERM)
         assert wait_until(lambda: len(children(srv.proc.pid)) == 2 and second not in children(srv.proc.pid))
         assert_nothing_lost(load, "worker restart")
+        assert_tcp_nothing_lost(tcp, "worker restart over TCP")
         assert srv.proc.poll() is None and first in children(srv.proc.pid)
         assert srv.stop() == 0
         assert f"Handing dns://{ADDR if bind else ''}:53 over to its successor" in srv.output()
