@@ -9,10 +9,11 @@ with uniform TTLs. Prefetch, serve_stale refreshes and `verify` continue the cha
 from __future__ import annotations
 
 import math
+import struct
 import time
 from functools import partial
 
-from pycoredns import response, wire
+from pycoredns import wire
 from pycoredns.log import plugin_logger
 from pycoredns.plugin import PENDING, Handler, PluginError, await_pending, call_later, complete
 from pycoredns.request import Recorder, Request, ResponseWriter, WriterWrapper
@@ -31,7 +32,20 @@ from .metrics import (
     requests_total,
     served_stale_total,
 )
-from .store import SHARDS, Entry, Layout, Store, analyze
+from .store import (
+    DELEGATION,
+    META,
+    NAMEERROR,
+    NODATA,
+    NOERROR,
+    OTHERERROR,
+    SERVERERROR,
+    SHARDS,
+    Entry,
+    Layout,
+    Store,
+    analyze,
+)
 
 log = plugin_logger("cache")
 
@@ -44,8 +58,7 @@ DEFAULT_PERCENTAGE = 10
 NO_RRS_TTL = 5  # a reply without records is kept this long (before clamping)
 REFRESH_LIMIT = 30.0  # a `verify` client waits this long at most for a refresh without VERIFY_TIMEOUT
 OPCODE = wire.OPCODE_MASK  # opcode bits of the flags word
-TYPE_ANY = wire.TYPE_ANY
-TYPE_CNAME = wire.TYPE_CNAME
+_I = struct.Struct(">I")
 
 # -- the handler --------------------------------------------------------------------------------
 
@@ -141,16 +154,20 @@ class Cache(Handler):
         rc = self.try_cached(req, w, key, shard, now, do)
         if rc is not None:
             return rc
-        e = self.lookup(shard, key, now)
-        if e is not None:  # a stale entry in `verify` mode: ask the chain first
+        # Only `verify` leaves a servable entry unanswered (a stale one: ask the chain first); otherwise
+        # try_cached answered every entry `lookup` could return.
+        e = self.lookup(shard, key, now) if self.verify else None
+        if e is not None:
             return self._verify(req, w, key, shard, e, do)
         # A miss: synchronous backends (whoami, hosts, precomputed answers) fill the cache here.
         # The miss decision (key, shard, writer) is made once: if the chain below must wait, it completes
         # through the writer (PENDING), never through a slow path that would look the key up again.
-        lb = self.labels(req)
-        inc(requests_total, lb.plain)
-        inc(misses_total, lb.plain)
-        return self.next_continue(self.downstream(req, req.proto), CacheWriter(w, self, req, key, shard))
+        lb = self._labels.get(req.listener) or self.labels(req)
+        v = requests_total.values
+        v[lb.plain] = v.get(lb.plain, 0.0) + 1.0
+        v = misses_total.values
+        v[lb.plain] = v.get(lb.plain, 0.0) + 1.0
+        return self.next_continue(self.downstream(req, req.proto), CacheWriter(w, self, req, key, shard, lb))
 
     def try_cached(self, req: Request, w: ResponseWriter, key: tuple, shard: int, now: float,
                    do: bool) -> int | None:
@@ -297,72 +314,71 @@ class Cache(Handler):
 
     # -- storing --------------------------------------------------------------------------------
     def ingest(self, req: Request, key: tuple, shard: int, reply: Reply,
-               refresh_of: Entry | None = None) -> tuple[Reply, Entry | None, bool]:
+               refresh_of: Entry | None = None, lb: Labels | None = None) -> tuple[Reply, Entry | None, bool]:
         """Classify and maybe store a reply: (what to write downstream, stored entry, refreshed).
 
         `refreshed` tells a refresh whether the reply may replace the stale entry (RFC 8767: a
         matching, complete NOERROR or NXDOMAIN). A reply that does not unpack is passed on as it is
         and counted in coredns_cache_drops_total.
         """
+        if lb is None:
+            lb = self.labels(req)
         try:
-            lay = analyze(wire.to_bytes(reply))
+            lay = analyze(reply if type(reply) is bytes else wire.to_bytes(reply), req)
         except Exception:
-            inc(drops_total, self.labels(req).plain)
+            inc(drops_total, lb.plain)
             return reply, None, False
-        return self._ingest(req, key, shard, lay, refresh_of)
-
-    def _ingest(self, req: Request, key: tuple, shard: int, lay: Layout,
-                refresh_of: Entry | None) -> tuple[bytes, Entry | None, bool]:
-        """`ingest` after the one walk of the reply (`store.analyze`)."""
-        data, message, qend, ttl_offsets = lay.data, lay.message, lay.qend, lay.msg_ttls
-        t = lay.typify()
-        lb = self.labels(req)
-        if t in (response.Type.META, response.Type.UPDATE):  # not stored; AD cleared all the same (CoreDNS)
-            if data[3] & wire.AD and not req.do and not req.flags & wire.AD:
+        data = lay.data
+        kind = lay.kind
+        ad_off = not req.do and not req.flags & wire.AD  # AD only for clients that asked for DNSSEC or sent AD
+        if kind >= META:  # not stored; AD cleared all the same (CoreDNS)
+            if data[3] & wire.AD and ad_off:
                 data = data[:3] + bytes([data[3] & ~wire.AD & 0xFF]) + data[4:]
             return data, None, False
         flags = (data[2] << 8) | data[3]
-        rcode = flags & 0xF
-        if t == response.Type.NOERROR and not _answers(lay.answer_types, req.qtype):
-            t = response.Type.NODATA if lay.soa else response.Type.OTHERERROR
-        elif t == response.Type.NAMEERROR and data[6:8] != b"\x00\x00":
-            t = response.Type.OTHERERROR  # NXDOMAIN with a non-empty answer is not stored
-        positive = t in (response.Type.NOERROR, response.Type.DELEGATION)
-        min_ttl = wire.min_ttl(message, ttl_offsets)
-        msg_ttl = NO_RRS_TTL if min_ttl is None else min_ttl
-        if t in (response.Type.NAMEERROR, response.Type.NODATA):
+        msg_ttl = NO_RRS_TTL if lay.min_ttl is None else lay.min_ttl
+        if kind in (NAMEERROR, NODATA):
             duration = min(max(msg_ttl, self.minnttl), self.nttl)
-        elif t == response.Type.SERVERERROR:
+        elif kind == SERVERERROR:
             duration = self.failttl
         else:
             duration = min(max(msg_ttl, self.minpttl), self.pttl)
         ttl = int(duration)
-        matched = _question_matches(data, req)
-        refreshed = matched and rcode in (wire.NOERROR, wire.NXDOMAIN) and not flags & wire.TC
+        positive = kind in (NOERROR, DELEGATION)
+        matched = lay.matched
+        refreshed = matched and flags & 0xF in (wire.NOERROR, wire.NXDOMAIN) and not flags & wire.TC
         if refresh_of is not None and refresh_of.positive and not positive and self.prefer_positive:
             refreshed = False  # last-known-good positive answer wins over a new denial
         entry = None
-        if not flags & wire.TC and t != response.Type.OTHERERROR and duration > 0:
+        if not flags & wire.TC and kind != OTHERERROR and duration > 0:
             if not matched:
                 inc(drops_total, lb.plain)
             elif refresh_of is None or refreshed:
-                entry = self._store(req, key, shard, message, qend, ttl_offsets, ttl, positive, lb)
-        out = bytearray(data)
-        wire.set_ttls(out, lay.ttls, ttl)
-        if not req.do and not req.flags & wire.AD:
-            out[3] &= ~wire.AD & 0xFF  # AD only for clients that asked for DNSSEC or sent AD
-        return bytes(out), entry, refreshed
+                entry = self._store(req, key, shard, lay, ttl, positive, lb)
+        # Downstream with uniform TTLs: rewritten unless they all are `ttl` already.
+        if lay.min_ttl is not None and not lay.min_ttl == lay.max_ttl == ttl:
+            out = bytearray(data)
+            pack = _I.pack_into
+            for o in lay.ttls:
+                pack(out, o, ttl)
+            if ad_off:
+                out[3] &= ~wire.AD & 0xFF
+            return bytes(out), entry, refreshed
+        if ad_off and data[3] & wire.AD:
+            data = data[:3] + bytes([data[3] & ~wire.AD & 0xFF]) + data[4:]
+        return data, entry, refreshed
 
-    def _store(self, req: Request, key: tuple, shard: int, message: bytes, qend: int, ttl_offsets: list[int],
-               ttl: int, positive: bool, lb: Labels) -> Entry | None:
+    def _store(self, req: Request, key: tuple, shard: int, lay: Layout, ttl: int, positive: bool,
+               lb: Labels) -> Entry | None:
         zones = self.pexcept if positive else self.nexcept
         if zones and zone_match(zones, req.name) is not None:
             return None
-        entry = Entry(message, qend, ttl_offsets, ttl, time.monotonic(), positive)
+        entry = Entry(lay.message, lay.qend, lay.msg_ttls, ttl, time.monotonic(), positive)
         if positive:
             if self.pcache.add(shard, key, entry):
                 inc(evictions_total, lb.success)
-            self.ncache.remove(shard, key)  # a positive answer supersedes a cached denial
+            if self.ncache.shards[shard]:
+                self.ncache.remove(shard, key)  # a positive answer supersedes a cached denial
         else:
             if self.ncache.add(shard, key, entry):
                 inc(evictions_total, lb.denial)
@@ -385,38 +401,26 @@ def _write_hit(req: Request, w: ResponseWriter, e: Entry, do: bool, ttl: int) ->
     return e.ret
 
 
-def _question_matches(data: bytes, req: Request) -> bool:
-    """CoreDNS request.Match: a reply (QR) to exactly this question, name compared case-insensitively."""
-    if len(data) < 12 or not data[2] & 0x80 or data[4:6] != b"\x00\x01":
-        return False
-    q = req.qname_wire
-    end = 12 + len(q)
-    return data[12:end].lower() == q and data[end : end + 4] == req.wire[req.qend - 4 : req.qend]
-
-
-def _answers(types: list[int], qtype: int) -> bool:
-    """HEAD: does a NOERROR answer section answer the question (not a CNAME chain cut short)?"""
-    return not types or qtype in (TYPE_ANY, TYPE_CNAME) or qtype in types or TYPE_CNAME not in types
-
-
 # -- writers ------------------------------------------------------------------------------------
 
 
 class CacheWriter(WriterWrapper):
     """A miss: store what the chain writes, then pass it on with uniform TTLs."""
 
-    __slots__ = ("cache", "key", "req", "shard")
+    __slots__ = ("cache", "key", "lb", "req", "shard")
 
-    def __init__(self, inner: ResponseWriter, cache: Cache, req: Request, key: tuple, shard: int) -> None:
+    def __init__(self, inner: ResponseWriter, cache: Cache, req: Request, key: tuple, shard: int,
+                 lb: Labels | None = None) -> None:
         self.written = False  # WriterWrapper's state, set here: made once per miss
         self.inner = inner
         self.cache = cache
         self.req = req
         self.key = key
         self.shard = shard
+        self.lb = lb
 
     def write(self, reply: Reply) -> None:
-        out, _entry, _ok = self.cache.ingest(self.req, self.key, self.shard, reply)
+        out, _entry, _ok = self.cache.ingest(self.req, self.key, self.shard, reply, None, self.lb)
         self.written = True
         self.inner.write(out)
 

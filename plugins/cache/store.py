@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import random
 import struct
+from collections.abc import Hashable
 
-from pycoredns import response, wire
+from pycoredns import wire
+from pycoredns.request import Request
 
 SHARDS = 256
 MIN_SHARD_SIZE = 4
 
 _I = struct.Struct(">I")
 _HH = struct.Struct(">HH")
+_H6 = struct.Struct(">HHHHHH")
+_RR = struct.Struct(">HHIH")  # type, class, TTL, rdlength
+_random = random.random
+TYPE_ANY, TYPE_CNAME, TYPE_NS, TYPE_OPT, TYPE_SOA = (wire.TYPE_ANY, wire.TYPE_CNAME, wire.TYPE_NS, wire.TYPE_OPT,
+                                                     wire.TYPE_SOA)
 # Bits of the request's flags word copied into a hit: opcode, RD, CD (miekg SetReply).
 REQ_BITS = wire.OPCODE_MASK | wire.RD | wire.CD
 HIT_BASE = wire.QR | wire.AA  # AA forced on every hit (CoreDNS's glibc workaround)
@@ -50,11 +57,12 @@ class Entry:
 
     def __init__(self, message: bytes, qend: int, ttl_offsets: list[int], orig_ttl: int, stored: float,
                  positive: bool) -> None:
-        """`message` is the reply without OPT; `ttl_offsets` are absolute offsets into it."""
+        """`message` is the reply without OPT; `ttl_offsets` are absolute offsets into it (kept, not
+        copied: the caller's list is the entry's)."""
         flags = (message[2] << 8) | message[3]
         self.template = message
         self.qend = qend
-        self.ttl_offsets = [o - qend for o in ttl_offsets]
+        self.ttl_offsets = ttl_offsets
         self.counts = message[4:12]
         self.rcode = flags & 0xF
         self.hflags = flags & (wire.RA | 0xF)
@@ -82,10 +90,11 @@ class Entry:
         """The record sections with every TTL set to `ttl` (rebuilt only when `ttl` changes)."""
         if ttl == self.body_ttl:
             return self.body
-        buf = bytearray(self.template[self.qend :])
+        qend = self.qend
+        buf = bytearray(self.template[qend:])
         pack = _I.pack_into
         for o in self.ttl_offsets:
-            pack(buf, o, ttl)
+            pack(buf, o - qend, ttl)
         self.body = bytes(buf)
         self.body_ttl = ttl
         return self.body
@@ -119,8 +128,8 @@ class Store:
     def __init__(self, capacity: int) -> None:
         size = int(capacity / SHARDS)  # Go's integer division truncates towards zero
         self.shard_size = max(size, MIN_SHARD_SIZE)
-        self.shards: list[dict[tuple, Entry]] = [{} for _ in range(SHARDS)]
-        self.keys: list[list[tuple]] = [[] for _ in range(SHARDS)]
+        self.shards: list[dict[Hashable, Entry]] = [{} for _ in range(SHARDS)]
+        self.keys: list[list[Hashable]] = [[] for _ in range(SHARDS)]
 
     @property
     def capacity(self) -> int:
@@ -129,10 +138,10 @@ class Store:
     def __len__(self) -> int:
         return sum(len(s) for s in self.shards)
 
-    def get(self, shard: int, key: tuple) -> Entry | None:
+    def get(self, shard: int, key: Hashable) -> Entry | None:
         return self.shards[shard].get(key)
 
-    def add(self, shard: int, key: tuple, entry: Entry) -> bool:
+    def add(self, shard: int, key: Hashable, entry: Entry) -> bool:
         """Insert or replace; True when a random entry had to be evicted to make room."""
         d = self.shards[shard]
         keys = self.keys[shard]
@@ -143,21 +152,21 @@ class Store:
             return False
         evicted = False
         if len(d) >= self.shard_size:
-            self._drop_slot(d, keys, random.randrange(len(keys)))
+            self._drop_slot(d, keys, int(_random() * len(keys)))  # uniform; randrange costs ~1 µs more
             evicted = True
         entry.slot = len(keys)
         keys.append(key)
         d[key] = entry
         return evicted
 
-    def remove(self, shard: int, key: tuple) -> None:
+    def remove(self, shard: int, key: Hashable) -> None:
         d = self.shards[shard]
         e = d.get(key)
         if e is not None:
             self._drop_slot(d, self.keys[shard], e.slot)
 
     @staticmethod
-    def _drop_slot(d: dict[tuple, Entry], keys: list[tuple], i: int) -> None:
+    def _drop_slot(d: dict[Hashable, Entry], keys: list[Hashable], i: int) -> None:
         """Remove the key at position `i` in O(1): the last key moves into its slot."""
         victim = keys[i]
         last = keys.pop()
@@ -167,88 +176,128 @@ class Store:
         del d[victim]
 
 
+# Reply classes (response.Type's, with HEAD's refinements, as ints for the miss path).
+NOERROR, DELEGATION, NODATA, NAMEERROR, SERVERERROR, OTHERERROR, META, UPDATE = range(8)
+
+
 class Layout:
     """One walk of a reply: what the cache needs to classify and store it (`analyze`)."""
 
-    __slots__ = ("answer_types", "data", "message", "msg_ttls", "ns_count", "qend", "qtype", "soa", "ttls")
+    __slots__ = ("data", "kind", "matched", "max_ttl", "message", "min_ttl", "msg_ttls", "qend", "ttls")
 
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.message = data  # without the OPT record
         self.qend = 12
-        self.qtype = -1  # the first question's type
+        self.kind = OTHERERROR
+        self.matched = False  # a reply to exactly the request's question (CoreDNS request.Match)
         self.ttls: list[int] = []  # TTL offsets of the non-OPT records in `data`
         self.msg_ttls: list[int] = []  # the same in `message`
-        self.answer_types: list[int] = []
-        self.soa = False  # an SOA in the authority section
-        self.ns_count = 0  # NS records in the authority section
-
-    def typify(self) -> response.Type:
-        """response.typify without walking the message again (same rules, same order)."""
-        data = self.data
-        flags = (data[2] << 8) | data[3]
-        opcode = (flags & wire.OPCODE_MASK) >> wire.OPCODE_SHIFT
-        rcode = flags & 0xF
-        if opcode == wire.OPCODE_UPDATE:
-            return response.Type.UPDATE
-        if opcode == wire.OPCODE_NOTIFY or self.qtype in (wire.TYPE_AXFR, wire.TYPE_IXFR):
-            return response.Type.META
-        if self.answer_types and rcode == 0:
-            return response.Type.NOERROR
-        if self.soa and rcode == 0:
-            return response.Type.NODATA
-        if self.soa and rcode == 3:
-            return response.Type.NAMEERROR
-        if rcode in (2, 4):
-            return response.Type.SERVERERROR
-        if self.ns_count and rcode == 0:
-            return response.Type.DELEGATION
-        if rcode == 0:
-            return response.Type.NOERROR
-        return response.Type.OTHERERROR
+        self.min_ttl: int | None = None  # smallest and largest TTL of those records (None: no records)
+        self.max_ttl: int | None = None
 
 
-def analyze(data: bytes) -> Layout:
-    """Walk a reply once: question end, TTL offsets, answer types, authority SOA/NS, the message
-    without its OPT (and the TTL offsets in it). Raises WireError (or IndexError/struct.error)."""
+def analyze(data: bytes, req: Request) -> Layout:
+    """Walk a reply to `req` once: question end and match, TTL offsets with their smallest and largest
+    TTL, the message without its OPT, and the reply class (`kind`: response.typify's rules in its order,
+    then HEAD's: a NOERROR whose answer is a CNAME chain cut short is NODATA with an authority SOA, else
+    OTHERERROR; an NXDOMAIN with answers is OTHERERROR). Raises WireError (or IndexError/struct.error)."""
     lay = Layout(data)
-    _id, _flags, qd, an, ns, ar = wire.header(data)
-    off = 12
-    for i in range(qd):
-        off = wire.skip_name(data, off)
-        if i == 0:
-            lay.qtype = (data[off] << 8) | data[off + 1]
+    _id, flags, qd, an, ns, ar = _H6.unpack_from(data)
+    qn = req.qname_wire
+    qtype = req.qtype
+    off = 12 + len(qn)
+    qtail = req.wire[req.qend - 4 : req.qend]  # type and class as asked
+    if qd == 1 and flags & wire.QR and data[12:off].lower() == qn and data[off : off + 4] == qtail:
+        lay.matched = True
         off += 4
+        first_qtype = qtype
+    else:  # the general walk, for a reply that is not stored (counted in drops_total) but passed on
+        off = 12
+        first_qtype = -1
+        for i in range(qd):
+            off = wire.skip_name(data, off)
+            if i == 0:
+                first_qtype = (data[off] << 8) | data[off + 1]
+            off += 4
     lay.qend = off
+    n = len(data)
     ttls = lay.ttls
+    soa = has_q = has_cname = False
+    ns_count = 0
+    lo = hi = -1
     opt_start = opt_end = -1
-    skip_rr = wire.skip_rr
-    for _ in range(an):
-        rtype, ttl_off, off = skip_rr(data, off)
-        lay.answer_types.append(rtype)
-        ttls.append(ttl_off)
-    for _ in range(ns):
-        rtype, ttl_off, off = skip_rr(data, off)
-        if rtype == wire.TYPE_SOA:
-            lay.soa = True
-        elif rtype == wire.TYPE_NS:
-            lay.ns_count += 1
-        ttls.append(ttl_off)
-    for _ in range(ar):
+    unpack = _RR.unpack_from
+    skip_name = wire.skip_name
+    answers, authority = an, an + ns
+    for i in range(authority + ar):
         start = off
-        rtype, ttl_off, off = skip_rr(data, off)
-        if rtype == wire.TYPE_OPT:  # no TTL word to rewrite; the first one is left out of `message`
+        b = data[off]
+        if b >= 0xC0:  # a compression pointer: the common owner
+            off += 2
+        elif b:
+            off = skip_name(data, off)
+        else:
+            off += 1
+        rtype, _rclass, ttl, rdlen = unpack(data, off)
+        ttl_off = off + 4
+        off += 10 + rdlen
+        if off > n:
+            raise wire.WireError("rdata overruns message")
+        if i < answers:
+            if rtype == qtype:
+                has_q = True
+            elif rtype == TYPE_CNAME:
+                has_cname = True
+        elif i < authority:
+            if rtype == TYPE_SOA:
+                soa = True
+            elif rtype == TYPE_NS:
+                ns_count += 1
+        elif rtype == TYPE_OPT:  # no TTL word to rewrite; the first one is left out of `message`
             if opt_start < 0:
                 opt_start, opt_end = start, off
             continue
         ttls.append(ttl_off)
-    if off > len(data):
-        raise wire.WireError("message overruns")
+        if lo < 0:
+            lo = hi = ttl
+        elif ttl < lo:
+            lo = ttl
+        elif ttl > hi:
+            hi = ttl
+    if ttls:
+        lay.min_ttl, lay.max_ttl = lo, hi
+    lay.kind = _kind(flags, first_qtype, an, soa, ns_count,
+                     an == 0 or has_q or not has_cname or qtype in (TYPE_ANY, TYPE_CNAME))
     if opt_start < 0:
         lay.msg_ttls = ttls
         return lay
-    arcount = ar - 1
-    lay.message = data[:10] + arcount.to_bytes(2, "big") + data[12:opt_start] + data[opt_end:]
+    lay.message = data[:10] + (ar - 1).to_bytes(2, "big") + data[12:opt_start] + data[opt_end:]
     cut = opt_end - opt_start
     lay.msg_ttls = [o - cut if o > opt_start else o for o in ttls]
     return lay
+
+
+def _kind(flags: int, qtype: int, an: int, soa: bool, ns_count: int, answers_question: bool) -> int:
+    """response.typify (same rules, same order) with HEAD's refinements; see `analyze`."""
+    rcode = flags & 0xF
+    opcode = (flags & wire.OPCODE_MASK) >> wire.OPCODE_SHIFT
+    if opcode == wire.OPCODE_UPDATE:
+        return UPDATE
+    if opcode == wire.OPCODE_NOTIFY or qtype in (wire.TYPE_AXFR, wire.TYPE_IXFR):
+        return META
+    if an and rcode == 0:
+        if answers_question:
+            return NOERROR
+        return NODATA if soa else OTHERERROR
+    if soa and rcode == 0:
+        return NODATA
+    if soa and rcode == 3:
+        return OTHERERROR if an else NAMEERROR
+    if rcode in (2, 4):
+        return SERVERERROR
+    if ns_count and rcode == 0:
+        return DELEGATION
+    if rcode == 0:
+        return NOERROR
+    return OTHERERROR
