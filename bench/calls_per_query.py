@@ -67,7 +67,18 @@ def count(stats_file: str) -> dict[str, int]:
     return out
 
 
-def run(row: str, queries: int, tree: str, upstream: str, tmp: Path, top: int) -> None:
+def callers(stats_file: str, part: str) -> None:
+    """Who calls the functions whose label contains `part`, and how often."""
+    with open(stats_file, "rb") as f:
+        stats = marshal.load(f)
+    for (path, line, fn), (_cc, _nc, _tt, _ct, by) in stats.items():
+        if part in f"{path}:{line}({fn})":
+            print(f"{path}:{line}({fn}) called by:")
+            for (cpath, cline, cfn), info in by.items():
+                print(f"    {info[1]:8d}  {cpath}:{cline}({cfn})")
+
+
+def run(row: str, queries: int, tree: str, upstream: str, tmp: Path, top: int, who: str = "") -> None:
     port = free_port()
     conf = tmp / f"Corefile.{row}"
     conf.write_text(FORWARD.replace("{options}", ROWS[row]).format(port=port, upstream=upstream))
@@ -106,6 +117,8 @@ def run(row: str, queries: int, tree: str, upstream: str, tmp: Path, top: int) -
             completed = int(line.split()[2])
     if not completed:
         raise SystemExit(f"dnsperf completed nothing:\n{out.stdout}\n{out.stderr}")
+    if who:
+        callers(stats, who)
     calls = count(stats)
     total = sum(calls.values())
     frames = sum(n for label, n in calls.items() if not label.startswith("<"))
@@ -123,12 +136,13 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=10000)
     ap.add_argument("--tree", default="", help="another pycoredns checkout (default: this one)")
     ap.add_argument("--top", type=int, default=80)
+    ap.add_argument("--callers", default="", help="also list the callers of the functions matching this text")
     args = ap.parse_args()
     ub = start_upstream()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for row in args.rows.split(","):
-                run(row, args.queries, args.tree, ub.addr, Path(tmp), args.top)
+                run(row, args.queries, args.tree, ub.addr, Path(tmp), args.top, args.callers)
     finally:
         ub.stop()
 

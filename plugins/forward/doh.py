@@ -108,6 +108,7 @@ class H2Conn(StreamConn):
     StreamConn's; reading is the `h2` event loop."""
 
     __slots__ = ("blocked", "by_sid", "draining", "h2", "method", "next_key", "queue")
+    sweeps = False  # `pending` holds requests, not waiters: each query keeps a timer of its own
 
     def __init__(self, proxy: DohProxy, method: str = "") -> None:
         super().__init__(proxy, "tcp-tls")

@@ -193,7 +193,7 @@ class Forward(WaitingHandler):
 class Exchange:
     """One forwarded query between its upstream attempts: the state CoreDNS keeps on a goroutine's stack."""
 
-    __slots__ = ("attempts", "cap", "chan", "deadline", "failovers", "fails", "fwd", "handed_over",
+    __slots__ = ("attempts", "cap", "chan", "deadline", "expires", "failovers", "fails", "fwd", "handed_over",
                  "i", "last_err", "proto", "proxies", "proxy", "qid", "released", "req", "resends", "sent",
                  "timer", "w")
 
@@ -212,8 +212,8 @@ class Exchange:
         self.proto = "udp"
         self.chan: UdpMux | StreamConn | None = None  # set while a reply is awaited
         self.qid = 0
-        self.sent = 0.0
-        self.timer: Timer | None = None
+        self.sent = self.expires = 0.0  # the last send and its read deadline (the channel's sweep reads them)
+        self.timer: Timer | None = None  # a deadline of its own (DoH, or a budget shorter than the read timeout)
         self.handed_over = False  # the following forward owns the query now (`next` rcodes)
         self.released = False
 
@@ -268,15 +268,18 @@ class Exchange:
                 continue
             break
         self.chan = chan
-        rt = self.proxy.read_timeout  # forward's read_timeout; DoH: 2 s (CoreDNS's http.Client timeout)
-        if rt <= left:  # the common case, the whole read timeout: a FIFO append in the timer queues
-            self.timer = timer = call_later(rt, self._timeout)
-            self.sent = timer.when - rt  # the clock reading call_later made
-        else:
-            self.sent = now()
-            self.timer = call_at(self.sent + left, self._timeout)
+        self.sent = sent = now()
         if not self.deadline:
-            self.deadline = self.sent + DEADLINE
+            self.deadline = sent + DEADLINE
+        rt = self.proxy.read_timeout  # forward's read_timeout; DoH: 2 s (CoreDNS's http.Client timeout)
+        self.expires = sent + rt
+        if rt > left:  # the overall budget ends first
+            self.timer = call_at(sent + left, self._timeout)
+        elif chan.sweeps:  # the common case: the channel's sweep times it out (proxy.Expiry), no timer
+            if chan.sweep is None:
+                chan.watch(self.expires)
+        else:
+            self.timer = call_later(rt, self._timeout)
 
     def _resend(self) -> int:
         """The same upstream again at once (TC retry over TCP, a pooled connection that closed)."""
@@ -315,7 +318,7 @@ class Exchange:
         self.chan = None  # _stop_waiting, inlined: this runs for every reply
         timer = self.timer
         if timer is not None:
-            timer.cancel()
+            timer.fn = None  # Timer.cancel(), inlined
             self.timer = None
         self._continue(self._reply, data)
 

@@ -24,13 +24,13 @@ import random
 import socket
 import ssl
 import struct
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 import trio
 
 from pycoredns import metrics, mmsg, wire
 from pycoredns.log import plugin_logger
-from pycoredns.timers import now
+from pycoredns.timers import Timer, call_at, now
 
 from .validate import accept
 
@@ -44,6 +44,13 @@ class Waiter(Protocol):
     def on_reply(self, data: bytes) -> None: ...
 
     def on_error(self, err: UpstreamError) -> None: ...
+
+
+class TimedWaiter(Waiter, Protocol):
+    """A waiter on a channel with an expiry sweep (`Expiry`): its send time and read deadline."""
+
+    sent: float
+    expires: float
 
 _LEN = struct.Struct(">H")
 log = plugin_logger("forward")
@@ -170,7 +177,49 @@ def _free_id(pending: dict[int, Waiter]) -> int:
     raise UpstreamError("no free query id")
 
 
-class UdpMux:
+class Expiry:
+    """Read timeouts of a channel's queries by one sweep timer, not one timer per query.
+
+    Every query on a channel waits the same read timeout (its upstream's), so their deadlines come
+    in the order they were sent, which is the order of `pending` (a dict keeps insertion order, and a
+    query leaves it on its reply, error or timeout). The sweep fires at the oldest query's deadline,
+    fails what is due with `timed_out`'s error and waits for the next one: a query costs no timer,
+    no cancel, and no later pop of a cancelled one. The query calls `watch(expires)` after its send when
+    no sweep is armed. A query whose overall budget ends before its read timeout keeps a timer of its
+    own (its `expires` stays send + read timeout, so the order holds)."""
+
+    __slots__ = ("sweep",)
+    sweeps = True  # the Exchange relies on `watch` (H2Conn: False, it keeps per-query timers)
+    sweep: Timer | None
+    pending: dict[int, Waiter]
+
+    def timed_out(self, qid: int, waiter: Waiter, sent: float) -> UpstreamError:  # pragma: no cover
+        raise NotImplementedError
+
+    def watch(self, expires: float) -> None:
+        """Arm the sweep for a query just sent (none is armed: it is the oldest query in flight)."""
+        self.sweep = call_at(expires, self._expire)
+
+    def _expire(self) -> None:
+        self.sweep = None
+        t = now()
+        due: list[tuple[int, TimedWaiter]] = []
+        for qid, waiter in cast("dict[int, TimedWaiter]", self.pending).items():
+            if waiter.expires > t:
+                self.sweep = call_at(waiter.expires, self._expire)
+                break
+            due.append((qid, waiter))
+        for qid, waiter in due:  # a failed query may resend here: it joins the end of `pending`
+            if self.pending.get(qid) is waiter:
+                waiter.on_error(self.timed_out(qid, waiter, waiter.sent))
+
+    def stop_sweep(self) -> None:
+        if self.sweep is not None:
+            self.sweep.cancel()
+            self.sweep = None
+
+
+class UdpMux(Expiry):
     """The upstream's shared UDP socket: ID table + one reader task delivering replies to waiters."""
 
     proto = "udp"
@@ -179,6 +228,7 @@ class UdpMux:
         self.proxy = proxy
         self.sock: socket.socket | None = None
         self.pending: dict[int, Waiter] = {}
+        self.sweep: Timer | None = None
         self.local = ""
         self.batch: mmsg.SendBatch | None = None  # queries sent inside a drain iteration (pycoredns.mmsg)
 
@@ -252,6 +302,7 @@ class UdpMux:
 
     def close(self) -> None:
         sock, self.sock = self.sock, None
+        self.stop_sweep()
         if self.batch is not None:
             self.batch.drop()
             self.batch = None
@@ -308,7 +359,7 @@ class UdpMux:
             defer.flush()
 
 
-class StreamConn:
+class StreamConn(Expiry):
     """One persistent TCP or TLS connection to the upstream, many queries in flight on it.
 
     States: dialing (queries queue in `outbuf`), open, closed. The connection's task dials, then reads
@@ -331,19 +382,22 @@ class StreamConn:
         # frames sent inside a drain iteration go out in one send when it ends (mmsg.DEFER, `flush`)
         self.batched = bytearray()
         self.deferred: list[tuple[int, Waiter]] | None = None  # their queries; None: nothing batched
-        self.used = _now()  # last query sent or reply read: idle expiry
+        self.used = _now()  # made, last reply read, or a query timed out: idle expiry
         self.last_recv = 0.0  # last byte read (a stuck connection is closed by a query's timeout)
         self.served = 0  # replies read: a connection that served one is a "cached" one
         self.wake = trio.lowlevel.ParkingLot()
+        self.sweep: Timer | None = None
 
     # -- the waiter side -----------------------------------------------------------------------
     def send(self, waiter: Waiter, data: bytes) -> int:
         if self.state == "closed":
             raise CachedClosed("cached connection was closed by peer")
-        qid = _free_id(self.pending)
+        pending = self.pending
+        qid = _getrandbits(16)  # _free_id's first try, inlined
+        if qid in pending:
+            qid = _free_id(pending)
         frame = _LEN.pack(len(data)) + qid.to_bytes(2, "big") + data[2:]
-        self.pending[qid] = waiter
-        self.used = _now()
+        pending[qid] = waiter  # `used` is not read while a query is pending: the reader sets it on replies
         if self.state == "open" and self.stream is None and not self.outbuf:
             if mmsg.DEFER.active:
                 if self.deferred is None:
@@ -405,6 +459,7 @@ class StreamConn:
 
     def timed_out(self, qid: int, waiter: Waiter, sent: float) -> UpstreamError:
         self.forget(qid, waiter)
+        self.used = _now()  # idle from now on, if this was its last query (expire counts from here)
         if self.state == "dialing":
             return UpstreamError(f"dial tcp {self.proxy.to}: i/o timeout")
         if self.last_recv < sent:
@@ -416,6 +471,7 @@ class StreamConn:
         if self.state == "closed":
             return
         self.state = "closed"
+        self.stop_sweep()
         self.proxy.drop_conn(self)
         sock = self.sock
         if sock is not None:
@@ -576,6 +632,7 @@ class Proxy:
         self.server_name = server_name or addr[0]
         self.to = _fmt_addr(addr)
         self.proxy_name = proxy_name
+        self.hit_keys = {kind: (proxy_name, self.to, kind) for kind in ("udp", "tcp", "tcp-tls")}  # metric labels
         self.fails = 0
         self.expire = 10.0
         self.read_timeout = 2.0
@@ -656,8 +713,9 @@ class Proxy:
         if self.transport == "tls":
             return self.stream_conn("tcp-tls")
         if proto == "udp":
-            if self.udp.sock is not None:
-                conn_cache_hits.inc(self.proxy_name, self.to, "udp")
+            if self.udp.sock is not None:  # conn_cache_hits.inc, without its frame (once per query)
+                hits, key = conn_cache_hits.values, self.hit_keys["udp"]
+                hits[key] = hits.get(key, 0.0) + 1.0
             else:
                 conn_cache_misses.inc(self.proxy_name, self.to, "udp")
             return self.udp
@@ -666,15 +724,24 @@ class Proxy:
     def stream_conn(self, kind: str) -> StreamConn:
         """The least busy live connection; a new one when all are busy (up to POOL_MAX) or expired."""
         conns = self.conns[kind]
-        now = _now()
+        now = 0.0  # read only when an idle connection is met
         best: StreamConn | None = None
-        for c in list(conns):
-            if not c.pending and now - c.used >= self.expire:
-                c.close()  # idle past `expire`
-            elif best is None or len(c.pending) < len(best.pending):
-                best = c
-        if best is not None and (len(best.pending) < PIPELINE or len(conns) >= POOL_MAX):
-            conn_cache_hits.inc(self.proxy_name, self.to, kind)
+        fewest = 0
+        expired: list[StreamConn] = []
+        for c in conns:
+            n = len(c.pending)
+            if not n:
+                now = now or _now()
+                if now - c.used >= self.expire:
+                    expired.append(c)  # idle past `expire`
+                    continue
+            if best is None or n < fewest:
+                best, fewest = c, n
+        for c in expired:
+            c.close()  # leaves `conns`
+        if best is not None and (fewest < PIPELINE or len(conns) >= POOL_MAX):
+            hits, key = conn_cache_hits.values, self.hit_keys[kind]  # conn_cache_hits.inc, without its frame
+            hits[key] = hits.get(key, 0.0) + 1.0
             return best
         nursery = self.nursery
         if nursery is None:
