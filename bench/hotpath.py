@@ -91,7 +91,7 @@ def per_datagram(listener: Listener, sock: NullSock) -> Callable[[bytes], None]:
         addr = CLIENT
 
         def make_writer(req, _a=addr):
-            return UDPWriter(sock, _a, req)  # type: ignore[arg-type]
+            return UDPWriter(sock, None, req, _a)  # type: ignore[arg-type]
 
         def send_raw(b: bytes, _a=addr) -> None:
             sock.sendto(b, _a)

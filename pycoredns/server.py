@@ -8,6 +8,7 @@ chain's "not written" rcode is written by the server.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import socket
 import struct
@@ -175,8 +176,8 @@ class UDPWriter(ClientWriter):
 
     __slots__ = ("addr", "batch", "sock")
 
-    def __init__(self, sock: socket.socket, addr: tuple[Any, ...], req: Request,
-                 batch: mmsg.SendBatch | None = None) -> None:
+    def __init__(self, sock: socket.socket, batch: mmsg.SendBatch | None, req: Request,
+                 addr: tuple[Any, ...]) -> None:
         self.written = False  # ResponseWriter's state, set here: no super() call per query
         self.held = False
         self.sock = sock
@@ -241,7 +242,7 @@ class TCPWriter(ClientWriter):
 class UDPTransport:
     """What `dispatch` needs from a UDP socket, made once per socket (no closures per datagram)."""
 
-    __slots__ = ("batch", "sock", "spawn")
+    __slots__ = ("batch", "sock", "spawn", "writer")
     proto = "udp"
 
     def __init__(self, sock: socket.socket, spawn: Callable[..., None]) -> None:
@@ -251,9 +252,9 @@ class UDPTransport:
         batched = mmsg.AVAILABLE and isinstance(sock, socket.socket) and sock.family in (socket.AF_INET,
                                                                                          socket.AF_INET6)
         self.batch = mmsg.SendBatch(sock, named=True) if batched else None
-
-    def writer(self, req: Request, addr: tuple[Any, ...]) -> ClientWriter:
-        return UDPWriter(self.sock, addr, req, self.batch)
+        # writer(req, addr): a partial, so that making a query's writer is one Python frame (its __init__)
+        self.writer: Callable[[Request, tuple[Any, ...]], ClientWriter] = functools.partial(UDPWriter, sock,
+                                                                                            self.batch)
 
     def send_raw(self, data: bytes, addr: tuple[Any, ...]) -> None:
         try:

@@ -601,17 +601,20 @@ class StreamConn(Expiry):
                 return  # EOF: the finally of run() fails what is pending
             buf += chunk
             self.last_recv = self.used = _now()
-            while len(buf) >= 2:
-                size = (buf[0] << 8) | buf[1]
-                if len(buf) < 2 + size:
+            # the frames of the chunk by offset, and what they used cut off once (not a memmove per frame)
+            off, n = 0, len(buf)
+            while n - off >= 2:
+                end = off + 2 + ((buf[off] << 8) | buf[off + 1])
+                if end > n:
                     break
-                msg = bytes(buf[2 : 2 + size])
-                del buf[: 2 + size]
+                msg = bytes(buf[off + 2 : end])
+                off = end
                 self.served += 1
                 waiter = self.pending.pop((msg[0] << 8) | msg[1], None) if len(msg) >= 2 else None
                 if waiter is not None:
                     defer.active = True
                     waiter.on_reply(msg)
+            del buf[:off]
             if defer.active:
                 defer.flush()
             if not self.pending:
