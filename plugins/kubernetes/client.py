@@ -7,6 +7,12 @@ token auth, TLS through `kubernetes_asyncio.config`), `ApiClient` (auth headers,
 transport). The packages on the way (`kubernetes_asyncio`, `kubernetes_asyncio.client`, its
 `models`) are registered as lazy modules: anything else asked of them later (by other code in the
 same process) runs their real `__init__` on first use, so nothing else sees a difference.
+
+Three imports of those modules serve only code paths the watch never takes, and come before the first
+list request: `urllib3` (basic auth headers), `multiprocessing.pool.ThreadPool` (`async_req` calls)
+and `dateutil.parser.parse` (model deserialisation), about a fifth of the client's import time
+(`python -X importtime`). They are imported while stand-ins (`_Deferred`) sit in `sys.modules`, which
+load the real module on first use; the stand-ins leave `sys.modules` again right after.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
@@ -52,15 +60,61 @@ def _lazy_package(name: str) -> ModuleType:
     return mod
 
 
+class _Deferred(ModuleType):
+    """Stands in for module `name` during one import: `names` are forwarders that import the real module
+    when called (for `from name import x`); any other attribute imports it on first read."""
+
+    def __init__(self, name: str, names: tuple[str, ...] = ()) -> None:
+        super().__init__(name)
+        for attr in names:
+            self.__dict__[attr] = self._forwarder(attr)
+
+    def _real(self) -> ModuleType:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return importlib.import_module(self.__name__)
+
+    def _forwarder(self, attr: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return getattr(self._real(), attr)(*args, **kwargs)
+
+        call.__name__ = attr
+        return call
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return getattr(self._real(), attr)
+
+
+DEFERRED = {"urllib3": (), "multiprocessing.pool": ("ThreadPool",), "dateutil.parser": ("parse",)}
+
+
+@contextmanager
+def _deferred(stand_ins: dict[str, tuple[str, ...]]) -> Iterator[None]:
+    """`stand_ins` not imported yet are `_Deferred` in `sys.modules` for the duration of the block."""
+    placed = {}
+    for name, names in stand_ins.items():
+        if name not in sys.modules:
+            placed[name] = sys.modules[name] = _Deferred(name, names)
+    try:
+        yield
+    finally:
+        for name, mod in placed.items():
+            if sys.modules.get(name) is mod:
+                del sys.modules[name]
+
+
 def modules() -> tuple[Any, Any, Any]:
     """(Configuration, ApiClient, kubernetes_asyncio.config) with the least importing."""
     if "kubernetes_asyncio.config" not in sys.modules:
         _lazy_package("kubernetes_asyncio")
         client = _lazy_package("kubernetes_asyncio.client")
         _lazy_package("kubernetes_asyncio.client.models")
-        for sub in ("exceptions", "configuration", "rest"):
-            importlib.import_module(f"kubernetes_asyncio.client.{sub}")
-        api_client = importlib.import_module("kubernetes_asyncio.client.api_client")
+        with _deferred(DEFERRED):
+            for sub in ("exceptions", "configuration", "rest"):
+                importlib.import_module(f"kubernetes_asyncio.client.{sub}")
+            api_client = importlib.import_module("kubernetes_asyncio.client.api_client")
         if "ApiClient" not in client.__dict__:
             client.ApiClient = api_client.ApiClient  # type: ignore[attr-defined]
             client.Configuration = sys.modules["kubernetes_asyncio.client.configuration"].Configuration  # type: ignore[attr-defined]

@@ -40,3 +40,27 @@ assert full.CoreV1Api and full.V1Service
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_client_defers_what_the_watch_never_calls() -> None:
+    """urllib3, multiprocessing.pool and dateutil.parser wait for their first use, which still works."""
+    code = """
+import sys
+from pycoredns.plugins.kubernetes.client import modules
+Configuration, ApiClient, config = modules()
+deferred = ("urllib3", "multiprocessing.pool", "dateutil.parser")
+assert not [m for m in deferred if m in sys.modules], [m for m in deferred if m in sys.modules]
+import kubernetes_asyncio.client.api_client as api_client
+cfg = Configuration()
+cfg.username, cfg.password = "user", "secret"
+assert cfg.get_basic_auth_token() == "Basic dXNlcjpzZWNyZXQ="  # urllib3.util.make_headers
+assert api_client.parse("2024-01-02T03:04:05Z").year == 2024  # dateutil.parser.parse
+pool = api_client.ThreadPool(1)  # multiprocessing.pool.ThreadPool
+assert pool.apply(lambda: 7) == 7
+pool.close()
+import multiprocessing.pool, urllib3
+assert type(sys.modules["urllib3"]) is type(sys)
+assert multiprocessing.pool.ThreadPool.__module__ == "multiprocessing.pool"
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
