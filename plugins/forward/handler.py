@@ -414,6 +414,7 @@ def _matches(req: Request, reply: bytes) -> int:
     qn = req.qname_wire
     end = 12 + len(qn)
     if (reply[2] & 0x80 and reply[4] == 0 and reply[5] == 1 and len(reply) >= end + 4
-            and reply[12:end].lower() == qn and ((reply[end] << 8) | reply[end + 1]) == req.qtype):
+            and (reply.startswith(qn, 12) or reply[12:end].lower() == qn)  # the first: no copy, the usual case
+            and ((reply[end] << 8) | reply[end + 1]) == req.qtype):
         return end + 4
     return 0

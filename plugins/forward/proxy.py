@@ -53,6 +53,7 @@ class TimedWaiter(Waiter, Protocol):
     expires: float
 
 _LEN = struct.Struct(">H")
+_LEN_ID = struct.Struct(">HH")  # a TCP frame's length prefix and the query's ID
 log = plugin_logger("forward")
 
 request_duration = metrics.REGISTRY.histogram(
@@ -396,7 +397,7 @@ class StreamConn(Expiry):
         qid = _getrandbits(16)  # _free_id's first try, inlined
         if qid in pending:
             qid = _free_id(pending)
-        frame = _LEN.pack(len(data)) + qid.to_bytes(2, "big") + data[2:]
+        frame = _LEN_ID.pack(len(data), qid) + data[2:]
         pending[qid] = waiter  # `used` is not read while a query is pending: the reader sets it on replies
         if self.state == "open" and self.stream is None and not self.outbuf:
             if mmsg.DEFER.active:

@@ -155,32 +155,30 @@ def accept(reply: bytes, udp: bool, qend: int = 0) -> bytes:
             off = wire.skip_name(reply, off) + 4
             if off > n:
                 raise wire.WireError("overflow unpacking uint16")
-    counts = [an, ns, ar]
     skip_name = wire.skip_name
+    _hhih = _HHIH.unpack_from
     try:
-        for section in range(3):
-            for i in range(counts[section]):
-                if off == n:  # the counts promise more records than there are: miekg keeps what is there
-                    counts[section] = i
-                    for later in range(section + 1, 3):
-                        counts[later] = 0
-                    return _fix_counts(reply, off, counts)
-                # an owner that is one compression pointer (most are) is two bytes: skip_name's answer
-                off = off + 2 if reply[off] >= 0xC0 and off + 2 <= n else skip_name(reply, off)
-                if off + 10 > n:
-                    raise Damaged("overflow unpacking rr header")
-                rtype, _cls, _ttl, rdlen = _HHIH.unpack_from(reply, off)
-                start = off + 10
-                off = start + rdlen
-                if off > n:
-                    raise Damaged("overflow unpacking rdata")
-                if rtype == 1:  # A: RDATA[1] (_fixed(4)), inlined for the commonest record
-                    if rdlen and rdlen != 4:
-                        raise Damaged("bad rdlength")
-                elif rdlen:
-                    check = RDATA.get(rtype)
-                    if check is not None:
-                        check(reply, start, off)
+        for i in range(an + ns + ar):  # the three sections as one run of records
+            if off == n:  # the counts promise more records than there are: miekg keeps what is there
+                kept_an = min(an, i)
+                kept_ns = min(ns, i - kept_an)
+                return _fix_counts(reply, off, [kept_an, kept_ns, i - kept_an - kept_ns])
+            # an owner that is one compression pointer (most are) is two bytes: skip_name's answer
+            off = off + 2 if reply[off] >= 0xC0 and off + 2 <= n else skip_name(reply, off)
+            if off + 10 > n:
+                raise Damaged("overflow unpacking rr header")
+            rtype, _cls, _ttl, rdlen = _hhih(reply, off)
+            start = off + 10
+            off = start + rdlen
+            if off > n:
+                raise Damaged("overflow unpacking rdata")
+            if rtype == 1:  # A: RDATA[1] (_fixed(4)), inlined for the commonest record
+                if rdlen and rdlen != 4:
+                    raise Damaged("bad rdlength")
+            elif rdlen:
+                check = RDATA.get(rtype)
+                if check is not None:
+                    check(reply, start, off)
     except (wire.WireError, IndexError, struct.error):
         if not udp and not flags & wire.TC:
             raise
