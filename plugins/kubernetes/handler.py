@@ -39,6 +39,8 @@ log = plugin_logger("kubernetes")
 DNS_SCHEMA_VERSION = "1.1.0"
 AXFR, IXFR = wire.TYPE_AXFR, wire.TYPE_IXFR
 REBUILD_CHUNK = 100  # services rebuilt between two yields to the query loop
+KEPT_FLAGS = wire.OPCODE_MASK | wire.RD | wire.CD  # a reply's flags from the query's (miekg SetReply)
+_REPLY_FLAGS: dict[int, bytes] = {}  # kept flags | rcode -> flags + QDCOUNT of a hit's header (<= 1,024)
 
 REDUCERS: dict[str, Callable[..., Any]] = {"namespaces": objects.reduce_namespace, "services": objects.reduce_service,
                                           "endpointslices": objects.reduce_slice, "pods": objects.reduce_pod}
@@ -359,16 +361,21 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
     def _write_hit(self, req: Request, w: ResponseWriter, hit: bytes, rcode: int = 0) -> int:
         """A precomputed or memoised answer: header (id, flags, QDCOUNT + the stored counts), question,
         records. Returns the rcode written."""
+        data = req.wire
+        kept = (req.flags & KEPT_FLAGS) | (rcode & 0x0F)  # what SetReply keeps of the query's flags, and the rcode
+        flags = _REPLY_FLAGS.get(kept)
+        if flags is None:
+            flags = _REPLY_FLAGS[kept] = struct.pack(">HH", wire.QR | wire.AA | kept, 1)  # + QDCOUNT 1
         body = hit[6:]
         if req.qtype == SRV:
-            qwire = req.wire[12 : req.qend - 4]
+            qwire = data[12 : req.qend - 4]
             if qwire != req.qname_wire:
                 # SRV targets cannot be compressed: give them the zone as the client spelled it
                 zone = zone_match(self.zones, req.name)
                 if zone is not None:
                     zw = wire.text_to_wire(zone)
                     body = body.replace(zw, qwire[len(qwire) - len(zw):])
-        w.write(b"".join((req.reply_header(rcode, aa=True)[:6], hit[:6], req.question, body)))
+        w.write(b"".join((data[:2], flags, hit[:6], data[12 : req.qend], body)))
         return rcode
 
     def _write_alias(self, req: Request, w: ResponseWriter, canon: bytes) -> int:
