@@ -52,13 +52,13 @@ class LoadBalance(Handler):
         self._layouts: dict[bytes, tuple[Layout, list, int]] = {}
 
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
-        return await self.next_or_failure(req, _Writer(w, self, req.question, req.size()))
+        return await self.next_or_failure(req, _Writer(w, self, req))
 
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
         nxt = self.next
         if nxt is None:
             return self.next_fast(req, w)  # raises the "no next plugin" error
-        return nxt.serve_fast(req, _Writer(w, self, req.question, req.size()))
+        return nxt.serve_fast(req, _Writer(w, self, req))
 
     # -- reordering ----------------------------------------------------------------------------
     def reorder(self, reply: Reply, question: bytes = b"", size: int = 65535) -> Reply:
@@ -173,14 +173,16 @@ class LoadBalance(Handler):
 
 
 class _Writer(WriterWrapper):
-    __slots__ = ("lb", "question", "size")
+    """Reorders what the chain writes; the request's question and size are read only for a reply with
+    more than one record in a section (most hits have none to move)."""
 
-    def __init__(self, inner: ResponseWriter, lb: LoadBalance, question: bytes = b"", size: int = 65535) -> None:
+    __slots__ = ("lb", "req")
+
+    def __init__(self, inner: ResponseWriter, lb: LoadBalance, req: Request) -> None:
         self.written = False
         self.inner = inner
         self.lb = lb
-        self.question = question
-        self.size = size
+        self.req = req
 
     def write(self, reply: Reply) -> None:
         self.written = True
@@ -188,7 +190,8 @@ class _Writer(WriterWrapper):
                 and reply[7] <= 1 and reply[9] <= 1 and reply[11] <= 1:
             self.inner.write(reply)  # at most one record per section: nothing can move (most hits)
             return
-        self.inner.write(self.lb.reorder(reply, self.question, self.size))
+        req = self.req
+        self.inner.write(self.lb.reorder(reply, req.question, req.size()))
 
 
 # -- the wire path ---------------------------------------------------------------------------------
