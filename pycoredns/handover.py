@@ -46,7 +46,7 @@ import socket
 import struct
 import sys
 import weakref
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import trio
 
@@ -71,10 +71,16 @@ def _proc_hex(family: int, host: str) -> str:
     return packed.hex().upper()
 
 
-def _sockets(port: int, tcp: bool = False) -> list[tuple[str, int]]:
-    """(local address in /proc hex, inode) of every unconnected UDP socket on `port` (`tcp`: every
-    listening TCP socket)."""
-    out: list[tuple[str, int]] = []
+class _Sock(NamedTuple):
+    addr: str  # local address as /proc prints it (hex)
+    inode: int
+    uid: int
+    v6: bool  # from /proc/net/*6
+
+
+def _sockets(port: int, tcp: bool = False) -> list[_Sock]:
+    """Every unconnected UDP socket on `port` (`tcp`: every listening TCP socket)."""
+    out: list[_Sock] = []
     suffix = f":{port:04X}"
     state = _TCP_LISTEN if tcp else _TCP_CLOSE
     for path in (("/proc/net/tcp", "/proc/net/tcp6") if tcp else ("/proc/net/udp", "/proc/net/udp6")):
@@ -87,7 +93,7 @@ def _sockets(port: int, tcp: bool = False) -> list[tuple[str, int]]:
             fields = line.split()
             if len(fields) < 10 or not fields[1].endswith(suffix) or fields[3] != state:
                 continue
-            out.append((fields[1][: -len(suffix)], int(fields[9])))
+            out.append(_Sock(fields[1][: -len(suffix)], int(fields[9]), int(fields[7]), path.endswith("6")))
     return out
 
 
@@ -101,8 +107,19 @@ def has_successor(sock: socket.socket) -> bool:
         return False
     ours = _proc_hex(sock.family, host)
     wildcards = {"0" * 8, "0" * 32}
-    return any(ino != other and (addr == ours or addr in wildcards)
-               for addr, other in _sockets(port, tcp=sock.type == socket.SOCK_STREAM))
+    return any(ino != other.inode and (other.addr == ours or other.addr in wildcards)
+               for other in _sockets(port, tcp=sock.type == socket.SOCK_STREAM))
+
+
+def _group_size(sock: socket.socket) -> int:
+    """How many listeners share this TCP listener's reuseport group (itself included), as far as
+    /proc tells: same family, address, port and owner."""
+    try:
+        host, port = sock.getsockname()[:2]
+    except OSError:
+        return 0
+    ours, uid, v6 = _proc_hex(sock.family, host), os.geteuid(), sock.family == socket.AF_INET6
+    return sum(1 for s in _sockets(port, tcp=True) if s.addr == ours and s.uid == uid and s.v6 == v6)
 
 
 def is_wildcard(sock: socket.socket) -> bool:
@@ -268,29 +285,149 @@ def allow_migration(sock: socket.socket) -> str:
     return ""
 
 
-def finish_tcp(lst: Listener, sock: socket.socket) -> None:
-    """Stop accepting: take every connection already in the accept queue, then close the listener.
+# -- TCP without BPF privileges: new connections steered to the other listeners -------------------
+#
+# Classic BPF needs no privilege: SO_ATTACH_REUSEPORT_CBPF gives the group a program whose result
+# is the index of the listener that takes a new connection (an index past the group: the kernel's
+# hash chooses). A retiring listener learns its own index by probing (`_own_index`), has every new
+# connection sent to one of the others, keeps accepting for TCP_GRACE so the handshakes in progress
+# on it finish into its queue, then accepts what is queued and closes: nothing is left on it to
+# reset. The program stays on the group after the close (it then favours some listeners, never a
+# closed one); a listener joining the group resets it (`join_group`).
 
-    With a successor, the group is first made to migrate (`allow_migration`): what arrives between
-    the last accept and the close, and the handshakes still in progress, move to the successor.
-    The connections in the queue are accepted here and served like any other connection of a
-    retiring listener: queries already sent are answered, then it closes.
-    """
-    if has_successor(sock):
-        why = allow_migration(sock)
-        if why:
-            log.core.warning(f"{lst.label}: TCP connections in progress at close are reset unless "
-                             f"net.ipv4.tcp_migrate_req=1 ({why})")
-    accepted: list[socket.socket] = []
-    for _ in range(int(lst.tcp_limit.total_tokens)):
+SO_ATTACH_REUSEPORT_CBPF = 51
+_SKF_NET_OFF = -0x100000  # loads relative to the IP header
+_SKF_AD_RANDOM = -0x1000 + 56
+_BY_HASH = 0xFFFFFFFF  # past any group: the kernel's hash chooses
+TCP_GRACE = 1.0  # seconds: a handshake whose last ACK was lost is completed by the client's retransmission
+PROBES = 3  # probe connections per index of the group
+PROBE_POLLS = 200  # at PROBE_POLL apart: the bound on learning the own index
+PROBE_POLL = 0.005
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def _insn(code: int, k: int = 0, jt: int = 0, jf: int = 0) -> bytes:
+    """One struct sock_filter."""
+    return struct.pack("=HBBI", code, jt, jf, k & 0xFFFFFFFF)
+
+
+_RET_K, _RET_A, _LD_ABS_B, _LD_ABS_H, _LD_ABS_W = 0x06, 0x16, 0x30, 0x28, 0x20
+_JEQ_K, _JGE_K, _JA, _RSH_K, _MOD_K, _ADD_K = 0x15, 0x35, 0x05, 0x74, 0x94, 0x04
+
+
+def _attach_cbpf(sock: socket.socket, insns: list[bytes]) -> bool:
+    code = ctypes.create_string_buffer(b"".join(insns))
+    prog = _SockFprog(len(insns), ctypes.addressof(code))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, bytes(prog))
+    except OSError:
+        return False
+    return True
+
+
+def join_group(sock: socket.socket) -> None:
+    """A new listener: the group's selection goes back to the kernel's hash, which a retired
+    member's steering program (`steer_away`) no longer does for the listener now in its slot."""
+    _attach_cbpf(sock, [_insn(_RET_K, _BY_HASH)])
+
+
+def _probe_program(ports: dict[int, int]) -> list[bytes]:
+    """A new connection from one of `ports` (source port -> index) goes to that index; every other
+    connection is left to the hash. The TCP source port follows a 20-byte IPv4 header (the probes
+    carry no options) or a 40-byte IPv6 one."""
+    insns = [_insn(_LD_ABS_B, _SKF_NET_OFF), _insn(_RSH_K, 4), _insn(_JEQ_K, 4, 0, 2),
+             _insn(_LD_ABS_H, _SKF_NET_OFF + 20), _insn(_JA, 1), _insn(_LD_ABS_H, _SKF_NET_OFF + 40)]
+    for port, index in ports.items():
+        insns += [_insn(_JEQ_K, port, 0, 1), _insn(_RET_K, index)]
+    return [*insns, _insn(_RET_K, _BY_HASH)]
+
+
+async def _own_index(sock: socket.socket, members: int, accepted: list[socket.socket]) -> int | None:
+    """This listener's index in its reuseport group, or None when the probes do not tell.
+
+    PROBES connections per index (from this process, each from its own port, each sending a byte
+    so that a lost handshake ACK is made good by the data) are steered to that index; the one index
+    whose probes arrive here is ours. Probes of two indexes here (an index past the group falls to
+    the hash) tell nothing. Client connections accepted meanwhile go to `accepted`."""
+    host, port = sock.getsockname()[:2]
+    target = _LOOPBACK[sock.family] if is_wildcard(sock) else host
+    probes: dict[int, int] = {}
+    clients: list[socket.socket] = []
+    seen: dict[int, int] = {}
+    try:
+        for index in [k for k in range(members) for _ in range(PROBES)]:
+            c = socket.socket(sock.family, socket.SOCK_STREAM)
+            clients.append(c)
+            c.setblocking(False)
+            c.bind(("", 0))
+            probes[c.getsockname()[1]] = index
+        if not _attach_cbpf(sock, _probe_program(probes)):
+            return None
+        for c in clients:
+            c.connect_ex((target, port))
+        unsent = list(clients)
+        for _ in range(PROBE_POLLS):
+            unsent = [c for c in unsent if not _sent_byte(c)]
+            for conn, addr in _accept_all(sock):
+                probe = probes.get(addr[1])
+                if probe is None:
+                    accepted.append(conn)
+                else:
+                    conn.close()
+                    seen[probe] = seen.get(probe, 0) + 1
+            if PROBES in seen.values():
+                break
+            await trio.sleep(PROBE_POLL)
+    except OSError:
+        return None
+    finally:
+        for c in clients:
+            c.close()
+    return next(iter(seen)) if len(seen) == 1 else None
+
+
+def _sent_byte(c: socket.socket) -> bool:
+    try:
+        return c.send(b"\0") == 1
+    except OSError:
+        return False  # not connected yet
+
+
+async def steer_away(sock: socket.socket, accepted: list[socket.socket]) -> bool:
+    """Have every new connection of the group go to one of the other listeners (at random);
+    True when in place. Client connections accepted while probing go to `accepted`."""
+    members = _group_size(sock)
+    if members < 2:
+        return False
+    index = await _own_index(sock, members, accepted)
+    if index is None:
+        return False
+    # A = random % (members - 1); skip our own index
+    return _attach_cbpf(sock, [_insn(_LD_ABS_W, _SKF_AD_RANDOM), _insn(_MOD_K, members - 1),
+                               _insn(_JGE_K, index, 0, 1), _insn(_ADD_K, 1), _insn(_RET_A)])
+
+
+# -- a retiring TCP listener -------------------------------------------------------------------------
+
+
+def _accept_all(sock: socket.socket, limit: int = 4096) -> list[tuple[socket.socket, Any]]:
+    """What the accept queue holds now (at most `limit`)."""
+    out = []
+    for _ in range(limit):
         try:
-            conn, _addr = sock.accept()
+            out.append(sock.accept())
         except OSError:
             break  # BlockingIOError: the queue is empty
-        accepted.append(conn)
-    sock.close()
+    return out
+
+
+def _serve(lst: Listener, conns: list[socket.socket]) -> None:
+    """Serve connections accepted by the hand-over like the listener's own (its connection limit too)."""
     assert lst.nursery is not None
-    for conn in accepted:
+    for conn in conns:
         token = object()
         try:
             lst.tcp_limit.acquire_on_behalf_of_nowait(token)
@@ -300,3 +437,32 @@ def finish_tcp(lst: Listener, sock: socket.socket) -> None:
         conn.setblocking(False)
         stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
         lst.nursery.start_soon(lst._tcp_conn, stream, token)
+
+
+async def finish_tcp(lst: Listener, sock: socket.socket, deadline: float) -> None:
+    """Stop accepting: take every connection already in the accept queue, then close the listener.
+
+    With a successor, the group is first made to migrate (`allow_migration`): what arrives between
+    the last accept and the close, and the handshakes still in progress, move to the successor.
+    Without the privilege for that, new connections are steered to the other listeners
+    (`steer_away`) and this one keeps accepting for TCP_GRACE (bounded by `deadline`). The
+    connections in the queue are accepted here and served like any other connection of a retiring
+    listener: queries already sent are answered, then it closes.
+    """
+    if has_successor(sock):
+        why = allow_migration(sock)
+        if why:
+            accepted: list[socket.socket] = []
+            steered = await steer_away(sock, accepted)
+            _serve(lst, accepted)
+            if not steered:
+                log.core.warning(f"{lst.label}: TCP connections in progress at close are reset unless "
+                                 f"net.ipv4.tcp_migrate_req=1 ({why}; steering failed)")
+            end = min(trio.current_time() + TCP_GRACE, deadline)
+            while steered and trio.current_time() < end:
+                with trio.move_on_at(end):
+                    await trio.lowlevel.wait_readable(sock)
+                _serve(lst, [conn for conn, _ in _accept_all(sock)])
+    conns = [conn for conn, _ in _accept_all(sock, int(lst.tcp_limit.total_tokens))]
+    sock.close()
+    _serve(lst, conns)

@@ -447,10 +447,10 @@ class Process:
         deadline = trio.current_time() + GRACEFUL_TIMEOUT
         for lst in inst.listeners.values():
             lst.retire_tcp()
-            if lst.tcp_sock is not None:
-                handover.finish_tcp(lst, lst.tcp_sock)
         async with trio.open_nursery() as n:
             for lst in inst.listeners.values():
+                if lst.tcp_sock is not None:
+                    n.start_soon(handover.finish_tcp, lst, lst.tcp_sock, deadline)
                 if lst.udp_sock is not None:
                     n.start_soon(handover.finish_udp, lst, lst.udp_sock, deadline)
         with trio.move_on_at(deadline):

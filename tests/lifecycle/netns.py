@@ -25,6 +25,7 @@ import pytest
 from conftest import ServerProcess
 
 ADDR = "169.254.20.10"
+UNPRIVILEGED = ("setpriv", "--bounding-set=-bpf,-sys_admin", "--")
 RATE = 10_000  # queries per second, as in issue 15
 _names = itertools.count()
 
@@ -47,8 +48,10 @@ def requirements() -> str:
 class Server(ServerProcess):
     """`python -m pycoredns ARGS` inside the namespace, stderr merged into stdout."""
 
-    def __init__(self, ns: Netns, args: list[str], cwd: Path) -> None:
-        super().__init__(args, cwd=str(cwd), prefix=("ip", "netns", "exec", ns.name), merge_stderr=True)
+    def __init__(self, ns: Netns, args: list[str], cwd: Path, unprivileged: bool = False) -> None:
+        """`unprivileged`: without CAP_BPF and CAP_SYS_ADMIN (as in a container that has neither)."""
+        prefix = ("ip", "netns", "exec", ns.name, *(UNPRIVILEGED if unprivileged else ()))
+        super().__init__(args, cwd=str(cwd), prefix=prefix, merge_stderr=True)
 
     def wait_for(self, text: str, timeout: float = 30.0) -> str:
         """The first output line containing `text` (bounded by `timeout`)."""
@@ -132,8 +135,8 @@ class Netns:
         self.loads: list[Load] = []
         self.helpers: list[subprocess.Popen] = []
 
-    def server(self, *args: str) -> Server:
-        s = Server(self, list(args), self.tmp)
+    def server(self, *args: str, unprivileged: bool = False) -> Server:
+        s = Server(self, list(args), self.tmp, unprivileged)
         self.servers.append(s)
         return s
 

@@ -1,4 +1,5 @@
-"""pycoredns.handover on loopback: a wildcard UDP socket withdrawn from its reuseport group.
+"""pycoredns.handover on loopback: a wildcard UDP socket withdrawn from its reuseport group, and a
+TCP listener that new connections are steered away from (without BPF privileges).
 
 Two addresses of 127.0.0.0/8 (and ::1 for a dual-stack socket, which the server uses for a
 wildcard address) stand for the addresses a wildcard socket serves. Datagrams queued on
@@ -10,6 +11,7 @@ socket is connected to that address receives nothing else).
 from __future__ import annotations
 
 import socket
+import time
 from contextlib import ExitStack
 
 import pytest
@@ -89,3 +91,53 @@ def test_no_successor_no_withdrawal() -> None:
         assert not handover.has_successor(old)
         assert not handover.withdraw(old)
         assert old.getsockname()[0] == "0.0.0.0"
+
+
+def tcp_listener(stack: ExitStack, port: int = 0) -> socket.socket:
+    s = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(128)
+    s.setblocking(False)
+    return s
+
+
+def landed(stack: ExitStack, listeners: list[socket.socket], n: int = 40) -> list[int]:
+    """Open `n` connections to the group; how many of them each listener's accept queue got (the
+    probes steered to the others are left out)."""
+    port = listeners[0].getsockname()[1]
+    ours = {stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=2)).getsockname()[1]
+            for _ in range(n)}
+    counts = [0] * len(listeners)
+    for _ in range(200):  # bounded: the last handshakes may still be completing
+        for i, lst in enumerate(listeners):
+            counts[i] += sum(1 for _, addr in handover._accept_all(lst) if addr[1] in ours)
+        if sum(counts) == n:
+            break
+        time.sleep(0.01)
+    return counts
+
+
+@pytest.mark.parametrize("members", [2, 3])
+async def test_a_steered_away_tcp_listener_gets_no_new_connection(members: int) -> None:
+    """The unprivileged TCP hand-over: the retiring listener learns its index by probing, then the
+    group's new connections all go to the others; a new member puts the kernel's hash back."""
+    with ExitStack() as stack:
+        group = [tcp_listener(stack)]
+        group += [tcp_listener(stack, group[0].getsockname()[1]) for _ in range(members - 1)]
+        for old in group:  # each member in turn, the others' queues emptied in between
+            handover.join_group(old)
+            accepted: list[socket.socket] = []
+            assert await handover.steer_away(old, accepted)
+            assert accepted == []  # no client but the probes
+            counts = landed(stack, group)
+            assert counts[group.index(old)] == 0 and sum(counts) == 40, counts
+        handover.join_group(group[0])
+        assert min(landed(stack, group, n=60)) > 0  # the hash again: every member gets some
+
+
+async def test_no_other_listener_no_steering() -> None:
+    with ExitStack() as stack:
+        old = tcp_listener(stack)
+        assert not handover.has_successor(old)
+        assert not await handover.steer_away(old, [])
