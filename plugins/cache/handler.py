@@ -56,6 +56,7 @@ DEFAULT_CAP = 10000
 DEFAULT_PREFETCH_WINDOW = 60.0
 DEFAULT_PERCENTAGE = 10
 NO_RRS_TTL = 5  # a reply without records is kept this long (before clamping)
+ZONE_MEMO_SIZE = 16384  # qnames whose zone membership is remembered (cleared when full)
 REFRESH_LIMIT = 30.0  # a `verify` client waits this long at most for a refresh without VERIFY_TIMEOUT
 OPCODE = wire.OPCODE_MASK  # opcode bits of the flags word
 _I = struct.Struct(">I")
@@ -93,6 +94,7 @@ class Cache(Handler):
         self.ncache = Store(self.ncap)
         self._all = True
         self._zone_wires: frozenset[bytes] = frozenset()
+        self._zone_memo: dict[bytes, bool] = {}
         self._labels: dict[object, Labels] = {}
 
     def finish(self) -> None:
@@ -102,12 +104,25 @@ class Cache(Handler):
         self.zones_label = ",".join(self.zones)
         self._all = "." in self.zones
         self._zone_wires = frozenset(wire.text_to_wire(z).lower() for z in self.zones)
+        self._zone_memo = {}
 
     # -- keys, zones, labels ------------------------------------------------------------------
     def in_zones(self, qn: bytes) -> bool:
-        """Whether the lowercased wire qname is at or below one of our zones (label-wise)."""
+        """Whether the lowercased wire qname is at or below one of our zones (label-wise); memoised
+        per qname (bounded), as the listener's routing is: node-local's cluster.local block asks it for
+        every query."""
         if self._all:
             return True
+        memo = self._zone_memo
+        inside = memo.get(qn)
+        if inside is None:
+            inside = self._walk_zones(qn)
+            if len(memo) >= ZONE_MEMO_SIZE:
+                memo.clear()
+            memo[qn] = inside
+        return inside
+
+    def _walk_zones(self, qn: bytes) -> bool:
         zw = self._zone_wires
         off = 0
         while True:

@@ -28,6 +28,10 @@ TYPE_ANY, TYPE_CNAME, TYPE_NS, TYPE_OPT, TYPE_SOA = (wire.TYPE_ANY, wire.TYPE_CN
 # Bits of the request's flags word copied into a hit: opcode, RD, CD (miekg SetReply).
 REQ_BITS = wire.OPCODE_MASK | wire.RD | wire.CD
 HIT_BASE = wire.QR | wire.AA  # AA forced on every hit (CoreDNS's glibc workaround)
+RA_RCODE = wire.RA | 0xF  # the stored reply's header bits a hit keeps
+AD, SERVFAIL, NOTIMP = wire.AD, wire.SERVFAIL, wire.NOTIMP
+NOT_WRITTEN = frozenset((wire.FORMERR, wire.SERVFAIL, wire.NOTIMP, wire.REFUSED))
+NEVER = float("-inf")
 
 
 class Entry:
@@ -45,7 +49,6 @@ class Entry:
         "orig_ttl",
         "positive",
         "qend",
-        "rcode",
         "refreshing",
         "ret",
         "servfail",
@@ -60,26 +63,26 @@ class Entry:
         """`message` is the reply without OPT; `ttl_offsets` are absolute offsets into it (kept, not
         copied: the caller's list is the entry's)."""
         flags = (message[2] << 8) | message[3]
+        rcode = flags & 0xF
         self.template = message
         self.qend = qend
         self.ttl_offsets = ttl_offsets
         self.counts = message[4:12]
-        self.rcode = flags & 0xF
-        self.hflags = flags & (wire.RA | 0xF)
-        self.ad = bool(flags & wire.AD)
-        self.servfail = self.rcode in (wire.SERVFAIL, wire.NOTIMP)
+        self.hflags = flags & RA_RCODE
+        self.ad = (flags & AD) != 0
+        self.servfail = rcode in (SERVFAIL, NOTIMP)
         # What a hit returns to the chain: the rcode when it is a "written" one, else NOERROR as
         # CoreDNS's cache does (it always returns RcodeSuccess after writing a hit).
-        self.ret = self.rcode if self.rcode not in (1, 2, 4, 5) else 0
+        self.ret = 0 if rcode in NOT_WRITTEN else rcode
         self.orig_ttl = orig_ttl
         self.stored = stored
         self.positive = positive
         self.body = b""
         self.body_ttl = -1
         self.hits = 0  # prefetch popularity (CoreDNS freq.Freq)
-        self.last = float("-inf")
+        self.last = NEVER
         self.refreshing = False  # a background refresh is in flight (single-flight)
-        self.failed_at = float("-inf")
+        self.failed_at = NEVER
         self.slot = -1
 
     def ttl(self, now: float) -> int:
