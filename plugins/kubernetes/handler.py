@@ -38,7 +38,8 @@ log = plugin_logger("kubernetes")
 
 DNS_SCHEMA_VERSION = "1.1.0"
 AXFR, IXFR = wire.TYPE_AXFR, wire.TYPE_IXFR
-REBUILD_CHUNK = 100  # services rebuilt between two yields to the query loop
+REBUILD_STEP = 4  # services rebuilt per Index.apply call (a failing one skips these)
+REBUILD_SLICE = 0.001  # seconds of rebuilding between two yields to the query loop
 KEPT_FLAGS = wire.OPCODE_MASK | wire.RD | wire.CD  # a reply's flags from the query's (miekg SetReply)
 _REPLY_FLAGS: dict[int, bytes] = {}  # kept flags | rcode -> flags + QDCOUNT of a hit's header (<= 1,024)
 
@@ -196,18 +197,24 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
         A relist or the first sync of a large cluster can touch thousands of services; done in one go
         on the trio loop it would stall every query (a reload's old configuration serves meanwhile).
         The first build runs here too, after `synced` (every kind listed): queries meanwhile build
-        the one service they need first (`Index.settle`).
+        the one service they need first (`Index.settle`). It yields every REBUILD_SLICE: the start
+        that follows `synced` (listeners, the /ready route) waits for the loop at each step, and with
+        100 services between yields (~12 ms) /ready answered 105-158 ms after the last list instead
+        of 8-9 ms (5k x 10, load 4-5).
         """
         idx = self.index
         assert idx is not None
+        clock = time.perf_counter
         while True:
             await self._rebuild_needed.wait()
             self._rebuild_needed = trio.Event()
             while idx.dirty:
-                try:
-                    idx.apply(REBUILD_CHUNK)
-                except Exception as e:  # one odd object must not take the server down (the chunk is skipped)
-                    log.error(f"building answers failed: {type(e).__name__}: {e}")
+                until = clock() + REBUILD_SLICE
+                while idx.dirty and clock() < until:
+                    try:
+                        idx.apply(REBUILD_STEP)
+                    except Exception as e:  # one odd object must not take the server down (the step is skipped)
+                        log.error(f"building answers failed: {type(e).__name__}: {e}")
                 await trio.sleep(0)
             now = time.time()
             for kind, trigger in self._programmed:  # from the change to its answers being served
