@@ -596,11 +596,21 @@ class TCPConnection:
         # does not take at once goes through the writer task (TLS always does).
         self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
         self.queued = 0  # frames handed to the writer task and not yet sent
+        # Replies written while the read loop dispatches the queries of one chunk (plain TCP): sent
+        # with one write when the chunk is done, not one write (and one loopback wake-up) per reply.
+        self._batch: list[bytes] | None = None
 
     def send(self, data: bytes) -> None:
         if self.closed:
             return
         frame = _LEN.pack(len(data)) + data
+        if self._batch is not None:  # answered while the read loop dispatches a chunk: one write for all
+            self._batch.append(frame)
+            return
+        self._write(frame)
+
+    def _write(self, frame: bytes) -> None:
+        """Write a frame (or several) now; what the kernel does not take goes through the writer task."""
         if self._fd >= 0 and not self.queued:
             try:
                 n = os.write(self._fd, frame)
@@ -667,17 +677,24 @@ class TCPConnection:
             if cs.cancelled_caught or not chunk:
                 return
             buf += chunk
-            while len(buf) >= 2:
-                size = (buf[0] << 8) | buf[1]
-                if len(buf) < 2 + size:
-                    break
-                data = bytes(buf[2 : 2 + size])
-                del buf[: 2 + size]
-                self.listener.dispatch(data, self.remote, self)
-                timeout = self.listener.idle_timeout
-                budget -= 1
-                if budget == 0:
-                    return  # maxtcpqueries reached: answer what was read, then close
+            if self._fd >= 0:
+                self._batch = []
+            try:
+                while len(buf) >= 2:
+                    size = (buf[0] << 8) | buf[1]
+                    if len(buf) < 2 + size:
+                        break
+                    data = bytes(buf[2 : 2 + size])
+                    del buf[: 2 + size]
+                    self.listener.dispatch(data, self.remote, self)
+                    timeout = self.listener.idle_timeout
+                    budget -= 1
+                    if budget == 0:
+                        return  # maxtcpqueries reached: answer what was read, then close
+            finally:
+                batch, self._batch = self._batch, None
+                if batch and not self.closed:
+                    self._write(b"".join(batch))
             self._idle = not buf
 
     # -- the transport interface of Listener.dispatch --------------------------------------------
