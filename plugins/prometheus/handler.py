@@ -113,7 +113,9 @@ class Metrics(WrapperHandler):
         slot.duration_sum += v
         edns = req.edns
         rcode = rc & 0x0F if rc in NOT_WRITTEN else rec.rcode
-        obs = (slot, bisect_left(_DURATION_BUCKETS, v), rec.size, len(req.wire), rcode, rec.plugin,
+        nxt = self.next  # Recorder.plugin, inline: this runs for every query
+        plugin = nxt.name if rec.written and nxt is not None else ""
+        obs = (slot, bisect_left(_DURATION_BUCKETS, v), rec.size, len(req.wire), rcode, plugin,
                edns is not None and edns.do)
         pending = _PENDING
         pending[obs] = pending.get(obs, 0) + 1
