@@ -250,6 +250,8 @@ class Exchange:
                 self._send(left)
                 return PENDING  # type: ignore[no-any-return]
             except UpstreamError as e:
+                if not self.deadline:  # failed before any send: the budget runs from here (no endless retries)
+                    self.deadline = now() + DEADLINE
                 if self._count_failure(e):
                     break
         return self._give_up()

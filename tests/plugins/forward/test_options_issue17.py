@@ -71,3 +71,14 @@ async def test_resolver_must_be_addresses(arg: str) -> None:
         async with running(f". {{\n forward . 127.0.0.1 {{\n  resolver {arg}\n }}\n}}\n"):
             pass
     assert str(e.value) == f'plugin/forward: resolver must be an IP address or IP:port: "{arg}"'
+
+
+async def test_source_address_not_local_with_unlimited_attempts_ends() -> None:
+    """Every attempt fails before it sends (the source address is not this host's: bind fails) and
+    `max_connect_attempts 0` sets no cap: the 5 s budget still ends the query with SERVFAIL (the
+    budget starts at the first failure when no send ever happened)."""
+    cf = (". {\n forward . 127.0.0.1:9 {\n  source_address 192.0.2.55\n  max_connect_attempts 0\n"
+          "  max_fails 0\n }\n}\n")
+    async with running(cf) as srv:
+        r = await query(srv.port(), "a.example.org.", "A", timeout=30.0)
+        assert r.rcode() == dns.rcode.SERVFAIL
