@@ -99,7 +99,7 @@ async def guarded(what: str, fn: Callable[..., Awaitable[None]], *args: object,
 
 
 # The clock of connection ages and query send times: the timers' (trio's) clock, which forward's
-# deadlines use too, so a query's send time is the reading its timer was armed with.
+# deadlines and the channels' expiry sweeps use too.
 _now = now
 
 
