@@ -24,24 +24,17 @@ Successors are found in /proc/net/udp{,6} of the process's own network namespace
 
 TCP: closing a listener resets the connections the kernel holds for it — those in its accept queue
 and the handshakes still in progress (the client's final ACK not yet in, say it was lost on the
-way) — unless they migrate to another listener of the reuseport group. The kernel migrates them when
-net.ipv4.tcp_migrate_req is 1 (Linux >= 5.14), or, whatever that sysctl says, when the group has an
-SK_REUSEPORT program loaded as BPF_SK_REUSEPORT_SELECT_OR_MIGRATE. Before it closes a listener, a
-retiring process attaches the smallest such program (`return SK_PASS`, no selection: new
-connections are still spread by the kernel's hash, as without a program) so the group migrates
-(`allow_migration`). It needs CAP_BPF (or CAP_SYS_ADMIN) and Linux >= 5.14; without them the
-listener closes as before, and net.ipv4.tcp_migrate_req=1 on the node does the same job. The
-sysctl is left alone: it is per network namespace, and a node-local cache shares the node's.
-The program stays on the group after the listener closes; it changes nothing but that closing
-members' connections migrate.
+way) — unless they migrate to another listener of the reuseport group. Before it closes a listener
+with a successor, a retiring process has the group migrate them (`reuseport.allow_migration`, with
+CAP_BPF), or else steers new connections to the other listeners and accepts until its own are in
+(`steer_away`). net.ipv4.tcp_migrate_req is left alone: it is per network namespace, and a
+node-local cache shares the node's.
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
-import platform
 import socket
 import struct
 import sys
@@ -50,7 +43,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import trio
 
-from . import log
+from . import log, reuseport
 
 if TYPE_CHECKING:
     from .server import Listener, UDPTransport
@@ -242,107 +235,18 @@ async def finish_udp(lst: Listener, sock: socket.socket, deadline: float) -> Non
         await trio.sleep(POLL)
 
 
-# -- TCP: migration of what a closing listener holds ------------------------------------------------
-
-_SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361, "s390x": 351}
-_BPF_PROG_LOAD = 5
-_BPF_PROG_TYPE_SK_REUSEPORT = 21
-_BPF_SK_REUSEPORT_SELECT_OR_MIGRATE = 40
-SO_ATTACH_REUSEPORT_EBPF = 52
-# r0 = SK_PASS; exit  (struct bpf_insn: code, dst/src registers, offset, immediate)
-_PASS = struct.pack("<BBhi", 0xB7, 0, 0, 1) + struct.pack("<BBhi", 0x95, 0, 0, 0)
-_LICENSE = ctypes.create_string_buffer(b"GPL")
-
-
-def _load_migrate_program() -> int:
-    """The program's fd (close it once attached), or -errno."""
-    nr = _SYS_BPF.get(platform.machine())
-    if nr is None:
-        return -errno.ENOSYS
-    insns = ctypes.create_string_buffer(_PASS, len(_PASS))
-    attr = ctypes.create_string_buffer(128)  # union bpf_attr, BPF_PROG_LOAD's fields; the rest zero
-    struct.pack_into("<IIQQ", attr, 0, _BPF_PROG_TYPE_SK_REUSEPORT, len(_PASS) // 8,
-                     ctypes.addressof(insns), ctypes.addressof(_LICENSE))
-    struct.pack_into("<I", attr, 68, _BPF_SK_REUSEPORT_SELECT_OR_MIGRATE)  # expected_attach_type
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = libc.syscall(ctypes.c_long(nr), ctypes.c_int(_BPF_PROG_LOAD), attr, ctypes.c_uint(len(attr)))
-    return fd if fd >= 0 else -ctypes.get_errno()
-
-
-def allow_migration(sock: socket.socket) -> str:
-    """Have the kernel move what `sock` (a listening TCP socket) holds to another listener of its
-    reuseport group when it closes. '' when done, else why not (the listener then closes as before:
-    its queued connections are reset unless net.ipv4.tcp_migrate_req is 1)."""
-    fd = _load_migrate_program()
-    if fd < 0:
-        return f"BPF program not loaded: {os.strerror(-fd)}"
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, fd)
-    except OSError as e:
-        return f"BPF program not attached: {e.strerror}"
-    finally:
-        os.close(fd)
-    return ""
-
-
 # -- TCP without BPF privileges: new connections steered to the other listeners -------------------
 #
-# Classic BPF needs no privilege: SO_ATTACH_REUSEPORT_CBPF gives the group a program whose result
-# is the index of the listener that takes a new connection (an index past the group: the kernel's
-# hash chooses). A retiring listener learns its own index by probing (`_own_index`), has every new
-# connection sent to one of the others, keeps accepting for TCP_GRACE so the handshakes in progress
-# on it finish into its queue, then accepts what is queued and closes: nothing is left on it to
-# reset. The program stays on the group after the close (it then favours some listeners, never a
-# closed one); a listener joining the group resets it (`join_group`).
+# A retiring listener learns its own index in the group by probing (`_own_index`), has every new
+# connection sent to one of the others (`reuseport.steering_program`), keeps accepting for TCP_GRACE so the
+# handshakes in progress on it finish into its queue, then accepts what is queued and closes:
+# nothing is left on it to reset. The program stays on the group after the close (it then favours
+# some listeners, never a closed one); a listener joining the group resets it (`reuseport.join_group`).
 
-SO_ATTACH_REUSEPORT_CBPF = 51
-_SKF_NET_OFF = -0x100000  # loads relative to the IP header
-_SKF_AD_RANDOM = -0x1000 + 56
-_BY_HASH = 0xFFFFFFFF  # past any group: the kernel's hash chooses
 TCP_GRACE = 1.0  # seconds: a handshake whose last ACK was lost is completed by the client's retransmission
 PROBES = 3  # probe connections per index of the group
 PROBE_POLLS = 200  # at PROBE_POLL apart: the bound on learning the own index
 PROBE_POLL = 0.005
-
-
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-
-def _insn(code: int, k: int = 0, jt: int = 0, jf: int = 0) -> bytes:
-    """One struct sock_filter."""
-    return struct.pack("=HBBI", code, jt, jf, k & 0xFFFFFFFF)
-
-
-_RET_K, _RET_A, _LD_ABS_B, _LD_ABS_H, _LD_ABS_W = 0x06, 0x16, 0x30, 0x28, 0x20
-_JEQ_K, _JGE_K, _JA, _RSH_K, _MOD_K, _ADD_K = 0x15, 0x35, 0x05, 0x74, 0x94, 0x04
-
-
-def _attach_cbpf(sock: socket.socket, insns: list[bytes]) -> bool:
-    code = ctypes.create_string_buffer(b"".join(insns))
-    prog = _SockFprog(len(insns), ctypes.addressof(code))
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, bytes(prog))
-    except OSError:
-        return False
-    return True
-
-
-def join_group(sock: socket.socket) -> None:
-    """A new listener: the group's selection goes back to the kernel's hash, which a retired
-    member's steering program (`steer_away`) no longer does for the listener now in its slot."""
-    _attach_cbpf(sock, [_insn(_RET_K, _BY_HASH)])
-
-
-def _probe_program(ports: dict[int, int]) -> list[bytes]:
-    """A new connection from one of `ports` (source port -> index) goes to that index; every other
-    connection is left to the hash. The TCP source port follows a 20-byte IPv4 header (the probes
-    carry no options) or a 40-byte IPv6 one."""
-    insns = [_insn(_LD_ABS_B, _SKF_NET_OFF), _insn(_RSH_K, 4), _insn(_JEQ_K, 4, 0, 2),
-             _insn(_LD_ABS_H, _SKF_NET_OFF + 20), _insn(_JA, 1), _insn(_LD_ABS_H, _SKF_NET_OFF + 40)]
-    for port, index in ports.items():
-        insns += [_insn(_JEQ_K, port, 0, 1), _insn(_RET_K, index)]
-    return [*insns, _insn(_RET_K, _BY_HASH)]
 
 
 async def _own_index(sock: socket.socket, members: int, accepted: list[socket.socket]) -> int | None:
@@ -364,7 +268,7 @@ async def _own_index(sock: socket.socket, members: int, accepted: list[socket.so
             c.setblocking(False)
             c.bind(("", 0))
             probes[c.getsockname()[1]] = index
-        if not _attach_cbpf(sock, _probe_program(probes)):
+        if not reuseport.attach_cbpf(sock, reuseport.probe_program(probes)):
             return None
         for c in clients:
             c.connect_ex((target, port))
@@ -405,9 +309,7 @@ async def steer_away(sock: socket.socket, accepted: list[socket.socket]) -> bool
     index = await _own_index(sock, members, accepted)
     if index is None:
         return False
-    # A = random % (members - 1); skip our own index
-    return _attach_cbpf(sock, [_insn(_LD_ABS_W, _SKF_AD_RANDOM), _insn(_MOD_K, members - 1),
-                               _insn(_JGE_K, index, 0, 1), _insn(_ADD_K, 1), _insn(_RET_A)])
+    return reuseport.attach_cbpf(sock, reuseport.steering_program(members, index))
 
 
 # -- a retiring TCP listener -------------------------------------------------------------------------
@@ -442,7 +344,7 @@ def _serve(lst: Listener, conns: list[socket.socket]) -> None:
 async def finish_tcp(lst: Listener, sock: socket.socket, deadline: float) -> None:
     """Stop accepting: take every connection already in the accept queue, then close the listener.
 
-    With a successor, the group is first made to migrate (`allow_migration`): what arrives between
+    With a successor, the group is first made to migrate (`reuseport.allow_migration`): what arrives between
     the last accept and the close, and the handshakes still in progress, move to the successor.
     Without the privilege for that, new connections are steered to the other listeners
     (`steer_away`) and this one keeps accepting for TCP_GRACE (bounded by `deadline`). The
@@ -450,7 +352,7 @@ async def finish_tcp(lst: Listener, sock: socket.socket, deadline: float) -> Non
     listener: queries already sent are answered, then it closes.
     """
     if has_successor(sock):
-        why = allow_migration(sock)
+        why = reuseport.allow_migration(sock)
         if why:
             accepted: list[socket.socket] = []
             steered = await steer_away(sock, accepted)
@@ -464,5 +366,6 @@ async def finish_tcp(lst: Listener, sock: socket.socket, deadline: float) -> Non
                     await trio.lowlevel.wait_readable(sock)
                 _serve(lst, [conn for conn, _ in _accept_all(sock)])
     conns = [conn for conn, _ in _accept_all(sock, int(lst.tcp_limit.total_tokens))]
+    trio.lowlevel.notify_closing(sock)  # trio may still hold it from wait_readable
     sock.close()
     _serve(lst, conns)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 from dnslib import DNSBuffer, DNSRecord
 
-from . import handover, log, metrics, mmsg, wire
+from . import log, metrics, mmsg, reuseport, wire
 from .exceptions import PluginError
 from .handler import PENDING, run_slow
 from .layout import recent_opt
@@ -756,7 +756,7 @@ def _bind(kind: int, host: str, port: int) -> socket.socket:
         s.bind((host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
         if kind == socket.SOCK_STREAM:
             s.listen(1024)
-            handover.join_group(s)  # the group's selection back to the kernel's hash
+            reuseport.join_group(s)  # the group's selection back to the kernel's hash
         s.setblocking(False)
     except BaseException:
         s.close()

@@ -16,7 +16,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from pycoredns import handover
+from pycoredns import handover, reuseport
 
 WILDCARD = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
 LOOPBACK = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
@@ -126,13 +126,13 @@ async def test_a_steered_away_tcp_listener_gets_no_new_connection(members: int) 
         group = [tcp_listener(stack)]
         group += [tcp_listener(stack, group[0].getsockname()[1]) for _ in range(members - 1)]
         for old in group:  # each member in turn, the others' queues emptied in between
-            handover.join_group(old)
+            reuseport.join_group(old)
             accepted: list[socket.socket] = []
             assert await handover.steer_away(old, accepted)
             assert accepted == []  # no client but the probes
             counts = landed(stack, group)
             assert counts[group.index(old)] == 0 and sum(counts) == 40, counts
-        handover.join_group(group[0])
+        reuseport.join_group(group[0])
         assert min(landed(stack, group, n=60)) > 0  # the hash again: every member gets some
 
 

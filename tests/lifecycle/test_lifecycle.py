@@ -109,7 +109,7 @@ def test_tcp_surge_upgrade_loses_nothing(tmp_path: Path, bind: bool, unprivilege
     each, some of them slow to finish their handshake (LOSSY_HANDSHAKES). The connections the kernel
     holds for the old listener when it closes (accept queue, handshakes in progress) are reset
     unless they move to the successor; net.ipv4.tcp_migrate_req is 0 in the namespace, so it is
-    pycoredns's own hand-over that must move them (`pycoredns.handover.allow_migration`), or,
+    pycoredns's own hand-over that must move them (`pycoredns.reuseport.allow_migration`), or,
     without CAP_BPF and CAP_SYS_ADMIN (`unprivileged`), keep them off the old listener until it is
     empty (`pycoredns.handover.steer_away`). Before either, 4-5 connections (12-15 queries) were
     reset in each run."""
