@@ -60,6 +60,7 @@ ZONE_MEMO_SIZE = 16384  # qnames whose zone membership is remembered (cleared wh
 REFRESH_LIMIT = 30.0  # a `verify` client waits this long at most for a refresh without VERIFY_TIMEOUT
 OPCODE = wire.OPCODE_MASK  # opcode bits of the flags word
 _I = struct.Struct(">I")
+AD, TC = wire.AD, wire.TC
 
 # -- the handler --------------------------------------------------------------------------------
 
@@ -345,27 +346,28 @@ class Cache(Handler):
             return reply, None, False
         data = lay.data
         kind = lay.kind
-        ad_off = not req.do and not req.flags & wire.AD  # AD only for clients that asked for DNSSEC or sent AD
+        edns = req.edns
+        ad_off = not (edns is not None and edns.do) and not req.flags & AD  # AD only for DNSSEC or AD askers
         if kind >= META:  # not stored; AD cleared all the same (CoreDNS)
-            if data[3] & wire.AD and ad_off:
-                data = data[:3] + bytes([data[3] & ~wire.AD & 0xFF]) + data[4:]
-            return data, None, False
+            return (_without_ad(data) if ad_off and data[3] & AD else data), None, False
         flags = (data[2] << 8) | data[3]
         msg_ttl = NO_RRS_TTL if lay.min_ttl is None else lay.min_ttl
         if kind in (NAMEERROR, NODATA):
-            duration = min(max(msg_ttl, self.minnttl), self.nttl)
+            lo, hi = self.minnttl, self.nttl
         elif kind == SERVERERROR:
-            duration = self.failttl
+            lo = hi = self.failttl
         else:
-            duration = min(max(msg_ttl, self.minpttl), self.pttl)
+            lo, hi = self.minpttl, self.pttl
+        low = msg_ttl if msg_ttl > lo else lo  # min(max(msg_ttl, lo), hi), inline
+        duration = low if low < hi else hi
         ttl = int(duration)
         positive = kind in (NOERROR, DELEGATION)
         matched = lay.matched
-        refreshed = matched and flags & 0xF in (wire.NOERROR, wire.NXDOMAIN) and not flags & wire.TC
+        refreshed = matched and flags & 0xF in (wire.NOERROR, wire.NXDOMAIN) and not flags & TC
         if refresh_of is not None and refresh_of.positive and not positive and self.prefer_positive:
             refreshed = False  # last-known-good positive answer wins over a new denial
         entry = None
-        if not flags & wire.TC and kind != OTHERERROR and duration > 0:
+        if not flags & TC and kind != OTHERERROR and duration > 0:
             if not matched:
                 inc(drops_total, lb.plain)
             elif refresh_of is None or refreshed:
@@ -377,11 +379,9 @@ class Cache(Handler):
             for o in lay.ttls:
                 pack(out, o, ttl)
             if ad_off:
-                out[3] &= ~wire.AD & 0xFF
+                out[3] &= ~AD & 0xFF
             return bytes(out), entry, refreshed
-        if ad_off and data[3] & wire.AD:
-            data = data[:3] + bytes([data[3] & ~wire.AD & 0xFF]) + data[4:]
-        return data, entry, refreshed
+        return (_without_ad(data) if ad_off and data[3] & AD else data), entry, refreshed
 
     def _store(self, req: Request, key: tuple, shard: int, lay: Layout, ttl: int, positive: bool,
                lb: Labels) -> Entry | None:
@@ -408,6 +408,10 @@ def key_of(req: Request) -> tuple[tuple, int, bool]:
     edns = req.edns
     do = edns is not None and edns.do
     return (qn, req.qtype, req.qclass, do, bool(req.flags & wire.CD)), hash(qn) & (SHARDS - 1), do
+
+
+def _without_ad(data: bytes) -> bytes:
+    return data[:3] + bytes([data[3] & ~AD & 0xFF]) + data[4:]
 
 
 def _write_hit(req: Request, w: ResponseWriter, e: Entry, do: bool, ttl: int) -> int:
