@@ -21,7 +21,7 @@ from pycoredns.util import Fallthrough, zone_match
 
 from .gotemplate import Lazy, Struct, Template, TemplateExecError
 from .metrics import matches_total, rr_failures_total, template_failures_total
-from .rr import parse_rr
+from .rr import parse_rr, wire_rr
 
 ANY = wire.TYPE_ANY
 TYPE_A, TYPE_AAAA, TYPE_CNAME = wire.TYPE_A, wire.TYPE_AAAA, wire.TYPE_CNAME
@@ -97,19 +97,18 @@ def _meta(meta: dict[str, Any], key: Any) -> str:
 
 
 class Reply:
-    """The parsed records of one rendering, and the packed reply body when no lookup is needed (with
-    lookups: each record packed on its own, without compression, to splice the looked-up answers in)."""
+    """One rendering: the packed reply body when no lookup is needed; with lookups, each record packed
+    on its own, without compression (answer, authority, additional), to splice the looked-up answers in."""
 
-    __slots__ = ("additional", "answers", "authority", "body", "counts", "lookups", "records")
+    __slots__ = ("body", "counts", "lookups", "records", "targets", "types")
 
-    def __init__(self, answers: list[RR], additional: list[RR], authority: list[RR], lookups: bool) -> None:
-        self.answers = answers
-        self.additional = additional
-        self.authority = authority
+    def __init__(self, lookups: bool, counts: tuple[int, int, int]) -> None:
         self.lookups = lookups  # A/AAAA query with CNAME answers: targets are resolved at write time
+        self.counts = counts
         self.body = b""
-        self.counts = (0, 0, 0)
         self.records: list[bytes] = []
+        self.types: list[int] = []  # of the answers
+        self.targets: list[str] = []  # the CNAME answers' targets, in order (with lookups)
 
 
 class Outcome:
@@ -180,6 +179,35 @@ class TemplateHandler(Handler):
         hit = self.cache.get(key)
         if hit is not None:
             return hit
+        reply = self._wire_reply(req, t, texts) or self._dnslib_reply(req, t, texts, labels, out)
+        if len(self.cache) >= CACHE_SIZE:
+            self.cache.clear()
+        self.cache[key] = reply
+        return reply
+
+    @staticmethod
+    def _wire_reply(req: Request, t: Tmpl, texts: tuple[tuple[str, ...], ...]) -> Reply | None:
+        """The reply of an A/AAAA query answered with CNAMEs (to be followed by lookups), built on the
+        wire when every record is one `wire_rr` builds; else None (dnslib builds it)."""
+        if req.qtype not in (TYPE_A, TYPE_AAAA) or t.ederror is not None:
+            return None
+        built = [[wire_rr(text) for text in sec] for sec in texts]  # answer, additional, authority
+        answers, additional, authority = built
+        if not any(r is not None and r.rtype == TYPE_CNAME for r in answers):
+            return None  # no lookups: dnslib's compressed reply
+        records = [*answers, *authority, *additional]
+        if None in records:
+            return None
+        reply = Reply(True, (len(answers), len(authority), len(additional)))
+        reply.records = [r.packed for r in records]  # type: ignore[union-attr]
+        reply.types = [r.rtype for r in answers]  # type: ignore[union-attr]
+        reply.targets = [r.target for r in answers if r.rtype == TYPE_CNAME]  # type: ignore[union-attr]
+        return reply
+
+    def _dnslib_reply(self, req: Request, t: Tmpl, texts: tuple[tuple[str, ...], ...], labels: tuple[str, ...],
+                      out: Outcome) -> Reply:
+        """The reply parsed and packed with dnslib (compressed when no lookups follow)."""
+        sections = (t.answer, t.additional, t.authority)
         rrs: list[list[RR]] = []
         for sec, sec_texts in zip(sections, texts, strict=True):
             parsed = []
@@ -191,17 +219,15 @@ class TemplateHandler(Handler):
                     raise
             rrs.append(parsed)
         lookups = req.qtype in (TYPE_A, TYPE_AAAA) and any(rr.rtype == TYPE_CNAME for rr in rrs[0])
-        reply = Reply(rrs[0], rrs[1], rrs[2], lookups)
-        rec = self._record(req, t, reply)
+        rec = self._record(req, t, *rrs)
         packed = bytes(rec.pack())
+        reply = Reply(lookups, (len(rec.rr), len(rec.auth), len(rec.ar)))
+        reply.types = [rr.rtype for rr in rrs[0]]
         if lookups:
             reply.records = uncompressed(packed)
+            reply.targets = [str(rr.rdata.label) for rr in rrs[0] if rr.rtype == TYPE_CNAME]
         else:
             reply.body = packed[len(req.question) + 12 :]
-        reply.counts = (len(rec.rr), len(rec.auth), len(rec.ar))
-        if len(self.cache) >= CACHE_SIZE:
-            self.cache.clear()
-        self.cache[key] = reply
         return reply
 
     def _render(self, tpl: Template, section: str, data: Struct, labels: tuple[str, ...], out: Outcome) -> str:
@@ -212,14 +238,14 @@ class TemplateHandler(Handler):
             raise
 
     @staticmethod
-    def _record(req: Request, t: Tmpl, reply: Reply) -> DNSRecord:
+    def _record(req: Request, t: Tmpl, answers: list[RR], additional: list[RR], authority: list[RR]) -> DNSRecord:
         """The reply with dnslib (without what CNAME targets' lookups add)."""
         rec = req.reply_record()
         rec.header.aa = 1
         rec.header.rcode = t.rcode
-        rec.rr.extend(reply.answers)
-        rec.ar.extend(reply.additional)
-        rec.auth.extend(reply.authority)
+        rec.rr.extend(answers)
+        rec.ar.extend(additional)
+        rec.auth.extend(authority)
         if t.ederror is not None:
             code, reason = t.ederror
             ede = EDNSOption(EDE, struct.pack(">H", code) + reason.encode())
@@ -241,13 +267,13 @@ class TemplateHandler(Handler):
         if reply.lookups:
             extra = iter(looked or [])
             parts = []
-            for rr, packed in zip(reply.answers, reply.records, strict=False):
+            for rtype, packed in zip(reply.types, reply.records, strict=False):
                 parts.append(packed)
-                if rr.rtype == TYPE_CNAME:
+                if rtype == TYPE_CNAME:
                     more = next(extra, [])
                     parts += more
                     an += len(more)
-            parts += reply.records[len(reply.answers):]
+            parts += reply.records[len(reply.types):]
             body = b"".join(parts)
         w.write(req.reply_header(out.rcode, an, ns, ar, aa=True) + req.question + body)
         return out.rcode
@@ -273,12 +299,11 @@ class TemplateHandler(Handler):
         again) by continuation, and its answers follow its CNAME. The rcode, or PENDING."""
         assert out.reply is not None
         subs: list[Request | None] = []
-        for rr in out.reply.answers:
-            if rr.rtype == TYPE_CNAME:
-                try:
-                    subs.append(req.copy_with(qname=str(rr.rdata.label)))
-                except (wire.WireError, ValueError):
-                    subs.append(None)  # a target the wire cannot carry: nothing to append
+        for target in out.reply.targets:
+            try:
+                subs.append(req.copy_with(qname=target))
+            except (wire.WireError, ValueError):
+                subs.append(None)  # a target the wire cannot carry: nothing to append
 
         def then(replies: list[wire.Reply | None]) -> int:
             got = iter(replies)
