@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import free_port, write_queries  # noqa: E402
-from bench.compare import FORWARD, names, start_upstream, wait_answers  # noqa: E402
+from bench.compare import FORWARD, NODELOCAL_LIKE, names, start_upstream, wait_answers  # noqa: E402
 from bench.sidebyside import LOAD_CORE, pinned  # noqa: E402
 
 ON, OFF = signal.SIGWINCH, signal.SIGURG  # signals pycoredns does not use
@@ -53,7 +53,15 @@ from pycoredns.cli import main
 sys.exit(main())
 """
 
-ROWS = {"udp": "", "tcp": " {{\n        force_tcp\n    }}"}
+ROWS = {
+    "udp": FORWARD.replace("{options}", ""),
+    "tcp": FORWARD.replace("{options}", " {{\n        force_tcp\n    }}"),
+    # the writer wrappers: errors, log (no line written: only denials), prometheus, forward (every query waits)
+    "wrappers": FORWARD.replace("{options}", "").replace(
+        "    errors\n", "    errors\n    log . {{\n        class denial\n    }}\n    prometheus 127.0.0.1:{prom}\n"),
+    # bench/compare.py's node-local-style Corefile: the second pass is all cache hits (no waiting)
+    "nodelocal": NODELOCAL_LIKE,
+}
 
 
 def count(stats_file: str) -> dict[str, int]:
@@ -81,7 +89,7 @@ def callers(stats_file: str, part: str) -> None:
 def run(row: str, queries: int, tree: str, upstream: str, tmp: Path, top: int, who: str = "") -> None:
     port = free_port()
     conf = tmp / f"Corefile.{row}"
-    conf.write_text(FORWARD.replace("{options}", ROWS[row]).format(port=port, upstream=upstream))
+    conf.write_text(ROWS[row].format(port=port, upstream=upstream, prom=free_port(), health=free_port()))
     stats = str(tmp / f"{row}.prof")
     env = dict(os.environ)
     cmd = [sys.executable]
@@ -122,7 +130,7 @@ def run(row: str, queries: int, tree: str, upstream: str, tmp: Path, top: int, w
     calls = count(stats)
     total = sum(calls.values())
     frames = sum(n for label, n in calls.items() if not label.startswith("<"))
-    print(f"\n### forward {row}: {total / completed:.1f} calls per query, {frames / completed:.1f} of them "
+    print(f"\n### {row}: {total / completed:.1f} calls per query, {frames / completed:.1f} of them "
           f"Python functions ({completed} queries, tree {tree or ROOT})\n")
     print("| calls/query | function |\n|---:|---|")
     for label, n in sorted(calls.items(), key=lambda kv: -kv[1])[:top]:
@@ -132,7 +140,7 @@ def run(row: str, queries: int, tree: str, upstream: str, tmp: Path, top: int, w
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", default="udp,tcp")
+    ap.add_argument("--rows", default="udp,tcp", help=f"comma-separated, of {', '.join(ROWS)}")
     ap.add_argument("--queries", type=int, default=10000)
     ap.add_argument("--tree", default="", help="another pycoredns checkout (default: this one)")
     ap.add_argument("--top", type=int, default=80)

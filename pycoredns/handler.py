@@ -264,9 +264,20 @@ class Wrapper(WriterWrapper):
     `after(rcode, error)` returns the rcode to pass up, or raises (re-raises `error`) to pass an
     error up. `error` is the PluginError the chain below raised (None when it returned an rcode);
     panics (other exceptions) go up without `after`.
+
+    `after_on_error_only`: True when `after(rcode, None)` returns `rcode` and does nothing else, so
+    the machinery calls `after` only with an error (one Python call less per query and wrapper). It
+    holds for a subclass that does not override `after`; a subclass that overrides `after` gets False
+    unless it sets the attribute itself (errors' writer, which only reports errors, sets True).
     """
 
     __slots__ = ()
+    after_on_error_only: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "after" in cls.__dict__ and "after_on_error_only" not in cls.__dict__:
+            cls.after_on_error_only = False
 
     def after(self, rcode: int, error: PluginError | None) -> int:
         if error is not None:
@@ -274,7 +285,11 @@ class Wrapper(WriterWrapper):
         return rcode
 
     def done(self, rcode: int, error: BaseException | None = None) -> None:
-        if error is not None and not isinstance(error, PluginError):
+        if error is None:
+            if self.after_on_error_only:
+                self.inner.done(rcode)
+                return
+        elif not isinstance(error, PluginError):
             self.inner.done(rcode, error)
             return
         try:
@@ -299,13 +314,27 @@ class WrapperHandler(Handler):
         return None
 
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
-        return self.fast_wrapped(req, w, self.wrap(req, w))
+        got = self.wrap(req, w)
+        nxt = self.next
+        if got is None or nxt is None:
+            return self.fast_wrapped(req, w, got)
+        # fast_wrapped's wrapped case, inline: this runs for every query in every wrapper of a chain,
+        # and a call to fast_wrapped was one Python frame per wrapper and query.
+        nreq, ww = got
+        try:
+            rc = nxt.serve_fast(nreq, ww)
+            if rc is None:
+                run_slow(nxt, nreq, ww)
+                return PENDING  # type: ignore[no-any-return]
+        except PluginError as e:
+            return ww.after(e.rcode, e)
+        if rc is PENDING or ww.after_on_error_only:
+            return rc
+        return ww.after(rc, None)
 
     def fast_wrapped(self, req: Request, w: ResponseWriter, got: tuple[Request, Wrapper] | None) -> int:
-        """The fast path once `wrap` decided (for subclasses that decide in their own serve_fast).
-
-        `next_continue` is inlined: this runs for every query in every wrapper of a chain.
-        """
+        """The fast path once `wrap` decided (for subclasses that decide in their own serve_fast, as
+        rewrite does). `serve_fast` inlines its wrapped case; `next_continue` is inlined here."""
         nxt = self.next
         if nxt is None:
             err = PluginError(wire.SERVFAIL, f"plugin/{self.name}: no next plugin found")
@@ -326,8 +355,8 @@ class WrapperHandler(Handler):
                 return PENDING  # type: ignore[no-any-return]
         except PluginError as e:
             return ww.after(e.rcode, e)
-        if rc is PENDING:
-            return PENDING
+        if rc is PENDING or ww.after_on_error_only:
+            return rc
         return ww.after(rc, None)
 
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:

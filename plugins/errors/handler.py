@@ -33,9 +33,12 @@ class Pattern:
 
 
 class _ErrorsWriter(Wrapper):
-    """Reports the chain's error when the query completes (returned, raised or by continuation)."""
+    """Reports the chain's error when the query completes (returned, raised or by continuation).
+
+    Its `after` acts only on errors, so the wrapper machinery skips it for a successful query."""
 
     __slots__ = ("errors", "req")
+    after_on_error_only = True
 
     def __init__(self, inner: ResponseWriter, errors: Errors, req: Request) -> None:
         self.written = False
