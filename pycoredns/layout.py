@@ -15,7 +15,7 @@ import struct
 from bisect import bisect_right
 from typing import Any, NamedTuple
 
-from .wire import TYPE_OPT, WireError, read_name
+from .wire import TYPE_OPT, WireError
 
 _HHIH = struct.Struct(">HHIH")
 
@@ -221,7 +221,7 @@ def uncompressed(data: bytes, lay: Layout | None = None) -> list[bytes]:
         lay = layout_of(data)
     out = []
     for start, end, rtype in zip(lay.starts, lay.ends, lay.types, strict=True):
-        labels, off = read_name(data, start)
+        owner, off = _expanded(data, start)
         rdata_at = off + 10
         rdata = data[rdata_at:end]
         spec = RDATA_NAMES.get(rtype)
@@ -230,14 +230,49 @@ def uncompressed(data: bytes, lay: Layout | None = None) -> list[bytes]:
             pos = rdata_at + first
             names = []
             for _ in range(count):
-                more, pos = read_name(data, pos)
-                names.append(_wire_name(more))
+                name, pos = _expanded(data, pos)
+                names.append(name)
             if pos > end:
                 raise WireError("rdata name overruns its record")
             rdata = data[rdata_at : rdata_at + first] + b"".join(names) + data[pos:end]
-        out.append(_wire_name(labels) + data[off : off + 8] + struct.pack(">H", len(rdata)) + rdata)
+        out.append(owner + data[off : off + 8] + struct.pack(">H", len(rdata)) + rdata)
     return out
 
 
-def _wire_name(labels: list[bytes]) -> bytes:
-    return b"".join(bytes((len(x),)) + x for x in labels) + b"\x00"
+def _expanded(data: bytes, off: int) -> tuple[bytes, int]:
+    """The name at `off` with its pointers followed, as wire bytes, and the offset after it in place:
+    `read_name` (same checks, same errors) that copies runs of labels instead of each label."""
+    parts = []
+    end = -1
+    hops = 0
+    n = len(data)
+    total = 0
+    run = off
+    while True:
+        if off >= n:
+            raise WireError("name overruns message")
+        length = data[off]
+        if length == 0:
+            if end < 0:
+                return data[run : off + 1], off + 1
+            parts.append(data[run : off + 1])
+            return b"".join(parts), end
+        if length >= 0xC0:
+            if off + 2 > n:
+                raise WireError("pointer overruns message")
+            if end < 0:
+                end = off + 2
+            parts.append(data[run:off])
+            off = run = ((length & 0x3F) << 8) | data[off + 1]
+            hops += 1
+            if hops > 64:
+                raise WireError("compression loop")
+            continue
+        if length > 63:
+            raise WireError("bad label length")
+        if off + 1 + length > n:
+            raise WireError("label overruns message")
+        total += length + 1
+        if total > 255:
+            raise WireError("name too long")
+        off += 1 + length
