@@ -12,6 +12,7 @@ import struct
 from functools import partial
 
 from pycoredns import wire
+from pycoredns.layout import layout_of
 from pycoredns.log import plugin_logger
 from pycoredns.plugin import (
     PENDING,
@@ -83,7 +84,11 @@ class _LookupCapture(_Capture):
         if self.reply is None:
             return finish()
         try:
-            msg = Message(wire.to_bytes(self.reply))
+            data = wire.to_bytes(self.reply)
+            lay = layout_of(data)
+            if wire.TYPE_CNAME not in lay.types:  # nothing for the rules to change: no decompression here
+                return finish()
+            msg = Message(data, lay)
         except (wire.WireError, ValueError, IndexError, struct.error) as e:  # passed on, as in _finish
             log.warning(f"cannot rewrite reply for {plan.state.req.name}: {e}")
             return finish()

@@ -21,13 +21,15 @@ def substitute(template: str, m: re.Match[str]) -> str:
     return s
 
 
+_LABELS = re.compile(r"(?:[^.]{1,63}[.])*[^.]{1,63}[.]?")  # labels of 1..63 characters
+
+
 def valid_name(name: str) -> bool:
     """dns.IsDomainName: labels of 1..63 octets, at most 255 octets on the wire, no empty labels."""
     if name in (".", ""):
         return name == "."
-    if "\\" not in name and name.isascii():  # the usual case, without an escape to decode
-        labels = (name[:-1] if name.endswith(".") else name).split(".")
-        return all(0 < len(x) <= 63 for x in labels) and sum(len(x) + 1 for x in labels) + 1 <= 255
+    if "\\" not in name and name.isascii():  # the usual case, without an escape to decode: one regex
+        return len(name) - name.endswith(".") <= 253 and _LABELS.fullmatch(name) is not None  # 253 + 2 octets
     body = name[:-1] if name.endswith(".") and not name.endswith("\\.") else name
     if not body or body.startswith(".") or ".." in body.replace("\\.", "xx"):
         return False

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import partial
 
 from pycoredns import wire
-from pycoredns.layout import layout_of, uncompressed
+from pycoredns.layout import Layout, layout_of, uncompressed
 from pycoredns.plugin import self_lookup
 from pycoredns.request import Request, ResponseWriter
 from pycoredns.wire import Reply
@@ -216,8 +216,8 @@ class Message:
 
     __slots__ = ("an", "ar", "head", "ns", "question")
 
-    def __init__(self, data: bytes) -> None:
-        lay = layout_of(data)
+    def __init__(self, data: bytes, lay: Layout | None = None) -> None:
+        lay = layout_of(data) if lay is None else lay
         records = [Record(r) for r in uncompressed(data, lay)]
         an, ns, _ar = lay.counts
         self.head = data[:6]  # id, flags, QDCOUNT
