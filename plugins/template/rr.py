@@ -15,8 +15,13 @@ from pycoredns.corefile.errors import go_quote
 DEFAULT_TTL = 3600  # miekg's NewRR default when a template leaves the TTL out
 
 
+_SPECIAL = re.compile(r'["\\();]')
+
+
 def _rr_tokens(text: str) -> list[str]:
     """Zone-file tokens of one line: quotes (with escapes) group, `( )` and whitespace separate, `;` ends."""
+    if _SPECIAL.search(text) is None:  # the usual rendering: whitespace alone separates
+        return text.split()
     out: list[str] = []
     cur: list[str] = []
     quoted = False
