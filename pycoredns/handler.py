@@ -308,19 +308,37 @@ class WrapperHandler(Handler):
 
     Implement `wrap(req, w)`: the request the rest of the chain gets and the `Wrapper` to give it,
     or None to pass the query on untouched. Both paths, and the PENDING completion, are derived.
+
+    Or set `writer` when every query goes on unchanged with a writer made as `writer(w, self, req)`
+    (errors, prometheus): `serve_fast` then makes it without calling `wrap`, one Python call less per
+    query. A class that overrides `wrap` keeps its `wrap`.
     """
 
+    writer: ClassVar[type[Any] | None] = None  # a Wrapper subclass taking (w, handler, req)
+    _writer: ClassVar[type[Any] | None] = None  # `writer`, unless the class overrides `wrap`
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._writer = cls.writer if cls.wrap is WrapperHandler.wrap else None
+
     def wrap(self, req: Request, w: ResponseWriter) -> tuple[Request, Wrapper] | None:
-        return None
+        writer = self.writer
+        return None if writer is None else (req, writer(w, self, req))
 
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
-        got = self.wrap(req, w)
+        writer = self._writer
         nxt = self.next
-        if got is None or nxt is None:
-            return self.fast_wrapped(req, w, got)
+        ww: Wrapper
+        if writer is not None and nxt is not None:
+            nreq = req
+            ww = writer(w, self, req)
+        else:
+            got = self.wrap(req, w)
+            if got is None or nxt is None:
+                return self.fast_wrapped(req, w, got)
+            nreq, ww = got
         # fast_wrapped's wrapped case, inline: this runs for every query in every wrapper of a chain,
         # and a call to fast_wrapped was one Python frame per wrapper and query.
-        nreq, ww = got
         try:
             rc = nxt.serve_fast(nreq, ww)
             if rc is None:
@@ -368,7 +386,7 @@ class WrapperHandler(Handler):
             rc = await self.next_or_failure(nreq, ww)
         except PluginError as e:
             return ww.after(e.rcode, e)
-        return ww.after(rc, None)
+        return rc if ww.after_on_error_only else ww.after(rc, None)
 
 
 class WaitingHandler(Handler):

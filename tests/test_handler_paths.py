@@ -119,6 +119,55 @@ async def test_base_classes_derive_both_paths() -> None:
         assert len(seen) == 2  # the after-hook ran once per path
 
 
+async def test_writer_shortcut_and_after_on_error_only() -> None:
+    """`WrapperHandler.writer` makes the writer per query on both paths (a class overriding `wrap` keeps
+    its `wrap`); `after` runs on success unless the writer says `after_on_error_only`."""
+    seen: list[tuple[str, int, str | None]] = []
+
+    class Made(Wrapper):
+        __slots__ = ("tag",)
+
+        def __init__(self, inner, handler, req) -> None:
+            super().__init__(inner)
+            self.tag = handler.name
+
+        def after(self, rcode: int, error: PluginError | None) -> int:
+            seen.append((self.tag, rcode, None if error is None else str(error)))
+            return super().after(rcode, error)
+
+    class OnErrors(Made):
+        __slots__ = ()
+        after_on_error_only = True
+
+    class Shortcut(WrapperHandler):
+        name = "shortcut"
+        writer = Made
+
+    class ErrorsOnly(WrapperHandler):
+        name = "errors-only"
+        writer = OnErrors
+
+    class OwnWrap(Shortcut):
+        name = "own-wrap"
+
+        def wrap(self, req, w):
+            return None  # wins over the inherited `writer`
+
+    assert Made.after_on_error_only is False and OnErrors.after_on_error_only is True
+    assert Wrapper.after_on_error_only is True
+    for below in ("sync", "pending"):
+        seen.clear()
+        await run_both(lambda b=below: chain(Shortcut(), BELOW[b]()), make_request("q.example.org.", "A"))
+        assert seen == [("shortcut", 0, None)] * 2  # once per path
+        seen.clear()
+        await run_both(lambda b=below: chain(OwnWrap(), BELOW[b]()), make_request("q.example.org.", "A"))
+        assert seen == []
+    for below in ("sync", "pending", "sync-error", "pending-error"):
+        seen.clear()
+        await run_both(lambda b=below: chain(ErrorsOnly(), BELOW[b]()), make_request("q.example.org.", "A"))
+        assert seen == ([("errors-only", wire.SERVFAIL, "upstream down")] * 2 if below.endswith("error") else [])
+
+
 async def test_a_legacy_async_handler_below_runs_in_a_task_of_its_own() -> None:
     """A plugin with only `async serve_dns`: the handler above turns its None into PENDING (next_continue)."""
 

@@ -61,13 +61,11 @@ class _ErrorsWriter(Wrapper):
 
 class Errors(WrapperHandler):
     name = "errors"
+    writer = _ErrorsWriter  # every query, unchanged: no `wrap` call
 
     def __init__(self, patterns: list[Pattern], spawn: Callable[..., bool]) -> None:
         self.patterns = patterns
         self.spawn = spawn  # Controller.spawn: runs the consolidation timer in the configuration
-
-    def wrap(self, req: Request, w: ResponseWriter) -> tuple[Request, _ErrorsWriter]:
-        return req, _ErrorsWriter(w, self, req)
 
     def _report(self, req: Request, e: PluginError) -> None:
         text = f"{e.rcode} {req.name} {wire.type_name(req.qtype)}: {e}"
