@@ -13,6 +13,7 @@ watch thread); the load generator runs on the other core.
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import subprocess
@@ -75,8 +76,8 @@ class Server:
                 with urllib.request.urlopen(self.ready_url, timeout=1) as r:
                     if r.status == 200:
                         return time.monotonic() - self.started
-            except OSError:
-                pass
+            except (OSError, http.client.HTTPException):  # not listening yet, or not HTTP yet (a port
+                pass  # another process held a moment: one 5k run got its own request line back)
             time.sleep(0.02)
         raise SystemExit(f"{self.label} not ready after {timeout}s")
 
