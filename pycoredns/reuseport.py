@@ -10,7 +10,8 @@ BPF_SK_REUSEPORT_SELECT_OR_MIGRATE. `allow_migration` attaches the smallest such
 (`return SK_PASS`, no selection: new connections are still spread by the hash); it needs CAP_BPF
 (or CAP_SYS_ADMIN). Without it, classic BPF (SO_ATTACH_REUSEPORT_CBPF, no privilege needed) can
 still choose the member by index: `probe_program` and `steering_program`, used by
-`pycoredns.handover`. A listener joining a group puts the hash back (`join_group`).
+`pycoredns.handover`. A listener joining a group puts the hash back (`join_group`), with the
+migration program where it can (so a closed member's handshakes in progress keep migrating).
 """
 
 from __future__ import annotations
@@ -97,8 +98,12 @@ def attach_cbpf(sock: socket.socket, insns: list[bytes]) -> bool:
 
 def join_group(sock: socket.socket) -> None:
     """A new listener: the group's selection goes back to the kernel's hash (a retired member's
-    steering program would leave the listener now in its slot without connections)."""
-    attach_cbpf(sock, [_insn(_RET_K, _BY_HASH)])
+    steering program would leave the listener now in its slot without connections). Where BPF is
+    allowed, the migration program does that and keeps a retired member's handshakes still in
+    progress migrating (a `-workers` replacement joins right after its predecessor closed);
+    elsewhere a classic program that leaves every choice to the hash."""
+    if allow_migration(sock):
+        attach_cbpf(sock, [_insn(_RET_K, _BY_HASH)])
 
 
 def probe_program(ports: dict[int, int]) -> list[bytes]:

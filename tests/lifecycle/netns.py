@@ -116,6 +116,9 @@ class TCPLoad:
                  zone: str = "example.org") -> None:
         self.proc = ns.python(str(Path(__file__).with_name("tcp_load.py")), ADDR, "53", str(rate),
                               str(seconds), str(per_connection), zone)
+        assert self.proc.stdout is not None
+        started = self.proc.stdout.readline()  # its imports take a while on a busy machine
+        assert started.strip() == b"started", started
 
     def result(self, timeout: float = 60.0) -> dict[str, int]:
         """The tally: sent, answered, lost, connections, and what the losing connections met."""

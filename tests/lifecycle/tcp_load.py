@@ -5,7 +5,7 @@
 Opens RATE connections per second for SECONDS seconds (RATE * SECONDS connections in all, a bound).
 Each connection sends all its queries at once (pipelined, one write) and reads one reply per query,
 matched by ID and checked with dnspython (NOERROR; names under ZONE, example.org by default); then
-it closes. Prints one JSON line at the end:
+it closes. Prints "started" when the first connection is due, and one JSON line at the end:
 `sent` queries, `answered`, `lost`, and what happened to the connections that lost queries
 (`refused`, `reset`, `eof`: closed before every reply came, `timeout`: nothing for 5 s).
 """
@@ -77,6 +77,7 @@ async def one(host: str, port: int, conn: int, n: int, zone: str, tally: Counter
 async def main(host: str, port: int, rate: int, seconds: float, n: int, zone: str) -> None:
     tally: Counter = Counter()
     total = int(rate * seconds)
+    print("started", flush=True)  # the caller places its lifecycle event after this
     start = trio.current_time()
     async with trio.open_nursery() as nursery:
         for conn in range(total):
