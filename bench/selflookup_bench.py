@@ -1,7 +1,7 @@
 """Self-lookups through the server (issue 11, item 4), side by side. Not a test.
 
     python bench/selflookup_bench.py [--other /work/ref/bin/coredns] [--seconds 10]
-        [--before "env PYTHONPATH=/tmp/before:<site-packages> python3 -S -m pycoredns"]
+        [--before "env PYTHONPATH=/tmp/before:<site-packages> python3 -S -m pycoredns"] [--before-first]
 
 Rows (10,000 distinct names each, no cache, so every query waits for the upstream):
 - template: `n<i>.alias.test. A` is answered with a CNAME to `n<i>.bench.test.`, whose A comes from a
@@ -100,6 +100,8 @@ def main() -> None:
     ap.add_argument("--before", default="", help="command that runs another pycoredns checkout")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("-k", dest="match", default="", help="only rows whose name contains this")
+    ap.add_argument("--before-first", action="store_true", help="run the --before checkout first in each row "
+                    "(alternate runs with and without it: the shared machine's load drifts)")
     ap.add_argument("--responder", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.responder:
@@ -110,6 +112,8 @@ def main() -> None:
     binaries = {"pycoredns": [sys.executable, "-m", "pycoredns"]}
     if args.before:
         binaries["before"] = shlex.split(args.before)
+        if args.before_first:
+            binaries = {"before": binaries["before"], "pycoredns": binaries["pycoredns"]}
     if args.other and os.path.exists(args.other):
         binaries[Path(args.other).name] = [args.other]
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; servers on core {SERVER_CORE}, dnsperf and "
