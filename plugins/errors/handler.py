@@ -35,16 +35,22 @@ class Pattern:
 class _ErrorsWriter(Wrapper):
     """Reports the chain's error when the query completes (returned, raised or by continuation).
 
-    Its `after` acts only on errors, so the wrapper machinery skips it for a successful query."""
+    Its `after` acts only on errors, so the wrapper machinery skips it for a successful query. Replies
+    pass straight through: `write` is the writer below's own bound method, set per query (no frame of
+    ours per reply), and `written` reads the writer below's."""
 
-    __slots__ = ("errors", "req")
+    __slots__ = ("errors", "req", "write")
     after_on_error_only = True
 
     def __init__(self, inner: ResponseWriter, errors: Errors, req: Request) -> None:
-        self.written = False
         self.inner = inner
+        self.write = inner.write  # type: ignore[method-assign]
         self.errors = errors
         self.req = req
+
+    @property
+    def written(self) -> bool:  # type: ignore[override]
+        return self.inner.written
 
     def after(self, rcode: int, error: PluginError | None) -> int:
         if error is not None:

@@ -30,3 +30,22 @@ async def test_errors_consolidate_show_first(log_lines):
     async with running(cf) as srv:
         await query(srv.port(), "q.example.org", "A")
         assert "[INFO] plugin/errors: 2 q.example.org. A: plugin/any: no next plugin found" in log_lines
+
+
+async def test_errors_writer_passes_replies_straight_through():
+    """errors' per-query writer hands replies to the writer below (its `write` is that writer's) and
+    reports `written` as the writer below does, on both paths."""
+    from pycoredns.plugins.errors import Errors
+
+    from pycoredns.testing import Later, RecordingWriter, Static, answer_a, chain, make_request, run_both
+
+    for below in (Static, Later):
+        result = await run_both(lambda b=below: chain(Errors([], lambda *a: True), b(answer_a("192.0.2.1"))),
+                                make_request("q.example.org.", "A"))
+        assert result.rcode == 0 and [str(r.rdata) for r in result.message.rr] == ["192.0.2.1"]
+    w = RecordingWriter()
+    errors = Errors([], lambda *a: True)
+    ww = errors.writer(w, errors, make_request("q.example.org.", "A"))
+    assert ww.written is False
+    ww.write(b"\x00" * 12)
+    assert ww.written is True and w.replies == [b"\x00" * 12]
