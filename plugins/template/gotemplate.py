@@ -241,6 +241,25 @@ class Template:
         cmds.append(cmd)
         return cmds
 
+    def direct(self) -> list[str | tuple[str, int]] | None:
+        """The template as text and plain lookups only (`{{ .Name }}`, `{{ .Zone }}`, `{{ .Class }}`,
+        `{{ .Type }}`: (field, -1); `{{ index .Match N }}`: ("Match", N)), which a caller can render
+        without building the template data; None when it uses anything else."""
+        out: list[str | tuple[str, int]] = []
+        for p in self.parts:
+            if isinstance(p, str):
+                out.append(p)
+                continue
+            cmd = p[0] if len(p) == 1 else []
+            if len(cmd) == 1 and cmd[0][0] == "field" and len(cmd[0][1]) == 1 and cmd[0][1][0] in DIRECT_FIELDS:
+                out.append((cmd[0][1][0], -1))
+            elif (len(cmd) == 3 and cmd[0] == ("func", "index") and cmd[1] == ("field", ["Match"])
+                  and cmd[2][0] == "lit" and type(cmd[2][1]) is int and cmd[2][1] >= 0):
+                out.append(("Match", cmd[2][1]))
+            else:
+                return None
+        return out
+
     # -- execution -----------------------------------------------------------------------------
     def execute(self, data: Struct) -> str:
         out = []
@@ -305,3 +324,4 @@ class Template:
 
 
 _NOPIPE = object()
+DIRECT_FIELDS = frozenset(("Name", "Zone", "Class", "Type"))  # string fields `Template.direct` takes

@@ -50,9 +50,19 @@ class Tmpl:
         self.rcode = wire.NOERROR
         self.ederror: tuple[int, str] | None = None
         self.fall = Fallthrough()
+        self._direct: list[list[list[str | tuple[str, int]]]] | bool | None = False  # False: not looked at yet
 
-    def match(self, req: Request) -> tuple[Struct | None, bool]:
-        """(template data, fallthrough): data when this template answers the query."""
+    def direct(self) -> list[list[list[str | tuple[str, int]]]] | None:
+        """Every section's templates as `Template.direct` plans (answer, additional, authority), or None
+        when one needs the template data. Worked out on first use: setup adds the templates later."""
+        if self._direct is False:
+            plans = [[tpl.direct() for tpl in sec.templates] for sec in (self.answer, self.additional, self.authority)]
+            ok = all(p is not None for sec in plans for p in sec)
+            self._direct = plans if ok else None  # type: ignore[assignment]
+        return self._direct  # type: ignore[return-value]
+
+    def match(self, req: Request) -> tuple[Matched | None, bool]:
+        """(match, fallthrough): a match when this template answers the query."""
         name = req.name
         zone = zone_match(self.zones, name)
         if zone is None:
@@ -65,22 +75,65 @@ class Tmpl:
             m = rx.search(name)
             if m is None:
                 continue
-            groups = [g or "" for g in m.groups()]
-            match = [m.group(0), *groups]
-            group = {str(i): v for i, v in enumerate(match)}
-            group.update({k: v or "" for k, v in m.groupdict().items()})
             qc = req.qclass if req.qclass != ANY else self.qclass
             qt = req.qtype if req.qtype != ANY else self.qtype
-            data = Struct(
-                "*template.templateData", Zone=zone, Name=name, Regex=rx.pattern, Match=match, Group=group,
-                Class=wire.class_name(qc), Type=wire.type_name(qt),
-                Question=Lazy(lambda: Struct("dns.Question", Name=req.qname, Qtype=req.qtype, Qclass=req.qclass)),
-                Remote=req.remote[0],
-                Meta=functools.partial(_meta, req.meta or {}),
-            )
-            data.fields["Message"] = Lazy(functools.partial(_message, data, req))
-            return data, False
+            return Matched(req, zone, name, m, wire.class_name(qc), wire.type_name(qt)), False
         return None, self.fall.through(name)
+
+    def render_direct(self, hit: Matched) -> tuple[tuple[str, ...], ...] | None:
+        """The rendered texts of every section without the template data (plain templates only), or
+        None: the template needs the data, or an index is out of range (the executor reports that)."""
+        plans = self.direct()
+        if plans is None:
+            return None
+        m = hit.m
+        top = m.re.groups
+        values = {"Name": hit.name, "Zone": hit.zone, "Class": hit.qclass, "Type": hit.qtype}
+        texts = []
+        for sec in plans:
+            sec_texts = []
+            for plan in sec:
+                parts = []
+                for p in plan:
+                    if isinstance(p, str):
+                        parts.append(p)
+                    elif p[0] == "Match":
+                        if p[1] > top:
+                            return None
+                        parts.append(m.group(p[1]) or "")
+                    else:
+                        parts.append(values[p[0]])
+                sec_texts.append("".join(parts))
+            texts.append(tuple(sec_texts))
+        return tuple(texts)
+
+
+class Matched:
+    """A template's regex match: what plain templates read, and the full template data on demand."""
+
+    __slots__ = ("_data", "m", "name", "qclass", "qtype", "req", "zone")
+
+    def __init__(self, req: Request, zone: str, name: str, m: re.Match[str], qclass: str, qtype: str) -> None:
+        self.req, self.zone, self.name, self.m, self.qclass, self.qtype = req, zone, name, m, qclass, qtype
+        self._data: Struct | None = None
+
+    def data(self) -> Struct:
+        """The `*template.templateData` the Go templates see (built once)."""
+        if self._data is not None:
+            return self._data
+        req, m = self.req, self.m
+        match = [m.group(0), *(g or "" for g in m.groups())]
+        group = {str(i): v for i, v in enumerate(match)}
+        group.update({k: v or "" for k, v in m.groupdict().items()})
+        data = self._data = Struct(
+            "*template.templateData", Zone=self.zone, Name=self.name, Regex=m.re.pattern, Match=match, Group=group,
+            Class=self.qclass, Type=self.qtype,
+            Question=Lazy(lambda: Struct("dns.Question", Name=req.qname, Qtype=req.qtype, Qclass=req.qclass)),
+            Remote=req.remote[0],
+            Meta=functools.partial(_meta, req.meta or {}),
+        )
+        data.fields["Message"] = Lazy(functools.partial(_message, data, req))
+        return data
 
 
 def _message(data: Struct, req: Request) -> Struct:
@@ -152,33 +205,35 @@ class TemplateHandler(Handler):
             return out
         server = req.listener.label if req.listener is not None else self.server
         for t in self.templates:
-            data, fall = t.match(req)
-            if data is None:
+            hit, fall = t.match(req)
+            if hit is None:
                 if not fall:
                     out.rcode = wire.SERVFAIL
                     return out
                 continue
-            labels = (server, data.fields["Zone"], "", data.fields["Class"], data.fields["Type"])
+            labels = (server, hit.zone, "", hit.qclass, hit.qtype)
             out.bumps.append((matches_total, labels))
             if t.rcode == wire.SERVFAIL:
                 out.rcode = wire.SERVFAIL
                 return out
             try:
-                out.reply = self._reply(req, t, data, labels, out)
+                out.reply = self._reply(req, t, hit, labels, out)
                 out.rcode, out.template = t.rcode, t
             except (TemplateExecError, ValueError) as e:
                 out.rcode, out.error = wire.SERVFAIL, PluginError(wire.SERVFAIL, str(e))
             return out
         return out
 
-    def _reply(self, req: Request, t: Tmpl, data: Struct, labels: tuple[str, ...], out: Outcome) -> Reply:
-        sections = (t.answer, t.additional, t.authority)
-        texts = tuple(tuple(self._render(tpl, sec.name, data, labels, out) for tpl in sec.templates)
-                      for sec in sections)
+    def _reply(self, req: Request, t: Tmpl, hit: Matched, labels: tuple[str, ...], out: Outcome) -> Reply:
+        texts = t.render_direct(hit)
+        if texts is None:
+            data = hit.data()
+            texts = tuple(tuple(self._render(tpl, sec.name, data, labels, out) for tpl in sec.templates)
+                          for sec in (t.answer, t.additional, t.authority))
         key = (id(t), req.question, texts)
-        hit = self.cache.get(key)
-        if hit is not None:
-            return hit
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
         reply = self._wire_reply(req, t, texts) or self._dnslib_reply(req, t, texts, labels, out)
         if len(self.cache) >= CACHE_SIZE:
             self.cache.clear()

@@ -60,3 +60,31 @@ def test_go_template_execution_errors(src: str, error: str) -> None:
     with pytest.raises(TemplateExecError) as ei:
         Template("answer", src).execute(_data(Name="a.example.", Match=["a"]))
     assert str(ei.value) == f'template: answer: executing "answer": {error}'
+
+
+def test_direct_plans_render_what_execute_renders() -> None:
+    """Plain templates (text, .Name/.Zone/.Class/.Type, index .Match N) render in the handler without the
+    template data (Tmpl.render_direct); what they print must be what the executor prints. Anything else,
+    and an index out of range, goes to the executor (None here)."""
+    import re
+
+    from pycoredns.plugins.template.handler import Matched, Tmpl
+
+    from pycoredns import wire
+
+    rx = re.compile(r"^(?P<host>n[0-9]+)[.](x)?(alias)[.]test[.]$")
+    m = rx.search("n7.alias.test.")
+    assert m is not None
+    hit = Matched(None, "alias.test.", "n7.alias.test.", m, "IN", "A")  # type: ignore[arg-type]
+    data = Struct("*template.templateData", Zone="alias.test.", Name="n7.alias.test.", Class="IN", Type="A",
+                  Match=[m.group(0), m.group(1), "", m.group(3)])
+    for src in ("{{ .Name }} 60 IN CNAME {{ index .Match 1 }}.bench.test.", "{{.Zone}} {{ .Class }} {{ .Type }}",
+                "x{{ index .Match 2 }}y{{ index .Match 3 }}{{ index .Match 0 }}", "plain text"):
+        t = Tmpl(1, wire.TYPE_A, ["alias.test."])
+        t.answer.templates.append(Template("answer", src))
+        assert t.render_direct(hit) == ((Template("answer", src).execute(data),), (), ()), src
+    for src in ("{{ index .Match 4 }}", "{{ .Remote }}", "{{ .Name | printf \"%s\" }}", "{{ index .Group \"host\" }}",
+                "{{ .Message.Id }}"):
+        t = Tmpl(1, wire.TYPE_A, ["alias.test."])
+        t.answer.templates.append(Template("answer", src))
+        assert t.render_direct(hit) is None, src
