@@ -267,8 +267,9 @@ class Wrapper(WriterWrapper):
 
     `after_on_error_only`: True when `after(rcode, None)` returns `rcode` and does nothing else, so
     the machinery calls `after` only with an error (one Python call less per query and wrapper). It
-    holds for a subclass that does not override `after`; a subclass that overrides `after` gets False
-    unless it sets the attribute itself (errors' writer, which only reports errors, sets True).
+    holds for a subclass that does not override `after`; a subclass that overrides `after` (or
+    inherits it from a mixin) gets False unless it sets the attribute itself (errors' writer, which
+    only reports errors, sets True).
     """
 
     __slots__ = ()
@@ -276,8 +277,9 @@ class Wrapper(WriterWrapper):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "after" in cls.__dict__ and "after_on_error_only" not in cls.__dict__:
-            cls.after_on_error_only = False
+        if "after_on_error_only" not in cls.__dict__:  # the word of the nearest class that gave one
+            own = next(k.__dict__ for k in cls.__mro__ if "after" in k.__dict__ or "after_on_error_only" in k.__dict__)
+            cls.after_on_error_only = own.get("after_on_error_only", False)  # an `after` without a word: False
 
     def after(self, rcode: int, error: PluginError | None) -> int:
         if error is not None:

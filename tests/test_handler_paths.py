@@ -153,8 +153,22 @@ async def test_writer_shortcut_and_after_on_error_only() -> None:
         def wrap(self, req, w):
             return None  # wins over the inherited `writer`
 
+    class Mixin:
+        def after(self, rcode: int, error: PluginError | None) -> int:
+            return rcode
+
+    class Plain(Wrapper):
+        __slots__ = ()
+
+    class Mixed(Mixin, Wrapper):
+        __slots__ = ()
+
+    class Below(OnErrors):
+        __slots__ = ()
+
     assert Made.after_on_error_only is False and OnErrors.after_on_error_only is True
-    assert Wrapper.after_on_error_only is True
+    assert Wrapper.after_on_error_only is True and Plain.after_on_error_only is True
+    assert Mixed.after_on_error_only is False and Below.after_on_error_only is True
     for below in ("sync", "pending"):
         seen.clear()
         await run_both(lambda b=below: chain(Shortcut(), BELOW[b]()), make_request("q.example.org.", "A"))
