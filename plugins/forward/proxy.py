@@ -598,6 +598,10 @@ class StreamConn(Expiry):
                 except BlockingIOError:
                     await trio.lowlevel.wait_readable(sock)
                     continue
+                except OSError:
+                    if self.state == "closed":
+                        return  # closed by another task after this one was woken (EBADF): not the peer's error
+                    raise
             if not chunk:
                 return  # EOF: the finally of run() fails what is pending
             buf += chunk
