@@ -106,10 +106,17 @@ def test_validate_binds_nothing_and_contacts_nothing(tmp_path: Path) -> None:
         return s.getsockname()[1]
 
     try:
-        dns_port = hold(socket.SOCK_DGRAM)
-        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        held.append(tcp)
-        tcp.bind(("127.0.0.1", dns_port))
+        for _attempt in range(50):  # a UDP port whose TCP twin is free too (other tests hold ports)
+            dns_port = hold(socket.SOCK_DGRAM)
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(tcp)
+            try:
+                tcp.bind(("127.0.0.1", dns_port))
+                break
+            except OSError:
+                continue
+        else:
+            pytest.fail("no UDP port with a free TCP twin in 50 tries")
         api, upstream, health = hold(socket.SOCK_STREAM), hold(socket.SOCK_DGRAM), hold(socket.SOCK_STREAM)
         api_socket, upstream_socket = held[-3], held[-2]
         conf = tmp_path / "Corefile"
