@@ -58,12 +58,6 @@ class _ErrorsWriter(Wrapper):
             return error.rcode
         return rcode
 
-    def done(self, rcode: int, error: BaseException | None = None) -> None:
-        if error is None:  # nothing to report: straight on (every forwarded query completes here)
-            self.inner.done(rcode)
-            return
-        super().done(rcode, error)
-
 
 class Errors(WrapperHandler):
     name = "errors"
