@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -132,6 +133,22 @@ def measure(servers: list[Server], port: int, datafile: str, seconds: int) -> di
     return res
 
 
+def cache_counts(prom: int) -> tuple[float, float]:
+    """(hits, misses) summed over coredns_cache_{hits,misses}_total from the prometheus endpoint at
+    127.0.0.1:prom; (nan, nan) when there is none. Both servers export the same metric names."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{prom}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except (OSError, ValueError):
+        return float("nan"), float("nan")
+    sums = {"coredns_cache_hits_total": 0.0, "coredns_cache_misses_total": 0.0}
+    for line in text.splitlines():
+        metric = line.split("{", 1)[0].split(" ", 1)[0]
+        if metric in sums:
+            sums[metric] += float(line.rsplit(" ", 1)[1])
+    return sums["coredns_cache_hits_total"], sums["coredns_cache_misses_total"]
+
+
 def warm(port: int, datafile: str) -> None:
     """One pass through the names (dnsperf -n 1), so that a cache holds them all."""
     subprocess.run([*pinned([], LOAD_CORE), "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", datafile,
@@ -167,7 +184,8 @@ def row_cells(results: list[dict]) -> str:
         if "qps" not in r:
             cells.append(f"error: {r.get('error', '')[:60]!r} | | |")
             continue
-        cells.append(f"{r['qps']:,.0f} | {r.get('cpu_us', float('nan')):.1f} | {r['rss_mb']:.0f} | {r['lost']}")
+        miss = f" ({r['miss_pct']:.1f} % cache misses)" if "miss_pct" in r else ""
+        cells.append(f"{r['qps']:,.0f} | {r.get('cpu_us', float('nan')):.1f}{miss} | {r['rss_mb']:.0f} | {r['lost']}")
     if len(results) == 2 and results[1].get("qps") and results[0].get("qps"):
         a, b = results
         cells.append(f"**{a['qps'] / b['qps']:.2f}** | **{a.get('cpu_us', 0) / b.get('cpu_us', 1):.2f}**")
@@ -190,12 +208,18 @@ def run_rows(binaries: dict[str, list[str]], wanted: list[str], seconds: int, up
         try:
             for label, cmd in binaries.items():
                 port = free_port()
-                corefile = template.format(port=port, upstream=upstream, prom=free_port(), health=free_port())
+                prom = free_port()
+                corefile = template.format(port=port, upstream=upstream, prom=prom, health=free_port())
                 s = start(label, cmd, corefile, tmp, port, "a.bench.test.")
                 try:
                     if warm_first:
                         warm(port, path)
-                    results.append(measure([s], port, path, seconds))
+                    hits0, misses0 = cache_counts(prom)
+                    res = measure([s], port, path, seconds)
+                    hits1, misses1 = cache_counts(prom)
+                    if hits1 + misses1 - hits0 - misses0 > 0:  # the rows with prometheus: the cache's share
+                        res["miss_pct"] = 100 * (misses1 - misses0) / (hits1 + misses1 - hits0 - misses0)
+                    results.append(res)
                 finally:
                     s.__exit__()
         finally:
