@@ -35,14 +35,11 @@ from .metrics import (
 from .store import (
     DELEGATION,
     META,
-    NAMEERROR,
-    NODATA,
     NOERROR,
     OTHERERROR,
     SERVERERROR,
     SHARDS,
     Entry,
-    Layout,
     Store,
     analyze,
 )
@@ -183,7 +180,8 @@ class Cache(Handler):
         v[lb.plain] = v.get(lb.plain, 0.0) + 1.0
         v = misses_total.values
         v[lb.plain] = v.get(lb.plain, 0.0) + 1.0
-        return self.next_continue(self.downstream(req, req.proto), CacheWriter(w, self, req, key, shard, lb))
+        dreq = req if req.flags & AD else req.with_flags(req.flags | AD)  # `downstream`, inline
+        return self.next_continue(dreq, CacheWriter(w, self, req, key, shard, lb))
 
     def try_cached(self, req: Request, w: ResponseWriter, key: tuple, shard: int, now: float,
                    do: bool) -> int | None:
@@ -339,59 +337,58 @@ class Cache(Handler):
         """
         if lb is None:
             lb = self.labels(req)
+        data = reply if type(reply) is bytes else wire.to_bytes(reply)
         try:
-            lay = analyze(reply if type(reply) is bytes else wire.to_bytes(reply), req)
+            kind, matched, qend, ttls, min_ttl, max_ttl, message, msg_ttls = analyze(data, req)
         except Exception:
             inc(drops_total, lb.plain)
             return reply, None, False
-        data = lay.data
-        kind = lay.kind
         edns = req.edns
         ad_off = not (edns is not None and edns.do) and not req.flags & AD  # AD only for DNSSEC or AD askers
         if kind >= META:  # not stored; AD cleared all the same (CoreDNS)
             return (_without_ad(data) if ad_off and data[3] & AD else data), None, False
-        flags = (data[2] << 8) | data[3]
-        msg_ttl = NO_RRS_TTL if lay.min_ttl is None else lay.min_ttl
-        if kind in (NAMEERROR, NODATA):
-            lo, hi = self.minnttl, self.nttl
+        rcode_tc = data[3] & 0xF | (data[2] & 0x02) << 8  # the rcode, and TC as 0x200
+        msg_ttl = NO_RRS_TTL if min_ttl < 0 else min_ttl
+        positive = kind in (NOERROR, DELEGATION)
+        if positive or kind == OTHERERROR:
+            lo, hi = self.minpttl, self.pttl
         elif kind == SERVERERROR:
             lo = hi = self.failttl
-        else:
-            lo, hi = self.minpttl, self.pttl
+        else:  # NAMEERROR, NODATA
+            lo, hi = self.minnttl, self.nttl
         low = msg_ttl if msg_ttl > lo else lo  # min(max(msg_ttl, lo), hi), inline
         duration = low if low < hi else hi
         ttl = int(duration)
-        positive = kind in (NOERROR, DELEGATION)
-        matched = lay.matched
-        refreshed = matched and flags & 0xF in (wire.NOERROR, wire.NXDOMAIN) and not flags & TC
+        refreshed = matched and rcode_tc in (wire.NOERROR, wire.NXDOMAIN)  # complete: TC clear
         if refresh_of is not None and refresh_of.positive and not positive and self.prefer_positive:
             refreshed = False  # last-known-good positive answer wins over a new denial
         entry = None
-        if not flags & TC and kind != OTHERERROR and duration > 0:
+        if not rcode_tc & 0x200 and kind != OTHERERROR and duration > 0:
             if not matched:
                 inc(drops_total, lb.plain)
             elif refresh_of is None or refreshed:
-                entry = self._store(req, key, shard, lay, ttl, positive, lb)
+                entry = self._store(req, key, shard, message, qend, msg_ttls, ttl, positive, lb)
         # Downstream with uniform TTLs: rewritten unless they all are `ttl` already.
-        if lay.min_ttl is not None and not lay.min_ttl == lay.max_ttl == ttl:
+        if min_ttl >= 0 and not min_ttl == max_ttl == ttl:
             out = bytearray(data)
             pack = _I.pack_into
-            for o in lay.ttls:
+            for o in ttls:
                 pack(out, o, ttl)
             if ad_off:
                 out[3] &= ~AD & 0xFF
             return bytes(out), entry, refreshed
         return (_without_ad(data) if ad_off and data[3] & AD else data), entry, refreshed
 
-    def _store(self, req: Request, key: tuple, shard: int, lay: Layout, ttl: int, positive: bool,
-               lb: Labels) -> Entry | None:
+    def _store(self, req: Request, key: tuple, shard: int, message: bytes, qend: int, ttl_offsets: list[int],
+               ttl: int, positive: bool, lb: Labels) -> Entry | None:
         zones = self.pexcept if positive else self.nexcept
         if zones and zone_match(zones, req.name) is not None:
             return None
-        entry = Entry(lay.message, lay.qend, lay.msg_ttls, ttl, time.monotonic(), positive)
+        entry = Entry(message, qend, ttl_offsets, ttl, time.monotonic(), positive)
         if positive:
             if self.pcache.add(shard, key, entry):
-                inc(evictions_total, lb.success)
+                v = evictions_total.values
+                v[lb.success] = v.get(lb.success, 0.0) + 1.0  # inc, inline: every miss of a full cache
             if self.ncache.shards[shard]:
                 self.ncache.remove(shard, key)  # a positive answer supersedes a cached denial
         else:
@@ -424,14 +421,16 @@ def _write_hit(req: Request, w: ResponseWriter, e: Entry, do: bool, ttl: int) ->
 
 
 class CacheWriter(WriterWrapper):
-    """A miss: store what the chain writes, then pass it on with uniform TTLs."""
+    """A miss: store what the chain writes, then pass it on with uniform TTLs. The completion goes
+    straight to the writer below (`done` is its bound method, set per miss: no frame of ours)."""
 
-    __slots__ = ("cache", "key", "lb", "req", "shard")
+    __slots__ = ("cache", "done", "key", "lb", "req", "shard")
 
     def __init__(self, inner: ResponseWriter, cache: Cache, req: Request, key: tuple, shard: int,
                  lb: Labels | None = None) -> None:
         self.written = False  # WriterWrapper's state, set here: made once per miss
         self.inner = inner
+        self.done = inner.done  # type: ignore[method-assign]
         self.cache = cache
         self.req = req
         self.key = key

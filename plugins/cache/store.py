@@ -32,6 +32,21 @@ RA_RCODE = wire.RA | 0xF  # the stored reply's header bits a hit keeps
 AD, SERVFAIL, NOTIMP = wire.AD, wire.SERVFAIL, wire.NOTIMP
 NOT_WRITTEN = frozenset((wire.FORMERR, wire.SERVFAIL, wire.NOTIMP, wire.REFUSED))
 NEVER = float("-inf")
+QR = wire.QR
+OPCODE_RCODE = wire.OPCODE_MASK | 0xF  # a QUERY (not UPDATE or NOTIFY) with rcode NOERROR has none of these
+XFR = (wire.TYPE_AXFR, wire.TYPE_IXFR)
+
+
+def _header_bits(low: int) -> tuple[int, bool, bool, int]:
+    """From the low byte of a stored reply's flags word (RA, AD, rcode): the bits a hit keeps, AD,
+    whether it is a SERVFAIL/NOTIMP, and what a hit returns to the chain: the rcode when it is a
+    "written" one, else NOERROR as CoreDNS's cache does (it always returns RcodeSuccess after writing
+    a hit)."""
+    rcode = low & 0xF
+    return low & RA_RCODE, (low & AD) != 0, rcode in (SERVFAIL, NOTIMP), 0 if rcode in NOT_WRITTEN else rcode
+
+
+_head = [_header_bits(low) for low in range(256)].__getitem__  # one list index per entry
 
 
 class Entry:
@@ -62,18 +77,11 @@ class Entry:
                  positive: bool) -> None:
         """`message` is the reply without OPT; `ttl_offsets` are absolute offsets into it (kept, not
         copied: the caller's list is the entry's)."""
-        flags = (message[2] << 8) | message[3]
-        rcode = flags & 0xF
         self.template = message
         self.qend = qend
         self.ttl_offsets = ttl_offsets
-        self.counts = message[4:12]
-        self.hflags = flags & RA_RCODE
-        self.ad = (flags & AD) != 0
-        self.servfail = rcode in (SERVFAIL, NOTIMP)
-        # What a hit returns to the chain: the rcode when it is a "written" one, else NOERROR as
-        # CoreDNS's cache does (it always returns RcodeSuccess after writing a hit).
-        self.ret = 0 if rcode in NOT_WRITTEN else rcode
+        self.counts = b""  # the header's four counts, sliced at the first hit (most misses are never hit)
+        self.hflags, self.ad, self.servfail, self.ret = _head(message[3])
         self.orig_ttl = orig_ttl
         self.stored = stored
         self.positive = positive
@@ -93,6 +101,8 @@ class Entry:
         """The record sections with every TTL set to `ttl` (rebuilt only when `ttl` changes)."""
         if ttl == self.body_ttl:
             return self.body
+        if not self.counts:
+            self.counts = self.template[4:12]
         qend = self.qend
         buf = bytearray(self.template[qend:])
         pack = _I.pack_into
@@ -107,7 +117,8 @@ class Entry:
         flags = HIT_BASE | (req_flags & REQ_BITS) | self.hflags
         if self.ad and ad_ok:
             flags |= wire.AD
-        return _HH.pack(qid, flags) + self.counts + question + self.records(ttl)
+        body = self.records(ttl)  # first: it also slices `counts` at the first hit
+        return _HH.pack(qid, flags) + self.counts + question + body
 
     def popular(self, window: float, now: float) -> int:
         """Count one hit (CoreDNS freq.Update): a gap of `window` or more restarts the count."""
@@ -145,22 +156,28 @@ class Store:
         return self.shards[shard].get(key)
 
     def add(self, shard: int, key: Hashable, entry: Entry) -> bool:
-        """Insert or replace; True when a random entry had to be evicted to make room."""
+        """Insert or replace; True when a random entry had to be evicted to make room.
+
+        The new key takes the victim's slot in the key list, so no other entry moves: an eviction is
+        one insert, one delete and the victim's free (it was last touched thousands of misses ago)."""
         d = self.shards[shard]
-        keys = self.keys[shard]
-        old = d.get(key)
-        if old is not None:
+        old = d.setdefault(key, entry)  # one hash for the common case, a new key
+        if old is not entry:
             entry.slot = old.slot
             d[key] = entry
             return False
-        evicted = False
-        if len(d) >= self.shard_size:
-            self._drop_slot(d, keys, int(_random() * len(keys)))  # uniform; randrange costs ~1 µs more
-            evicted = True
-        entry.slot = len(keys)
-        keys.append(key)
-        d[key] = entry
-        return evicted
+        keys = self.keys[shard]
+        n = len(keys)
+        if n < self.shard_size:
+            entry.slot = n
+            keys.append(key)
+            return False
+        i = int(_random() * n)  # uniform over the entries before this one; randrange costs ~1 µs more
+        victim = keys[i]
+        keys[i] = key
+        entry.slot = i
+        del d[victim]
+        return True
 
     def remove(self, shard: int, key: Hashable) -> None:
         d = self.shards[shard]
@@ -183,49 +200,45 @@ class Store:
 NOERROR, DELEGATION, NODATA, NAMEERROR, SERVERERROR, OTHERERROR, META, UPDATE = range(8)
 
 
-class Layout:
-    """One walk of a reply: what the cache needs to classify and store it (`analyze`)."""
-
-    __slots__ = ("data", "kind", "matched", "max_ttl", "message", "min_ttl", "msg_ttls", "qend", "ttls")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.message = data  # without the OPT record
-        self.qend = 12
-        self.kind = OTHERERROR
-        self.matched = False  # a reply to exactly the request's question (CoreDNS request.Match)
-        self.ttls: list[int] = []  # TTL offsets of the non-OPT records in `data`
-        self.msg_ttls: list[int] = []  # the same in `message`
-        self.min_ttl: int | None = None  # smallest and largest TTL of those records (None: no records)
-        self.max_ttl: int | None = None
+# What `analyze` finds in a reply, as a plain tuple (no object per miss): (kind, matched, qend, ttls, lo,
+# hi, message, msg_ttls). `kind` is the reply class, `matched` whether it answers exactly the request's
+# question (CoreDNS request.Match), `qend` the end of its question section, `ttls` the TTL offsets of
+# its non-OPT records, `lo`/`hi` their smallest and largest TTL (-1 without records), `message` the
+# reply without its OPT record and `msg_ttls` the TTL offsets in `message`.
+Walk = tuple[int, bool, int, list[int], int, int, bytes, list[int]]
 
 
-def analyze(data: bytes, req: Request) -> Layout:
-    """Walk a reply to `req` once: question end and match, TTL offsets with their smallest and largest
-    TTL, the message without its OPT, and the reply class (`kind`: response.typify's rules in its order,
-    then HEAD's: a NOERROR whose answer is a CNAME chain cut short is NODATA with an authority SOA, else
-    OTHERERROR; an NXDOMAIN with answers is OTHERERROR). Raises WireError (or IndexError/struct.error)."""
-    lay = Layout(data)
+def analyze(data: bytes, req: Request) -> Walk:
+    """Walk a reply to `req` once (see `Walk`); the reply class follows response.typify's rules in its
+    order, then HEAD's: a NOERROR whose answer is a CNAME chain cut short is NODATA with an authority
+    SOA, else OTHERERROR; an NXDOMAIN with answers is OTHERERROR. Raises WireError (or IndexError/
+    struct.error)."""
     _id, flags, qd, an, ns, ar = _H6.unpack_from(data)
-    qn = req.qname_wire
     qtype = req.qtype
-    off = 12 + len(qn)
-    qtail = req.wire[req.qend - 4 : req.qend]  # type and class as asked
-    if qd == 1 and flags & wire.QR and data[12:off].lower() == qn and data[off : off + 4] == qtail:
-        lay.matched = True
-        off += 4
+    qend = req.qend
+    if qd == 1 and flags & QR and data.startswith(req.wire[12:qend], 12):
+        matched = True  # the question echoed byte for byte: the common case, one comparison
+        off = qend
         first_qtype = qtype
-    else:  # the general walk, for a reply that is not stored (counted in drops_total) but passed on
-        off = 12
-        first_qtype = -1
-        for i in range(qd):
-            off = wire.skip_name(data, off)
-            if i == 0:
-                first_qtype = (data[off] << 8) | data[off + 1]
+    else:
+        qn = req.qname_wire
+        off = 12 + len(qn)
+        matched = (qd == 1 and flags & QR != 0 and data[12:off].lower() == qn
+                   and data[off : off + 4] == req.wire[qend - 4 : qend])  # type and class as asked
+        if matched:
             off += 4
-    lay.qend = off
+            first_qtype = qtype
+        else:  # the general walk, for a reply that is not stored (counted in drops_total) but passed on
+            off = 12
+            first_qtype = -1
+            for i in range(qd):
+                off = wire.skip_name(data, off)
+                if i == 0:
+                    first_qtype = (data[off] << 8) | data[off + 1]
+                off += 4
+    qend = off
     n = len(data)
-    ttls = lay.ttls
+    ttls: list[int] = []
     soa = has_q = has_cname = False
     ns_count = 0
     lo = hi = -1
@@ -268,17 +281,16 @@ def analyze(data: bytes, req: Request) -> Layout:
             lo = ttl
         elif ttl > hi:
             hi = ttl
-    if ttls:
-        lay.min_ttl, lay.max_ttl = lo, hi
-    lay.kind = _kind(flags, first_qtype, an, soa, ns_count,
+    if an and not flags & OPCODE_RCODE and has_q and first_qtype not in XFR:
+        kind = NOERROR  # _kind's answer for the common positive reply, without the call
+    else:
+        kind = _kind(flags, first_qtype, an, soa, ns_count,
                      an == 0 or has_q or not has_cname or qtype in (TYPE_ANY, TYPE_CNAME))
     if opt_start < 0:
-        lay.msg_ttls = ttls
-        return lay
-    lay.message = data[:10] + (ar - 1).to_bytes(2, "big") + data[12:opt_start] + data[opt_end:]
+        return kind, matched, qend, ttls, lo, hi, data, ttls
+    message = data[:10] + (ar - 1).to_bytes(2, "big") + data[12:opt_start] + data[opt_end:]
     cut = opt_end - opt_start
-    lay.msg_ttls = [o - cut if o > opt_start else o for o in ttls]
-    return lay
+    return kind, matched, qend, ttls, lo, hi, message, [o - cut if o > opt_start else o for o in ttls]
 
 
 def _kind(flags: int, qtype: int, an: int, soa: bool, ns_count: int, answers_question: bool) -> int:
