@@ -2,14 +2,17 @@
 
 The handler wraps the writer with a recorder that notes the reply's rcode and size, and labels it
 with the plugin right after prometheus in the chain (CoreDNS's rule, see `Recorder`), then reports
-after the chain returns. Reporting is
-`Recorder.after`, run once when the query completes (returned, raised or by continuation).
+after the chain returns. Reporting is `Recorder.after`, run once when the query completes
+(returned, raised or by continuation): it appends the query's observation to a list that `flush`
+folds into the metrics in batches.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import Counter
 from time import monotonic
+from typing import Any
 
 from pycoredns import metrics, wire
 from pycoredns.metrics import REGISTRY
@@ -67,7 +70,35 @@ class Recorder(Wrapper):
         self.inner.write(data)
 
     def after(self, rcode: int, error: PluginError | None) -> int:
-        self.metrics.report(self.req, self, error.rcode if error is not None else rcode, self.start)
+        """CoreDNS's vars.Report: the same six metric updates, batched.
+
+        Per query: the duration added to a running sum, and one tuple of the observation appended to
+        a list. `flush` (before every exposition, and every PENDING_MAX queries) counts identical
+        observations (`Counter`, in C) and folds each distinct one into the metrics once: no label
+        tuple, dict lookup or hash on the query's path (and no further call: this is the report).
+        """
+        m = self.metrics
+        req = self.req
+        rc = error.rcode if error is not None else rcode
+        zone = req.zone
+        qtype = req.qtype
+        if qtype == TYPE_DS or zone not in m.zone_set:
+            zone = zone_match(m.zones, req.name) or "."
+        v = monotonic() - self.start
+        listener = req.listener
+        at = m.sum_at
+        if at[0] is listener and at[1] is zone:  # the same listener and zone as the last query: no tuple
+            m.sum += v
+        else:
+            m.switch_sum(listener, zone, v)
+        edns = req.edns
+        nxt = m.next  # the `plugin` property, inline: this runs for every query
+        _OBS.append((m, listener, zone, req.proto, ":" in req.remote[0], qtype,
+                     bisect_left(_DURATION_BUCKETS, v), self.size, len(req.wire),
+                     rc & 0x0F if rc in NOT_WRITTEN else self.rcode,
+                     nxt.name if self.written and nxt is not None else "", edns is not None and edns.do))
+        if len(_OBS) >= PENDING_MAX:
+            flush()
         if error is not None:
             raise error
         return rcode
@@ -86,52 +117,55 @@ class Metrics(WrapperHandler):
         self.server = server
         self.view = ""  # the block's `view` name (the `view` label), set at startup
         self.slots: dict[tuple, _Slot] = {}
+        # the duration sums not folded yet: the running one, (listener, zone) -> seconds for the others
+        self.sum_at: tuple[Any, str] = (None, "")
+        self.sum = 0.0
+        self.sums: dict[tuple[Any, str], float] = {}
 
-    def report(self, req: Request, rec: Recorder, rc: int, start: float) -> None:
-        """CoreDNS's vars.Report: the same six metric updates, batched.
+    def switch_sum(self, listener: Any, zone: str, v: float) -> None:
+        """Another (listener, zone) than the last query's: park the running sum, start this one's."""
+        self._park_sum()
+        self.sum_at = (listener, zone)
+        self.sum = v
 
-        Label tuples and histogram rows are looked up once per (listener, zone, proto, family,
-        type label) and kept in `self.slots`; a query then costs one dict hit, the duration's
-        bucket search and one count of identical observations (folded in by `flush`).
-        """
-        zone = req.zone
-        qtype = req.qtype
-        if qtype == TYPE_DS or zone not in self.zone_set:
-            zone = zone_match(self.zones, req.name) or "."
-        key = (req.listener, zone, req.proto, ":" in req.remote[0], _TYPES.get(qtype, "other"))  # bounded
+    def _park_sum(self) -> None:
+        if self.sum:
+            at = self.sum_at
+            self.sums[at] = self.sums.get(at, 0.0) + self.sum
+            self.sum = 0.0
+
+    def slot(self, listener: Any, zone: str, proto: str, v6: bool, qtype: int) -> _Slot:
+        """The label tuples and histogram rows of one (listener, zone, proto, family, type label)."""
+        key = (listener, zone, proto, v6, _TYPES.get(qtype, "other"))  # bounded
         slot = self.slots.get(key)
         if slot is None:
-            listener = req.listener
             server = listener.label if listener is not None else self.server
             slot = self.slots[key] = _Slot(server, *key[1:], view=self.view)
-        # The six metric updates of CoreDNS's vars.Report are folded into the metrics in batches
-        # (`flush`, before every exposition and whenever many distinct queries are pending): per
-        # query only the duration sum and one count of identical observations.
-        v = monotonic() - start
-        slot.duration_sum += v
-        edns = req.edns
-        rcode = rc & 0x0F if rc in NOT_WRITTEN else rec.rcode
-        nxt = self.next  # Recorder.plugin, inline: this runs for every query
-        plugin = nxt.name if rec.written and nxt is not None else ""
-        obs = (slot, bisect_left(_DURATION_BUCKETS, v), rec.size, len(req.wire), rcode, plugin,
-               edns is not None and edns.do)
-        pending = _PENDING
-        pending[obs] = pending.get(obs, 0) + 1
-        if len(pending) > PENDING_MAX:
-            flush()
+        return slot
+
+    def fold_sums(self) -> None:
+        """Add the duration sums to the request_duration rows (server, zone, view)."""
+        self._park_sum()
+        sums, self.sums = self.sums, {}
+        for (listener, zone), total in sums.items():
+            server = listener.label if listener is not None else self.server
+            _row(metrics.request_duration, (server, zone, self.view))[-2] += total
 
 
-PENDING_MAX = 1000
-_PENDING: dict[tuple, int] = {}
+PENDING_MAX = 1024  # observations kept before they are folded (also before every exposition)
+_OBS: list[tuple] = []
 
 
 def flush() -> None:
     """Fold the pending observations into the registry's counters and histograms."""
-    pending = _PENDING.copy()
-    _PENDING.clear()
-    slots = set()
-    for (slot, dbucket, rsize, qsize, rcode, plugin, do), n in pending.items():
-        slots.add(slot)
+    if not _OBS:
+        return
+    pending = Counter(_OBS)
+    _OBS.clear()
+    handlers = set()
+    for (h, listener, zone, proto, v6, qtype, dbucket, rsize, qsize, rcode, plugin, do), n in pending.items():
+        handlers.add(h)
+        slot = h.slot(listener, zone, proto, v6, qtype)
         _REQUESTS[slot.requests] = _REQUESTS.get(slot.requests, 0.0) + n
         if do:
             _DO[slot.do] = _DO.get(slot.do, 0.0) + n
@@ -150,9 +184,8 @@ def flush() -> None:
         if labels is None:
             labels = slot.responses[rkey] = (slot.server, slot.zone, slot.view, _RCODES[rcode], plugin)
         _RESPONSES[labels] = _RESPONSES.get(labels, 0.0) + n
-    for slot in slots:
-        slot.duration[-2] += slot.duration_sum
-        slot.duration_sum = 0.0
+    for h in handlers:
+        h.fold_sums()
 
 
 if flush not in REGISTRY.collectors:
@@ -178,13 +211,12 @@ def _row(h: metrics.Histogram, labels: tuple[str, ...]) -> list[float]:
 class _Slot:
     """Label tuples and histogram rows of one (server, zone, proto, family, type label)."""
 
-    __slots__ = ("do", "duration", "duration_sum", "request_size", "requests", "response_size", "responses",
+    __slots__ = ("do", "duration", "request_size", "requests", "response_size", "responses",
                  "server", "view", "zone")
 
     def __init__(self, server: str, zone: str, proto: str, v6: bool, qtype: str, view: str = "") -> None:
         self.server = server
         self.zone = zone
-        self.duration_sum = 0.0
         self.view = view
         self.requests = (server, zone, view, proto, "2" if v6 else "1", qtype)
         self.do = (server, view, zone)

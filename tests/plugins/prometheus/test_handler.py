@@ -126,3 +126,27 @@ async def test_failing_collector_gives_500_and_server_keeps_serving():
             REGISTRY.metrics.pop("test_broken_gauge")
         assert (await scrape(port))[0] == 200
         assert (await query(srv.port(), "x.bad.prom.test", "A")).rcode() == dns.rcode.NOERROR
+
+
+async def test_duration_sums_follow_each_zone_of_a_block():
+    """The duration sum runs per (listener, zone) and is parked when queries alternate between a block's
+    zones: each zone's request_duration count and sum grow with its own queries, across scrapes."""
+    port = free_port()
+    cf = f"one.dur.test two.dur.test {{\n prometheus 127.0.0.1:{port}\n whoami\n}}\n"
+    async with running(cf) as srv:
+        server = srv.instance.first_listener().label
+
+        def dur(s: dict, zone: str, what: str) -> float:
+            return value(s, f"coredns_dns_request_duration_seconds_{what}", server=server, zone=zone, view="")
+
+        for name in ("a.one.dur.test", "a.two.dur.test", "b.two.dur.test", "b.one.dur.test", "c.one.dur.test"):
+            assert (await query(srv.port(), name, "A")).rcode() == dns.rcode.NOERROR
+        s = samples((await scrape(port))[2])
+        assert dur(s, "one.dur.test.", "count") == 3 and dur(s, "two.dur.test.", "count") == 2
+        first = {z: dur(s, z, "sum") for z in ("one.dur.test.", "two.dur.test.")}
+        assert all(v > 0 for v in first.values())
+        assert (await query(srv.port(), "d.two.dur.test", "A")).rcode() == dns.rcode.NOERROR
+        s = samples((await scrape(port))[2])
+        assert dur(s, "one.dur.test.", "count") == 3 and dur(s, "two.dur.test.", "count") == 3
+        assert dur(s, "one.dur.test.", "sum") == first["one.dur.test."]
+        assert dur(s, "two.dur.test.", "sum") > first["two.dur.test."]
