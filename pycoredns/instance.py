@@ -20,10 +20,11 @@ from .controller import Controller
 from .corefile import CorefileError, ServerBlock
 from .exceptions import ConfigError, StartupError
 from .handler import Handler
-from .server import Listener, bind_tcp
+from .server import Listener
 
-SocketSource = Callable[[str, int], tuple[socket.socket, socket.socket]]
-"""The process's socket pool: (host, configured port) -> bound (UDP, TCP) sockets, reused across reloads."""
+SocketSource = Callable[[str, str, int], tuple[socket.socket | None, socket.socket]]
+"""The process's socket pool: (transport, host, configured port) -> bound (UDP, TCP) sockets, reused
+across reloads (tls://: no UDP socket)."""
 
 
 
@@ -172,14 +173,11 @@ class Instance:
         assert self.take_sockets is not None
         for lst in self.listeners.values():
             lst.nursery = self.scope.nursery
-            if lst.transport == "tls":  # TCP only, owned by the listener (closed when its loop ends)
-                lst.udp_sock, lst.tcp_sock = None, bind_tcp(lst.host, lst.port)
-                continue
-            lst.udp_sock, lst.tcp_sock = self.take_sockets(lst.host, lst.port)
+            lst.udp_sock, lst.tcp_sock = self.take_sockets(lst.transport, lst.host, lst.port)
 
     def socket_keys(self) -> set[tuple[str, int]]:
-        """The process socket-pool keys (host, configured port) this configuration listens on."""
-        return {(lst.host, lst.port) for lst in self.listeners.values() if lst.transport != "tls"}
+        """The process socket-pool keys (`Listener.socket_key`) this configuration listens on."""
+        return {lst.socket_key for lst in self.listeners.values()}
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the receive loops until `stop_receiving`; one cancel scope per socket pair.
@@ -192,8 +190,7 @@ class Instance:
             async with trio.open_nursery() as n:
                 if not self._stop_all:
                     for lst in self.listeners.values():
-                        key = (lst.host, lst.port) if lst.transport != "tls" else (f"tls://{lst.host}", lst.port)
-                        scope, done = self._receivers[key] = trio.CancelScope(), trio.Event()
+                        scope, done = self._receivers[lst.socket_key] = trio.CancelScope(), trio.Event()
                         n.start_soon(self._receive, lst, scope, done)
                 task_status.started()
                 self.scope.serving.set()
@@ -210,8 +207,6 @@ class Instance:
                     if lst.tcp_sock is not None:
                         n.start_soon(lst.serve_tcp, lst.tcp_sock)
         finally:
-            if lst.transport == "tls" and lst.tcp_sock is not None:
-                lst.tcp_sock.close()  # not pooled: a reload binds a fresh one (SO_REUSEPORT)
             done.set()
 
     async def stop_receiving(self, keys: set[tuple[str, int]] | None = None) -> None:

@@ -25,23 +25,27 @@ from .lastgood import LastGood, Recorder
 from .loader import Loader
 from .pod import Pod
 from .request import Request
-from .server import bind_tcp, bind_udp
+from .server import bind_tcp, bind_udp, socket_key
 
 GRACEFUL_TIMEOUT = 5.0
 
 
 
 class SocketPool:
-    """Listening sockets by (host, configured port), reused across reloads."""
+    """Listening sockets by `Listener.socket_key`, reused across reloads: a dns:// listener's UDP and
+    TCP sockets, a tls:// listener's TCP one (so a reload closes no listener and resets nothing)."""
 
     def __init__(self) -> None:
-        self.socks: dict[tuple[str, int], tuple[socket.socket, socket.socket]] = {}
+        self.socks: dict[tuple[str, int], tuple[socket.socket | None, socket.socket]] = {}
 
-    def take(self, host: str, port: int) -> tuple[socket.socket, socket.socket]:
-        key = (host, port)
+    def take(self, transport: str, host: str, port: int) -> tuple[socket.socket | None, socket.socket]:
+        key = socket_key(transport, host, port)
         if key in self.socks:
             return self.socks[key]
-        if port == 0:
+        pair: tuple[socket.socket | None, socket.socket]
+        if transport != "dns":
+            pair = (None, bind_tcp(host, port))
+        elif port == 0:
             pair = self._bind_ephemeral(host)
         else:
             udp = bind_udp(host, port)
@@ -70,7 +74,8 @@ class SocketPool:
         for key in list(self.socks):
             if key not in keys:
                 for s in self.socks.pop(key):
-                    s.close()
+                    if s is not None:
+                        s.close()
 
     def close(self) -> None:
         self.keep_only(set())
@@ -425,7 +430,8 @@ class Process:
         The final-shutdown hooks (health's lameduck) run while the listeners still serve. Then each
         UDP socket with a successor on its address is withdrawn from its reuseport group
         (`pycoredns.handover`), the receive loops stop, the queued datagrams and queries in flight
-        are answered, and each socket closes as soon as it is empty. The ordinary shutdown hooks
+        are answered, and each socket closes as soon as it is empty. TCP listeners, DoT ones
+        included, hand what the kernel holds for them over (`handover.finish_tcp`). The ordinary shutdown hooks
         (forward closing its upstream connections) run last, after the last forwarded answer.
         """
         self.shutting_down = True
@@ -435,7 +441,10 @@ class Process:
             return
         await inst.final_shutdown()
         for lst in inst.listeners.values():
-            if lst.udp_sock is not None and handover.withdraw(lst.udp_sock):
+            # dns://: the UDP socket withdrawn; tls:// (TCP only): `handover.finish_tcp` below
+            handed = (handover.withdraw(lst.udp_sock) if lst.udp_sock is not None
+                      else lst.tcp_sock is not None and handover.has_successor(lst.tcp_sock))
+            if handed:
                 log.core.info(f"Handing {lst.label} over to its successor")
         await inst.stop_receiving()
         await self._finish(inst)

@@ -305,6 +305,11 @@ class Listener:
         return self._label
 
     @property
+    def socket_key(self) -> tuple[str, int]:
+        """Its sockets' key in the process's pool (`socket_key`)."""
+        return socket_key(self.transport, self.host, self.port)
+
+    @property
     def bound_port(self) -> int:
         sock = self.udp_sock or self.tcp_sock
         return sock.getsockname()[1] if sock is not None else self.port
@@ -725,6 +730,12 @@ def _badvers(req: Request) -> bytes:
 
 
 # -- sockets ------------------------------------------------------------------------------------
+
+
+def socket_key(transport: str, host: str, port: int) -> tuple[str, int]:
+    """A listener's sockets' key in the process's pool, kept across reloads: (host, configured port)
+    for dns:// (a UDP and a TCP socket), ("tls://host", port) for tls:// (a TCP listener)."""
+    return (host, port) if transport == "dns" else (f"{transport}://{host}", port)
 
 
 def bind_udp(host: str, port: int) -> socket.socket:

@@ -110,12 +110,13 @@ class Load:
 
 
 class TCPLoad:
-    """tcp_load.py in the namespace: RATE new connections a second, each with pipelined queries."""
+    """tcp_load.py in the namespace: RATE new connections a second, each with pipelined queries
+    (`tls`: (CA file, server name) for DNS over TLS)."""
 
     def __init__(self, ns: Netns, rate: int, seconds: float, per_connection: int = 3,
-                 zone: str = "example.org") -> None:
-        self.proc = ns.python(str(Path(__file__).with_name("tcp_load.py")), ADDR, "53", str(rate),
-                              str(seconds), str(per_connection), zone)
+                 zone: str = "example.org", port: int = 53, tls: tuple[str, str] | None = None) -> None:
+        self.proc = ns.python(str(Path(__file__).with_name("tcp_load.py")), ADDR, str(port), str(rate),
+                              str(seconds), str(per_connection), zone, *(tls or ()))
         assert self.proc.stdout is not None
         started = self.proc.stdout.readline()  # its imports take a while on a busy machine
         assert started.strip() == b"started", started
@@ -148,8 +149,9 @@ class Netns:
         self.loads.append(ld)
         return ld
 
-    def tcp_load(self, rate: int, seconds: float, per_connection: int = 3, zone: str = "example.org") -> TCPLoad:
-        return TCPLoad(self, rate, seconds, per_connection, zone)
+    def tcp_load(self, rate: int, seconds: float, per_connection: int = 3, zone: str = "example.org",
+                 port: int = 53, tls: tuple[str, str] | None = None) -> TCPLoad:
+        return TCPLoad(self, rate, seconds, per_connection, zone, port, tls)
 
     def sysctl(self, name: str, value: str) -> bool:
         """Set a sysctl of this namespace (net.* ones are per namespace); False where it cannot."""

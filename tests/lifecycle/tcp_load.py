@@ -1,18 +1,24 @@
-"""A fixed-rate DNS-over-TCP load: new connections, each sending pipelined queries, and a tally.
+"""A fixed-rate DNS-over-TCP (or -TLS) load: new connections, each sending pipelined queries, and a tally.
 
-    python tcp_load.py HOST PORT RATE SECONDS [QUERIES_PER_CONNECTION [ZONE]]
+    python tcp_load.py HOST PORT RATE SECONDS [QUERIES_PER_CONNECTION [ZONE [CA_FILE [TLS_NAME]]]]
+
+With CA_FILE, each connection is DNS over TLS (RFC 7858): the server's certificate is checked
+against CA_FILE for TLS_NAME (HOST by default), the handshake done, then the queries sent as one
+TLS record.
 
 Opens RATE connections per second for SECONDS seconds (RATE * SECONDS connections in all, a bound).
 Each connection sends all its queries at once (pipelined, one write) and reads one reply per query,
 matched by ID and checked with dnspython (NOERROR; names under ZONE, example.org by default); then
 it closes. Prints "started" when the first connection is due, and one JSON line at the end:
 `sent` queries, `answered`, `lost`, and what happened to the connections that lost queries
-(`refused`, `reset`, `eof`: closed before every reply came, `timeout`: nothing for 5 s).
+(`refused`, `reset`: also a failed TLS handshake, `eof`: closed before every reply came, `timeout`:
+nothing for 5 s).
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import struct
 import sys
 from collections import Counter
@@ -35,18 +41,21 @@ def frames(conn: int, n: int, zone: str) -> tuple[bytes, set[int]]:
     return out, ids
 
 
-async def one(host: str, port: int, conn: int, n: int, zone: str, tally: Counter) -> None:
+async def one(host: str, port: int, conn: int, n: int, zone: str, tally: Counter,
+              tls: tuple[ssl.SSLContext, str] | None) -> None:
     data, ids = frames(conn, n, zone)
     tally["sent"] += n
     answered = 0
     outcome = "ok"
     with trio.move_on_after(TIMEOUT) as scope:
         try:
-            stream = await trio.open_tcp_stream(host, port)
+            stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
         except OSError:
             tally["refused"] += 1
             tally["lost"] += n
             return
+        if tls is not None:
+            stream = trio.SSLStream(stream, tls[0], server_hostname=tls[1])
         async with stream:
             try:
                 await stream.send_all(data)
@@ -64,7 +73,7 @@ async def one(host: str, port: int, conn: int, n: int, zone: str, tally: Counter
                         if r.id in ids and r.rcode() == dns.rcode.NOERROR:
                             ids.discard(r.id)
                             answered += 1
-            except (trio.BrokenResourceError, OSError):
+            except (trio.BrokenResourceError, OSError):  # ssl.SSLError is an OSError
                 outcome = "reset"
     if scope.cancelled_caught:
         outcome = "timeout"
@@ -74,19 +83,27 @@ async def one(host: str, port: int, conn: int, n: int, zone: str, tally: Counter
         tally[outcome] += 1
 
 
-async def main(host: str, port: int, rate: int, seconds: float, n: int, zone: str) -> None:
+def client_context(ca_file: str) -> ssl.SSLContext:
+    """Verifies the server against `ca_file` (each connection a full handshake: no session is reused)."""
+    return ssl.create_default_context(cafile=ca_file)
+
+
+async def main(host: str, port: int, rate: int, seconds: float, n: int, zone: str, ca_file: str,
+               tls_name: str) -> None:
     tally: Counter = Counter()
+    tls = (client_context(ca_file), tls_name or host) if ca_file else None
     total = int(rate * seconds)
     print("started", flush=True)  # the caller places its lifecycle event after this
     start = trio.current_time()
     async with trio.open_nursery() as nursery:
         for conn in range(total):
             await trio.sleep_until(start + conn / rate)
-            nursery.start_soon(one, host, port, conn, n, zone, tally)
+            nursery.start_soon(one, host, port, conn, n, zone, tally, tls)
     tally["connections"] = total
     print(json.dumps(dict(tally)), flush=True)
 
 
 if __name__ == "__main__":
     trio.run(main, sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]),
-             int(sys.argv[5]) if len(sys.argv) > 5 else 3, sys.argv[6] if len(sys.argv) > 6 else "example.org")
+             int(sys.argv[5]) if len(sys.argv) > 5 else 3, sys.argv[6] if len(sys.argv) > 6 else "example.org",
+             sys.argv[7] if len(sys.argv) > 7 else "", sys.argv[8] if len(sys.argv) > 8 else "")
