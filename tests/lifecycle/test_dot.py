@@ -9,6 +9,7 @@ fails the test.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import time
@@ -18,7 +19,7 @@ import pytest
 from pycoredns_conformance.upstream import make_tls_cert
 
 from .netns import ADDR, Netns, netns, queries
-from .test_lifecycle import assert_nothing_lost, assert_tcp_nothing_lost, corefile
+from .test_lifecycle import assert_nothing_lost, assert_tcp_nothing_lost, children, corefile, wait_until
 
 NAME = "dns.example.test"  # the certificate's name, checked by the client
 DOT_PORT = 853
@@ -31,15 +32,17 @@ LOSSY_DOT_HANDSHAKES = ("-A", "OUTPUT", "-p", "tcp", "--dport", str(DOT_PORT), "
                         "-m", "statistic", "--mode", "random", "--probability", "0.3", "-j", "DROP")
 
 
-def dot_corefile(tmp: Path, bind: bool = True, dot_extra: str = "") -> tuple[Path, str]:
-    """test_lifecycle's Corefile plus a `tls://.:853` block answering with whoami; (path, CA file).
-    The certificate (its own CA) is made once per test directory."""
+def dot_corefile(tmp: Path, bind: bool = True, dot_extra: str = "", zone: str = ".", answer: str = "whoami",
+                 lameduck: str = "2s") -> tuple[Path, str]:
+    """test_lifecycle's Corefile plus a `tls://ZONE:853` block answering with `answer`; (path, CA
+    file). The certificate (its own CA) is made once per test directory."""
     cert, key = str(tmp / "cert.pem"), str(tmp / "key.pem")
     if not Path(cert).exists():
         make_tls_cert(str(tmp), names=(NAME,))
     bind_line = f"    bind {ADDR}\n" if bind else ""
-    tail = f"tls://.:{DOT_PORT} {{\n{bind_line}    tls {cert} {key}\n    errors\n    whoami{dot_extra}\n}}\n"
-    return corefile(tmp, bind=bind, tail=tail), cert
+    tail = (f"tls://{zone}:{DOT_PORT} {{\n{bind_line}    tls {cert} {key}\n    errors\n"
+            f"    {answer}{dot_extra}\n}}\n")
+    return corefile(tmp, bind=bind, tail=tail, lameduck=lameduck), cert
 
 
 def dot_load(ns: Netns, ca: str, rate: int, seconds: float, zone: str = "example.org"):
@@ -104,3 +107,50 @@ def test_dot_reloads_lose_nothing(tmp_path: Path) -> None:
         assert_nothing_lost(udp, "UDP during SIGUSR1 reloads")
         assert srv.stop() == 0
         assert srv.output().count("Reloading complete") >= 2
+
+
+def test_dot_sigterm_serves_through_lameduck_and_finishes_forwarded_queries(tmp_path: Path) -> None:
+    """No successor: SIGTERM keeps the DoT listener serving through the lameduck, then the TLS
+    connections it accepted get the answers of their forwarded queries (the upstream answers after
+    1.5 s, so the last ones are still in flight when the lameduck ends) before they close."""
+    conf, ca = dot_corefile(tmp_path, zone="slow.test", answer="forward . 127.0.0.1:5300", lameduck="3s")
+    with netns(tmp_path) as ns:
+        upstream = ns.python(str(Path(__file__).with_name("slow_upstream.py")), "127.0.0.1", "5300", "1.5")
+        assert upstream.stdout is not None and upstream.stdout.readline().strip() == b"ready"
+        srv = ns.server("-conf", str(conf))
+        srv.wait_for("CoreDNS-")
+        udp = ns.load(queries(), seconds=3)
+        dot = dot_load(ns, ca, rate=100, seconds=3, zone="slow.test")
+        time.sleep(1.0)
+        srv.signal(signal.SIGTERM)
+        assert srv.proc.wait(30) == 0
+        assert_tcp_nothing_lost(dot, "forwarded DoT queries in flight")
+        assert_nothing_lost(udp, "whoami during lameduck")
+        assert "Going into lameduck mode for 3s" in srv.output()
+
+
+def test_dot_worker_stopped_from_outside_is_replaced_without_loss(tmp_path: Path) -> None:
+    """`-workers 2`, one worker stopped with SIGTERM: it hands its DoT listener over to its sibling
+    (without CAP_BPF: steering) and the parent forks a replacement, under the DoT and UDP loads."""
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) is not installed")
+    conf, ca = dot_corefile(tmp_path)
+    with netns(tmp_path) as ns:
+        ns.sysctl("net.ipv4.tcp_migrate_req", "0")
+        ns.iptables(*LOSSY_DOT_HANDSHAKES)  # where it can
+        srv = ns.server("-conf", str(conf), "-workers", "2", unprivileged=True)
+        srv.wait_for("CoreDNS-")
+        assert wait_until(lambda: len(children(srv.proc.pid)) == 2)
+        first, second = children(srv.proc.pid)
+        udp = ns.load(queries(), seconds=7)
+        dot = dot_load(ns, ca, rate=200, seconds=7)
+        time.sleep(1.0)
+        os.kill(second, signal.SIGTERM)
+        assert wait_until(lambda: len(children(srv.proc.pid)) == 2 and second not in children(srv.proc.pid))
+        assert_tcp_nothing_lost(dot, "DoT through a worker restart")
+        assert_nothing_lost(udp, "UDP through a worker restart")
+        assert srv.proc.poll() is None and first in children(srv.proc.pid)
+        assert srv.stop() == 0
+        out = srv.output()
+        assert f"Handing tls://{ADDR}:{DOT_PORT} over to its successor" in out
+        assert "reset unless" not in out
