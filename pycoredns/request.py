@@ -41,6 +41,7 @@ class Listener(Protocol):
         ...
 
 _OPT_FIXED = struct.Struct(">HHBBHH")  # type, class(udp size), ext-rcode, version, flags, rdlen
+_ID_FLAGS = struct.Struct(">HH")
 # EDNS options the server keeps when it mirrors a request's OPT (CoreDNS's SupportedOptions).
 SUPPORTED_OPTIONS = {3, 9, 10, 11, 12}  # NSID, EXPIRE, COOKIE, TCP-KEEPALIVE, PADDING
 
@@ -347,16 +348,25 @@ class Request:
     def with_flags(self, flags: int, proto: str | None = None) -> Request:
         """The same query with other header flags (and transport): the question is not parsed again."""
         r = Request.__new__(Request)
-        r.wire = self.wire[:2] + flags.to_bytes(2, "big") + self.wire[4:]
+        # One attribute a line: tuple assignments of five build a tuple (this runs per cache miss).
+        r.wire = _ID_FLAGS.pack(self.id, flags) + self.wire[4:]
         r.flags = flags
         r.id = self.id
-        r.qname_wire, r.qtype, r.qclass, r.qend, r.edns = (self.qname_wire, self.qtype, self.qclass, self.qend,
-                                                           self.edns)
-        r.remote, r.local, r.listener = self.remote, self.local, self.listener
+        r.qname_wire = self.qname_wire
+        r.qtype = self.qtype
+        r.qclass = self.qclass
+        r.qend = self.qend
+        r.edns = self.edns
+        r.remote = self.remote
+        r.local = self.local
+        r.listener = self.listener
         r.proto = self.proto if proto is None else proto
-        r.zone, r.meta, r.depth = self.zone, self.meta, self.depth
+        r.zone = self.zone
+        r.meta = self.meta
+        r.depth = self.depth
         r._msg = None
-        r._name, r._qname = self._name, self._qname
+        r._name = self._name
+        r._qname = self._qname
         return r
 
     def copy_with(self, qname: str | None = None, qtype: int | None = None, qclass: int | None = None,
