@@ -1,4 +1,5 @@
-"""TCP clients that misbehave: silent, half a length prefix, 1,000 pipelined queries, slow readers.
+"""TCP clients that misbehave: silent, half a length prefix, 1,000 pipelined queries, slow readers;
+DoT clients that never finish their TLS handshake or speak plain DNS to a `tls://` listener.
 
 Each misbehaving client runs next to ordinary UDP and TCP clients, which keep getting answers; a
 silent or stalled connection is closed by the server (read timeout), never kept forever.
@@ -6,12 +7,15 @@ silent or stalled connection is closed by the server (read timeout), never kept 
 
 from __future__ import annotations
 
+import ssl
 import struct
 
+import dns.asyncquery
 import dns.message
 import dns.rcode
 import trio
 from conftest import query, running
+from pycoredns_conformance.upstream import make_tls_cert
 
 COREFILE = ". {\n whoami\n}\n"
 BIG = ". {\n template IN TXT big.example {\n  answer \"{{ .Name }} 60 IN TXT " + " ".join(
@@ -117,3 +121,45 @@ async def test_slow_reader_gets_every_answer_and_does_not_stall_others() -> None
                 if len(got) == 25:
                     await others_are_served(port)
             assert got == set(range(50))
+
+
+def half_a_client_hello(ctx: ssl.SSLContext) -> bytes:
+    """The first half of the ClientHello a TLS client with `ctx` sends."""
+    out = ssl.MemoryBIO()
+    obj = ctx.wrap_bio(ssl.MemoryBIO(), out)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    hello = out.read()
+    return hello[: len(hello) // 2]
+
+
+async def test_dot_clients_without_a_tls_handshake_are_closed_and_others_served(tmp_path, logs) -> None:
+    """On a `tls://` listener: a client that connects and sends nothing, one that sends half a
+    ClientHello, one that sends a plain DNS query. Each is closed (the read timeout bounds the
+    handshake); a DoT client connecting meanwhile and afterwards is answered; no error is logged."""
+    cert, key = make_tls_cert(str(tmp_path))
+    ctx = ssl.create_default_context(cafile=cert)
+    ctx.check_hostname = False  # the certificate names 127.0.0.1 as an IP address SAN
+    async with running(f"tls://.:0 {{\n tls {cert} {key}\n whoami\n}}\n") as srv:
+        lst = next(iter(srv.instance.listeners.values()))
+        port = lst.bound_port
+        q = dns.message.make_query("example.org", "A")
+        silent = await trio.open_tcp_stream("127.0.0.1", port)
+        half = await trio.open_tcp_stream("127.0.0.1", port)
+        plain = await trio.open_tcp_stream("127.0.0.1", port)
+        async with silent, half, plain:
+            await half.send_all(half_a_client_hello(ctx))
+            await plain.send_all(framed("example.org", 1))
+            r = await dns.asyncquery.tls(q, "127.0.0.1", port=port, timeout=5, ssl_context=ctx)
+            assert r.rcode() == dns.rcode.NOERROR and r.additional
+            for stream in (silent, half, plain):
+                assert await closed_by_server(stream)
+        r = await dns.asyncquery.tls(q, "127.0.0.1", port=port, timeout=5, ssl_context=ctx)
+        assert r.rcode() == dns.rcode.NOERROR and r.additional
+        with trio.move_on_after(10):  # the connections' tasks end (bounded)
+            while lst.tcp_conns:
+                await trio.sleep(0.02)
+        assert not lst.tcp_conns
+    assert not [line for line in logs.lines if line.startswith(("[ERROR]", "[WARNING]"))], logs.lines
