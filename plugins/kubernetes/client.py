@@ -13,13 +13,24 @@ list request: `urllib3` (basic auth headers), `multiprocessing.pool.ThreadPool` 
 and `dateutil.parser.parse` (model deserialisation), about a fifth of the client's import time
 (`python -X importtime`). They are imported while stand-ins (`_Deferred`) sit in `sys.modules`, which
 load the real module on first use; the stand-ins leave `sys.modules` again right after.
+
+Three loads of the system CA bundle (~16-19 ms of CPU each) come before the first list request too:
+aiohttp builds two default SSL contexts when `aiohttp.connector` is imported, and kubernetes-asyncio's
+`RESTClientObject` builds a third with the defaults when no CA file is configured, also for an `http://`
+API server, which never uses any of them. While the client loads and while `api_client` builds the
+client, `SSLContext.set_default_verify_paths` is replaced (`_cas_on_first_use`): a context asking for the
+defaults loads them just before its first use (a handshake, or reading its CA list), so TLS, a
+kubeconfig's CA, the in-cluster service account and any other user of those contexts see the same
+certificates as before, only later.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import ssl
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -105,13 +116,72 @@ def _deferred(stand_ins: dict[str, tuple[str, ...]]) -> Iterator[None]:
                 del sys.modules[name]
 
 
+# what an SSL context needs its CA certificates for; a context with the defaults pending loads them first
+_NEEDS_CAS = ("wrap_socket", "wrap_bio", "get_ca_certs", "cert_store_stats")
+_set_default_verify_paths = ssl.SSLContext.set_default_verify_paths
+_cas_lock = threading.Lock()
+_cas_holds = 0  # blocks (in any thread) running with the loads deferred
+
+
+def _defer_default_cas(ctx: ssl.SSLContext) -> None:
+    """`set_default_verify_paths` for `ctx`, run just before the first call of a method in _NEEDS_CAS."""
+    if any(name in ctx.__dict__ for name in _NEEDS_CAS):
+        return  # already pending
+    lock = threading.Lock()
+    pending = True
+
+    def load() -> None:
+        nonlocal pending
+        with lock:
+            if not pending:
+                return  # another thread loaded them
+            _set_default_verify_paths(ctx)  # before the stand-ins go: no thread sees a context without them
+            pending = False
+            for name in _NEEDS_CAS:
+                delattr(ctx, name)
+
+    def first_use(name: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            load()
+            return getattr(ctx, name)(*args, **kwargs)
+
+        call.__name__ = name
+        return call
+
+    for name in _NEEDS_CAS:
+        setattr(ctx, name, first_use(name))
+
+
+@contextmanager
+def _cas_on_first_use() -> Iterator[None]:
+    """SSL contexts asking for the default CA certificates in this block load them on first use."""
+    global _cas_holds
+    with _cas_lock:
+        if _cas_holds == 0:
+            ssl.SSLContext.set_default_verify_paths = _defer_default_cas  # type: ignore[method-assign,assignment]
+        _cas_holds += 1
+    try:
+        yield
+    finally:
+        with _cas_lock:
+            _cas_holds -= 1
+            if _cas_holds == 0:
+                del ssl.SSLContext.set_default_verify_paths  # the C method of the base class again
+
+
+def api_client(ApiClient: Any, cfg: Any) -> Any:
+    """`ApiClient(cfg)`; its SSL context loads the default CAs on first use (never for `http://`)."""
+    with _cas_on_first_use():
+        return ApiClient(cfg)
+
+
 def modules() -> tuple[Any, Any, Any]:
     """(Configuration, ApiClient, kubernetes_asyncio.config) with the least importing."""
     if "kubernetes_asyncio.config" not in sys.modules:
         _lazy_package("kubernetes_asyncio")
         client = _lazy_package("kubernetes_asyncio.client")
         _lazy_package("kubernetes_asyncio.client.models")
-        with _deferred(DEFERRED):
+        with _deferred(DEFERRED), _cas_on_first_use():
             for sub in ("exceptions", "configuration", "rest"):
                 importlib.import_module(f"kubernetes_asyncio.client.{sub}")
             api_client = importlib.import_module("kubernetes_asyncio.client.api_client")

@@ -240,7 +240,7 @@ class Watcher:
         if self.conn.max_inflight:
             cfg.connection_pool_maxsize = self.conn.max_inflight
         self.host = cfg.host.split("://", 1)[-1]
-        return ApiClient(cfg)
+        return client.api_client(ApiClient, cfg)
 
     async def _run(self) -> None:
         backoff = 0.5

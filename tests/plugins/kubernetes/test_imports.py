@@ -64,3 +64,37 @@ assert multiprocessing.pool.ThreadPool.__module__ == "multiprocessing.pool"
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_client_loads_the_default_cas_on_first_use() -> None:
+    """aiohttp's two default SSL contexts and an ApiClient's (no CA file: the system CAs) load the CA bundle
+    when first used, with the same certificates as an ordinary default context."""
+    code = """
+import asyncio
+import ssl
+from pycoredns.plugins.kubernetes.client import api_client, modules
+Configuration, ApiClient, config = modules()
+assert "set_default_verify_paths" not in ssl.SSLContext.__dict__  # the stand-in only lives while loading
+import aiohttp.connector
+cfg = Configuration()
+cfg.host = "http://127.0.0.1:1"
+
+
+async def build():
+    return api_client(ApiClient, cfg)  # its aiohttp session wants a running loop
+
+api = asyncio.run(build())
+ctxs = [aiohttp.connector._SSL_CONTEXT_VERIFIED, aiohttp.connector._SSL_CONTEXT_UNVERIFIED,
+        api.rest_client.pool_manager.connector._ssl]
+assert all(sorted(c.__dict__) == ["cert_store_stats", "get_ca_certs", "wrap_bio", "wrap_socket"] for c in ctxs)
+want = ssl.create_default_context().cert_store_stats()
+assert want["x509_ca"] > 0
+first, second, third = ctxs
+first.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="example.com")  # a handshake's start
+assert first.cert_store_stats() == want and not first.__dict__
+assert len(second.get_ca_certs()) == want["x509_ca"] and not second.__dict__
+assert third.cert_store_stats() == want
+assert third.verify_mode == ssl.CERT_REQUIRED and third.check_hostname
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
