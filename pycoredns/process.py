@@ -60,10 +60,11 @@ class SocketPool:
 
     @staticmethod
     def _bind_ephemeral(host: str) -> tuple[socket.socket, socket.socket]:
+        """A free port for UDP and TCP alike, shared with no other socket (`server._bind`)."""
         for _ in range(50):
             udp = bind_udp(host, 0)
             try:
-                tcp = bind_tcp(host, udp.getsockname()[1])
+                tcp = bind_tcp(host, udp.getsockname()[1], shared=False)
             except OSError:
                 udp.close()
                 continue

@@ -738,25 +738,34 @@ def socket_key(transport: str, host: str, port: int) -> tuple[str, int]:
     return (host, port) if transport == "dns" else (f"{transport}://{host}", port)
 
 
-def bind_udp(host: str, port: int) -> socket.socket:
-    return _bind(socket.SOCK_DGRAM, host, port)
+def bind_udp(host: str, port: int, shared: bool | None = None) -> socket.socket:
+    return _bind(socket.SOCK_DGRAM, host, port, shared)
 
 
-def bind_tcp(host: str, port: int) -> socket.socket:
-    return _bind(socket.SOCK_STREAM, host, port)
+def bind_tcp(host: str, port: int, shared: bool | None = None) -> socket.socket:
+    return _bind(socket.SOCK_STREAM, host, port, shared)
 
 
-def _bind(kind: int, host: str, port: int) -> socket.socket:
-    """A non-blocking SO_REUSEPORT socket; the wildcard host is dual-stack where IPv6 exists."""
+def _bind(kind: int, host: str, port: int, shared: bool | None = None) -> socket.socket:
+    """A non-blocking socket; the wildcard host is dual-stack where IPv6 exists.
+
+    `shared` (the default for a configured port): SO_REUSEPORT, so other processes (a surge upgrade,
+    `-workers`) serve the address beside this one. Not for an ephemeral port (`:0`, and the TCP twin
+    of one): a UDP bind to port 0 with SO_REUSEPORT and SO_REUSEADDR may be given a port that another
+    such socket of the same user already holds, and the two would then split its datagrams."""
     if not 0 <= port <= 65535:  # keys are not range-checked (as CoreDNS); Python would raise OverflowError
         raise OSError(f"address {port}: invalid port")
+    if shared is None:
+        shared = port != 0
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     if not host:
         family = socket.AF_INET6 if socket.has_ipv6 and _dual_stack_ok() else socket.AF_INET
     s = socket.socket(family, kind)
     try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if shared:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if shared or kind == socket.SOCK_STREAM:  # TCP: never shares a listening port; skips TIME_WAIT
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if kind == socket.SOCK_DGRAM:
             try:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
@@ -767,7 +776,8 @@ def _bind(kind: int, host: str, port: int) -> socket.socket:
         s.bind((host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
         if kind == socket.SOCK_STREAM:
             s.listen(1024)
-            reuseport.join_group(s)  # the group's selection back to the kernel's hash
+            if shared:
+                reuseport.join_group(s)  # the group's selection back to the kernel's hash
         s.setblocking(False)
     except BaseException:
         s.close()

@@ -280,3 +280,34 @@ async def test_many_concurrent_udp_queries_all_answered():
             for i in range(200):
                 n.start_soon(one, i)
         assert results == [0] * 200
+
+
+
+def test_an_ephemeral_port_is_shared_with_no_other_socket() -> None:
+    """`:0` gets a port no other socket holds. With SO_REUSEPORT and SO_REUSEADDR set before it, a
+    UDP bind to port 0 may be given a port that another such socket of the same user holds (another
+    server, another test run): the two then split its datagrams, and a query is answered by the
+    other server (a NOERROR for a name the upstream says NXDOMAIN to, in a full-suite run)."""
+    import resource
+
+    from pycoredns.process import SocketPool
+
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 2000:
+        pytest.skip("needs 2,000 file descriptors")
+    others: list[socket.socket] = []
+    pools = [SocketPool() for _ in range(100)]  # 100 servers on `:0`
+    try:
+        for _ in range(1500):  # what other servers hold, bound as a configured port is
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            others.append(s)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", 0))
+        held = {s.getsockname()[1] for s in others}
+        ports = {pool.take("dns", "127.0.0.1", 0)[1].getsockname()[1] for pool in pools}
+        assert len(ports) == 100 and not held & ports  # before: about 5 of the 100 on a held port
+    finally:
+        for pool in pools:
+            pool.close()
+        for s in others:
+            s.close()
