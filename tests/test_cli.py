@@ -88,7 +88,8 @@ def test_corefile_in_working_directory_and_pidfile(tmp_path, server_process):
     p = server_process(["-pidfile", str(pidfile)], cwd=str(tmp_path))
     p.wait_for_line(f"example.org.:{port}")
     deadline = time.monotonic() + 20
-    while not pidfile.exists() and time.monotonic() < deadline:
+    # the file exists from the open before the pid is written into it: wait for the line (bounded)
+    while not (pidfile.exists() and pidfile.read_text().endswith("\n")) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert pidfile.read_text().strip() == str(p.proc.pid)
     assert dig(port, "www.example.org").rcode() == 0
