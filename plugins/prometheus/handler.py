@@ -73,9 +73,10 @@ class Recorder(Wrapper):
         """CoreDNS's vars.Report: the same six metric updates, batched.
 
         Per query: the duration added to a running sum, and one tuple of the observation appended to
-        a list. `flush` (before every exposition, and every PENDING_MAX queries) counts identical
-        observations (`Counter`, in C) and folds each distinct one into the metrics once: no label
-        tuple, dict lookup or hash on the query's path (and no further call: this is the report).
+        a list: no label tuple, dict lookup or hash on the query's path (and no further call: this
+        is the report). Every PENDING_MAX queries `_count` counts the list into a table of identical
+        observations (`Counter.update`, in C); `flush` folds each distinct one into the metrics once,
+        before every exposition and when the table holds more than PENDING_MAX.
         """
         m = self.metrics
         req = self.req
@@ -98,7 +99,7 @@ class Recorder(Wrapper):
                      rc & 0x0F if rc in NOT_WRITTEN else self.rcode,
                      nxt.name if self.written and nxt is not None else "", edns is not None and edns.do))
         if len(_OBS) >= PENDING_MAX:
-            flush()
+            _count()
         if error is not None:
             raise error
         return rcode
@@ -152,16 +153,28 @@ class Metrics(WrapperHandler):
             _row(metrics.request_duration, (server, zone, self.view))[-2] += total
 
 
-PENDING_MAX = 1024  # observations kept before they are folded (also before every exposition)
+PENDING_MAX = 1000  # observations appended before they are counted; distinct ones counted before a fold
 _OBS: list[tuple] = []
+_COUNTS: Counter[tuple] = Counter()
+
+
+def _count() -> None:
+    """Count the appended observations into the table; fold it when it holds many distinct ones."""
+    _COUNTS.update(_OBS)
+    _OBS.clear()
+    if len(_COUNTS) > PENDING_MAX:
+        flush()
 
 
 def flush() -> None:
     """Fold the pending observations into the registry's counters and histograms."""
-    if not _OBS:
+    if _OBS:
+        _COUNTS.update(_OBS)
+        _OBS.clear()
+    if not _COUNTS:
         return
-    pending = Counter(_OBS)
-    _OBS.clear()
+    pending = _COUNTS.copy()
+    _COUNTS.clear()
     handlers = set()
     for (h, listener, zone, proto, v6, qtype, dbucket, rsize, qsize, rcode, plugin, do), n in pending.items():
         handlers.add(h)
