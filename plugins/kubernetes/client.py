@@ -26,6 +26,7 @@ certificates as before, only later.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 import ssl
@@ -169,10 +170,45 @@ def _cas_on_first_use() -> Iterator[None]:
                 del ssl.SSLContext.set_default_verify_paths  # the C method of the base class again
 
 
-def api_client(ApiClient: Any, cfg: Any) -> Any:
-    """`ApiClient(cfg)`; its SSL context loads the default CAs on first use (never for `http://`)."""
+class SentRequests:
+    """When the request of a GET with a given `continue` token has gone out (aiohttp's
+    on_request_headers_sent): a list decodes a page once the next page's request is on its way, so the
+    API server builds that page while this thread decodes (the decode holds the GIL and the loop)."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[str, asyncio.Future[None]] = {}
+
+    async def _headers_sent(self, _session: Any, _ctx: Any, params: Any) -> None:
+        fut = self.waiting.pop(params.url.query.get("continue") or "", None)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def trace_config(self) -> Any:
+        import aiohttp
+
+        tc = aiohttp.TraceConfig()
+        tc.on_request_headers_sent.append(self._headers_sent)
+        tc.freeze()
+        return tc
+
+    async def until_sent(self, token: str, get: asyncio.Future[Any]) -> None:
+        """Return once the GET `get` (with `continue=token`) has written its request, or has ended."""
+        fut = self.waiting[token] = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait((fut, get), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if self.waiting.get(token) is fut:
+                del self.waiting[token]
+
+
+def api_client(ApiClient: Any, cfg: Any, sent: SentRequests | None = None) -> Any:
+    """`ApiClient(cfg)`; its SSL context loads the default CAs on first use (never for `http://`);
+    `sent` learns when its requests have gone out."""
     with _cas_on_first_use():
-        return ApiClient(cfg)
+        api = ApiClient(cfg)
+    if sent is not None:
+        api.rest_client.pool_manager.trace_configs.append(sent.trace_config())
+    return api
 
 
 def modules() -> tuple[Any, Any, Any]:

@@ -58,3 +58,18 @@ def test_collector_paused_nests_and_restores() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize(("body", "token"), [
+    (b'{"kind":"ServiceList","apiVersion":"v1","metadata":{"resourceVersion":"7","continue":"abc"},"items":[]}', "abc"),
+    (b'{"kind": "ServiceList", "metadata": {"continue": "a\\"b"}, "items": []}', 'a"b'),
+    (b'{"kind":"ServiceList","metadata":{"resourceVersion":"7"},"items":[]}', ""),  # the last page
+    (b'{"items":[{"metadata":{"name":"a"}}],"metadata":{"continue":"x"}}', ""),  # items first: not read ahead
+    (b'{"kind":"Status","code":410}', ""),
+    (b'{"metadata":{"continue":"cut', ""),
+    (b'{"metadata":{"continue":7}}', ""),
+])
+def test_head_continue(body: bytes, token: str) -> None:
+    """The token read ahead from the head of a list page; "" whenever it is not plainly there (the
+    full decode then decides, as before)."""
+    assert watch._head_continue(body) == token
