@@ -8,12 +8,14 @@ implement parse and then fail at setup exactly like a CoreDNS build without that
 Third-party plugins register through the entry-point group `pycoredns.plugins`: the entry point's
 name is the directive, its value a module with `setup(c)` and `BEFORE` or `AFTER` naming the
 directive it slots next to (default: just before `on`, where CoreDNS puts external plugins).
+Scanning the installed distributions for them (`importlib.metadata`: ~15 ms of CPU at start, its import
+included) waits until a name is not known otherwise: a Corefile naming only built-in directives starts
+without it (see `directives(entry_points=False)`).
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import pkgutil
 from collections.abc import Callable
 from types import ModuleType
@@ -49,6 +51,8 @@ def _load_entry_points() -> None:
     if _loaded_entry_points:
         return
     _loaded_entry_points = True
+    import importlib.metadata
+
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in ORDER:
             continue
@@ -77,9 +81,23 @@ def register(name: str, module: ModuleType | str, before: str | None = None, aft
         importlib.import_module(module.__name__)  # already imported; keeps a reference
 
 
-def directives() -> list[str]:
-    """Every directive the Corefile parser accepts, in chain order."""
-    _load_entry_points()
+def directives(entry_points: bool = True) -> list[str]:
+    """Every directive the Corefile parser accepts, in chain order. `entry_points=False`: without looking
+    for third-party plugins not registered yet (the parser uses the list only to reject unknown names, so
+    a Corefile it accepts parses the same with them; one it rejects is parsed again with them)."""
+    if entry_points:
+        _load_entry_points()
+    return list(ORDER)
+
+
+def entry_points_loaded() -> bool:
+    return _loaded_entry_points
+
+
+def ordered(used: set[str]) -> list[str]:
+    """The directives in chain order, third-party ones looked up first if `used` names one not known."""
+    if not used <= set(ORDER):
+        _load_entry_points()
     return list(ORDER)
 
 
@@ -91,7 +109,8 @@ def available() -> list[str]:
 
 def setup_function(name: str) -> Callable[..., None] | None:
     """The directive's `setup(c)`, imported on first use; None when not implemented."""
-    _load_entry_points()
+    if name not in _external and name not in BUILTIN:
+        _load_entry_points()
     if name in _external:
         return importlib.import_module(_external[name]).setup  # type: ignore[no-any-return]
     if name in BUILTIN:

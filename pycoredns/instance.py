@@ -85,7 +85,7 @@ class Instance:
                 except Exception as e:  # ServerBlockKeyError carries CoreDNS's full text
                     raise StartupError(str(e)) from None
             self.blocks.append(BlockConfig(i, addrs, self.filename))
-        for name in directives.directives():
+        for name in directives.ordered({name for sb in self.blocks_src for name in sb.tokens}):
             for sb, block in zip(self.blocks_src, self.blocks, strict=True):
                 tokens = sb.tokens.get(name)
                 if not tokens:

@@ -131,7 +131,12 @@ class Process:
         text, filename = source if source is not None else self.read_config()
         reader = Recorder(read_file)
         try:
-            blocks = parse(text, filename, directives=directives.directives(), read_file=reader)
+            try:
+                blocks = parse(text, filename, directives=directives.directives(entry_points=False), read_file=reader)
+            except CorefileError:
+                if directives.entry_points_loaded():
+                    raise
+                blocks = parse(text, filename, directives=directives.directives(), read_file=reader)
         except CorefileError as e:
             raise StartupError(str(e)) from None
         except Exception as e:  # a parser bug must not take a running server down

@@ -69,3 +69,24 @@ def test_demo_serves_the_fixture_cluster(server_process):
     r = dns.query.udp(dns.message.make_query("example.org", "A"), "127.0.0.1", port=port, timeout=3)
     assert r.additional
 
+
+
+def test_entry_points_are_scanned_only_for_a_name_not_built_in(tmp_path):
+    """A Corefile of built-in directives loads without scanning the installed distributions; one naming the
+    entry point's directive (or an unknown one) scans them and gets the plugin (or the usual error)."""
+    env = _install_entry_point(tmp_path)
+    code = """
+import sys
+from pycoredns import cli, directives
+rc = cli.main(["-validate", "-conf", sys.argv[1]])
+print(rc, directives.entry_points_loaded())
+"""
+    cases = {"builtin": (".:0 {\n    whoami\n}\n", "0 False"),
+             "hello": (".:0 {\n    hello\n    whoami\n}\n", "0 True"),
+             "unknown": (".:0 {\n    nosuch\n}\n", "1 True")}
+    for name, (text, want) in cases.items():
+        cf = tmp_path / f"Corefile.{name}"
+        cf.write_text(text)
+        r = subprocess.run([sys.executable, "-c", code, str(cf)], capture_output=True, text=True, env=env, timeout=30)
+        assert r.stdout.strip().splitlines()[-1] == want, (name, r.stdout, r.stderr)
+    assert "Unknown directive 'nosuch'" in r.stderr
