@@ -162,12 +162,26 @@ class Netns:
         return bool(shutil.which("iptables")) and _run("ip", "netns", "exec", self.name, "iptables",
                                                        *rule).returncode == 0
 
+    def lossy_tcp(self, port: int, required: bool = True) -> None:
+        """TCP handshakes to `port` made slow (`lossy_handshakes`) with net.ipv4.tcp_migrate_req at 0,
+        so that only pycoredns's own hand-over keeps a closing listener's connections. Skips the test
+        where either cannot be set (`required`), else does what it can."""
+        if not self.sysctl("net.ipv4.tcp_migrate_req", "0") and required:
+            pytest.skip("no net.ipv4.tcp_migrate_req here (Linux < 5.14): nothing to prove it against")
+        if not self.iptables(*lossy_handshakes(port)) and required:
+            pytest.skip("iptables with the connbytes and statistic matches is not available")
+
     def python(self, *args: str) -> subprocess.Popen:
         """A Python helper process inside the namespace (an upstream)."""
         p = subprocess.Popen(["ip", "netns", "exec", self.name, sys.executable, *args],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.helpers.append(p)
         return p
+
+    def slow_upstream(self, port: int = 5300, delay: float = 1.5) -> None:
+        """slow_upstream.py on 127.0.0.1:`port`, answering every query after `delay` seconds; ready."""
+        p = self.python(str(Path(__file__).with_name("slow_upstream.py")), "127.0.0.1", str(port), str(delay))
+        assert p.stdout is not None and p.stdout.readline().strip() == b"ready"
 
     def cleanup(self) -> None:
         for ld in self.loads:
@@ -181,6 +195,23 @@ class Netns:
                 p.kill()
                 p.wait(5)
         _run("ip", "netns", "del", self.name)
+
+
+def lossy_handshakes(port: int) -> tuple[str, ...]:
+    """An iptables rule: the client's handshake ACK and first segment to `port` dropped, 30 % each (at
+    most two drops a connection, the client retransmits). A connection stays a handshake in progress
+    on the listener that took its SYN for a retransmission timeout (0.2-1 s), as on a lossy or distant
+    network; so when an old listener closes, a few connections are half-way through their handshake
+    on it."""
+    return ("-A", "OUTPUT", "-p", "tcp", "--dport", str(port), "-m", "connbytes", "--connbytes", "2:3",
+            "--connbytes-dir", "original", "--connbytes-mode", "packets",
+            "-m", "statistic", "--mode", "random", "--probability", "0.3", "-j", "DROP")
+
+
+def need_setpriv() -> None:
+    """Skip a test that runs servers `unprivileged` where setpriv (util-linux) is missing."""
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) is not installed")
 
 
 @contextmanager

@@ -9,8 +9,6 @@ fails the test.
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -18,19 +16,11 @@ from pathlib import Path
 import pytest
 from pycoredns_conformance.upstream import make_tls_cert
 
-from .netns import ADDR, Netns, netns, queries
-from .test_lifecycle import assert_nothing_lost, assert_tcp_nothing_lost, children, corefile, wait_until
+from .netns import ADDR, Netns, need_setpriv, netns, queries
+from .test_lifecycle import assert_nothing_lost, assert_tcp_nothing_lost, corefile, surge_upgrade, worker_restart
 
 NAME = "dns.example.test"  # the certificate's name, checked by the client
 DOT_PORT = 853
-
-# LOSSY_HANDSHAKES of test_lifecycle.py for port 853: the client's handshake ACK and its first
-# segment (the ClientHello) dropped, 30 % each, so TLS connections are half-way through their TCP
-# handshake on the old listener when it closes.
-LOSSY_DOT_HANDSHAKES = ("-A", "OUTPUT", "-p", "tcp", "--dport", str(DOT_PORT), "-m", "connbytes",
-                        "--connbytes", "2:3", "--connbytes-dir", "original", "--connbytes-mode", "packets",
-                        "-m", "statistic", "--mode", "random", "--probability", "0.3", "-j", "DROP")
-
 
 def dot_corefile(tmp: Path, bind: bool = True, dot_extra: str = "", zone: str = ".", answer: str = "whoami",
                  lameduck: str = "2s") -> tuple[Path, str]:
@@ -55,26 +45,15 @@ def test_dot_surge_upgrade_loses_nothing(tmp_path: Path, bind: bool, unprivilege
     """A second instance starts on the same addresses, then the first gets SIGTERM: its DoT listener
     hands over as its plain TCP one does (migration with CAP_BPF, steering without), and the TLS
     connections it accepted are served to their last query. 300 new DoT connections a second, some
-    slow to finish their TCP handshake (LOSSY_DOT_HANDSHAKES), beside 10,000 UDP queries a second.
+    slow to finish their TCP handshake (`netns.lossy_handshakes`), beside 10,000 UDP queries a second.
     Before the hand-over covered DoT, the unprivileged case lost 9, 6 and 27 queries in 3 runs."""
-    if unprivileged and not shutil.which("setpriv"):
-        pytest.skip("setpriv (util-linux) is not installed")
+    if unprivileged:
+        need_setpriv()
     conf, ca = dot_corefile(tmp_path, bind=bind)
     with netns(tmp_path) as ns:
-        if not ns.sysctl("net.ipv4.tcp_migrate_req", "0"):
-            pytest.skip("no net.ipv4.tcp_migrate_req here (Linux < 5.14): nothing to prove it against")
-        if not ns.iptables(*LOSSY_DOT_HANDSHAKES):
-            pytest.skip("iptables with the connbytes and statistic matches is not available")
-        old = ns.server("-conf", str(conf), unprivileged=unprivileged)
-        old.wait_for("CoreDNS-")
-        udp = ns.load(queries(), seconds=8)
-        dot = dot_load(ns, ca, rate=300, seconds=7)
-        time.sleep(1.5)
-        new = ns.server("-conf", str(conf), unprivileged=unprivileged)
-        new.wait_for("CoreDNS-")
-        time.sleep(0.5)
-        old.signal(signal.SIGTERM)
-        assert old.proc.wait(30) == 0
+        ns.lossy_tcp(DOT_PORT)
+        old, new, (udp, dot) = surge_upgrade(
+            ns, conf, lambda: (ns.load(queries(), seconds=8), dot_load(ns, ca, rate=300, seconds=7)), unprivileged)
         assert_tcp_nothing_lost(dot, "DoT surge upgrade")
         assert_nothing_lost(udp, "UDP beside the DoT surge upgrade")
         out = old.output()
@@ -89,12 +68,10 @@ def test_dot_reloads_lose_nothing(tmp_path: Path) -> None:
     and with lossy handshakes, where a listener closed by a reload resets what it holds: when each
     reload bound a fresh DoT listener and closed the old one, about 1,100 of 4,500 queries were
     lost (2 runs)."""
-    if not shutil.which("setpriv"):
-        pytest.skip("setpriv (util-linux) is not installed")
+    need_setpriv()
     conf, ca = dot_corefile(tmp_path)
     with netns(tmp_path) as ns:
-        ns.sysctl("net.ipv4.tcp_migrate_req", "0")
-        ns.iptables(*LOSSY_DOT_HANDSHAKES)  # where it can
+        ns.lossy_tcp(DOT_PORT, required=False)  # where it can
         srv = ns.server("-conf", str(conf), unprivileged=True)
         srv.wait_for("CoreDNS-")
         udp = ns.load(queries(), seconds=5)
@@ -115,8 +92,7 @@ def test_dot_sigterm_serves_through_lameduck_and_finishes_forwarded_queries(tmp_
     1.5 s, so the last ones are still in flight when the lameduck ends) before they close."""
     conf, ca = dot_corefile(tmp_path, zone="slow.test", answer="forward . 127.0.0.1:5300", lameduck="3s")
     with netns(tmp_path) as ns:
-        upstream = ns.python(str(Path(__file__).with_name("slow_upstream.py")), "127.0.0.1", "5300", "1.5")
-        assert upstream.stdout is not None and upstream.stdout.readline().strip() == b"ready"
+        ns.slow_upstream(5300, 1.5)
         srv = ns.server("-conf", str(conf))
         srv.wait_for("CoreDNS-")
         udp = ns.load(queries(), seconds=3)
@@ -132,24 +108,14 @@ def test_dot_sigterm_serves_through_lameduck_and_finishes_forwarded_queries(tmp_
 def test_dot_worker_stopped_from_outside_is_replaced_without_loss(tmp_path: Path) -> None:
     """`-workers 2`, one worker stopped with SIGTERM: it hands its DoT listener over to its sibling
     (without CAP_BPF: steering) and the parent forks a replacement, under the DoT and UDP loads."""
-    if not shutil.which("setpriv"):
-        pytest.skip("setpriv (util-linux) is not installed")
+    need_setpriv()
     conf, ca = dot_corefile(tmp_path)
     with netns(tmp_path) as ns:
-        ns.sysctl("net.ipv4.tcp_migrate_req", "0")
-        ns.iptables(*LOSSY_DOT_HANDSHAKES)  # where it can
-        srv = ns.server("-conf", str(conf), "-workers", "2", unprivileged=True)
-        srv.wait_for("CoreDNS-")
-        assert wait_until(lambda: len(children(srv.proc.pid)) == 2)
-        first, second = children(srv.proc.pid)
-        udp = ns.load(queries(), seconds=7)
-        dot = dot_load(ns, ca, rate=200, seconds=7)
-        time.sleep(1.0)
-        os.kill(second, signal.SIGTERM)
-        assert wait_until(lambda: len(children(srv.proc.pid)) == 2 and second not in children(srv.proc.pid))
+        ns.lossy_tcp(DOT_PORT, required=False)  # where it can
+        srv, (udp, dot) = worker_restart(
+            ns, conf, lambda: (ns.load(queries(), seconds=7), dot_load(ns, ca, rate=200, seconds=7)), True)
         assert_tcp_nothing_lost(dot, "DoT through a worker restart")
         assert_nothing_lost(udp, "UDP through a worker restart")
-        assert srv.proc.poll() is None and first in children(srv.proc.pid)
         assert srv.stop() == 0
         out = srv.output()
         assert f"Handing tls://{ADDR}:{DOT_PORT} over to its successor" in out

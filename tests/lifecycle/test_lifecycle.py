@@ -8,14 +8,17 @@ dnsperf lost nothing. The sleeps only place the event inside the load; nothing i
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
-from .netns import ADDR, netns, queries
+from .netns import ADDR, Netns, Server, need_setpriv, netns, queries
+
+T = TypeVar("T")
 
 BASE = f"""\
 .:53 {{
@@ -75,17 +78,26 @@ def test_surge_upgrade_of_a_wildcard_socket_loses_nothing(tmp_path: Path) -> Non
     surge(tmp_path, corefile(tmp_path, bind=False), "dns://:53")
 
 
+def surge_upgrade(ns: Netns, conf: Path, start_loads: Callable[[], T], unprivileged: bool = False,
+                  ) -> tuple[Server, Server, T]:
+    """The surge upgrade under load: an instance serves, `start_loads()` starts the loads, a second
+    instance starts on the same addresses (SO_REUSEPORT) 1.5 s later, the first gets SIGTERM 0.5 s
+    after it serves and exits 0. (old, new, what `start_loads` returned)."""
+    old = ns.server("-conf", str(conf), unprivileged=unprivileged)
+    old.wait_for("CoreDNS-")
+    loads = start_loads()
+    time.sleep(1.5)
+    new = ns.server("-conf", str(conf), unprivileged=unprivileged)
+    new.wait_for("CoreDNS-")
+    time.sleep(0.5)
+    old.signal(signal.SIGTERM)
+    assert old.proc.wait(30) == 0
+    return old, new, loads
+
+
 def surge(tmp_path: Path, conf: Path, label: str) -> None:
     with netns(tmp_path) as ns:
-        old = ns.server("-conf", str(conf))
-        old.wait_for("CoreDNS-")
-        load = ns.load(queries(), seconds=8)
-        time.sleep(1.5)
-        new = ns.server("-conf", str(conf))
-        new.wait_for("CoreDNS-")
-        time.sleep(0.5)
-        old.signal(signal.SIGTERM)
-        assert old.proc.wait(30) == 0
+        old, new, load = surge_upgrade(ns, conf, lambda: ns.load(queries(), seconds=8))
         assert_nothing_lost(load, "surge upgrade")
         out = old.output()
         assert "Going into lameduck mode for 2s" in out
@@ -93,43 +105,23 @@ def surge(tmp_path: Path, conf: Path, label: str) -> None:
         assert new.proc.poll() is None
 
 
-# The client's handshake ACK and first segment dropped, 30 % each (at most two drops a connection,
-# the client retransmits): a connection stays a handshake in progress on the listener that took its
-# SYN for a retransmission timeout (0.2-1 s), as on a lossy or distant network; so when the old
-# listener closes, a few connections are half-way through their handshake on it.
-LOSSY_HANDSHAKES = ("-A", "OUTPUT", "-p", "tcp", "--dport", "53", "-m", "connbytes", "--connbytes", "2:3",
-                    "--connbytes-dir", "original", "--connbytes-mode", "packets",
-                    "-m", "statistic", "--mode", "random", "--probability", "0.3", "-j", "DROP")
-
-
 @pytest.mark.parametrize("unprivileged", [False, True], ids=["bpf", "unprivileged"])
 @pytest.mark.parametrize("bind", [True, False], ids=["bind", "wildcard"])
 def test_tcp_surge_upgrade_loses_nothing(tmp_path: Path, bind: bool, unprivileged: bool) -> None:
     """The surge upgrade under a steady TCP load: 300 new connections a second, 3 pipelined queries
-    each, some of them slow to finish their handshake (LOSSY_HANDSHAKES). The connections the kernel
+    each, some of them slow to finish their handshake (`netns.lossy_handshakes`). The connections the kernel
     holds for the old listener when it closes (accept queue, handshakes in progress) are reset
     unless they move to the successor; net.ipv4.tcp_migrate_req is 0 in the namespace, so it is
     pycoredns's own hand-over that must move them (`pycoredns.reuseport.allow_migration`), or,
     without CAP_BPF and CAP_SYS_ADMIN (`unprivileged`), keep them off the old listener until it is
     empty (`pycoredns.handover.steer_away`). Before either, 4-5 connections (12-15 queries) were
     reset in each run."""
-    if unprivileged and not shutil.which("setpriv"):
-        pytest.skip("setpriv (util-linux) is not installed")
+    if unprivileged:
+        need_setpriv()
     conf = corefile(tmp_path, bind=bind)
     with netns(tmp_path) as ns:
-        if not ns.sysctl("net.ipv4.tcp_migrate_req", "0"):
-            pytest.skip("no net.ipv4.tcp_migrate_req here (Linux < 5.14): nothing to prove it against")
-        if not ns.iptables(*LOSSY_HANDSHAKES):
-            pytest.skip("iptables with the connbytes and statistic matches is not available")
-        old = ns.server("-conf", str(conf), unprivileged=unprivileged)
-        old.wait_for("CoreDNS-")
-        load = ns.tcp_load(rate=300, seconds=7)
-        time.sleep(1.5)
-        new = ns.server("-conf", str(conf), unprivileged=unprivileged)
-        new.wait_for("CoreDNS-")
-        time.sleep(0.5)
-        old.signal(signal.SIGTERM)
-        assert old.proc.wait(30) == 0
+        ns.lossy_tcp(53)
+        old, new, load = surge_upgrade(ns, conf, lambda: ns.tcp_load(rate=300, seconds=7), unprivileged)
         assert_tcp_nothing_lost(load, "TCP surge upgrade")
         assert "reset unless" not in old.output()  # the migration was in place
         assert new.proc.poll() is None
@@ -146,8 +138,7 @@ def test_sigterm_serves_through_lameduck_and_finishes_forwarded_queries(tmp_path
     tail = f"slow.test:53 {{\n    bind {ADDR}\n    forward . 127.0.0.1:5300\n}}\n"
     conf = corefile(tmp_path, lameduck="3s", tail=tail)
     with netns(tmp_path) as ns:
-        upstream = ns.python(str(Path(__file__).with_name("slow_upstream.py")), "127.0.0.1", "5300", "1.5")
-        assert upstream.stdout is not None and upstream.stdout.readline().strip() == b"ready"
+        ns.slow_upstream(5300, 1.5)
         srv = ns.server("-conf", str(conf))
         srv.wait_for("CoreDNS-")
         fast = ns.load(queries(), seconds=3)
@@ -214,18 +205,27 @@ def test_lastgood_restart_onto_a_broken_corefile_loses_nothing(tmp_path: Path) -
 def test_a_worker_stopped_from_outside_is_replaced_without_loss(tmp_path: Path, bind: bool) -> None:
     conf = corefile(tmp_path, bind=bind)
     with netns(tmp_path) as ns:
-        srv = ns.server("-conf", str(conf), "-workers", "2")
-        srv.wait_for("CoreDNS-")
-        assert wait_until(lambda: len(children(srv.proc.pid)) == 2)
-        first, second = children(srv.proc.pid)
-        ns.iptables(*LOSSY_HANDSHAKES)  # where it can: TCP handshakes in progress when the worker closes
-        load = ns.load(queries(), seconds=7)
-        tcp = ns.tcp_load(rate=200, seconds=7)
-        time.sleep(1.0)
-        os.kill(second, signal.SIGTERM)
-        assert wait_until(lambda: len(children(srv.proc.pid)) == 2 and second not in children(srv.proc.pid))
+        ns.lossy_tcp(53, required=False)  # where it can: TCP handshakes in progress when the worker closes
+        srv, (load, tcp) = worker_restart(ns, conf, lambda: (ns.load(queries(), seconds=7),
+                                                             ns.tcp_load(rate=200, seconds=7)))
         assert_nothing_lost(load, "worker restart")
         assert_tcp_nothing_lost(tcp, "worker restart over TCP")
-        assert srv.proc.poll() is None and first in children(srv.proc.pid)
         assert srv.stop() == 0
         assert f"Handing dns://{ADDR if bind else ''}:53 over to its successor" in srv.output()
+
+
+def worker_restart(ns: Netns, conf: Path, start_loads: Callable[[], T], unprivileged: bool = False,
+                   ) -> tuple[Server, T]:
+    """`-workers 2` under load: `start_loads()` starts the loads, one worker gets SIGTERM 1 s later
+    (from outside, as `kill` would), and the parent forks its replacement while the other worker
+    and the server keep running. (the server, what `start_loads` returned)."""
+    srv = ns.server("-conf", str(conf), "-workers", "2", unprivileged=unprivileged)
+    srv.wait_for("CoreDNS-")
+    assert wait_until(lambda: len(children(srv.proc.pid)) == 2)
+    first, second = children(srv.proc.pid)
+    loads = start_loads()
+    time.sleep(1.0)
+    os.kill(second, signal.SIGTERM)
+    assert wait_until(lambda: len(children(srv.proc.pid)) == 2 and second not in children(srv.proc.pid))
+    assert srv.proc.poll() is None and first in children(srv.proc.pid)
+    return srv, loads
