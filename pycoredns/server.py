@@ -388,10 +388,11 @@ class Listener:
         """
         client = remote  # what plugins see; replies go to `remote` as the socket gave it
         ip = remote[0]
-        if ip.startswith("::ffff:") and "." in ip:
-            client = (ip[7:], remote[1])  # IPv4 client on a dual-stack socket
-        elif len(remote) != 2:
-            client = (ip, remote[1])  # IPv6: without flowinfo and scope id
+        if ":" in ip or len(remote) != 2:  # an IPv4 client on an IPv4 socket (the usual case) skips this
+            if ip.startswith("::ffff:") and "." in ip:
+                client = (ip[7:], remote[1])  # IPv4 client on a dual-stack socket
+            elif len(remote) != 2:
+                client = (ip, remote[1])  # IPv6: without flowinfo and scope id
         try:
             req = Request(data, client, transport.proto, self._local, self)
         except Rejected as rej:
@@ -420,7 +421,7 @@ class Listener:
             if w.held is not None:  # not completed during serve_fast already
                 w.hold()
             return
-        if not client_write(rc) and not w.written:
+        if not w.written and not client_write(rc):  # written: the usual case, no call
             self.server_reply(req, w, rc)
 
     async def _serve_async(self, block: BlockConfig, req: Request, w: ResponseWriter) -> None:
