@@ -82,3 +82,19 @@ async def test_keylog_written(tmp_path) -> None:
         q = dns.message.make_query("localhost.", "A")
         await dns.asyncquery.tls(q, "127.0.0.1", port=tls_port(srv), timeout=5, ssl_context=client_context(cert))
     assert "CLIENT_" in keylog.read_text() or "SERVER_" in keylog.read_text()
+
+
+async def test_reload_keeps_the_tls_listener(tmp_path) -> None:
+    """A reload hands the same DoT socket to the new configuration (the process pool), as it does the
+    plain DNS ones: nothing is closed, so nothing the kernel holds for it is reset, and `:0` keeps
+    its port. The new configuration's certificate serves the connections made after the swap."""
+    cert, key = make_tls_cert(str(tmp_path))
+    async with running(f"tls://.:0 {{\n tls {cert} {key}\n local\n}}\n") as srv:
+        before = next(lst.tcp_sock for lst in srv.instance.listeners.values() if lst.transport == "tls")
+        port = tls_port(srv)
+        assert await srv.reload()
+        after = next(lst.tcp_sock for lst in srv.instance.listeners.values() if lst.transport == "tls")
+        assert after is before and before.fileno() >= 0 and tls_port(srv) == port
+        q = dns.message.make_query("localhost.", "A")
+        r = await dns.asyncquery.tls(q, "127.0.0.1", port=port, timeout=5, ssl_context=client_context(cert))
+        assert len(r.answer) == 1
