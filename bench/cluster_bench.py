@@ -2,6 +2,7 @@
 
     python bench/cluster_bench.py [--services 5000] [--endpoints-per-service 10] [--seconds 10]
                                   [--other /work/ref/bin/coredns] [--rows a,srv-headless,...]
+                                  [--ready-runs N]
 
 The Kubernetes API test server (its own process, on the load core) generates N services x M endpoints
 (every 10th service headless). Each server gets the issue-12 Corefile
@@ -11,7 +12,9 @@ The Kubernetes API test server (its own process, on the load core) generates N s
 
 and is pinned to core 0 (started one after the other, so their syncs do not compete); dnsperf -c 16
 runs on core 1. Reported per row and server: qps, server CPU µs per answer, and the ratio; then the
-time from process start to /ready 200 and the RSS after sync.
+time from process start to /ready 200 and the RSS after sync. `--ready-runs N` measures only the
+start: N starts of each server against the same API server, alternating which goes first, each
+stopped once /ready says 200; reported per start: the time to /ready 200 and the server's CPU by then.
 """
 
 from __future__ import annotations
@@ -126,6 +129,22 @@ def make_server(label: str, binary: list[str], kc: Path, tmp: Path) -> Server:
                   log=tmp / f"{label}.log")
 
 
+def ready_runs(servers: list[Server], n: int) -> None:
+    """`n` starts per server, the order alternating per round: start -> /ready 200 and CPU seconds by then."""
+    times: dict[str, list[tuple[float, float]]] = {s.label: [] for s in servers}
+    for i in range(n):
+        for s in servers if i % 2 == 0 else servers[::-1]:
+            with s:
+                ready = s.wait_ready(300)
+                times[s.label].append((ready, s.cpu_seconds()))
+            time.sleep(0.5)
+    for label, runs in times.items():
+        walls = sorted(r[0] for r in runs)
+        cpu = ", ".join(f"{c:.2f}" for _, c in runs)
+        print(f"{label}: start -> /ready 200 " + ", ".join(f"{w:.2f}" for w, _ in runs)
+              + f" s (median {walls[len(walls) // 2]:.2f}); CPU by then {cpu} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--services", type=int, default=5000)
@@ -133,6 +152,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--other", default="/work/ref/bin/coredns", help="the server to compare with ('' for none)")
     ap.add_argument("--rows", default="", help="comma-separated prefixes of row names (default: all)")
+    ap.add_argument("--ready-runs", type=int, default=0, help="only measure N starts of each server to /ready 200")
     args = ap.parse_args()
     if shutil.which("dnsperf") is None:
         raise SystemExit("dnsperf is needed (bash .ci/install)")
@@ -151,6 +171,14 @@ def main() -> None:
         print(f"API server: {args.services} services x {args.endpoints_per_service} endpoints, "
               f"up in {time.monotonic() - t0:.1f}s")
         servers = [make_server(label, cmd, kc, tmp) for label, cmd in binaries.items()]
+        if args.ready_runs:
+            try:
+                ready_runs(servers, args.ready_runs)
+            finally:
+                api.terminate()
+                api.wait(15)
+            print(f"load average after: {load_average()}")
+            return
         try:
             for s in servers:  # one at a time: the syncs do not share the core
                 s.__enter__()
