@@ -18,6 +18,7 @@ def setup(c: Controller) -> None:
     assert k is not None
     k.build()
     c.start_soon(k.rebuilder)
+    c.on_serving(k.activated.set)
     c.on_startup(k.start)
     c.on_shutdown(k.stop)
     c.add_handler(k)
