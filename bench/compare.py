@@ -149,6 +149,17 @@ def cache_counts(prom: int) -> tuple[float, float]:
     return sums["coredns_cache_hits_total"], sums["coredns_cache_misses_total"]
 
 
+def measured_with_misses(servers: list[Server], port: int, datafile: str, seconds: int, prom: int) -> dict:
+    """`measure`, plus the share of cache misses at the prometheus endpoint `prom` during the run (the
+    node tier's, in the seed path) where there is one."""
+    hits0, misses0 = cache_counts(prom)
+    res = measure(servers, port, datafile, seconds)
+    hits1, misses1 = cache_counts(prom)
+    if hits1 + misses1 - hits0 - misses0 > 0:
+        res["miss_pct"] = 100 * (misses1 - misses0) / (hits1 + misses1 - hits0 - misses0)
+    return res
+
+
 def warm(port: int, datafile: str) -> None:
     """One pass through the names (dnsperf -n 1), so that a cache holds them all."""
     subprocess.run([*pinned([], LOAD_CORE), "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", datafile,
@@ -214,12 +225,7 @@ def run_rows(binaries: dict[str, list[str]], wanted: list[str], seconds: int, up
                 try:
                     if warm_first:
                         warm(port, path)
-                    hits0, misses0 = cache_counts(prom)
-                    res = measure([s], port, path, seconds)
-                    hits1, misses1 = cache_counts(prom)
-                    if hits1 + misses1 - hits0 - misses0 > 0:  # the rows with prometheus: the cache's share
-                        res["miss_pct"] = 100 * (misses1 - misses0) / (hits1 + misses1 - hits0 - misses0)
-                    results.append(res)
+                    results.append(measured_with_misses([s], port, path, seconds, prom))
                 finally:
                     s.__exit__()
         finally:
@@ -335,7 +341,8 @@ def run_seed(binaries: dict[str, list[str]], args: argparse.Namespace, upstream:
                                      "a.bench.test.")
                         try:
                             warm(p["port"], path)
-                            results.append(measure([node, cluster], p["port"], path, args.seconds))
+                            results.append(measured_with_misses([node, cluster], p["port"], path, args.seconds,
+                                                                p["prom"]))
                         finally:
                             node.__exit__()
                     finally:

@@ -9,7 +9,7 @@ from typing import Any
 from pycoredns import COREDNS_VERSION, __version__, metrics
 from pycoredns.plugin import Controller
 
-from .handler import Metrics
+from .handler import Metrics, flush
 from .metrics import build_info, expose, register_process_metrics
 
 DEFAULT_ADDRESS = "localhost:9153"
@@ -58,7 +58,13 @@ def setup(c: Controller) -> None:
                 for labels in _enabled_labels(block):
                     metrics.plugin_enabled.set(*labels, value=1)
 
+        async def fold_pending() -> None:
+            # the pending observations refer to this configuration's handlers and listeners: fold them
+            # when it stops (a reload), so that they do not keep its chains alive until the next scrape
+            flush()
+
         c.on_startup(publish_enabled)
+        c.on_shutdown(fold_pending)
     state["blocks"].append(c.block)
     handler = Metrics(list(c.zones), c.server_label())
     block = c.block

@@ -150,3 +150,23 @@ async def test_duration_sums_follow_each_zone_of_a_block():
         assert dur(s, "one.dur.test.", "count") == 3 and dur(s, "two.dur.test.", "count") == 3
         assert dur(s, "one.dur.test.", "sum") == first["one.dur.test."]
         assert dur(s, "two.dur.test.", "sum") > first["two.dur.test."]
+
+
+async def test_pending_observations_fold_when_the_configuration_stops():
+    """Observations not folded yet refer to their configuration's handler: its stop (a reload, a
+    shutdown) folds them, so they do not keep the old chain alive, and the counts are kept."""
+    import importlib
+
+    from pycoredns.metrics import REGISTRY
+
+    prom = importlib.import_module("pycoredns.plugins.prometheus.handler")
+    async with running("stop.prom.test {\n prometheus 127.0.0.1:0\n whoami\n}\n") as srv:
+        handler = srv.instance.blocks[0].handlers[0]
+        server = srv.instance.first_listener().label
+        for _ in range(3):
+            assert (await query(srv.port(), "a.stop.prom.test", "A")).rcode() == dns.rcode.NOERROR
+        assert any(k[0] is handler for k in [*prom._OBS, *prom._COUNTS])
+    assert not any(k[0] is handler for k in [*prom._OBS, *prom._COUNTS])
+    s = samples(REGISTRY.expose())
+    assert value(s, "coredns_dns_requests_total", server=server, zone="stop.prom.test.", view="", proto="udp",
+                 family="1", type="A") == 3
