@@ -35,6 +35,8 @@ from .metrics import (
 from .store import (
     DELEGATION,
     META,
+    NAMEERROR,
+    NODATA,
     NOERROR,
     OTHERERROR,
     SERVERERROR,
@@ -88,21 +90,28 @@ class Cache(Handler):
         self.pexcept: list[str] = []
         self.nexcept: list[str] = []
         self.keepttl = False
-        self.pcache = Store(self.pcap)
-        self.ncache = Store(self.ncap)
-        self._all = True
-        self._zone_wires: frozenset[bytes] = frozenset()
-        self._zone_memo: dict[bytes, bool] = {}
+        self.pcache: Store
+        self.ncache: Store
+        self._all: bool
+        self._zone_wires: frozenset[bytes]
+        self._zone_memo: dict[bytes, bool]
         self._labels: dict[object, Labels] = {}
+        self._lifetimes: list[tuple[float, float, bool]]
+        self.finish()  # the defaults' stores and tables; setup calls it again with the options
 
     def finish(self) -> None:
-        """Build the stores and the zone matcher once the options are known."""
+        """Build the stores, the zone matcher and the lifetime table once the options are known."""
         self.pcache = Store(self.pcap)
         self.ncache = Store(self.ncap)
         self.zones_label = ",".join(self.zones)
         self._all = "." in self.zones
         self._zone_wires = frozenset(wire.text_to_wire(z).lower() for z in self.zones)
         self._zone_memo = {}
+        # Per reply class (store.analyze's kinds): (MINTTL, TTL, positive) of the cache that takes it.
+        pos, neg = (self.minpttl, self.pttl, True), (self.minnttl, self.nttl, False)
+        fail, other = (self.failttl, self.failttl, False), (self.minpttl, self.pttl, False)
+        table = {NOERROR: pos, DELEGATION: pos, NODATA: neg, NAMEERROR: neg, SERVERERROR: fail, OTHERERROR: other}
+        self._lifetimes = [table[k] for k in range(META)]
 
     # -- keys, zones, labels ------------------------------------------------------------------
     def in_zones(self, qn: bytes) -> bool:
@@ -349,13 +358,7 @@ class Cache(Handler):
             return (_without_ad(data) if ad_off and data[3] & AD else data), None, False
         rcode_tc = data[3] & 0xF | (data[2] & 0x02) << 8  # the rcode, and TC as 0x200
         msg_ttl = NO_RRS_TTL if min_ttl < 0 else min_ttl
-        positive = kind in (NOERROR, DELEGATION)
-        if positive or kind == OTHERERROR:
-            lo, hi = self.minpttl, self.pttl
-        elif kind == SERVERERROR:
-            lo = hi = self.failttl
-        else:  # NAMEERROR, NODATA
-            lo, hi = self.minnttl, self.nttl
+        lo, hi, positive = self._lifetimes[kind]
         low = msg_ttl if msg_ttl > lo else lo  # min(max(msg_ttl, lo), hi), inline
         duration = low if low < hi else hi
         ttl = int(duration)
@@ -370,6 +373,9 @@ class Cache(Handler):
                 entry = self._store(req, key, shard, message, qend, msg_ttls, ttl, positive, lb)
         # Downstream with uniform TTLs: rewritten unless they all are `ttl` already.
         if min_ttl >= 0 and not min_ttl == max_ttl == ttl:
+            if len(ttls) == 1 and not (ad_off and data[3] & AD):  # one record: two slices, no bytearray
+                o = ttls[0]
+                return data[:o] + _I.pack(ttl) + data[o + 4 :], entry, refreshed
             out = bytearray(data)
             pack = _I.pack_into
             for o in ttls:
