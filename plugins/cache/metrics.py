@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -14,11 +15,29 @@ if TYPE_CHECKING:
 SUCCESS = "success"  # the `type` label values (and the Corefile's option names)
 DENIAL = "denial"
 
-LIVE: weakref.WeakSet[Cache] = weakref.WeakSet()
+# Every live Cache by the order it was set up in (weak: a cache that is gone is not reported).
+LIVE: weakref.WeakValueDictionary[int, Cache] = weakref.WeakValueDictionary()
+_order = itertools.count()
+
+
+def track(cache: Cache) -> None:
+    LIVE[next(_order)] = cache
+
+
+def forget(cache: Cache) -> None:
+    for k, c in list(LIVE.items()):
+        if c is cache:
+            del LIVE[k]
 
 
 def _entries() -> Iterable[tuple[tuple[str, ...], float]]:
-    for c in list(LIVE):
+    """One sample per label set: when two caches share one (the old and the new configuration during
+    a reload, or a configuration whose shutdown has not run yet), the one set up last is reported, as
+    CoreDNS's gauge holds the value the last cache set. A scrape never repeats a sample."""
+    latest: dict[tuple[str, str], Cache] = {}
+    for _k, c in sorted(LIVE.items()):
+        latest[(c.server, c.zones_label)] = c
+    for c in latest.values():
         yield (c.server, SUCCESS, c.zones_label, ""), float(len(c.pcache))
         yield (c.server, DENIAL, c.zones_label, ""), float(len(c.ncache))
 

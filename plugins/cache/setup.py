@@ -12,7 +12,7 @@ from pycoredns.plugin import config_duration as _duration
 from pycoredns.util import fqdn
 
 from .handler import Cache
-from .metrics import DENIAL, LIVE, SUCCESS
+from .metrics import DENIAL, SUCCESS, forget, track
 
 DEFAULT_STALE = 3600.0
 MAX_SERVFAIL = 300.0
@@ -192,9 +192,9 @@ def setup(c: Controller) -> None:
     ca = parse(c)
     ca.server = c.server_label()
     c.add_handler(ca)
-    LIVE.add(ca)
+    track(ca)
 
     async def _forget() -> None:
-        LIVE.discard(ca)
+        forget(ca)
 
     c.on_shutdown(_forget)

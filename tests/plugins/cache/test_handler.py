@@ -56,6 +56,29 @@ def test_store_is_a_hard_bound_with_random_eviction() -> None:
     assert len(s) == 3
 
 
+def test_entries_gauge_one_sample_per_label_set() -> None:
+    """Two live caches with the same labels (a reload's old and new configuration): one sample per label
+    set, the newer cache's count (a scrape that repeated a sample broke the text format)."""
+    old, new = _cache(), _cache()
+    for c in (old, new):
+        c.server, c.zones_label = "dns://:5399", "gauge.test."
+    for i in range(3):
+        old.pcache.add(0, (b"o%d" % i, 1, 1, False, False), Entry(b"\x00" * 12, 12, [], 60, 0.0, True))
+    new.pcache.add(0, (b"n", 1, 1, False, False), Entry(b"\x00" * 12, 12, [], 60, 0.0, True))
+    cachemetrics.track(old)
+    cachemetrics.track(new)
+    try:
+        mine = [(labels, v) for labels, v in cachemetrics.entries_gauge.fn() if labels[0] == "dns://:5399"]
+        assert sorted(mine) == [(("dns://:5399", "denial", "gauge.test.", ""), 0.0),
+                                (("dns://:5399", "success", "gauge.test.", ""), 1.0)]
+        cachemetrics.forget(new)
+        mine = [(labels, v) for labels, v in cachemetrics.entries_gauge.fn() if labels[0] == "dns://:5399"]
+        assert (("dns://:5399", "success", "gauge.test.", ""), 3.0) in mine
+    finally:
+        cachemetrics.forget(old)
+        cachemetrics.forget(new)
+
+
 def test_hit_is_spliced_from_wire() -> None:
     """A hit: request id and question (its case), AA, aged uniform TTLs, no OPT, no dnslib needed."""
     c = _cache()
