@@ -97,12 +97,53 @@ async def measure(plugins: str, name: Callable[[int], str], fill: bool, n: int, 
         return best * 1e6
 
 
+class Sink(ResponseWriter):
+    """The client's writer for `loop`: keeps nothing."""
+
+    __slots__ = ()
+
+    def write(self, reply: bytes) -> None:
+        self.written = True
+
+    def done(self, rcode: int, error: BaseException | None = None) -> None:
+        pass
+
+
+def loop(kind: str, n: int) -> None:
+    """`n` queries through a bare `cache 30` (no server, no timing) in front of FakeUpstream, after 12,000
+    names filled it (so every miss evicts): for instruction counts that the shared machine's load does
+    not move, e.g. `PYTHONHASHSEED=0 valgrind --tool=callgrind python bench/cache_path.py --loop miss
+    -n 12000`, minus the same with `-n 2000`, divided by 10,000. `kind`: miss, hit (2 names), or none
+    (the parse and the upstream alone)."""
+    from pycoredns.plugins.cache import Cache
+
+    c = Cache()
+    c.pttl = 30.0
+    c.finish()
+    c.next = FakeUpstream()
+    for i in range(12000):
+        c.serve_fast(Request(query(f"f{i}.bench.test.")), Sink())
+    if kind == "miss":
+        for i in range(n):
+            c.serve_fast(Request(query(f"m{i}.bench.test.")), Sink())
+    elif kind == "hit":
+        for i in range(n):
+            c.serve_fast(Request(query(f"f{11999 - (i & 1)}.bench.test.")), Sink())
+    else:
+        for i in range(n):
+            c.next.serve_fast(Request(query(f"m{i}.bench.test.")), Sink())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=20000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--only", default="", help="comma-separated substrings of case names")
+    ap.add_argument("--loop", choices=("miss", "hit", "none"), help="run `loop` (for callgrind) and exit")
     args = ap.parse_args()
+    if args.loop:
+        loop(args.loop, args.n)
+        return
     gc.freeze()  # as pycoredns.cli.tune_gc does in a serving process
     gc.set_threshold(50_000, *gc.get_threshold()[1:])
     for label, (plugins, name, fill) in CASES.items():
