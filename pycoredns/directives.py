@@ -96,9 +96,7 @@ def entry_points_loaded() -> bool:
 
 def ordered(used: set[str]) -> list[str]:
     """The directives in chain order, third-party ones looked up first if `used` names one not known."""
-    if not used <= set(ORDER):
-        _load_entry_points()
-    return list(ORDER)
+    return directives(entry_points=not used <= set(ORDER))
 
 
 def available() -> list[str]:
