@@ -10,7 +10,7 @@ without SOA (not cacheable). Queries go through the UDP listener's per-datagram 
 routing, chain, scrub) with a socket stand-in, timed with the process CPU clock, best of `--rounds`
 rounds of `-n` queries. The miss rows use names never asked before (the store evicts once the 9,984
 entries are full, as under 300,000 distinct names); the node-local rows ask 10,000 names after a pass
-that filled the cache (about 12 % still miss: 10,000 names over 256 shards of 39 entries), 25 % of
+that filled the cache (about 0.3 % still miss: 10,000 names in a 9,984-entry cache), 25 % of
 them NXDOMAIN without SOA in the second. The difference to "no cache" is what the cache adds to a
 forwarded query (bench/README.md, issue 11). Run it with `taskset -c 0` on a shared machine.
 """

@@ -1,17 +1,19 @@
-"""How many queries a cache of 256 shards misses when a name set cycles through it, with CoreDNS's shard
-function and with pycoredns' (not a test; bench/README.md, issue 11, node-local rows).
+"""How many queries a cache misses when a name set cycles through it: CoreDNS's 256 shards, the same
+shards with the shard function pycoredns used until the sixth session, and pycoredns' one store of
+the same total capacity (not a test; bench/README.md, issue 11, node-local rows).
 
     python bench/shard_sim.py [--names 10000] [--passes 6] [--nx-every 0]
 
-Both caches evict one random entry of a full shard (max(CAP/256, 4) entries, 39 for `cache 30`), so
-the miss rate of a name set larger than a shard holds depends only on how evenly the names fall on
-the shards. CoreDNS 1.14.7 (plugin/cache/cache.go `hash`) takes the shard from the low 8 bits of
+The sharded caches evict one random entry of a full shard (max(CAP/256, 4) entries, 39 for
+`cache 30`), so the miss rate of a name set larger than a shard holds depends only on how evenly the
+names fall on the shards; the one store evicts one random entry only when all 9,984 places are taken.
+CoreDNS 1.14.7 (plugin/cache/cache.go `hash`) takes the shard from the low 8 bits of
 FNV-1 64 over "0"/"1" for DO, "0"/"1" for CD, qtype and qclass (big-endian) and the lowercased
 presentation name; pycoredns from Python's `hash` of the wire name. FNV-1's low byte depends only on
 the low bytes it has read, so names that differ in a counter (compare.py's n0..n9999.bench.test.)
 spread more evenly than a random hash would put them. `--nx-every 4` leaves every 4th name out of the
 cache (compare.py's NXDOMAIN-without-SOA row: never stored). Python's `hash` of bytes is seeded per
-process, so pycoredns' figure moves a little from run to run (PYTHONHASHSEED).
+process, so the old function's figure moves a little from run to run (PYTHONHASHSEED).
 """
 
 from __future__ import annotations
@@ -39,7 +41,12 @@ def pycoredns_shard(name: str) -> int:
     return hash(b"".join(bytes([len(p)]) + p for p in labels) + b"\x00") & (SHARDS - 1)
 
 
-def miss_rate(names: list[str], shard_of: Callable[[str], int], passes: int, stored: Callable[[int], bool]) -> float:
+def one_store(name: str) -> int:
+    return 0
+
+
+def miss_rate(names: list[str], shard_of: Callable[[str], int], shard_size: int, passes: int,
+              stored: Callable[[int], bool]) -> float:
     """Misses over all passes after the first, each shard evicting a random entry when full."""
     rnd = random.Random(1)
     shards: list[dict[str, int]] = [{} for _ in range(SHARDS)]
@@ -57,7 +64,7 @@ def miss_rate(names: list[str], shard_of: Callable[[str], int], passes: int, sto
                 misses += 1
             if not stored(i):
                 continue
-            if len(k) >= SHARD_SIZE:
+            if len(k) >= shard_size:
                 j = int(rnd.random() * len(k))
                 victim, last = k[j], k.pop()
                 if j < len(k):
@@ -80,12 +87,13 @@ def main() -> None:
     def stored(i: int) -> bool:
         return not args.nx_every or i % args.nx_every != 0
 
-    for label, fn in (("CoreDNS (FNV-1 low byte)", coredns_shard),
-                      ("pycoredns (hash of the wire name)", pycoredns_shard)):
+    for label, fn, size in (("CoreDNS (FNV-1 low byte)", coredns_shard, SHARD_SIZE),
+                            ("old pycoredns (hash of the wire name)", pycoredns_shard, SHARD_SIZE),
+                            ("pycoredns (one store)", one_store, SHARD_SIZE * SHARDS)):
         fill = Counter(fn(n) for i, n in enumerate(names) if stored(i))
-        over = sum(max(0, c - SHARD_SIZE) for c in fill.values())
-        print(f"{label:36s} fullest shard {max(fill.values()):3d}, names over capacity {over:4d}, "
-              f"misses {100 * miss_rate(names, fn, args.passes, stored):.1f} %")
+        over = sum(max(0, c - size) for c in fill.values())
+        print(f"{label:38s} fullest shard {max(fill.values()):5d}, names over capacity {over:4d}, "
+              f"misses {100 * miss_rate(names, fn, size, args.passes, stored):.1f} %")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ from .store import (
     NOERROR,
     OTHERERROR,
     SERVERERROR,
-    SHARDS,
     Entry,
     Store,
     analyze,
@@ -149,10 +148,10 @@ class Cache(Handler):
             lb = self._labels[lst] = Labels(server, self.zones_label)
         return lb
 
-    def lookup(self, shard: int, key: tuple, now: float) -> Entry | None:
+    def lookup(self, key: tuple, now: float) -> Entry | None:
         """The entry to answer from (fresh or servable stale), denial first as in CoreDNS."""
-        n = self.ncache.shards[shard].get(key)
-        p = self.pcache.shards[shard].get(key)
+        n = self.ncache.entries.get(key)
+        p = self.pcache.entries.get(key)
         if p is not None and self.prefer_positive and self._servable(p, now):
             return p
         if n is not None and self._servable(n, now):
@@ -171,18 +170,18 @@ class Cache(Handler):
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
         if req.flags & OPCODE or (not self._all and not self.in_zones(req.qname_wire)):
             return self.next_continue(req, w)  # not a QUERY (HEAD passes NOTIFY/UPDATE on), or not our zones
-        key, shard, do = key_of(req)
+        key, do = key_of(req)
         now = time.monotonic()
-        rc = self.try_cached(req, w, key, shard, now, do)
+        rc = self.try_cached(req, w, key, now, do)
         if rc is not None:
             return rc
         # Only `verify` leaves a servable entry unanswered (a stale one: ask the chain first); otherwise
         # try_cached answered every entry `lookup` could return.
-        e = self.lookup(shard, key, now) if self.verify else None
+        e = self.lookup(key, now) if self.verify else None
         if e is not None:
-            return self._verify(req, w, key, shard, e, do)
+            return self._verify(req, w, key, e, do)
         # A miss: synchronous backends (whoami, hosts, precomputed answers) fill the cache here.
-        # The miss decision (key, shard, writer) is made once: if the chain below must wait, it completes
+        # The miss decision (key, writer) is made once: if the chain below must wait, it completes
         # through the writer (PENDING), never through a slow path that would look the key up again.
         lb = self._labels.get(req.listener) or self.labels(req)
         v = requests_total.values
@@ -190,20 +189,19 @@ class Cache(Handler):
         v = misses_total.values
         v[lb.plain] = v.get(lb.plain, 0.0) + 1.0
         dreq = req if req.flags & AD else req.with_flags(req.flags | AD)  # `downstream`, inline
-        return self.next_continue(dreq, CacheWriter(w, self, req, key, shard, lb))
+        return self.next_continue(dreq, CacheWriter(w, self, req, key, lb))
 
-    def try_cached(self, req: Request, w: ResponseWriter, key: tuple, shard: int, now: float,
-                   do: bool) -> int | None:
+    def try_cached(self, req: Request, w: ResponseWriter, key: tuple, now: float, do: bool) -> int | None:
         """Answer from the cache if that needs no waiting; None on a miss or a stale `verify` entry."""
         e = None
-        if not self.ncache.shards[shard]:
+        if not self.ncache.entries:
             pass
-        elif key in self.ncache.shards[shard]:
-            e = self.lookup(shard, key, now)  # a denial entry exists: the full lookup rules apply
+        elif key in self.ncache.entries:
+            e = self.lookup(key, now)  # a denial entry exists: the full lookup rules apply
             if e is None:
                 return None
         if e is None:  # the common case: no denial entry, only the positive map to look at
-            e = self.pcache.shards[shard].get(key)
+            e = self.pcache.entries.get(key)
             if e is None:
                 return None
         ttl = e.orig_ttl - int(now - e.stored)
@@ -215,7 +213,7 @@ class Cache(Handler):
             v = hits_total.values
             v[k] = v.get(k, 0.0) + 1.0
             if self.prefetch > 0 and self._should_prefetch(e, now, ttl):
-                self.start_refresh(req, key, shard, e, now, prefetch=True)
+                self.start_refresh(req, key, e, now, prefetch=True)
             return _write_hit(req, w, e, do, e.orig_ttl if self.keepttl else ttl)
         # stale: servable only within the serve_stale window, and in `verify` mode only without waiting
         if not (self.stale_up_to > 0 and -ttl < self.stale_up_to):
@@ -226,7 +224,7 @@ class Cache(Handler):
         inc(hits_total, lb.success if e.positive else lb.denial)
         inc(served_stale_total, lb.plain)
         if not self.verify:
-            self.start_refresh(req, key, shard, e, now, prefetch=False)
+            self.start_refresh(req, key, e, now, prefetch=False)
         return _write_hit(req, w, e, do, self.stale_ttl)
 
     def _should_prefetch(self, e: Entry, now: float, ttl: int) -> bool:
@@ -245,7 +243,7 @@ class Cache(Handler):
         """The fast path, awaited: it never needs a task of its own (misses and `verify` continue)."""
         return await await_pending(self.serve_fast, req, w)
 
-    def _verify(self, req: Request, w: ResponseWriter, key: tuple, shard: int, e: Entry, do: bool) -> int:
+    def _verify(self, req: Request, w: ResponseWriter, key: tuple, e: Entry, do: bool) -> int:
         """serve_stale `verify`: refresh through the chain (by continuation) and answer what it brings
         if acceptable, else the stale entry. With VERIFY_TIMEOUT (else REFRESH_LIMIT) the stale entry
         goes out when the refresh takes longer, and the refresh goes on and updates the cache.
@@ -253,7 +251,7 @@ class Cache(Handler):
         lb = self.labels(req)
         inc(requests_total, lb.plain)
         inc(hits_total, lb.success if e.positive else lb.denial)
-        rec = RefreshWriter(self, req, key, shard, e)
+        rec = RefreshWriter(self, req, key, e)
         dreq = self.downstream(req, req.proto)
         timer: Timer | None = None
         waiting = False  # PENDING was returned: the answer completes w
@@ -295,7 +293,7 @@ class Cache(Handler):
             return req
         return req.with_flags(req.flags | wire.AD, proto)
 
-    def start_refresh(self, req: Request, key: tuple, shard: int, e: Entry, now: float, prefetch: bool) -> None:
+    def start_refresh(self, req: Request, key: tuple, e: Entry, now: float, prefetch: bool) -> None:
         """Refresh `e` in the background: at most one in flight per entry, none within FAILURE_RECHECK."""
         if e.refreshing or now - e.failed_at < self.failure_recheck:
             return
@@ -305,7 +303,7 @@ class Cache(Handler):
         # Like CoreDNS, the refresh claims TCP so that nothing truncates the reply. It is a continuation
         # of the chain below (no task when that chain completes by callback, as forward does).
         dreq = self.downstream(req, "tcp")
-        rec = RefreshWriter(self, req, key, shard, e)
+        rec = RefreshWriter(self, req, key, e)
         rec.on_done = partial(self._refreshed, dreq, e)
         self._continue(dreq, rec)
 
@@ -336,7 +334,7 @@ class Cache(Handler):
             e.failed_at = time.monotonic()
 
     # -- storing --------------------------------------------------------------------------------
-    def ingest(self, req: Request, key: tuple, shard: int, reply: Reply,
+    def ingest(self, req: Request, key: tuple, reply: Reply,
                refresh_of: Entry | None = None, lb: Labels | None = None) -> tuple[Reply, Entry | None, bool]:
         """Classify and maybe store a reply: (what to write downstream, stored entry, refreshed).
 
@@ -370,7 +368,7 @@ class Cache(Handler):
             if not matched:
                 inc(drops_total, lb.plain)
             elif refresh_of is None or refreshed:
-                entry = self._store(req, key, shard, message, qend, msg_ttls, ttl, positive, lb)
+                entry = self._store(req, key, message, qend, msg_ttls, ttl, positive, lb)
         # Downstream with uniform TTLs: rewritten unless they all are `ttl` already.
         if min_ttl >= 0 and not min_ttl == max_ttl == ttl:
             if len(ttls) == 1 and not (ad_off and data[3] & AD):  # one record: two slices, no bytearray
@@ -385,32 +383,32 @@ class Cache(Handler):
             return bytes(out), entry, refreshed
         return (_without_ad(data) if ad_off and data[3] & AD else data), entry, refreshed
 
-    def _store(self, req: Request, key: tuple, shard: int, message: bytes, qend: int, ttl_offsets: list[int],
+    def _store(self, req: Request, key: tuple, message: bytes, qend: int, ttl_offsets: list[int],
                ttl: int, positive: bool, lb: Labels) -> Entry | None:
         zones = self.pexcept if positive else self.nexcept
         if zones and zone_match(zones, req.name) is not None:
             return None
         entry = Entry(message, qend, ttl_offsets, ttl, time.monotonic(), positive)
         if positive:
-            if self.pcache.add(shard, key, entry):
+            if self.pcache.add(key, entry):
                 v = evictions_total.values
                 v[lb.success] = v.get(lb.success, 0.0) + 1.0  # inc, inline: every miss of a full cache
-            if self.ncache.shards[shard]:
-                self.ncache.remove(shard, key)  # a positive answer supersedes a cached denial
+            if self.ncache.entries:
+                self.ncache.remove(key)  # a positive answer supersedes a cached denial
         else:
-            if self.ncache.add(shard, key, entry):
+            if self.ncache.add(key, entry):
                 inc(evictions_total, lb.denial)
             if not entry.servfail and not self.prefer_positive:
-                self.pcache.remove(shard, key)
+                self.pcache.remove(key)
         return entry
 
 
-def key_of(req: Request) -> tuple[tuple, int, bool]:
-    """(cache key, shard, DO): lowercased wire qname, qtype, qclass, DO, CD; the shard from the qname."""
+def key_of(req: Request) -> tuple[tuple, bool]:
+    """(cache key, DO): lowercased wire qname, qtype, qclass, DO, CD."""
     qn = req.qname_wire
     edns = req.edns
     do = edns is not None and edns.do
-    return (qn, req.qtype, req.qclass, do, bool(req.flags & wire.CD)), hash(qn) & (SHARDS - 1), do
+    return (qn, req.qtype, req.qclass, do, bool(req.flags & wire.CD)), do
 
 
 def _without_ad(data: bytes) -> bytes:
@@ -430,9 +428,9 @@ class CacheWriter(WriterWrapper):
     """A miss: store what the chain writes, then pass it on with uniform TTLs. The completion goes
     straight to the writer below (`done` is its bound method, set per miss: no frame of ours)."""
 
-    __slots__ = ("cache", "done", "key", "lb", "req", "shard")
+    __slots__ = ("cache", "done", "key", "lb", "req")
 
-    def __init__(self, inner: ResponseWriter, cache: Cache, req: Request, key: tuple, shard: int,
+    def __init__(self, inner: ResponseWriter, cache: Cache, req: Request, key: tuple,
                  lb: Labels | None = None) -> None:
         self.written = False  # WriterWrapper's state, set here: made once per miss
         self.inner = inner
@@ -440,11 +438,10 @@ class CacheWriter(WriterWrapper):
         self.cache = cache
         self.req = req
         self.key = key
-        self.shard = shard
         self.lb = lb
 
     def write(self, reply: Reply) -> None:
-        out, _entry, _ok = self.cache.ingest(self.req, self.key, self.shard, reply, None, self.lb)
+        out, _entry, _ok = self.cache.ingest(self.req, self.key, reply, None, self.lb)
         self.written = True
         self.inner.write(out)
 
@@ -452,14 +449,13 @@ class CacheWriter(WriterWrapper):
 class RefreshWriter(Recorder):
     """A prefetch, stale refresh or verify: store an acceptable reply, keep it, send nothing."""
 
-    __slots__ = ("cache", "entry", "key", "old", "out", "rc", "refreshed", "req", "shard")
+    __slots__ = ("cache", "entry", "key", "old", "out", "rc", "refreshed", "req")
 
-    def __init__(self, cache: Cache, req: Request, key: tuple, shard: int, old: Entry) -> None:
+    def __init__(self, cache: Cache, req: Request, key: tuple, old: Entry) -> None:
         super().__init__()
         self.cache = cache
         self.req = req
         self.key = key
-        self.shard = shard
         self.old = old
         self.out: bytes | None = None  # the reply as the client would get it (set when refreshed)
         self.entry: Entry | None = None
@@ -470,7 +466,7 @@ class RefreshWriter(Recorder):
         if self.written:
             return
         super().write(reply)
-        out, self.entry, self.refreshed = self.cache.ingest(self.req, self.key, self.shard, reply, self.old)
+        out, self.entry, self.refreshed = self.cache.ingest(self.req, self.key, reply, self.old)
         if self.refreshed:
             self.out = wire.to_bytes(out)
             self.rc = self.out[3] & 0xF

@@ -1,4 +1,4 @@
-"""The cache's storage: sharded, hard-bounded maps of wire-level entries, and the hit builder.
+"""The cache's storage: hard-bounded maps of wire-level entries, and the hit builder.
 
 An entry keeps the upstream reply as bytes (question section included, OPT removed) plus the
 offsets of every TTL word, so that a hit is a header pack, the request's own question bytes and a
@@ -15,7 +15,7 @@ from collections.abc import Hashable
 from pycoredns import wire
 from pycoredns.request import Request
 
-SHARDS = 256
+SHARDS = 256  # CoreDNS's shard count: only its capacity rounding is kept (see Store)
 MIN_SHARD_SIZE = 4
 
 _I = struct.Struct(">I")
@@ -131,44 +131,44 @@ class Entry:
 
 
 class Store:
-    """One cache (positive or denial): 256 shards, each holding at most max(CAP/256, 4) entries.
+    """One cache (positive or denial): at most `capacity` entries, CoreDNS's bound for CAP.
 
-    A full shard evicts one random entry to admit a new key, so the entry count is a hard bound.
-    Expired entries are not swept (as in CoreDNS); they stay until overwritten or evicted.
+    CoreDNS splits a cache into 256 shards of max(CAP/256, 4) entries, so that goroutines contend
+    less, and a new key in a full shard evicts one random entry of that shard. One process has nothing
+    to contend for, so this is one map with the same total bound (9984 for CAP 10000): a new key evicts
+    one uniformly random entry only when the whole cache is full, not when the key's shard is, which
+    CoreDNS's uneven shards reach long before (README, "Differences from CoreDNS"). The entry count is
+    a hard bound. Expired entries are not swept (as in CoreDNS); they stay until overwritten or evicted.
     """
 
-    __slots__ = ("keys", "shard_size", "shards")
+    __slots__ = ("capacity", "entries", "keys")
 
     def __init__(self, capacity: int) -> None:
-        size = int(capacity / SHARDS)  # Go's integer division truncates towards zero
-        self.shard_size = max(size, MIN_SHARD_SIZE)
-        self.shards: list[dict[Hashable, Entry]] = [{} for _ in range(SHARDS)]
-        self.keys: list[list[Hashable]] = [[] for _ in range(SHARDS)]
-
-    @property
-    def capacity(self) -> int:
-        return self.shard_size * SHARDS
+        per_shard = int(capacity / SHARDS)  # Go's integer division truncates towards zero
+        self.capacity = max(per_shard, MIN_SHARD_SIZE) * SHARDS
+        self.entries: dict[Hashable, Entry] = {}
+        self.keys: list[Hashable] = []  # entry.slot is its key's index here: a random victim in O(1)
 
     def __len__(self) -> int:
-        return sum(len(s) for s in self.shards)
+        return len(self.entries)
 
-    def get(self, shard: int, key: Hashable) -> Entry | None:
-        return self.shards[shard].get(key)
+    def get(self, key: Hashable) -> Entry | None:
+        return self.entries.get(key)
 
-    def add(self, shard: int, key: Hashable, entry: Entry) -> bool:
+    def add(self, key: Hashable, entry: Entry) -> bool:
         """Insert or replace; True when a random entry had to be evicted to make room.
 
         The new key takes the victim's slot in the key list, so no other entry moves: an eviction is
         one insert, one delete and the victim's free (it was last touched thousands of misses ago)."""
-        d = self.shards[shard]
+        d = self.entries
         old = d.setdefault(key, entry)  # one hash for the common case, a new key
         if old is not entry:
             entry.slot = old.slot
             d[key] = entry
             return False
-        keys = self.keys[shard]
+        keys = self.keys
         n = len(keys)
-        if n < self.shard_size:
+        if n < self.capacity:
             entry.slot = n
             keys.append(key)
             return False
@@ -179,21 +179,19 @@ class Store:
         del d[victim]
         return True
 
-    def remove(self, shard: int, key: Hashable) -> None:
-        d = self.shards[shard]
+    def remove(self, key: Hashable) -> None:
+        """Remove `key` if present, in O(1): the last key moves into its slot."""
+        d = self.entries
         e = d.get(key)
-        if e is not None:
-            self._drop_slot(d, self.keys[shard], e.slot)
-
-    @staticmethod
-    def _drop_slot(d: dict[Hashable, Entry], keys: list[Hashable], i: int) -> None:
-        """Remove the key at position `i` in O(1): the last key moves into its slot."""
-        victim = keys[i]
+        if e is None:
+            return
+        keys = self.keys
+        i = e.slot
         last = keys.pop()
         if i < len(keys):
             keys[i] = last
             d[last].slot = i
-        del d[victim]
+        del d[key]
 
 
 # Reply classes (response.Type's, with HEAD's refinements, as ints for the miss path).

@@ -115,6 +115,6 @@ def _cache(**opts) -> Cache:
     return c
 
 
-def _key(req: Request) -> tuple[tuple, int]:
-    key, shard, _do = key_of(req)
-    return key, shard
+def _key(req: Request) -> tuple:
+    key, _do = key_of(req)
+    return key

@@ -32,28 +32,36 @@ from .helpers import _W, Counting, _cache, _key, _reply, a_values, cache_of, ent
 
 
 def test_store_sizes_like_coredns() -> None:
+    """CoreDNS's bound: 256 shards of max(CAP/256, 4) entries, Go's truncating division."""
     assert Store(10000).capacity == 9984
     assert Store(0).capacity == 1024
-    assert Store(-5).shard_size == 4
-    assert Store(2048).shard_size == 8
+    assert Store(-5).capacity == 1024
+    assert Store(2048).capacity == 2048
+    assert Store(2100).capacity == 2048
 
 
 def test_store_is_a_hard_bound_with_random_eviction() -> None:
-    s = Store(10)  # 4 per shard
+    s = Store(10)  # 1024 entries
     evictions = 0
-    for i in range(200):
+    for i in range(3000):
         e = Entry(b"\x00" * 12, 12, [], 60, 0.0, True)
-        evictions += s.add(7, (b"n%d" % i, 1, 1, False, False), e)
-        assert len(s.shards[7]) <= 4
-    assert len(s) == 4 and evictions == 196
+        evictions += s.add((b"n%d" % i, 1, 1, False, False), e)
+        assert len(s) <= 1024
+        assert evictions == max(0, i + 1 - 1024)  # nothing is evicted before the whole store is full
+    assert len(s) == 1024 and evictions == 3000 - 1024
+    # the survivors are a random mix of old and new keys, not the last 1024
+    assert min(int(k[0][1:]) for k in s.entries) < 3000 - 1024
     # slots stay consistent with the key list: removal and replacement keep the bound
-    for key, e in list(s.shards[7].items()):
-        assert s.keys[7][e.slot] == key
-    victim = next(iter(s.shards[7]))
-    s.remove(7, victim)
-    assert len(s) == 3 and victim not in s.keys[7]
-    assert not s.add(7, next(iter(s.shards[7])), Entry(b"\x00" * 12, 12, [], 60, 0.0, True))
-    assert len(s) == 3
+    for key, e in s.entries.items():
+        assert s.keys[e.slot] == key
+    victim = next(iter(s.entries))
+    s.remove(victim)
+    s.remove(victim)  # removing an absent key is a no-op
+    assert len(s) == 1023 and victim not in s.keys
+    for key, e in s.entries.items():
+        assert s.keys[e.slot] == key
+    assert not s.add(next(iter(s.entries)), Entry(b"\x00" * 12, 12, [], 60, 0.0, True))
+    assert len(s) == 1023 and len(s.keys) == 1023
 
 
 def test_entries_gauge_one_sample_per_label_set() -> None:
@@ -63,8 +71,8 @@ def test_entries_gauge_one_sample_per_label_set() -> None:
     for c in (old, new):
         c.server, c.zones_label = "dns://:5399", "gauge.test."
     for i in range(3):
-        old.pcache.add(0, (b"o%d" % i, 1, 1, False, False), Entry(b"\x00" * 12, 12, [], 60, 0.0, True))
-    new.pcache.add(0, (b"n", 1, 1, False, False), Entry(b"\x00" * 12, 12, [], 60, 0.0, True))
+        old.pcache.add((b"o%d" % i, 1, 1, False, False), Entry(b"\x00" * 12, 12, [], 60, 0.0, True))
+    new.pcache.add((b"n", 1, 1, False, False), Entry(b"\x00" * 12, 12, [], 60, 0.0, True))
     cachemetrics.track(old)
     cachemetrics.track(new)
     try:
@@ -84,11 +92,11 @@ def test_hit_is_spliced_from_wire() -> None:
     c = _cache()
     q = DNSRecord.question("www.example.org", "A")
     req = Request(bytes(q.pack()))
-    key, shard = _key(req)
+    key = _key(req)
     soa = RR("example.org", QTYPE.SOA, rdata=SOA("ns.example.org", "h.example.org", (1, 2, 3, 4, 5)), ttl=900)
     data = _reply(q, RR("www.example.org", QTYPE.A, rdata=A("192.0.2.1"), ttl=300),
                   RR("www.example.org", QTYPE.A, rdata=A("192.0.2.2"), ttl=200), auth=(soa,), edns=True)
-    out, entry, _ = c.ingest(req, key, shard, data)
+    out, entry, _ = c.ingest(req, key, data)
     assert entry is not None and entry.orig_ttl == 200
     assert {rr.ttl for rr in DNSRecord.parse(out).rr + DNSRecord.parse(out).auth} == {200}
     entry.stored -= 7.5  # seven whole seconds later
@@ -110,10 +118,10 @@ def test_ad_bit_stored_and_given_per_request() -> None:
     c = _cache()
     q = DNSRecord.question("ad.example.org", "A")
     req = Request(bytes(q.pack()))
-    key, shard = _key(req)
+    key = _key(req)
     up = bytearray(_reply(q, RR("ad.example.org", rdata=A("192.0.2.1"), ttl=60)))
     up[3] |= 0x20  # the upstream's answer is authenticated
-    out, _e, _ = c.ingest(req, key, shard, bytes(up))
+    out, _e, _ = c.ingest(req, key, bytes(up))
     assert not out[3] & 0x20  # cleared for a client without DO/AD
     for flags, ad in ((0x0100, False), (0x0120, True)):
         q2 = DNSRecord.question("ad.example.org", "A")
@@ -128,12 +136,12 @@ def test_question_mismatch_and_garbage_are_dropped() -> None:
     c = _cache()
     q = DNSRecord.question("a.example.org", "A")
     req = Request(bytes(q.pack()))
-    key, shard = _key(req)
+    key = _key(req)
     other = DNSRecord.question("b.example.org", "A")
     before = total(cachemetrics.drops_total)
-    out, entry, _ = c.ingest(req, key, shard, _reply(other, RR("b.example.org", rdata=A("192.0.2.9"))))
+    out, entry, _ = c.ingest(req, key, _reply(other, RR("b.example.org", rdata=A("192.0.2.9"))))
     assert entry is None and total(cachemetrics.drops_total) == before + 1
-    out, entry, _ = c.ingest(req, key, shard, b"\x12\x34\x81\x80\x00\x01\x00\x05garbage")
+    out, entry, _ = c.ingest(req, key, b"\x12\x34\x81\x80\x00\x01\x00\x05garbage")
     assert entry is None and out == b"\x12\x34\x81\x80\x00\x01\x00\x05garbage"
     assert total(cachemetrics.drops_total) == before + 2
     assert len(c.pcache) == len(c.ncache) == 0
@@ -143,32 +151,32 @@ def test_classification_and_lifetimes() -> None:
     c = _cache(minpttl=0.0)
     q = DNSRecord.question("x.example.org", "A")
     req = Request(bytes(q.pack()))
-    key, shard = _key(req)
+    key = _key(req)
     soa = RR("example.org", QTYPE.SOA, rdata=SOA("ns.example.org", "h.example.org", (1, 2, 3, 4, 300)), ttl=40)
     # NXDOMAIN: lifetime from the SOA record's TTL (not its MINIMUM field)
-    _out, e, _ = c.ingest(req, key, shard, _reply(q, auth=(soa,), rcode=3))
+    _out, e, _ = c.ingest(req, key, _reply(q, auth=(soa,), rcode=3))
     assert e is not None and not e.positive and e.orig_ttl == 40
     # a CNAME chain without the final type and without SOA is not stored (HEAD)
     cname = RR("x.example.org", QTYPE.CNAME, rdata=CNAME("y.example.org"), ttl=50)
     c2 = _cache()
-    _out, e, _ = c2.ingest(req, key, shard, _reply(q, cname))
+    _out, e, _ = c2.ingest(req, key, _reply(q, cname))
     assert e is None and len(c2.pcache) == 0
     # ...but with an SOA it is NODATA
-    _out, e, _ = c2.ingest(req, key, shard, _reply(q, cname, auth=(soa,)))
+    _out, e, _ = c2.ingest(req, key, _reply(q, cname, auth=(soa,)))
     assert e is not None and not e.positive
     # TTL 0 is still cached for MINTTL (5 s by default); no records at all: 5 s
     c3 = _cache()
-    _out, e, _ = c3.ingest(req, key, shard, _reply(q, RR("x.example.org", rdata=A("192.0.2.1"), ttl=0)))
+    _out, e, _ = c3.ingest(req, key, _reply(q, RR("x.example.org", rdata=A("192.0.2.1"), ttl=0)))
     assert e is not None and e.orig_ttl == 5
-    _out, e, _ = c3.ingest(req, key, shard, _reply(q))
+    _out, e, _ = c3.ingest(req, key, _reply(q))
     assert e is not None and e.positive and e.orig_ttl == 5
     # REFUSED and TC replies are not stored
     c4 = _cache()
-    _out, e, _ = c4.ingest(req, key, shard, _reply(q, rcode=5))
+    _out, e, _ = c4.ingest(req, key, _reply(q, rcode=5))
     assert e is None
     tc = bytearray(_reply(q, RR("x.example.org", rdata=A("192.0.2.1"), ttl=60)))
     tc[2] |= 0x02
-    _out, e, _ = c4.ingest(req, key, shard, bytes(tc))
+    _out, e, _ = c4.ingest(req, key, bytes(tc))
     assert e is None and len(c4.pcache) == len(c4.ncache) == 0
 
 
@@ -176,14 +184,14 @@ def test_servfail_does_not_hide_fresh_positive_and_positive_replaces_denial() ->
     c = _cache()
     q = DNSRecord.question("p.example.org", "A")
     req = Request(bytes(q.pack()))
-    key, shard = _key(req)
-    c.ingest(req, key, shard, _reply(q, RR("p.example.org", rdata=A("192.0.2.1"), ttl=60)))
-    c.ingest(req, key, shard, _reply(q, rcode=2))
+    key = _key(req)
+    c.ingest(req, key, _reply(q, RR("p.example.org", rdata=A("192.0.2.1"), ttl=60)))
+    c.ingest(req, key, _reply(q, rcode=2))
     assert len(c.pcache) == 1 and len(c.ncache) == 1
     w = _W()
     c.serve_fast(Request(bytes(q.pack())), w)
     assert DNSRecord.parse(w.out).header.rcode == 0
-    c.ingest(req, key, shard, _reply(q, RR("p.example.org", rdata=A("192.0.2.2"), ttl=60)))
+    c.ingest(req, key, _reply(q, RR("p.example.org", rdata=A("192.0.2.2"), ttl=60)))
     assert len(c.ncache) == 0
 
 
@@ -513,12 +521,12 @@ def test_cache_writer_passes_dnslib_replies() -> None:
     c = _cache()
     q = DNSRecord.question("d.example.org", "A")
     req = Request(bytes(q.pack()))
-    key, shard = _key(req)
+    key = _key(req)
     inner = _W()
     rec = q.reply()
     rec.add_answer(RR("d.example.org", rdata=A("192.0.2.1"), ttl=100))
     rec.add_answer(RR("d.example.org", rdata=A("192.0.2.2"), ttl=50))
-    CacheWriter(inner, c, req, key, shard).write(rec)
+    CacheWriter(inner, c, req, key).write(rec)
     assert [rr.ttl for rr in DNSRecord.parse(inner.out).rr] == [50, 50]
     assert len(c.pcache) == 1
 
@@ -562,8 +570,8 @@ async def test_stale_window_single_refresh_and_failure_recheck() -> None:
     async with trio.open_nursery() as n:
         c, nxt, q = _stale_setup(n, [None], failure_recheck=5.0)
         req = Request(bytes(q.pack()))
-        key, shard = _key(req)
-        _out, e, _ = c.ingest(req, key, shard, _reply(q, RR("s.example.org", rdata=A("192.0.2.1"), ttl=60)))
+        key = _key(req)
+        _out, e, _ = c.ingest(req, key, _reply(q, RR("s.example.org", rdata=A("192.0.2.1"), ttl=60)))
         e.stored -= 63  # expired 3 s ago: within the 10 s stale window
         for _ in range(3):
             w = _W()
@@ -587,8 +595,8 @@ async def _stale_refresh_then_hit(c, nxt, q) -> DNSRecord:
     """Store an A 192.0.2.1 answer for `q`, age it past its TTL, ask once (served stale while the chain
     below refreshes it, exactly once), then ask again and return that reply."""
     req = Request(bytes(q.pack()))
-    key, shard = _key(req)
-    _out, e, _ = c.ingest(req, key, shard, _reply(q, RR("s.example.org", rdata=A("192.0.2.1"), ttl=60)))
+    key = _key(req)
+    _out, e, _ = c.ingest(req, key, _reply(q, RR("s.example.org", rdata=A("192.0.2.1"), ttl=60)))
     e.stored -= 61
     c.serve_fast(Request(bytes(q.pack())), _W())
     await _settle()
