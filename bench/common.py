@@ -16,6 +16,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -25,7 +26,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from upstream import Unbound, free_port  # noqa: E402
 
-__all__ = ["ROOT", "PyCoreDNS", "Unbound", "answers", "dnsperf", "free_port", "write_queries"]
+__all__ = ["ROOT", "PyCoreDNS", "Unbound", "answers", "dnsperf", "finish_dnsperf", "free_port", "start_dnsperf",
+           "write_queries"]
 
 
 def answers(port: int, name: str = "example.org.", timeout: float = 0.3) -> bool:
@@ -92,16 +94,32 @@ def write_queries(lines: list[str]) -> str:
         return f.name
 
 
-def dnsperf(port: int, datafile: str, seconds: int = 10, clients: int = 4, outstanding: int = 200,
-            extra: list[str] | None = None, prefix: list[str] | None = None) -> dict:
-    """Run dnsperf against 127.0.0.1:port; returns qps, avg_latency_ms, lost, completed, rcodes (or error).
+def start_dnsperf(port: int, datafile: str, seconds: int = 10, clients: int = 4, outstanding: int = 200,
+                  extra: list[str] | None = None, prefix: list[str] | None = None) -> subprocess.Popen:
+    """dnsperf against 127.0.0.1:port, started and left running; `finish_dnsperf` collects it.
 
-    `prefix` goes before the command (`taskset -c 1` pins the load generator to a core)."""
+    `prefix` goes before the command (`taskset -c 1` pins the load generator to a core; taskset execs
+    dnsperf, so the process is dnsperf itself and its rusage is dnsperf's)."""
     cmd = [*(prefix or []), "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", datafile, "-l", str(seconds),
            "-c", str(clients), "-q", str(outstanding), *(extra or [])]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish_dnsperf(proc: subprocess.Popen, timeout: float) -> dict:
+    """Wait for a `start_dnsperf` process; returns qps, avg_latency_ms, lost, completed, rcodes and
+    cpu_s (dnsperf's own user+system CPU, from wait4's rusage), or error."""
+    killer = threading.Timer(timeout, proc.kill)  # a hung dnsperf is killed; its output so far is parsed
+    killer.start()
+    try:
+        assert proc.stdout is not None
+        out = proc.stdout.read()  # to EOF; not communicate(), which reaps the process and loses its rusage
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        killer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    cpu = usage.ru_utime + usage.ru_stime
     qps = re.search(r"Queries per second:\s+([\d.]+)", out)
-    lat = re.search(r"Average Latency \(s\):\s+([\d.]+)", out)
+    lat = re.search(r"Average Latency \(s\):\s+([\d.]+) \(min [\d.]+, max ([\d.]+)\)", out)
     lost = re.search(r"Queries lost:\s+(\d+)", out)
     done = re.search(r"Queries completed:\s+(\d+)", out)
     rcodes = re.search(r"Response codes:\s+(.*)", out)
@@ -109,4 +127,13 @@ def dnsperf(port: int, datafile: str, seconds: int = 10, clients: int = 4, outst
         return {"error": out[-500:]}
     return {"qps": float(qps.group(1)), "avg_latency_ms": float(lat.group(1)) * 1000 if lat else float("nan"),
             "lost": int(lost.group(1)) if lost else -1, "completed": int(done.group(1)) if done else -1,
-            "rcodes": rcodes.group(1) if rcodes else ""}
+            "rcodes": rcodes.group(1) if rcodes else "", "cpu_s": cpu,
+            "max_latency_ms": float(lat.group(2)) * 1000 if lat else float("nan")}
+
+
+def dnsperf(port: int, datafile: str, seconds: int = 10, clients: int = 4, outstanding: int = 200,
+            extra: list[str] | None = None, prefix: list[str] | None = None) -> dict:
+    """Run dnsperf against 127.0.0.1:port; returns qps, avg_latency_ms, lost, completed, rcodes, cpu_s (or error).
+
+    `prefix` goes before the command (`taskset -c 1` pins the load generator to a core)."""
+    return finish_dnsperf(start_dnsperf(port, datafile, seconds, clients, outstanding, extra, prefix), seconds + 60)

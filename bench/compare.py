@@ -21,10 +21,12 @@ operator's own Corefiles (nodelocal.conf, cluster.conf with {port}, {cluster_por
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import random
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,11 +38,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import answers, dnsperf, free_port, write_queries  # noqa: E402
-from bench.sidebyside import LOAD_CORE, SERVER_CORE, Server, load_average, pinned  # noqa: E402
+from bench.common import answers, finish_dnsperf, free_port, start_dnsperf, write_queries  # noqa: E402
+from bench.sidebyside import (  # noqa: E402
+    LOAD_CORE,
+    SERVER_CORE,
+    Server,
+    busy_share,
+    core_jiffies,
+    load_average,
+    pid_cpu_seconds,
+    pinned,
+    softirq_thread,
+    udp_receive_drops,
+)
 
 CLIENTS = 16
 OUTSTANDING = 200
+SECONDS = 10  # per measured run
+ROUNDS = 1
 
 # -- the single-server rows ------------------------------------------------------------------------------
 
@@ -121,16 +136,56 @@ def start_upstream():
 # -- measuring ---------------------------------------------------------------------------------------------
 
 
-def measure(servers: list[Server], port: int, datafile: str, seconds: int) -> dict:
-    """dnsperf (pinned to the load core) at `port`; CPU of every server in `servers` per completed query."""
+def measure(servers: list[Server], port: int, datafile: str, seconds: int,
+            helpers: dict[str, int] | None = None) -> dict:
+    """dnsperf (pinned to the load core) at `port`; CPU of every server in `servers` per completed query.
+
+    Besides qps, lost, `cpu_us` and `rss_mb`: who was busy, over a window inside the run (from ~1 s
+    after dnsperf starts to ~0.5 s before its time limit, so start-up and the drain of the last replies
+    are left out): `srv_core`, the servers' CPU seconds per second (their share of core 0);
+    `<name>_core` for dnsperf and each process in `helpers` (name -> pid on the load core: unbound, the
+    API server, the load core's ksoftirqd), and `load_core`, their sum (the load side's share of core
+    1); `core0`/`core1`, each core's busy share from /proc/stat, any process's (on a shared machine other
+    engineers' niced work fills what ours leaves idle, so these read ~100 % there). Over the whole
+    run: `<name>_us` for dnsperf and the helpers, their CPU µs per completed query."""
+    helpers = helpers or {}
     before = sum(s.cpu_seconds() for s in servers)
-    res = dnsperf(port, datafile, seconds=seconds, clients=CLIENTS, outstanding=OUTSTANDING,
-                  prefix=pinned([], LOAD_CORE))
+    helpers_before = {name: pid_cpu_seconds(pid) for name, pid in helpers.items()}
+    drops = udp_receive_drops()
+    proc = start_dnsperf(port, datafile, seconds=seconds, clients=CLIENTS, outstanding=OUTSTANDING,
+                         prefix=pinned([], LOAD_CORE))
+    started = time.monotonic()
+    watched = {**helpers, "dnsperf": proc.pid}
+    window = seconds >= 3
+    if window:
+        time.sleep(1.0)
+        snap = _snapshot(servers, watched)
+        time.sleep(max(0.0, started + seconds - 0.5 - time.monotonic()))
+        snap2 = _snapshot(servers, watched)
+    res = finish_dnsperf(proc, seconds + 60)
+    res["udp_drops"] = float(udp_receive_drops() - drops)
     used = sum(s.cpu_seconds() for s in servers) - before
-    if res.get("completed", 0) > 0:
-        res["cpu_us"] = used * 1e6 / res["completed"]
+    done = res.get("completed", 0)
+    if done > 0:
+        res["cpu_us"] = used * 1e6 / done
+        res["dnsperf_us"] = res["cpu_s"] * 1e6 / done
+        for name, pid in helpers.items():
+            res[f"{name}_us"] = (pid_cpu_seconds(pid) - helpers_before[name]) * 1e6 / done
+    if window:
+        wall = snap2["t"] - snap["t"]
+        res["srv_core"] = (snap2["servers"] - snap["servers"]) / wall
+        res["core0"] = busy_share(snap["cores"], snap2["cores"], SERVER_CORE)
+        res["core1"] = busy_share(snap["cores"], snap2["cores"], LOAD_CORE)
+        for name in watched:
+            res[f"{name}_core"] = (snap2[name] - snap[name]) / wall
+        res["load_core"] = sum(res[f"{name}_core"] for name in watched)
     res["rss_mb"] = sum(s.rss_mb() for s in servers)
     return res
+
+
+def _snapshot(servers: list[Server], watched: dict[str, int]) -> dict:
+    return {"t": time.monotonic(), "cores": core_jiffies(), "servers": sum(s.cpu_seconds() for s in servers),
+            **{name: pid_cpu_seconds(pid) for name, pid in watched.items()}}
 
 
 def cache_counts(prom: int) -> tuple[float, float]:
@@ -149,11 +204,12 @@ def cache_counts(prom: int) -> tuple[float, float]:
     return sums["coredns_cache_hits_total"], sums["coredns_cache_misses_total"]
 
 
-def measured_with_misses(servers: list[Server], port: int, datafile: str, seconds: int, prom: int) -> dict:
+def measured_with_misses(servers: list[Server], port: int, datafile: str, seconds: int, prom: int,
+                         helpers: dict[str, int]) -> dict:
     """`measure`, plus the share of cache misses at the prometheus endpoint `prom` during the run (the
     node tier's, in the seed path) where there is one."""
     hits0, misses0 = cache_counts(prom)
-    res = measure(servers, port, datafile, seconds)
+    res = measure(servers, port, datafile, seconds, helpers)
     hits1, misses1 = cache_counts(prom)
     if hits1 + misses1 - hits0 - misses0 > 0:
         res["miss_pct"] = 100 * (misses1 - misses0) / (hits1 + misses1 - hits0 - misses0)
@@ -189,14 +245,25 @@ def start(label: str, cmd: list[str], corefile: str, tmp: Path, port: int, probe
     return s
 
 
+def _fmt(value: float, spec: str) -> str:
+    return "-" if value != value else format(value, spec)  # nan (not measured) prints as a dash
+
+
 def row_cells(results: list[dict]) -> str:
+    """The table cells of one row: per server qps, µs/q (and cache misses), RSS, lost and its own share
+    of core 0; with two servers the ratios. A result from `summarize` shows each figure's min-max."""
     cells = []
     for r in results:
         if "qps" not in r:
-            cells.append(f"error: {r.get('error', '')[:60]!r} | | |")
+            cells.append(f"error: {r.get('error', '')[:60]!r} | | | |")
             continue
-        miss = f" ({r['miss_pct']:.1f} % cache misses)" if "miss_pct" in r else ""
-        cells.append(f"{r['qps']:,.0f} | {r.get('cpu_us', float('nan')):.1f}{miss} | {r['rss_mb']:.0f} | {r['lost']}")
+        miss = f" ({r['miss_pct']:.1f} % cache misses)" if r.get("miss_pct", NAN) == r.get("miss_pct") else ""
+        qps, cpu = f"{r['qps']:,.0f}", _fmt(r.get("cpu_us", NAN), ".1f")
+        if "qps_span" in r:
+            qps += " ({:,.0f}-{:,.0f})".format(*r["qps_span"])
+            cpu += " ({:.1f}-{:.1f})".format(*r["cpu_span"])
+        core = _fmt(100 * r.get("srv_core", NAN), ".0f")
+        cells.append(f"{qps} | {cpu}{miss} | {r['rss_mb']:.0f} | {r['lost']} | {core}")
     if len(results) == 2 and results[1].get("qps") and results[0].get("qps"):
         a, b = results
         cells.append(f"**{a['qps'] / b['qps']:.2f}** | **{a.get('cpu_us', 0) / b.get('cpu_us', 1):.2f}**")
@@ -204,33 +271,135 @@ def row_cells(results: list[dict]) -> str:
 
 
 def print_header(labels: list[str]) -> None:
-    head = " | ".join(f"{lb} qps | µs/q | RSS MB | lost" for lb in labels)
-    sep = "---|" * (1 + 4 * len(labels) + (2 if len(labels) == 2 else 0))
+    head = " | ".join(f"{lb} qps | µs/q | RSS MB | lost | core 0 %" for lb in labels)
+    sep = "---|" * (1 + 5 * len(labels) + (2 if len(labels) == 2 else 0))
     print(f"\n| row | {head} |{' qps ratio | CPU ratio |' if len(labels) == 2 else ''}\n|{sep}", flush=True)
 
 
-def run_rows(binaries: dict[str, list[str]], wanted: list[str], seconds: int, upstream: str, tmp: Path) -> None:
-    rnd = random.Random(1)
-    for name, (template, make, warm_first) in ROWS.items():
-        if wanted and not any(w in name for w in wanted):
-            continue
-        path = write_queries(make(rnd))
-        results = []
+NAN = float("nan")
+LIMIT = 0.85  # our processes' share of a core at or above this: saturated
+
+
+def summarize(runs: list[dict]) -> dict:
+    """The median of every figure over the rounds of one row and server (qps and µs/q with their
+    min-max as `qps_span`, `cpu_span`); lost is the sum. A round that failed is left out."""
+    ok = [r for r in runs if "qps" in r]
+    if not ok:
+        return runs[-1] if runs else {"error": "not run"}
+    out: dict = {"lost": sum(r["lost"] for r in ok), "rounds": len(ok)}
+    for key in {k for r in ok for k, v in r.items() if isinstance(v, float) and k != "lost"}:
+        vals = [r[key] for r in ok if key in r and r[key] == r[key]]
+        out[key] = statistics.median(vals) if vals else NAN
+    if len(ok) > 1:
+        out["qps_span"] = (min(r["qps"] for r in ok), max(r["qps"] for r in ok))
+        cpus = [r.get("cpu_us", NAN) for r in ok]
+        out["cpu_span"] = (min(cpus), max(cpus))
+    return out
+
+
+def limit(r: dict) -> str:
+    """What set the rate of one measured row and server, from our processes' shares of their cores
+    (medians): a share at or above LIMIT is a saturated core (other engineers' niced work takes the
+    rest when both are runnable)."""
+    if r.get("srv_core", 0) >= LIMIT:
+        return "server"
+    if r.get("load_core", 0) >= LIMIT:
+        return "load core"
+    return "neither core saturated"
+
+
+def print_load_side(rows: list[str], labels: list[str], table: dict[str, dict[str, dict]]) -> None:
+    """Per row and server (medians over the rounds): the server's own share of core 0, the load side's
+    (dnsperf, unbound, the API server, ksoftirqd) share of core 1, each core's busy share with everybody's
+    work, and unbound's and dnsperf's CPU µs per query."""
+    print("\n| row | server | server's share of core 0 % | load side's share of core 1 % | core 0 / core 1 busy % "
+          "| unbound µs/q | dnsperf µs/q | limit |\n|---|---|---:|---:|---:|---:|---:|---|")
+    for row in rows:
+        for label in labels:
+            r = table[row][label]
+            if "qps" not in r:
+                continue
+            srv, side, c0, c1 = (_fmt(100 * r.get(k, NAN), ".0f") for k in ("srv_core", "load_core", "core0", "core1"))
+            print(f"| {row} | {label} | {srv} | {side} | {c0} / {c1} | {_fmt(r.get('unbound_us', NAN), '.1f')} "
+                  f"| {_fmt(r.get('dnsperf_us', NAN), '.1f')} | {limit(r)} |", flush=True)
+
+
+def run_line(rnd: int, rounds: int, row: str, label: str, r: dict) -> str:
+    """One measured run as a line (printed as the matrix goes, so a long run shows its progress)."""
+    if "qps" not in r:
+        return f"round {rnd}/{rounds} · {row} · {label}: error {r.get('error', '')[:200]!r}"
+
+    def pct(key: str) -> str:
+        return _fmt(100 * r.get(key, NAN), ".0f") + " %"
+
+    def us(key: str) -> str:
+        return _fmt(r.get(key, NAN), ".1f") + " µs/q"
+
+    return (f"round {rnd}/{rounds} · {row} · {label}: {r['qps']:,.0f} qps, {us('cpu_us')}, lost {r['lost']}, "
+            f"latency {_fmt(r.get('avg_latency_ms', NAN), '.2f')} ms (max {_fmt(r.get('max_latency_ms', NAN), '.0f')}),"
+            " "
+            f"UDP receive-buffer drops {r.get('udp_drops', NAN):.0f}; "
+            f"core 0: server {pct('srv_core')}, busy {pct('core0')}; core 1: load side {pct('load_core')}, "
+            f"busy {pct('core1')}, unbound {us('unbound_us')}, dnsperf {us('dnsperf_us')}; load {r.get('load', '?')}")
+
+
+@dataclasses.dataclass
+class Context:
+    """What every row's run needs: the upstream, the temp dir, the time per run, the load-core processes."""
+
+    upstream: str
+    tmp: Path
+    seconds: int
+    helpers: dict[str, int]
+
+
+#: one row: (name, run(label, server command) -> the measured dict of one fresh server process)
+Row = tuple[str, Callable[[str, list[str]], dict]]
+
+
+def server_row(template: str, path: str, warm_first: bool, ctx: Context) -> Callable[[str, list[str]], dict]:
+    """A single-server row: a fresh server on `template`, a warm-up pass when asked, one measurement."""
+
+    def run(label: str, cmd: list[str]) -> dict:
+        port, prom = free_port(), free_port()
+        corefile = template.format(port=port, upstream=ctx.upstream, prom=prom, health=free_port())
+        s = start(label, cmd, corefile, ctx.tmp, port, "a.bench.test.")
         try:
-            for label, cmd in binaries.items():
-                port = free_port()
-                prom = free_port()
-                corefile = template.format(port=port, upstream=upstream, prom=prom, health=free_port())
-                s = start(label, cmd, corefile, tmp, port, "a.bench.test.")
-                try:
-                    if warm_first:
-                        warm(port, path)
-                    results.append(measured_with_misses([s], port, path, seconds, prom))
-                finally:
-                    s.__exit__()
+            if warm_first:
+                warm(port, path)
+            return measured_with_misses([s], port, path, ctx.seconds, prom, ctx.helpers)
         finally:
-            os.unlink(path)
-        print(f"| {name} | {row_cells(results)} |  {'; '.join(r.get('rcodes', '') for r in results)}", flush=True)
+            s.__exit__()
+
+    return run
+
+
+def run_matrix(rows: list[Row], binaries: dict[str, list[str]], rounds: int) -> None:
+    """Every row, `rounds` times over the whole matrix (so a row's rounds lie minutes apart and a load
+    spike on the shared machine hits one of them); the server order alternates per round (A B, B A, ...).
+    Then the table of medians and the load side."""
+    labels = list(binaries)
+    table: dict[str, dict[str, list[dict]]] = {name: {lb: [] for lb in labels} for name, _ in rows}
+    for i in range(rounds):
+        order = labels if i % 2 == 0 else labels[::-1]
+        for name, run in rows:
+            for label in order:
+                try:
+                    r = run(label, binaries[label])
+                except (OSError, subprocess.SubprocessError, SystemExit) as e:
+                    r = {"error": str(e)}
+                r["load"] = load_average()
+                table[name][label].append(r)
+                print(run_line(i + 1, rounds, name, label, r), flush=True)
+    medians = {name: {lb: summarize(table[name][lb]) for lb in labels} for name in table}
+    print(f"\nMedians over {rounds} round(s) (min-max in brackets); ratios are of the medians; "
+          "core 0 % is the server's own share of its core (both tiers in the seed rows).")
+    print_header(labels)
+    for name, _ in rows:
+        results = [medians[name][lb] for lb in labels]
+        rcodes = "; ".join(table[name][lb][-1].get("rcodes", "") for lb in labels)
+        print(f"| {name} | {row_cells(results)} |  {rcodes}", flush=True)
+    print_load_side([name for name, _ in rows], labels, medians)
 
 
 # -- the seed path ---------------------------------------------------------------------------------------------
@@ -310,50 +479,29 @@ def seed_lines(services: int, externals: int, rnd: random.Random, lookups: int =
     return out
 
 
-def run_seed(binaries: dict[str, list[str]], args: argparse.Namespace, upstream: str, tmp: Path) -> None:
-    from bench.cluster_bench import start_api
+def seed_row(path: str, kc: Path, args: argparse.Namespace, ctx: Context) -> Callable[[str, list[str]], dict]:
+    """A seed-path row: a fresh cluster tier (waited for /ready) and node-local tier of one product on
+    core 0, a warm-up pass through the lookups, one measurement counting both tiers' CPU."""
 
-    api_args = argparse.Namespace(services=args.services, endpoints_per_service=args.endpoints_per_service)
-    api, kc = start_api(api_args, tmp)
-    sizes = [("seed path, small name set", 10, 10), (f"seed path, {args.services:,} services and "
-                                                        f"{args.externals:,} external names",
-                                                        args.services, args.externals)]
-    try:
-        for name, nsvc, next_ in sizes:
-            path = write_queries(seed_lines(nsvc, next_, random.Random(2)))
-            results = []
+    def run(label: str, cmd: list[str]) -> dict:
+        p = {k: free_port() for k in ("port", "cluster_port", "prom", "prom2", "health", "health2", "ready")}
+        own = args.corefile_dir
+        nodelocal_tpl = (own / "nodelocal.conf").read_text() if own else NODELOCAL
+        cluster_tpl = (own / "cluster.conf").read_text() if own else CLUSTER
+        fill = {**p, "upstream": ctx.upstream, "kubeconfig": kc}
+        conf = _write(ctx.tmp, f"cluster.{label}", cluster_tpl.format(**fill))
+        cluster = Server(f"{label}-cluster", [*cmd, "-conf", str(conf)], p["cluster_port"],
+                         f"http://127.0.0.1:{p['ready']}/ready", cwd=ctx.tmp, log=ctx.tmp / f"{label}-cluster.log")
+        with cluster:
+            cluster.wait_ready(300)
+            node = start(f"{label}-nodelocal", cmd, nodelocal_tpl.format(**fill), ctx.tmp, p["port"], "a.bench.test.")
             try:
-                for label, cmd in binaries.items():
-                    p = {k: free_port() for k in ("port", "cluster_port", "prom", "prom2", "health", "health2",
-                                                  "ready")}
-                    own = args.corefile_dir
-                    nodelocal_tpl = (own / "nodelocal.conf").read_text() if own else NODELOCAL
-                    cluster_tpl = (own / "cluster.conf").read_text() if own else CLUSTER
-                    fill = {**p, "upstream": upstream, "kubeconfig": kc}
-                    cluster = Server(f"{label}-cluster", [*cmd, "-conf", str(_write(tmp, f"cluster.{label}",
-                                                                                     cluster_tpl.format(**fill)))],
-                                     p["cluster_port"], f"http://127.0.0.1:{p['ready']}/ready", cwd=tmp,
-                                     log=tmp / f"{label}-cluster.log")
-                    cluster.__enter__()
-                    try:
-                        cluster.wait_ready(300)
-                        node = start(f"{label}-nodelocal", cmd, nodelocal_tpl.format(**fill), tmp, p["port"],
-                                     "a.bench.test.")
-                        try:
-                            warm(p["port"], path)
-                            results.append(measured_with_misses([node, cluster], p["port"], path, args.seconds,
-                                                                p["prom"]))
-                        finally:
-                            node.__exit__()
-                    finally:
-                        cluster.__exit__()
+                warm(p["port"], path)
+                return measured_with_misses([node, cluster], p["port"], path, ctx.seconds, p["prom"], ctx.helpers)
             finally:
-                os.unlink(path)
-            print(f"| {name} | {row_cells(results)} |  {'; '.join(r.get('rcodes', '') for r in results)}",
-                  flush=True)
-    finally:
-        api.terminate()
-        api.wait(15)
+                node.__exit__()
+
+    return run
 
 
 def _write(tmp: Path, name: str, text: str) -> Path:
@@ -366,7 +514,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--other", default="/work/ref/bin/coredns", help="the server binary to compare with ('' for none)")
     ap.add_argument("--pycoredns", default=f"{sys.executable} -m pycoredns", help="command that runs pycoredns")
-    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--seconds", type=int, default=SECONDS, help="dnsperf's time per measured run")
+    ap.add_argument("--rounds", type=int, default=ROUNDS,
+                    help="passes over the matrix, the server order alternating; the tables show medians")
     ap.add_argument("--rows", default="", help="comma-separated substrings of row names (default: all)")
     ap.add_argument("--seed", action="store_true", help="only the seed-path mode")
     ap.add_argument("--no-seed", action="store_true", help="skip the seed-path mode")
@@ -385,19 +535,46 @@ def main() -> None:
         model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} CPUs ({model}); "
           f"servers on core {SERVER_CORE}, dnsperf -c {CLIENTS} -q {OUTSTANDING} and upstream on core {LOAD_CORE}; "
-          f"load average before: {load_average()}", flush=True)
+          f"{args.rounds} round(s) of {args.seconds} s per row and server; load average before: {load_average()}",
+          flush=True)
+    wanted = [w.strip() for w in args.rows.split(",") if w.strip()]
+
+    def chosen(name: str) -> bool:
+        return not wanted or any(w in name for w in wanted)
+
     ub = start_upstream()
+    files: list[str] = []
+    api = None
     try:
         with tempfile.TemporaryDirectory() as tmpdir:
-            tmp = Path(tmpdir)
-            wanted = [w.strip() for w in args.rows.split(",") if w.strip()]
-            print_header(list(binaries))
-            if not args.seed:
-                run_rows(binaries, wanted, args.seconds, ub.addr, tmp)
-            if not args.no_seed:
-                run_seed(binaries, args, ub.addr, tmp)
+            ctx = Context(ub.addr, Path(tmpdir), args.seconds, {"unbound": ub.proc.pid, **softirq_thread(LOAD_CORE)})
+            rows: list[Row] = []
+            rnd = random.Random(1)
+            for name, (template, make, warm_first) in ROWS.items() if not args.seed else ():
+                if chosen(name):
+                    files.append(write_queries(make(rnd)))
+                    rows.append((name, server_row(template, files[-1], warm_first, ctx)))
+            seeds = [("seed path, small name set", 10, 10),
+                     (f"seed path, {args.services:,} services and {args.externals:,} external names",
+                      args.services, args.externals)]
+            seeds = [sz for sz in seeds if chosen(sz[0])] if not args.no_seed else []
+            if seeds:
+                from bench.cluster_bench import start_api
+
+                api_args = argparse.Namespace(services=args.services, endpoints_per_service=args.endpoints_per_service)
+                api, kc = start_api(api_args, ctx.tmp)
+                ctx.helpers["apiserver"] = api.pid
+                for name, nsvc, next_ in seeds:
+                    files.append(write_queries(seed_lines(nsvc, next_, random.Random(2))))
+                    rows.append((name, seed_row(files[-1], kc, args, ctx)))
+            run_matrix(rows, binaries, args.rounds)
     finally:
+        if api is not None:
+            api.terminate()
+            api.wait(15)
         ub.stop()
+        for path in files:
+            os.unlink(path)
     print(f"load average after: {load_average()}")
 
 

@@ -83,9 +83,7 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """utime+stime of the server process (all its threads)."""
-        with open(f"/proc/{self.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return pid_cpu_seconds(self.pid)
 
     def rss_mb(self) -> float:
         with open(f"/proc/{self.pid}/status") as f:
@@ -109,3 +107,56 @@ def run_row(server: Server, datafile: str, seconds: int, clients: int = 16, edns
 def load_average() -> str:
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
+
+
+def pid_cpu_seconds(pid: int) -> float:
+    """utime+stime of a process (all its threads) from /proc/PID/stat; nan once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def core_jiffies() -> dict[str, tuple[int, int]]:
+    """(busy, total) jiffies per CPU ("0", "1", ...) since boot from /proc/stat; busy is everything but
+    idle and iowait, i.e. any process's or interrupt's time on that core."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                name, *vals = line.split()
+                ticks = [int(v) for v in vals[:8]]  # user nice system idle iowait irq softirq steal
+                out[name[3:]] = (sum(ticks) - ticks[3] - ticks[4], sum(ticks))
+    return out
+
+
+def busy_share(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], core: str) -> float:
+    """Share (0..1) of `core`'s time that was busy between two `core_jiffies` snapshots."""
+    busy = after[core][0] - before[core][0]
+    total = after[core][1] - before[core][1]
+    return busy / total if total > 0 else float("nan")
+
+
+def softirq_thread(core: str) -> dict[str, int]:
+    """{"ksoftirqd": pid} of the kernel thread that runs `core`'s network receive work when it piles up
+    (on loopback most of it runs in the sending process instead); {} when there is none."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as f:
+                    if f.read().strip() == f"ksoftirqd/{core}":
+                        return {"ksoftirqd": int(entry)}
+            except OSError:
+                continue
+    return {}
+
+
+def udp_receive_drops() -> int:
+    """Datagrams the kernel dropped for a full socket receive buffer since boot (all sockets: Udp
+    RcvbufErrors in /proc/net/snmp). A drop between a server and its upstream costs a query its
+    timeout and retry, so the rate of a closed-loop dnsperf run falls while no core is saturated."""
+    with open("/proc/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Udp:")]
+    return int(rows[1][rows[0].index("RcvbufErrors")])
