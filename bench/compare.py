@@ -1,13 +1,23 @@
 """The waiting-path workload matrix (issue 11), side by side with another server binary. Not a test.
 
-    python bench/compare.py [--other /work/ref/bin/coredns] [--seconds 10] [--rows forward,seed]
+    python bench/compare.py [--other /work/ref/bin/coredns] [--rounds 3] [--seconds 10] [--rows misses,services]
                             [--pycoredns "python3 -m pycoredns"]      # or another checkout's command
     python bench/compare.py --seed [--services 5000 --externals 5000]  # only the seed-path mode
 
-Every row runs one server at a time, pinned to core 0 with taskset; dnsperf (-c 16) and the upstream
-(unbound, answering every name under bench.test. and NXDOMAIN without SOA under nx.test.) run on
-core 1. Per row and server: qps, server CPU µs per answered query (utime+stime from /proc over the
-completed queries), RSS after the run; then the ratios (qps pycoredns / other, CPU pycoredns / other).
+Every row runs one server at a time, pinned to core 0 with taskset; dnsperf (-c 16 -q 200) and the
+upstream (unbound, answering every name under bench.test. and NXDOMAIN without SOA under nx.test.)
+run on core 1. Per row and server: qps, server CPU µs per answered query (utime+stime from /proc over
+the completed queries), RSS after the run; then the ratios (qps pycoredns / other, CPU pycoredns / other).
+
+Rounds: the whole matrix runs `--rounds` times, the server order alternating (A B, then B A, ...), so
+the rounds of one row lie minutes apart; every run is a fresh server process (and its warm-up pass).
+Each run prints a line as it ends; then the table of medians with each figure's min-max and the
+ratios of the medians, and a second table of who was busy: the server's own share of core 0, the
+load side's (dnsperf, unbound, the API server, the load core's ksoftirqd) share of core 1, each
+core's busy share with everybody's work, and unbound's and dnsperf's CPU µs per query. A row whose
+server share is near 100 % is server-bound; one whose load-side share is, is bound by the load core
+and says little about the servers' qps. On a shared machine, other engineers' work fills both cores
+and the shares show how much of its core each server got.
 
 The seed-path mode runs the two tiers of a cluster end to end: search-path-expanded pod lookups
 (musl: ndots 5, A and AAAA per try) go to a node-local tier (cluster.local over TCP to the cluster
@@ -55,7 +65,7 @@ from bench.sidebyside import (  # noqa: E402
 CLIENTS = 16
 OUTSTANDING = 200
 SECONDS = 10  # per measured run
-ROUNDS = 1
+ROUNDS = 3  # the full matrix: ~3.5-4 min per round at 10 s (13:20 UTC, load ~8.7)
 
 # -- the single-server rows ------------------------------------------------------------------------------
 
@@ -340,7 +350,8 @@ def run_line(rnd: int, rounds: int, row: str, label: str, r: dict) -> str:
             " "
             f"UDP receive-buffer drops {r.get('udp_drops', NAN):.0f}; "
             f"core 0: server {pct('srv_core')}, busy {pct('core0')}; core 1: load side {pct('load_core')}, "
-            f"busy {pct('core1')}, unbound {us('unbound_us')}, dnsperf {us('dnsperf_us')}; load {r.get('load', '?')}")
+            f"busy {pct('core1')}, unbound {us('unbound_us')}, dnsperf {us('dnsperf_us')}; load {r.get('load', '?')}; "
+            f"{r.get('wall', NAN):.0f} s in all")
 
 
 @dataclasses.dataclass
@@ -384,11 +395,13 @@ def run_matrix(rows: list[Row], binaries: dict[str, list[str]], rounds: int) -> 
         order = labels if i % 2 == 0 else labels[::-1]
         for name, run in rows:
             for label in order:
+                t0 = time.monotonic()
                 try:
                     r = run(label, binaries[label])
                 except (OSError, subprocess.SubprocessError, SystemExit) as e:
                     r = {"error": str(e)}
                 r["load"] = load_average()
+                r["wall"] = time.monotonic() - t0  # start, warm-up, measurement and stop
                 table[name][label].append(r)
                 print(run_line(i + 1, rounds, name, label, r), flush=True)
     medians = {name: {lb: summarize(table[name][lb]) for lb in labels} for name in table}
@@ -517,7 +530,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=SECONDS, help="dnsperf's time per measured run")
     ap.add_argument("--rounds", type=int, default=ROUNDS,
                     help="passes over the matrix, the server order alternating; the tables show medians")
-    ap.add_argument("--rows", default="", help="comma-separated substrings of row names (default: all)")
+    ap.add_argument("--rows", default="", help="comma-separated substrings of row names, e.g. misses,services "
+                    "(default: all; the seed rows too)")
     ap.add_argument("--seed", action="store_true", help="only the seed-path mode")
     ap.add_argument("--no-seed", action="store_true", help="skip the seed-path mode")
     ap.add_argument("--services", type=int, default=5000)
