@@ -54,6 +54,7 @@ from bench.sidebyside import (  # noqa: E402
     SERVER_CORE,
     Server,
     busy_share,
+    context_switches,
     core_jiffies,
     load_average,
     pid_cpu_seconds,
@@ -184,18 +185,24 @@ def measure(servers: list[Server], port: int, datafile: str, seconds: int,
     if window:
         wall = snap2["t"] - snap["t"]
         res["srv_core"] = (snap2["servers"] - snap["servers"]) / wall
+        res["sleeps_s"] = (snap2["sleeps"] - snap["sleeps"]) / wall
+        res["preempted_s"] = (snap2["preempted"] - snap["preempted"]) / wall
         res["core0"] = busy_share(snap["cores"], snap2["cores"], SERVER_CORE)
         res["core1"] = busy_share(snap["cores"], snap2["cores"], LOAD_CORE)
         for name in watched:
             res[f"{name}_core"] = (snap2[name] - snap[name]) / wall
+            res[f"{name}_sleeps_s"] = float(snap2[f"{name}_sleeps"] - snap[f"{name}_sleeps"]) / wall
         res["load_core"] = sum(res[f"{name}_core"] for name in watched)
     res["rss_mb"] = sum(s.rss_mb() for s in servers)
     return res
 
 
 def _snapshot(servers: list[Server], watched: dict[str, int]) -> dict:
+    switches = [context_switches(s.pid) for s in servers]
     return {"t": time.monotonic(), "cores": core_jiffies(), "servers": sum(s.cpu_seconds() for s in servers),
-            **{name: pid_cpu_seconds(pid) for name, pid in watched.items()}}
+            "sleeps": sum(v for v, _ in switches), "preempted": sum(i for _, i in switches),
+            **{name: pid_cpu_seconds(pid) for name, pid in watched.items()},
+            **{f"{name}_sleeps": context_switches(pid)[0] for name, pid in watched.items()}}
 
 
 def cache_counts(prom: int) -> tuple[float, float]:
@@ -310,28 +317,35 @@ def summarize(runs: list[dict]) -> dict:
 def limit(r: dict) -> str:
     """What set the rate of one measured row and server, from our processes' shares of their cores
     (medians): a share at or above LIMIT is a saturated core (other engineers' niced work takes the
-    rest when both are runnable)."""
+    rest when both are runnable); a server that never went to sleep for want of queries (fewer than
+    one sleep per 1,000 queries) was bound by the share of core 0 it got."""
     if r.get("srv_core", 0) >= LIMIT:
         return "server"
     if r.get("load_core", 0) >= LIMIT:
         return "load core"
+    if r.get("sleeps_s", NAN) < r["qps"] / 1000:
+        return "server (never idle; core 0 shared)"
     return "neither core saturated"
 
 
 def print_load_side(rows: list[str], labels: list[str], table: dict[str, dict[str, dict]]) -> None:
-    """Per row and server (medians over the rounds): the server's own share of core 0, the load side's
-    (dnsperf, unbound, the API server, ksoftirqd) share of core 1, each core's busy share with everybody's
-    work, and unbound's and dnsperf's CPU µs per query."""
-    print("\n| row | server | server's share of core 0 % | load side's share of core 1 % | core 0 / core 1 busy % "
-          "| unbound µs/q | dnsperf µs/q | limit |\n|---|---|---:|---:|---:|---:|---:|---|")
+    """Per row and server (medians over the rounds): the server's own share of core 0 and how often it
+    slept for want of work, the load side's (dnsperf, unbound, the API server, ksoftirqd) share of core
+    1, each core's busy share with everybody's work, and unbound's and dnsperf's CPU µs and sleeps
+    (wake-ups) per query."""
+    print("\n| row | server | server's share of core 0 % | server sleeps /s | load side's share of core 1 % "
+          "| core 0 / core 1 busy % | unbound µs/q (wake-ups/q) | dnsperf µs/q (wake-ups/q) | limit |\n"
+          "|---|---|---:|---:|---:|---:|---:|---:|---|")
     for row in rows:
         for label in labels:
             r = table[row][label]
             if "qps" not in r:
                 continue
             srv, side, c0, c1 = (_fmt(100 * r.get(k, NAN), ".0f") for k in ("srv_core", "load_core", "core0", "core1"))
-            print(f"| {row} | {label} | {srv} | {side} | {c0} / {c1} | {_fmt(r.get('unbound_us', NAN), '.1f')} "
-                  f"| {_fmt(r.get('dnsperf_us', NAN), '.1f')} | {limit(r)} |", flush=True)
+            side_cells = [f"{_fmt(r.get(f'{n}_us', NAN), '.1f')} "
+                          f"({_fmt(r.get(f'{n}_sleeps_s', NAN) / r['qps'], '.2f')})" for n in ("unbound", "dnsperf")]
+            print(f"| {row} | {label} | {srv} | {_fmt(r.get('sleeps_s', NAN), ',.0f')} | {side} | {c0} / {c1} "
+                  f"| {' | '.join(side_cells)} | {limit(r)} |", flush=True)
 
 
 def run_line(rnd: int, rounds: int, row: str, label: str, r: dict) -> str:
@@ -349,7 +363,8 @@ def run_line(rnd: int, rounds: int, row: str, label: str, r: dict) -> str:
             f"latency {_fmt(r.get('avg_latency_ms', NAN), '.2f')} ms (max {_fmt(r.get('max_latency_ms', NAN), '.0f')}),"
             " "
             f"UDP receive-buffer drops {r.get('udp_drops', NAN):.0f}; "
-            f"core 0: server {pct('srv_core')}, busy {pct('core0')}; core 1: load side {pct('load_core')}, "
+            f"core 0: server {pct('srv_core')} (sleeps {_fmt(r.get('sleeps_s', NAN), ',.0f')}/s, preempted "
+            f"{_fmt(r.get('preempted_s', NAN), ',.0f')}/s), busy {pct('core0')}; core 1: load side {pct('load_core')}, "
             f"busy {pct('core1')}, unbound {us('unbound_us')}, dnsperf {us('dnsperf_us')}; load {r.get('load', '?')}; "
             f"{r.get('wall', NAN):.0f} s in all")
 
@@ -524,12 +539,15 @@ def _write(tmp: Path, name: str, text: str) -> Path:
 
 
 def main() -> None:
+    global CLIENTS, OUTSTANDING  # the load every row uses (--clients, --outstanding)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--other", default="/work/ref/bin/coredns", help="the server binary to compare with ('' for none)")
     ap.add_argument("--pycoredns", default=f"{sys.executable} -m pycoredns", help="command that runs pycoredns")
     ap.add_argument("--seconds", type=int, default=SECONDS, help="dnsperf's time per measured run")
     ap.add_argument("--rounds", type=int, default=ROUNDS,
                     help="passes over the matrix, the server order alternating; the tables show medians")
+    ap.add_argument("--clients", type=int, default=CLIENTS, help="dnsperf -c (its sockets)")
+    ap.add_argument("--outstanding", type=int, default=OUTSTANDING, help="dnsperf -q (queries in flight)")
     ap.add_argument("--rows", default="", help="comma-separated substrings of row names, e.g. misses,services "
                     "(default: all; the seed rows too)")
     ap.add_argument("--seed", action="store_true", help="only the seed-path mode")
@@ -540,6 +558,7 @@ def main() -> None:
     ap.add_argument("--corefile-dir", type=Path, default=None,
                     help="the seed path's nodelocal.conf and cluster.conf templates (default: built in)")
     args = ap.parse_args()
+    CLIENTS, OUTSTANDING = args.clients, args.outstanding
     if shutil.which("dnsperf") is None or shutil.which("taskset") is None:
         raise SystemExit("dnsperf and taskset are needed (bash .ci/install)")
     binaries = {"pycoredns": shlex.split(args.pycoredns)}
