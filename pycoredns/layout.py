@@ -221,7 +221,7 @@ def uncompressed(data: bytes, lay: Layout | None = None) -> list[bytes]:
         lay = layout_of(data)
     out = []
     for start, end, rtype in zip(lay.starts, lay.ends, lay.types, strict=True):
-        owner, off = _expanded(data, start)
+        owner, off = expand_name(data, start)
         rdata_at = off + 10
         rdata = data[rdata_at:end]
         spec = RDATA_NAMES.get(rtype)
@@ -230,7 +230,7 @@ def uncompressed(data: bytes, lay: Layout | None = None) -> list[bytes]:
             pos = rdata_at + first
             names = []
             for _ in range(count):
-                name, pos = _expanded(data, pos)
+                name, pos = expand_name(data, pos)
                 names.append(name)
             if pos > end:
                 raise WireError("rdata name overruns its record")
@@ -239,7 +239,7 @@ def uncompressed(data: bytes, lay: Layout | None = None) -> list[bytes]:
     return out
 
 
-def _expanded(data: bytes, off: int) -> tuple[bytes, int]:
+def expand_name(data: bytes, off: int) -> tuple[bytes, int]:
     """The name at `off` with its pointers followed, as wire bytes, and the offset after it in place:
     `read_name` (same checks, same errors) that copies runs of labels instead of each label."""
     parts = []
@@ -276,3 +276,6 @@ def _expanded(data: bytes, off: int) -> tuple[bytes, int]:
         if total > 255:
             raise WireError("name too long")
         off += 1 + length
+
+
+_expanded = expand_name  # its name before it was public

@@ -27,7 +27,7 @@ from pycoredns.plugin import (
 from pycoredns.wire import Reply
 
 from .names import valid_name
-from .response import CnameTarget, Message, ResponseRule, revert
+from .response import CnameTarget, Message, ResponseRule, revert, revert_message
 from .rules import STOP, Rule, State
 
 log = plugin_logger("rewrite")
@@ -40,7 +40,7 @@ class _Capture(Wrapper):
 
     def __init__(self, inner: ResponseWriter, rewrite: Rewrite, plan: _Plan) -> None:
         super().__init__(inner)
-        self.reply: Reply | None = None
+        self.reply: Reply | Message | None = None
         self.rewrite = rewrite
         self.plan = plan
 
@@ -97,7 +97,7 @@ class _LookupCapture(_Capture):
         def run(i: int) -> int:
             if i < len(rules):
                 return rules[i].apply(msg, plan.new_req, self.inner, partial(run, i + 1))
-            self.reply = msg.pack()
+            self.reply = msg  # reverted as it is (revert_message): no pack and read again
             return finish()
 
         return run(0)
@@ -106,21 +106,18 @@ class _LookupCapture(_Capture):
 class _Plan:
     """What the rules decided for one query."""
 
-    __slots__ = ("new_req", "responses", "state", "stopped")
+    __slots__ = ("lookups", "new_req", "responses", "state", "stopped")
 
     def __init__(self, state: State, responses: list[ResponseRule], stopped: bool) -> None:
         self.state = state
         self.responses = responses
         self.stopped = stopped
         self.new_req = state.build() if state.changed() else state.req
+        self.lookups = [r for r in responses if isinstance(r, CnameTarget)]
 
     @property
     def reverts(self) -> bool:
         return self.stopped or bool(self.responses)
-
-    @property
-    def lookups(self) -> list[CnameTarget]:
-        return [r for r in self.responses if isinstance(r, CnameTarget)]
 
 
 class Rewrite(WrapperHandler):
@@ -139,7 +136,8 @@ class Rewrite(WrapperHandler):
             if got is None:
                 continue
             applied = True
-            if not valid_name(st.qname):
+            # (the client's own name, read off the wire, is always a domain name: only a new one is checked)
+            if st.qname is not req.qname and not valid_name(st.qname):
                 log.error(f"Invalid name after rewrite: {st.qname}")
                 raise PluginError(wire.SERVFAIL, f"invalid name after rewrite: {st.qname}")
             responses.extend(got)
@@ -147,12 +145,17 @@ class Rewrite(WrapperHandler):
                 return _Plan(st, responses, True)
         return _Plan(st, responses, False) if applied else None
 
-    def _reverted(self, plan: _Plan, reply: Reply) -> Reply:
+    def _reverted(self, plan: _Plan, reply: Reply | Message) -> Reply:
+        req = plan.state.req
         try:
-            return revert(bytes(wire.to_bytes(reply)), plan.state.req, plan.responses, plan.state.edns_created)
+            if isinstance(reply, Message):  # what `cname` rules rebuilt
+                return revert_message(reply, req, plan.responses, plan.state.edns_created)
+            # a self-lookup's own pass through `cname` rules: its caller reads the answers (answers_of)
+            keep = req.depth > 0 and bool(plan.lookups)
+            return revert(bytes(wire.to_bytes(reply)), req, plan.responses, plan.state.edns_created, keep)
         except (wire.WireError, ValueError, IndexError, struct.error) as e:  # goes out as the plugin below wrote it
-            log.warning(f"cannot rewrite reply for {plan.state.req.name}: {e}")
-            return reply
+            log.warning(f"cannot rewrite reply for {req.name}: {e}")
+            return reply.pack() if isinstance(reply, Message) else reply
 
     def _finish(self, plan: _Plan, w: ResponseWriter, cap: _Capture, rc: int, err: PluginError | None) -> int:
         """Write the captured reply through the reverter; in stop mode also answer unwritten rcodes."""

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
+from typing import Any
 
 from pycoredns import wire
-from pycoredns.layout import Layout, layout_of, uncompressed
+from pycoredns.layout import RDATA_NAMES, Layout, expand_name, layout_of, uncompressed
 from pycoredns.plugin import self_lookup
 from pycoredns.request import Request, ResponseWriter
 from pycoredns.wire import Reply
@@ -24,6 +25,9 @@ from .names import Matcher, substitute, valid_name
 
 T_CNAME = wire.TYPE_CNAME
 _HHIH = struct.Struct(">HHIH")
+_HHI = struct.Struct(">HHI")
+_HH = struct.Struct(">HH")
+_H = struct.Struct(">H")
 
 # Record data layouts with names: "N" a name compressed on output (RFC 1035 types), "n" a name never
 # compressed, "s" a character-string, an int a run of fixed octets. The first name is the "value"
@@ -144,6 +148,22 @@ class CnameTarget(ResponseRule):
     def __init__(self, matcher: Matcher, to: str) -> None:
         self.matcher = matcher
         self.to = to
+        self._targets: dict[str, tuple[bytes, bool] | None] = {}
+
+    def _target(self, to: str) -> tuple[bytes, bool] | None:
+        """None for a name that is no domain name, else its wire form and whether `to` is the canonical
+        text of that form (then a record's owner text equals `to` exactly when its wire equals this wire;
+        no owner text equals any other text). Memoised, bounded: a rule's targets repeat."""
+        got = self._targets.get(to, False)
+        if got is False:
+            got = None
+            if valid_name(to):
+                target = wire.text_to_wire(to)
+                got = (target, wire.wire_name_to_text(target) == to)
+            if len(self._targets) >= 1024:
+                self._targets.clear()
+            self._targets[to] = got
+        return got  # type: ignore[return-value]
 
     def target_for(self, target: str) -> str | None:
         m = self.matcher
@@ -163,7 +183,7 @@ class CnameTarget(ResponseRule):
         while i < len(todo):
             to = self.target_for(todo[i].target())
             i += 1
-            if to is None or req.listener is None or not valid_name(to):
+            if to is None or req.listener is None or self._target(to) is None:
                 continue
             spliced = partial(self._spliced, msg, req, w, then, todo, i, to)
             try:
@@ -176,14 +196,14 @@ class CnameTarget(ResponseRule):
     def _spliced(self, msg: Message, req: Request, w: ResponseWriter, then: Callable[[], int], todo: list[Record],
                  i: int, to: str, up: Reply | None) -> int:
         try:
-            answers = Message(wire.to_bytes(up)).an if up is not None else []
+            answers = answers_of(up) if up is not None else []
         except Exception:  # a broken self-lookup leaves only the rewritten CNAMEs
             answers = []
         cnames = [a for a in msg.an if a.rtype == T_CNAME]
-        target = wire.text_to_wire(to)
+        target, canonical = self._target(to) or (wire.text_to_wire(to), False)
         for a in cnames:
             a.rdata = target
-        msg.an = cnames + [a for a in answers if a.owner_text() == to]
+        msg.an = cnames + ([a for a in answers if a.owner == target] if canonical else [])
         return self._step(msg, req, w, then, todo, i)
 
 
@@ -199,12 +219,9 @@ class Record:
         self.head = raw[end : end + 8]  # type, class, TTL
         self.rdata = raw[end + 10 :]
 
-    def owner_text(self) -> str:
-        return _name_text(wire.read_name(self.owner, 0)[0])
-
     def target(self) -> str:
         """A CNAME's target, in presentation form."""
-        return _name_text(wire.read_name(self.rdata, 0)[0])
+        return wire.wire_name_to_text(self.rdata)
 
     def pack(self) -> bytes:
         return self.owner + self.head + struct.pack(">H", len(self.rdata)) + self.rdata
@@ -233,28 +250,38 @@ class Message:
 
 
 class _Out:
-    """A message being written, with RFC 1035 name compression (exact-case matches only)."""
+    """A message being written, with RFC 1035 name compression (exact-case matches only).
 
-    __slots__ = ("buf", "offsets")
+    Names come in as uncompressed wire bytes; a suffix's key is its bytes from a label on (the same
+    label sequence as a tuple of labels, without building one per suffix)."""
+
+    __slots__ = ("buf", "offsets", "pointers")
 
     def __init__(self) -> None:
         self.buf = bytearray(12)
-        self.offsets: dict[tuple[bytes, ...], int] = {}
+        self.offsets: dict[bytes, int] = {}
+        self.pointers = 0  # compression pointers written so far
 
-    def name(self, labels: list[bytes], compress: bool) -> None:
+    def name(self, name: bytes, compress: bool) -> None:
         buf = self.buf
-        for i in range(len(labels)):
-            key = tuple(labels[i:])  # case-sensitive: pointers must not change a name's case
-            if compress:
-                off = self.offsets.get(key)
-                if off is not None:
-                    buf += struct.pack(">H", 0xC000 | off)
-                    return
-            if len(buf) < 0x3FFF and key not in self.offsets:
-                self.offsets[key] = len(buf)
-            buf.append(len(labels[i]))
-            buf += labels[i]
-        buf.append(0)
+        offsets = self.offsets
+        start = len(buf)
+        pos = 0
+        length = name[0]
+        while length:
+            key = name[pos:]  # case-sensitive: pointers must not change a name's case
+            off = offsets.get(key)
+            if off is None:
+                if start + pos < 0x3FFF:
+                    offsets[key] = start + pos
+            elif compress:
+                buf += name[:pos]
+                buf += _H.pack(0xC000 | off)
+                self.pointers += 1
+                return
+            pos += 1 + length
+            length = name[pos]
+        buf += name
 
 
 def _text_labels(text: str) -> list[bytes]:
@@ -267,27 +294,18 @@ def _text_labels(text: str) -> list[bytes]:
     return labels
 
 
-_PLAIN = re.compile(rb"[A-Za-z0-9_*-]+")
-
-
-def _name_text(labels: list[bytes]) -> str:
-    """Presentation form; plain host-name labels skip the escaping walk."""
-    if labels and all(_PLAIN.fullmatch(x) for x in labels):
-        return b".".join(labels).decode() + "."
-    return wire.labels_to_text(labels)
-
-
-def _rewrite_name(labels: list[bytes], fn, rules: list[ResponseRule]) -> list[bytes]:
-    text = _name_text(labels)
+def _rewrite_name(name: bytes, fn, rules: list[ResponseRule]) -> bytes:
+    """`name` (uncompressed wire) through the rules' owner() or value(), in presentation form."""
+    text = wire.wire_name_to_text(name)
     new = text
     for r in rules:
         new = fn(r, new)
     if new == text:
-        return labels
+        return name
     out = _text_labels(new)
     if sum(len(x) + 1 for x in out) + 1 > 255 or any(len(x) > 63 for x in out):
-        return labels  # no valid name (CoreDNS fails to pack the reply): the name stays as it was
-    return out
+        return name  # no valid name (CoreDNS fails to pack the reply): the name stays as it was
+    return b"".join(bytes((len(x),)) + x for x in out) + b"\x00"
 
 
 def _owner(r: ResponseRule, n: str) -> str:
@@ -298,64 +316,135 @@ def _value(r: ResponseRule, n: str) -> str:
     return r.value(n)
 
 
-def revert(reply: bytes, req: Request, rules: list[ResponseRule], drop_opt: bool) -> bytes:
+def revert(reply: bytes, req: Request, rules: list[ResponseRule], drop_opt: bool, keep: bool = False) -> bytes:
     """Restore the client's question and apply the response rules (last rule first, like CoreDNS).
 
     Raises wire.WireError (or ValueError for a rewritten name that does not encode) on a reply
-    that does not unpack.
+    that does not unpack. `keep`: also note the answer records as `Message` would read them from the
+    result (`answers_of`), for a self-lookup's caller.
     """
     data = reply
+    size = len(data)
     qid, flags, qd, an, ns, ar = wire.header(data)
-    ordered = rules[::-1]
-    names = any(r.names for r in ordered)
-    rcode = flags & 0xF
-    for r in ordered:
-        rcode = r.rcode(rcode)
-    out = _Out()
-    q_labels, _ = wire.read_name(req.wire, 12)
-    out.name(q_labels, True)
-    out.buf += req.wire[req.qend - 4 : req.qend]
     off = 12
-    extra_q = 0
+    questions = []
     for i in range(qd):
-        labels, off = wire.read_name(data, off)
-        if off + 4 > len(data):
+        name, off = expand_name(data, off)
+        if off + 4 > size:
             raise wire.WireError("question overruns message")
         if i > 0:
-            out.name(labels, True)
-            out.buf += data[off : off + 4]
-            extra_q += 1
+            questions.append((name, data[off : off + 4]))
         off += 4
-    counts = [0, 0, 0]
-    for section, n in enumerate((an, ns, ar)):
+    return _write(qid, flags, questions, _wire_records(data, off, (an, ns, ar)), req, rules, drop_opt, keep)
+
+
+def _wire_records(data: bytes, off: int, counts: tuple[int, int, int]) -> Iterator[_RR]:
+    """The records of a message from `off` on: (section, owner, type, class, TTL, data, rdata start, end)."""
+    size = len(data)
+    for section, n in enumerate(counts):
         for _ in range(n):
-            labels, off = wire.read_name(data, off)
-            if off + 10 > len(data):
+            name, off = expand_name(data, off)
+            if off + 10 > size:
                 raise wire.WireError("record overruns message")
             rtype, rclass, ttl, rdlen = _HHIH.unpack_from(data, off)
             start = off + 10
             end = start + rdlen
-            if end > len(data):
+            if end > size:
                 raise wire.WireError("rdata overruns message")
             off = end
-            if rtype == wire.TYPE_OPT:
-                if drop_opt:
-                    continue
-                out.buf += b"\x00" + data[start - 10 : end]
-                counts[section] += 1
+            yield section, name, rtype, rclass, ttl, data, start, end
+
+
+_RR = tuple[int, bytes, int, int, int, bytes, int, int]
+_RAW_NAMES = frozenset(_LAYOUT) - frozenset(RDATA_NAMES)  # names in data `uncompressed` leaves as they came
+
+
+def revert_message(msg: Message, req: Request, rules: list[ResponseRule], drop_opt: bool) -> bytes:
+    """`revert(msg.pack(), ...)` without packing the records and reading them again (their names are
+    written out already). Falls back to exactly that for what the records do not say alone: several
+    questions, a compressed or short question, data names `uncompressed` did not write out."""
+    records = (*msg.an, *msg.ns, *msg.ar)
+    try:
+        name, end = expand_name(msg.question, 0)
+    except wire.WireError:
+        end = -1
+    if (msg.head[4:6] != b"\x00\x01" or end + 4 != len(msg.question) or name != msg.question[:end]
+            or any(r.rtype in _RAW_NAMES for r in records)):
+        return revert(msg.pack(), req, rules, drop_opt)
+    qid, flags = _HH.unpack_from(msg.head)
+    return _write(qid, flags, [], _message_records(msg), req, rules, drop_opt, False)
+
+
+def _message_records(msg: Message) -> Iterator[_RR]:
+    for section, records in enumerate((msg.an, msg.ns, msg.ar)):
+        for r in records:
+            rtype, rclass, ttl = _HHI.unpack(r.head)
+            yield section, r.owner, rtype, rclass, ttl, r.rdata, 0, len(r.rdata)
+
+
+def _write(qid: int, flags: int, questions: list[tuple[bytes, bytes]], records: Iterator[_RR], req: Request,
+           rules: list[ResponseRule], drop_opt: bool, keep: bool) -> bytes:
+    """The reverted reply: the client's question, then `questions` and `records` through the rules."""
+    ordered = rules[::-1]
+    names = any(r.names for r in ordered)
+    ttls = [r for r in ordered if type(r).ttl is not ResponseRule.ttl]  # the others keep every TTL
+    rcode = flags & 0xF
+    for r in ordered:
+        rcode = r.rcode(rcode)
+    out = _Out()
+    buf = out.buf
+    out.name(req.wire[12 : req.qend - 4], True)  # a query's question is never compressed
+    buf += req.wire[req.qend - 4 : req.qend]
+    for name, tail in questions:
+        out.name(name, True)
+        buf += tail
+    counts = [0, 0, 0]
+    kept: list[Record] | None = [] if keep else None
+    for section, name, rtype, rclass, ttl, data, start, end in records:
+        if rtype == wire.TYPE_OPT:
+            if drop_opt:
                 continue
-            if names:
-                labels = _rewrite_name(labels, _owner, ordered)
-            for r in ordered:
-                ttl = r.ttl(ttl)
-            out.name(labels, True)
-            head = len(out.buf)
-            out.buf += _HHIH.pack(rtype, rclass, ttl, 0)
-            _rdata(out, data, start, end, rtype, ordered if names and rtype in _VALUE_TYPES else None)
-            struct.pack_into(">H", out.buf, head + 8, len(out.buf) - head - 10)
+            buf += b"\x00" + _HHIH.pack(rtype, rclass, ttl, end - start) + data[start:end]
             counts[section] += 1
-    struct.pack_into(">HHHHHH", out.buf, 0, qid, (flags & 0xFFF0) | (rcode & 0xF), 1 + extra_q, *counts)
-    return bytes(out.buf)
+            if kept is not None and section == 0:
+                kept.append(Record(bytes(buf[-(end - start + 11) :])))
+            continue
+        if names:
+            name = _rewrite_name(name, _owner, ordered)
+        for r in ttls:
+            ttl = r.ttl(ttl)
+        out.name(name, True)
+        head = len(buf)
+        buf += _HHIH.pack(rtype, rclass, ttl, 0)
+        pointers = out.pointers
+        _rdata(out, data, start, end, rtype, ordered if names and rtype in _VALUE_TYPES else None)
+        _H.pack_into(buf, head + 8, len(buf) - head - 10)
+        counts[section] += 1
+        if kept is not None and section == 0:
+            if out.pointers != pointers:  # a compressed name in the data: `answers_of` reads the reply
+                kept = None
+            else:
+                kept.append(Record(name + buf[head:]))
+    struct.pack_into(">HHHHHH", buf, 0, qid, (flags & 0xFFF0) | (rcode & 0xF), 1 + len(questions), *counts)
+    result = bytes(buf)
+    if kept is not None:
+        _kept[:] = [result, kept]
+    return result
+
+
+# the answers of the reply revert() wrote last with `keep` (a self-lookup's pass through rewrite), for
+# `answers_of` of that same reply (the next thing that happens to it, in the same call, when no writer
+# above rewrite replaced it), matched by identity, taken once
+_kept: list[Any] = [None, None]
+
+
+def answers_of(reply: Reply) -> list[Record]:
+    """The answer records of `reply` without compression pointers (`Message(reply).an`)."""
+    if _kept[0] is reply:
+        answers: list[Record] = _kept[1]
+        _kept[:] = [None, None]  # once: the caller changes these records
+        return answers
+    return Message(wire.to_bytes(reply)).an
 
 
 def _rdata(out: _Out, data: bytes, start: int, end: int, rtype: int, rules: list[ResponseRule] | None) -> None:
@@ -378,12 +467,12 @@ def _rdata(out: _Out, data: bytes, start: int, end: int, rtype: int, rules: list
             out.buf += data[off : off + 1 + data[off]]
             off += 1 + data[off]
         else:
-            labels, off = wire.read_name(data, off)
+            name, off = expand_name(data, off)
             if off > end:
                 raise wire.WireError("name overruns rdata")
             if first and rules is not None:
-                labels = _rewrite_name(labels, _value, rules)
+                name = _rewrite_name(name, _value, rules)
             first = False
-            out.name(labels, part == "N")
+            out.name(name, part == "N")
     if off != end:
         raise wire.WireError("rdata length mismatch")
