@@ -12,9 +12,10 @@ system call, and it is cheaper when the kernel's code and data stay warm across 
 every packet's send is separated by ~20 µs of Python. Measured (bench/README.md, issue 11): forward
 over UDP 14-15 % less server CPU per query. One ctypes call costs about 2.5 µs more than
 `socket.send`, so a batch of one is worse; the saving comes with batches of a few or more, which is
-what the drain loops produce under load. `recvmmsg` was measured too and not used (it saves about
-0.2 µs per packet at batches of 16 and costs more at small ones, and needs the sender's address
-decoded in Python).
+what the drain loops produce under load. A flush of one datagram (a drain iteration that handled one
+packet: common when the server has time to spare) goes out with `send`/`sendto` instead. `recvmmsg`
+was measured too and not used (it saves about 0.2 µs per packet at batches of 16 and costs more at
+small ones, and needs the sender's address decoded in Python).
 
 Without `sendmmsg` (other systems than Linux) `AVAILABLE` is False and every send goes out at once as before.
 One trio run per thread: `DEFER` is process-wide state of the thread that runs the server.
@@ -108,8 +109,8 @@ class SendBatch:
     """Datagrams queued for one socket: to its peer (`add`, a connected socket) or to an address
     each (`add_to`). A datagram the kernel refuses is reported to `on_fail(tag, errno)`."""
 
-    __slots__ = ("_addr", "_buf", "_hdrs", "_iov", "_mem", "_names", "_words", "count", "largest", "on_fail", "sock",
-                 "tags")
+    __slots__ = ("_addr", "_buf", "_first", "_hdrs", "_iov", "_mem", "_names", "_words", "count", "largest", "on_fail",
+                 "sock", "tags")
 
     def __init__(self, sock: socket.socket, on_fail: Callable[[Any, int], None] | None = None,
                  named: bool = False) -> None:
@@ -118,6 +119,7 @@ class SendBatch:
         self.count = 0
         self.largest = 0  # most datagrams sent by one flush (tests and benchmarks read it)
         self.tags: list[Any] = []
+        self._first = b""  # the first datagram's sockaddr (a flush of one sends it with sendto)
         self._mem = mmap.mmap(-1, BATCH * SLOT)  # anonymous: pages are backed only once written
         self._buf = memoryview(self._mem)
         base = ctypes.addressof(ctypes.c_char.from_buffer(self._mem))
@@ -154,6 +156,7 @@ class SendBatch:
             self._names[i * NAME : i * NAME + n] = name
             self._words[i * _HDR_WORDS + _NAMELEN] = n
         if i == 0:
+            self._first = name
             DEFER.dirty.append(self)
         return i
 
@@ -173,9 +176,21 @@ class SendBatch:
         fd = self.sock.fileno()  # -1 once the socket is closed: its number may belong to another one now
         if fd < 0:
             return
-        assert _sendmmsg is not None
         failed: list[tuple[Any, int]] = []
         done = 0
+        if count == 1:  # socket.send costs ~2.5 µs less than a ctypes call (module docstring)
+            name = self._first
+            addr = _ADDRS.get(name) if name else None
+            if addr is not None or not name:
+                try:
+                    if addr is None:
+                        self.sock.send(self._buf[: self._iov[1]])
+                    else:
+                        self.sock.sendto(self._buf[: self._iov[1]], addr)
+                except OSError as e:
+                    failed.append((tags[0], e.errno or errno.EIO))
+                done = 1
+        assert _sendmmsg is not None
         while done < count:
             sent = _sendmmsg(fd, self._addr + done * _HDR_WORDS * 4, count - done, 0)
             if sent < 0:
@@ -197,6 +212,7 @@ class SendBatch:
 
 SOCKADDRS: dict[tuple[Any, ...], bytes] = {}
 """`sockaddr`'s memo (address tuple -> sockaddr bytes); callers on a hot path may read it first."""
+_ADDRS: dict[bytes, tuple[Any, ...]] = {}  # the reverse, for a flush of one datagram (sendto takes a tuple)
 
 
 def sockaddr(addr: tuple[Any, ...]) -> bytes:
@@ -214,5 +230,7 @@ def sockaddr(addr: tuple[Any, ...]) -> bytes:
                    + socket.inet_pton(socket.AF_INET6, host) + addr[3].to_bytes(4, sys.byteorder))
         if len(SOCKADDRS) >= NAME_MEMO:
             SOCKADDRS.clear()
+            _ADDRS.clear()
         SOCKADDRS[addr] = raw
+        _ADDRS[raw] = addr
     return raw

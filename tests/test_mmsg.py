@@ -99,6 +99,39 @@ def test_refused_datagram_is_reported_and_the_rest_still_go_out():
         sender.close()
 
 
+def test_flush_of_one_datagram():
+    """A flush of one datagram goes out with send/sendto (no ctypes call): to the connected peer, to a
+    named address, to a named address whose memo was cleared meanwhile (then by sendmmsg); a refused
+    one reaches on_fail with its errno as in a batch."""
+    receiver = _udp(socket.AF_INET, "127.0.0.1")
+    sender = _udp(socket.AF_INET, "127.0.0.1")
+    named = _udp(socket.AF_INET, "127.0.0.1")
+    sender.connect(receiver.getsockname())
+    failed: list[tuple[object, int]] = []
+    try:
+        batch = mmsg.SendBatch(sender, lambda tag, err: failed.append((tag, err)))
+        batch.add(b"one", "t1")
+        batch.flush()
+        assert receiver.recv(100) == b"one" and batch.largest == 1
+        batch.add(b"x" * 65508, "too big")
+        batch.flush()
+        assert failed == [("too big", errno.EMSGSIZE)] and batch.count == 0
+        to = mmsg.SendBatch(named, named=True)
+        to.add_to(b"to you", mmsg.sockaddr(receiver.getsockname()))
+        to.flush()
+        assert receiver.recvfrom(100) == (b"to you", named.getsockname())
+        name = mmsg.sockaddr(receiver.getsockname())
+        mmsg.SOCKADDRS.clear()
+        mmsg._ADDRS.clear()
+        to.add_to(b"unmemoised", name)
+        to.flush()
+        assert receiver.recvfrom(100) == (b"unmemoised", named.getsockname())
+        mmsg.DEFER.flush()
+    finally:
+        for s in (receiver, sender, named):
+            s.close()
+
+
 def test_full_batch_flushes_and_a_closed_socket_sends_nothing():
     receiver = _udp(socket.AF_INET, "127.0.0.1")
     sender = _udp(socket.AF_INET, "127.0.0.1")
