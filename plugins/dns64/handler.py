@@ -30,19 +30,15 @@ _HHIH = struct.Struct(">HHIH")
 
 def to6(prefix: ipaddress.IPv6Network, a: bytes) -> bytes:
     """RFC 6052 §2.2: the IPv4 bytes after the prefix, skipping byte 8 (the u octet)."""
-    n = prefix.prefixlen // 8
-    v6 = bytearray(16)
-    v6[:n] = prefix.network_address.packed[:n]
-    i, j = n, 0
-    while i < 8 and j < 4:
-        v6[i] = a[j]
-        i, j = i + 1, j + 1
-    if i == 8:
-        i += 1
-    while j < 4:
-        v6[i] = a[j]
-        i, j = i + 1, j + 1
-    return bytes(v6)
+    return mapped(prefix.network_address.packed[: prefix.prefixlen // 8], a)
+
+
+def mapped(head: bytes, a: bytes) -> bytes:
+    """`to6` from the prefix's first octets (`head`: 4 to 12 of them, the prefix lengths setup accepts)."""
+    n = len(head)
+    if n <= 8:
+        return (head + a[: 8 - n] + b"\x00" + a[8 - n :]).ljust(16, b"\x00")
+    return (head + a).ljust(16, b"\x00")
 
 
 class _Intercept(WriterWrapper):
@@ -99,6 +95,7 @@ class DNS64(WaitingHandler):
 
     def __init__(self, prefix: ipaddress.IPv6Network, translate_all: bool, allow_ipv4: bool, server: str) -> None:
         self.prefix = prefix
+        self.head = prefix.network_address.packed[: prefix.prefixlen // 8]  # what A records map after
         self.translate_all = translate_all
         self.allow_ipv4 = allow_ipv4
         self.server = server
@@ -127,8 +124,8 @@ class DNS64(WaitingHandler):
 
     def should_translate(self, data: bytes, lay: Layout) -> bool:
         """RFC 6147 5.1: not NXDOMAIN, and no AAAA in the answer (any answer with translate_all)."""
-        if response.typify(data) == response.Type.NAMEERROR:
-            return False
+        if data[3] & 0xF == wire.NXDOMAIN and response.typify(data) == response.Type.NAMEERROR:
+            return False  # (NAMEERROR is an NXDOMAIN rcode with more: no walk for the other rcodes)
         if self.translate_all:
             return True
         return TYPE_AAAA not in lay.types[: lay.counts[0]]
@@ -150,7 +147,7 @@ class DNS64(WaitingHandler):
                 continue
             if rdlen != 4:
                 raise wire.WireError("A record of the lookup is not 4 octets")
-            v6 = to6(self.prefix, rr[end + 10 : end + 14])
+            v6 = mapped(self.head, rr[end + 10 : end + 14])
             answers.append(rr[:end] + _HHIH.pack(TYPE_AAAA, rclass, min(ttl, soa_ttl), 16) + v6)
         head = bytearray(req.reply_header(an=an, ns=ns, ar=ar))
         head[2] |= (wire.header(a_reply)[1] & wire.TC) >> 8
