@@ -103,8 +103,8 @@ def hit_cost(number: int = 200_000) -> None:
     r = q.reply()
     for ip in ("192.0.2.1", "192.0.2.2"):
         r.add_answer(RR("www.example.org", rdata=A(ip), ttl=300))
-    key, shard, _do = key_of(req)
-    c.ingest(req, key, shard, bytes(r.pack()))
+    key, _do = key_of(req)
+    c.ingest(req, key, bytes(r.pack()))
     w = Sink()
     assert c.serve_fast(req, w) == 0 and w.written
     for name, fn in (("serve_fast (hit)", lambda: c.serve_fast(req, w)),
