@@ -13,7 +13,9 @@ below derive both paths from one piece of logic:
 - `SyncHandler`: leaves that never wait (`handle`);
 - `WrapperHandler`: handlers that wrap the writer and post-process when the query completes
   (`wrap` + `Wrapper.after`), whichever way it completes;
-- `WaitingHandler`: plan-then-maybe-wait handlers (`start`, which may return `PENDING`).
+- `WaitingHandler`: plan-then-maybe-wait handlers (`start`, which may return `PENDING`);
+- `ObserverHandler`: wrappers that pass every query on unchanged and only look at how it ended
+  (`observe`): on the server's own writer no writer object per query (errors, prometheus).
 
 Plugins import these through `pycoredns.plugin`.
 """
@@ -23,13 +25,14 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable, Sequence
 from functools import partial
+from types import FunctionType
 from typing import Any, ClassVar
 
 import trio
 
 from . import log, wire
 from .exceptions import PluginError
-from .request import NOT_WRITTEN, Request, ResponseWriter, WriterWrapper, client_write
+from .request import NOT_WRITTEN, Request, ResponseWriter, WriterWrapper, client_write, reply_bytes
 from .wire import Reply
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "NOT_WRITTEN",
     "PENDING",
     "Handler",
+    "ObserverHandler",
     "SyncHandler",
     "WaitingHandler",
     "Wrapper",
@@ -44,6 +48,8 @@ __all__ = [
     "await_pending",
     "client_write",
     "complete",
+    "joined",
+    "observed",
     "run_slow",
     "self_lookup",
     "self_lookup_all",
@@ -445,3 +451,155 @@ class WaitingHandler(Handler):
 
     async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
         return await await_pending(self.start, req, w)
+
+
+# -- observers: wrappers without a writer ------------------------------------------------------------
+
+
+def joined(reply: bytes | None, data: bytes) -> bytes:
+    """What an observer sees once `data` is written after `reply` at its position (a plugin writing
+    twice; the server sends only the first): one bytes object as long as all the replies together, whose
+    header is the last one's that has a header (so its rcode byte is that reply's)."""
+    if reply is None:
+        return data
+    if len(data) >= 4:
+        return data[:4] + reply + data[4:]
+    return reply + data if len(reply) >= 4 else bytes(len(reply) + len(data))
+
+
+class _Observing(Wrapper):
+    """An `ObserverHandler`'s writer where the writer it got is not the server's own (another wrapper's,
+    a self-lookup's): keeps the reply that passes for `observe`, which it runs as `after`."""
+
+    __slots__ = ("handler", "reply", "req", "started")
+
+    def __init__(self, inner: ResponseWriter, handler: ObserverHandler, req: Request) -> None:
+        self.written = False
+        self.inner = inner
+        self.handler = handler
+        self.req = req
+        self.reply: bytes | None = None
+        clock = handler.clock
+        self.started = None if clock is None else clock()
+
+    def write(self, reply: Reply) -> None:
+        data = reply_bytes(reply)
+        self.reply = data if self.reply is None else joined(self.reply, data)
+        self.written = True
+        self.inner.write(data)
+
+    def after(self, rcode: int, error: PluginError | None) -> int:
+        return self.handler.observe(self.req, self, rcode, error, self.started)
+
+
+class _FailureObserving(Wrapper):
+    """`_Observing` for an observer of failures only: replies pass straight through (`write` is the
+    writer below's bound method, `written` reads the writer below's); no `reply` is kept."""
+
+    __slots__ = ("handler", "req", "started", "write")
+    after_on_error_only = True
+
+    def __init__(self, inner: ResponseWriter, handler: ObserverHandler, req: Request) -> None:
+        self.inner = inner
+        self.write = inner.write  # type: ignore[method-assign]
+        self.handler = handler
+        self.req = req
+        clock = handler.clock
+        self.started = None if clock is None else clock()
+
+    @property
+    def written(self) -> bool:  # type: ignore[override]
+        return self.inner.written
+
+    def after(self, rcode: int, error: PluginError | None) -> int:
+        return self.handler.observe(self.req, self, rcode, error, self.started)
+
+
+class ObserverHandler(WrapperHandler):
+    """A wrapper that passes every query on unchanged and only looks at how it ended (errors,
+    prometheus): implement `observe` instead of a writer.
+
+    `observe(req, w, rcode, error, started)` runs once when the query completes below this handler
+    (returned, raised a PluginError, or completed later through `done`), as `Wrapper.after` does: it
+    returns the rcode to pass up, or raises (re-raises `error`) to pass an error up; panics go up
+    without it. `w.written` tells whether a reply was written below, `w.reply` holds it as bytes (see
+    `joined` for a plugin that writes twice). `started` is `clock()` taken when the query came by, when
+    the class sets `clock` (a callable without arguments, e.g. `time.monotonic`), else None.
+    `observe_errors_only = True`: `observe` runs only for a PluginError (and `w.reply` is not kept).
+
+    On the server's own writer (`w.observable`: nothing between this handler and the client changes
+    replies or completions) nothing is made per query: `observe` runs right after the chain below
+    returns, and for a query that completes later the server's writer runs it from its `done` (the
+    handler registers with `w.watch`; inner observers run first). Below another writer (another
+    wrapper's, a self-lookup's Recorder) a writer made per query does the same work, so both observe
+    the same. `serve_dns` stays valid either way.
+    """
+
+    writer: ClassVar[type[Any] | None] = _Observing
+    clock: ClassVar[Any] = None  # a callable without arguments, or None
+    observe_errors_only: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        clock = cls.__dict__.get("clock")
+        if isinstance(clock, FunctionType):  # a Python function would bind as a method
+            cls.clock = staticmethod(clock)
+        if "writer" not in cls.__dict__:
+            cls.writer = _FailureObserving if cls.observe_errors_only else _Observing
+        super().__init_subclass__(**kwargs)
+
+    def observe(self, req: Request, w: ResponseWriter, rcode: int, error: PluginError | None,
+                started: Any) -> int:
+        if error is not None:
+            raise error
+        return rcode
+
+    def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
+        nxt = self.next
+        if nxt is None or not w.observable:
+            return WrapperHandler.serve_fast(self, req, w)  # a writer per query
+        clock = self.clock
+        started = None if clock is None else clock()
+        try:
+            rc = nxt.serve_fast(req, w)
+            if rc is None:  # the rest of the chain awaits: a task, which completes through w.done
+                run_slow(nxt, req, w)
+                rc = PENDING
+        except PluginError as e:
+            return self.observe(req, w, e.rcode, e, started)
+        if rc is PENDING:
+            w.watch(self, req, started)  # type: ignore[attr-defined]  # observable: the server's writer
+            return PENDING
+        if self.observe_errors_only:
+            return rc
+        return self.observe(req, w, rc, None, started)
+
+    async def serve_dns(self, req: Request, w: ResponseWriter) -> int:
+        if not w.observable:
+            return await WrapperHandler.serve_dns(self, req, w)
+        clock = self.clock
+        started = None if clock is None else clock()
+        try:
+            rc = await self.next_or_failure(req, w)
+        except PluginError as e:
+            return self.observe(req, w, e.rcode, e, started)
+        return rc if self.observe_errors_only else self.observe(req, w, rc, None, started)
+
+
+def observed(hooks: list[tuple[ObserverHandler, Request, Any]], w: ResponseWriter, rcode: int,
+             error: BaseException | None) -> tuple[int, BaseException | None]:
+    """The server writer's `done`: run the observers `w.watch` collected (inner first) as their writers'
+    `Wrapper.done` would, and return the (rcode, error) the query completes with."""
+    for handler, req, started in hooks:
+        if error is None:
+            if handler.observe_errors_only:
+                continue
+        elif not isinstance(error, PluginError):
+            break  # a panic goes up without after-hooks
+        try:
+            rcode = handler.observe(req, w, rcode, error, started)
+            error = None
+        except PluginError as e:
+            rcode, error = e.rcode, e
+        except Exception as e:  # a broken observe is a panic, as a broken after-hook is
+            rcode, error = wire.SERVFAIL, e
+    return rcode, error

@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 import struct
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from dnslib import DNSHeader, DNSLabel, DNSQuestion, DNSRecord
 
@@ -439,6 +439,13 @@ def _check_tsig(data: bytes, off: int, end: int) -> None:
 NOT_WRITTEN = frozenset((wire.SERVFAIL, wire.REFUSED, wire.FORMERR, wire.NOTIMP))
 
 
+def reply_bytes(reply: Reply) -> bytes:
+    """A written reply as bytes (what the server sends and observers see)."""
+    if type(reply) is bytes:
+        return reply
+    return bytes(reply) if isinstance(reply, (bytes, bytearray)) else bytes(reply.pack())
+
+
 def client_write(rcode: int) -> bool:
     """True when a handler returning `rcode` has written the reply itself (CoreDNS ClientWrite)."""
     return rcode not in NOT_WRITTEN
@@ -452,9 +459,15 @@ class ResponseWriter:
     returned, or with the exception it would have raised. Wrappers pass it inward; the server's
     writers then do what the server does with a returned rcode (write a "not written" rcode, report
     a panic).
+
+    `observable`: True for the server's own writers (`pycoredns.server.ClientWriter`), where nothing
+    between the handler and the client changes replies or completions: an `ObserverHandler` then keeps
+    no writer of its own; the writer keeps the reply written (`reply`, bytes) and runs the observers
+    registered with `watch` from its `done`.
     """
 
     __slots__ = ("written",)
+    observable: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.written = False

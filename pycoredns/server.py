@@ -21,9 +21,9 @@ from dnslib import DNSBuffer, DNSRecord
 
 from . import log, metrics, mmsg, reuseport, wire
 from .exceptions import PluginError
-from .handler import PENDING, run_slow
+from .handler import PENDING, ObserverHandler, joined, observed, run_slow
 from .layout import recent_opt
-from .request import Recorder, Rejected, Request, ResponseWriter, client_write
+from .request import Recorder, Rejected, Request, ResponseWriter, client_write, reply_bytes
 from .truncation import truncate as wire_truncate
 from .wire import TYPE_DS, Reply
 
@@ -138,23 +138,51 @@ class ClientWriter(ResponseWriter):
 
     `done` (a PENDING query completing) does what `dispatch` does with a returned rcode: write a
     "not written" rcode, report a panic; and releases the query's hold on its listener (reload drain).
+
+    Observable (`ResponseWriter.observable`): the reply written is kept as bytes before the scrub
+    (`reply`), and the observers registered with `watch` run first in `done`. `held` is False while
+    the chain's fast path runs: a `done` then (a handler that completed before returning PENDING) is kept
+    as (rcode, error) and finished by `hold`, once the observers above that handler have registered.
+    True: held by the listener (PENDING); None: completed; UNHELD: served by a task (`done` acts at once).
     """
 
-    __slots__ = ("held", "req")
+    __slots__ = ("held", "hooks", "reply", "req")
+    observable = True
     req: Request
-    held: bool | None  # False: not held; True: held (PENDING); None: completed
+    held: Any  # False, True, None, UNHELD, or the (rcode, error) of a completion waiting for `hold`
+    hooks: list[tuple[Any, Request, Any]] | None
+    reply: bytes | None
+
+    def watch(self, handler: ObserverHandler, req: Request, started: Any) -> None:
+        """`handler.observe(req, self, rcode, error, started)` when the query completes (`done`)."""
+        hooks = self.hooks
+        if hooks is None:
+            self.hooks = [(handler, req, started)]
+        else:
+            hooks.append((handler, req, started))
 
     def hold(self) -> None:
-        """The chain returned PENDING: count the query in flight until `done`."""
+        """The chain returned PENDING: count the query in flight until `done` (which came already, if
+        the chain completed it before returning: it is finished now)."""
+        outcome = self.held
         self.held = True
         lst: Listener | None = self.req.listener  # type: ignore[assignment]  # (no typing.cast call per query)
         if lst is not None:
             lst.inflight += 1
+        if outcome is not False:
+            self.done(*outcome)
 
     def done(self, rcode: int, error: BaseException | None = None) -> None:
-        if self.held is None:
-            return  # completed already
-        held, self.held = self.held, None
+        held = self.held
+        if held is not True and held is not UNHELD:
+            if held is False:  # inside the chain's fast path: `hold` finishes it
+                self.held = (rcode, error)
+            return  # completed already, or waiting for `hold`
+        self.held = None
+        hooks = self.hooks
+        if hooks is not None:
+            self.hooks = None
+            rcode, error = observed(hooks, self, rcode, error)
         req = self.req
         lst: Listener | None = req.listener  # type: ignore[assignment]
         if error is not None:
@@ -166,8 +194,23 @@ class ClientWriter(ResponseWriter):
                 rcode = wire.SERVFAIL
         if not self.written and not client_write(rcode):
             self.write(req.empty_reply(rcode))
-        if held and lst is not None:
+        if held is True and lst is not None:
             lst.inflight -= 1
+
+
+UNHELD: Any = object()  # ClientWriter.held of a query served by a task: `done` completes at once
+
+
+def _kept(w: ClientWriter, reply: Reply) -> bytes | None:
+    """`write`'s bytes for the reply, kept for observers (`w.reply`); None once a reply was written:
+    the client gets one, observers see them all (`joined`)."""
+    data = reply if type(reply) is bytes else reply_bytes(reply)
+    if w.written:
+        w.reply = joined(w.reply, data)
+        return None
+    w.written = True
+    w.reply = data
+    return data
 
 
 class UDPWriter(ClientWriter):
@@ -180,6 +223,8 @@ class UDPWriter(ClientWriter):
                  addr: tuple[Any, ...]) -> None:
         self.written = False  # ResponseWriter's state, set here: no super() call per query
         self.held = False
+        self.hooks = None
+        self.reply = None
         self.sock = sock
         self.addr = addr
         self.req = req
@@ -187,9 +232,12 @@ class UDPWriter(ClientWriter):
 
     def write(self, reply: Reply) -> None:
         if self.written:
+            _kept(self, reply)
             return
+        data = reply if type(reply) is bytes else reply_bytes(reply)
         self.written = True
-        data = scrub(self.req, reply)
+        self.reply = data
+        data = scrub(self.req, data)
         if self.batch is not None and mmsg.DEFER.active:
             try:
                 name = _SOCKADDRS.get(self.addr)  # mmsg.sockaddr's memo, read here: one call less per reply
@@ -209,30 +257,29 @@ class TCPWriter(ClientWriter):
     def __init__(self, conn: TCPConnection, req: Request) -> None:
         self.written = False
         self.held = False
+        self.hooks = None
+        self.reply = None
         self.conn = conn
         self.req = req
 
     def write(self, reply: Reply) -> None:
-        if self.written:
-            return
-        self.written = True
-        self.conn.send(scrub(self.req, reply))
+        data = _kept(self, reply)
+        if data is not None:
+            self.conn.send(scrub(self.req, data))
 
     def write_more(self, reply: Reply) -> None:
         """A further message on this connection after `write` (a zone transfer sends several)."""
         self.conn.send(scrub(self.req, reply))
 
     def hold(self) -> None:
-        super().hold()
         self.conn.held += 1
+        super().hold()
 
     def done(self, rcode: int, error: BaseException | None = None) -> None:
         held = self.held
-        if held is None:
-            return  # completed already
         super().done(rcode, error)
-        if not held:
-            return  # completed before the listener held it (no `hold`, nothing to count down)
+        if held is not True:
+            return  # not held by the listener: nothing to count down (or `hold` finishes it)
         conn = self.conn  # the connection's count of its own queries (it waits for them before closing)
         conn.held -= 1
         if conn.held == 0 and conn.all_released is not None:
@@ -425,6 +472,8 @@ class Listener:
             self.server_reply(req, w, rc)
 
     async def _serve_async(self, block: BlockConfig, req: Request, w: ResponseWriter) -> None:
+        if isinstance(w, ClientWriter):
+            w.held = UNHELD  # not in the fast path any more: a `done` completes at once
         self.inflight += 1
         try:
             rc = await block.chain.serve_dns(req, w)  # type: ignore[union-attr]  # None: caught as a panic

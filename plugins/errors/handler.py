@@ -13,7 +13,7 @@ import trio
 
 from pycoredns import wire
 from pycoredns.log import plugin_logger
-from pycoredns.plugin import PluginError, Request, ResponseWriter, Wrapper, WrapperHandler
+from pycoredns.plugin import ObserverHandler, PluginError, Request, ResponseWriter
 from pycoredns.util import format_duration
 
 log = plugin_logger("errors")
@@ -32,40 +32,24 @@ class Pattern:
         getattr(log, self.level)(text)
 
 
-class _ErrorsWriter(Wrapper):
+class Errors(ObserverHandler):
     """Reports the chain's error when the query completes (returned, raised or by continuation).
 
-    Its `after` acts only on errors, so the wrapper machinery skips it for a successful query. Replies
-    pass straight through: `write` is the writer below's own bound method, set per query (no frame of
-    ours per reply), and `written` reads the writer below's."""
+    An observer of failures only: no writer of its own per query, and nothing runs for a query that
+    succeeds (`ObserverHandler`)."""
 
-    __slots__ = ("errors", "req", "write")
-    after_on_error_only = True
-
-    def __init__(self, inner: ResponseWriter, errors: Errors, req: Request) -> None:
-        self.inner = inner
-        self.write = inner.write  # type: ignore[method-assign]
-        self.errors = errors
-        self.req = req
-
-    @property
-    def written(self) -> bool:  # type: ignore[override]
-        return self.inner.written
-
-    def after(self, rcode: int, error: PluginError | None) -> int:
-        if error is not None:
-            self.errors._report(self.req, error)
-            return error.rcode
-        return rcode
-
-
-class Errors(WrapperHandler):
     name = "errors"
-    writer = _ErrorsWriter  # every query, unchanged: no `wrap` call
+    observe_errors_only = True
 
     def __init__(self, patterns: list[Pattern], spawn: Callable[..., bool]) -> None:
         self.patterns = patterns
         self.spawn = spawn  # Controller.spawn: runs the consolidation timer in the configuration
+
+    def observe(self, req: Request, w: ResponseWriter, rcode: int, error: PluginError | None, started: object) -> int:
+        if error is not None:
+            self._report(req, error)
+            return error.rcode
+        return rcode
 
     def _report(self, req: Request, e: PluginError) -> None:
         text = f"{e.rcode} {req.name} {wire.type_name(req.qtype)}: {e}"

@@ -1,10 +1,10 @@
 """prometheus' handler: count every query into CoreDNS's dns metrics, in batches.
 
-The handler wraps the writer with a recorder that notes the reply's rcode and size, and labels it
-with the plugin right after prometheus in the chain (CoreDNS's rule, see `Recorder`), then reports
-after the chain returns. Reporting is `Recorder.after`, run once when the query completes
-(returned, raised or by continuation): it appends the query's observation to a list that `flush`
-folds into the metrics in batches.
+The handler observes how each query ended (`ObserverHandler`: no writer object per query on the
+server's own writer): the rcode and size of the reply written below it, labelled with the plugin
+right after prometheus in the chain (CoreDNS's rule, see `Metrics`). `Metrics.observe` runs once
+when the query completes (returned, raised or by continuation): it appends the query's observation
+to a list that `flush` folds into the metrics in batches.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from typing import Any
 
 from pycoredns import metrics, wire
 from pycoredns.metrics import REGISTRY
-from pycoredns.plugin import NOT_WRITTEN, PluginError, Request, ResponseWriter, Wrapper, WrapperHandler
+from pycoredns.plugin import NOT_WRITTEN, ObserverHandler, PluginError, Request, ResponseWriter
 from pycoredns.util import zone_match
-from pycoredns.wire import Reply
 
 TYPE_DS = wire.TYPE_DS
 
@@ -26,91 +25,21 @@ _RCODES = [wire.RCODE_NAMES.get(i, str(i)) for i in range(16)]
 _TYPES = metrics.MONITORED_TYPES
 
 
-# -- who wrote the reply ---------------------------------------------------------------------------
-
-
-class Recorder(Wrapper):
-    """Notes rcode, size and author of the reply; hands bytes on (the server would pack anyway), and
-    reports when the query completes (either path, or by continuation).
-
-    The author is CoreDNS's rule (plugin.NextOrFailure's pluginWriter): only the writer handed to the
-    plugin right after prometheus reports to the recorder, so every written reply is labelled with that
-    plugin's name (`errors` in kubeadm's chain), whichever plugin further down wrote it; "" when
-    nothing was written (the server writes the rcode).
-    """
-
-    __slots__ = ("metrics", "rcode", "req", "size", "start")
-
-    def __init__(self, inner: ResponseWriter, metrics: Metrics, req: Request) -> None:
-        self.inner = inner
-        self.written = False
-        self.rcode = 0
-        self.size = 0
-        self.metrics = metrics
-        self.req = req
-        self.start = monotonic()
-
-    @property
-    def plugin(self) -> str:
-        """The plugin label: the plugin after prometheus when a reply was written, else ""."""
-        nxt = self.metrics.next
-        return nxt.name if self.written and nxt is not None else ""
-
-    def write(self, reply: Reply) -> None:
-        if type(reply) is bytes:
-            data = reply
-        elif isinstance(reply, (bytes, bytearray)):
-            data = bytes(reply)
-        else:
-            data = bytes(reply.pack())
-        self.written = True
-        self.size += len(data)
-        if len(data) >= 4:
-            self.rcode = data[3] & 0x0F
-        self.inner.write(data)
-
-    def after(self, rcode: int, error: PluginError | None) -> int:
-        """CoreDNS's vars.Report: the same six metric updates, batched.
-
-        Per query: the duration added to a running sum, and one tuple of the observation appended to
-        a list: no label tuple, dict lookup or hash on the query's path (and no further call: this
-        is the report). Every PENDING_MAX queries `_count` counts the list into a table of identical
-        observations (`Counter.update`, in C); `flush` folds each distinct one into the metrics once,
-        before every exposition and when the table holds more than PENDING_MAX.
-        """
-        m = self.metrics
-        req = self.req
-        rc = error.rcode if error is not None else rcode
-        zone = req.zone
-        qtype = req.qtype
-        if qtype == TYPE_DS or zone not in m.zone_set:
-            zone = zone_match(m.zones, req.name) or "."
-        v = monotonic() - self.start
-        listener = req.listener
-        at = m.sum_at
-        if at[0] is listener and at[1] is zone:  # the same listener and zone as the last query: no tuple
-            m.sum += v
-        else:
-            m.switch_sum(listener, zone, v)
-        edns = req.edns
-        nxt = m.next  # the `plugin` property, inline: this runs for every query
-        _OBS.append((m, listener, zone, req.proto, ":" in req.remote[0], qtype,
-                     bisect_left(_DURATION_BUCKETS, v), self.size, len(req.wire),
-                     rc & 0x0F if rc in NOT_WRITTEN else self.rcode,
-                     nxt.name if self.written and nxt is not None else "", edns is not None and edns.do))
-        if len(_OBS) >= PENDING_MAX:
-            _count()
-        if error is not None:
-            raise error
-        return rcode
-
-
 # -- the handler -----------------------------------------------------------------------------------
 
 
-class Metrics(WrapperHandler):
+class Metrics(ObserverHandler):
+    """Counts every query when it completes (either path, or by continuation): an observer, so no
+    writer of its own per query (`ObserverHandler`; `w.reply` is the reply written below).
+
+    The `plugin` label is CoreDNS's rule (plugin.NextOrFailure's pluginWriter): only the writer handed
+    to the plugin right after prometheus reports to the recorder, so every written reply is labelled
+    with that plugin's name (`errors` in kubeadm's chain), whichever plugin further down wrote it; ""
+    when nothing was written (the server writes the rcode).
+    """
+
     name = "prometheus"
-    writer = Recorder  # every query, unchanged: no `wrap` call
+    clock = monotonic  # `started`: the duration runs from here to the completion
 
     def __init__(self, zones: list[str], server: str) -> None:
         self.zones = zones
@@ -122,6 +51,47 @@ class Metrics(WrapperHandler):
         self.sum_at: tuple[Any, str] = (None, "")
         self.sum = 0.0
         self.sums: dict[tuple[Any, str], float] = {}
+
+    def observe(self, req: Request, w: ResponseWriter, rcode: int, error: PluginError | None,
+                started: Any) -> int:
+        """CoreDNS's vars.Report: the same six metric updates, batched.
+
+        Per query: the duration added to a running sum, and one tuple of the observation appended to
+        a list: no label tuple, dict lookup or hash on the query's path. Every PENDING_MAX queries
+        `_count` counts the list into a table of identical observations (`Counter.update`, in C);
+        `flush` folds each distinct one into the metrics once, before every exposition and when the
+        table holds more than PENDING_MAX.
+        """
+        rc = error.rcode if error is not None else rcode
+        zone = req.zone
+        qtype = req.qtype
+        if qtype == TYPE_DS or zone not in self.zone_set:
+            zone = zone_match(self.zones, req.name) or "."
+        v = monotonic() - started
+        listener = req.listener
+        at = self.sum_at
+        if at[0] is listener and at[1] is zone:  # the same listener and zone as the last query: no tuple
+            self.sum += v
+        else:
+            self.switch_sum(listener, zone, v)
+        if w.written:  # the size of what was written (all of it), the rcode of its (last) header
+            reply: bytes = w.reply  # type: ignore[attr-defined]
+            size = len(reply)
+            wrote = reply[3] & 0x0F if size >= 4 else 0
+            nxt = self.next
+            plugin = nxt.name if nxt is not None else ""
+        else:
+            size = wrote = 0
+            plugin = ""
+        edns = req.edns
+        _OBS.append((self, listener, zone, req.proto, ":" in req.remote[0], qtype,
+                     bisect_left(_DURATION_BUCKETS, v), size, len(req.wire),
+                     rc & 0x0F if rc in NOT_WRITTEN else wrote, plugin, edns is not None and edns.do))
+        if len(_OBS) >= PENDING_MAX:
+            _count()
+        if error is not None:
+            raise error
+        return rcode
 
     def switch_sum(self, listener: Any, zone: str, v: float) -> None:
         """Another (listener, zone) than the last query's: park the running sum, start this one's."""
