@@ -17,6 +17,13 @@ packet: common when the server has time to spare) goes out with `send`/`sendto` 
 was measured too and not used (it saves about 0.2 µs per packet at batches of 16 and costs more at
 small ones, and needs the sender's address decoded in Python).
 
+A connected batch (forward's upstream socket) sends each run of two or more datagrams of one size
+(up to GSO_MAX bytes) with one `sendmsg` carrying UDP_SEGMENT (UDP GSO, Linux 4.18): the kernel cuts
+it into the same datagrams, but its IP output, the loopback hop and the receiver's IP input run once
+per run instead of once per datagram (~0.9 instead of ~3.2 µs per datagram on loopback). Queries to
+one upstream often have one size (names of one length); other sizes between runs still go by
+sendmmsg, in queue order. A kernel or route without GSO (EINVAL, EIO...) turns it off for that batch.
+
 Without `sendmmsg` (other systems than Linux) `AVAILABLE` is False and every send goes out at once as before.
 One trio run per thread: `DEFER` is process-wide state of the thread that runs the server.
 """
@@ -37,6 +44,10 @@ BATCH = 64  # datagrams per sendmmsg (the drain loops checkpoint every 64 packet
 SLOT = 65536  # bytes reserved per datagram (a UDP payload is at most 65,507); backed only when used
 NAME = 28  # room for a sockaddr_in6
 NAME_MEMO = 4096  # client addresses whose sockaddr is kept (cleared when full)
+UDP_SEGMENT = 103  # linux/udp.h: one send holding datagrams of this many bytes each (UDP GSO, Linux 4.18)
+GSO_MAX = 512  # datagrams up to this size may go out by GSO (far below any path's MTU: no EINVAL there)
+GSO = True  # False: never try UDP_SEGMENT (a batch also stops trying when its kernel refuses it)
+_NO_GSO = frozenset({errno.EINVAL, errno.EIO, errno.ENOPROTOOPT, errno.EOPNOTSUPP})  # GSO not offered here
 
 
 class _Iovec(ctypes.Structure):
@@ -109,8 +120,8 @@ class SendBatch:
     """Datagrams queued for one socket: to its peer (`add`, a connected socket) or to an address
     each (`add_to`). A datagram the kernel refuses is reported to `on_fail(tag, errno)`."""
 
-    __slots__ = ("_addr", "_buf", "_first", "_hdrs", "_iov", "_mem", "_names", "_words", "count", "largest", "on_fail",
-                 "sock", "tags")
+    __slots__ = ("_addr", "_buf", "_first", "_hdrs", "_iov", "_mem", "_names", "_words", "count", "gso", "largest",
+                 "on_fail", "sock", "tags")
 
     def __init__(self, sock: socket.socket, on_fail: Callable[[Any, int], None] | None = None,
                  named: bool = False) -> None:
@@ -120,6 +131,7 @@ class SendBatch:
         self.largest = 0  # most datagrams sent by one flush (tests and benchmarks read it)
         self.tags: list[Any] = []
         self._first = b""  # the first datagram's sockaddr (a flush of one sends it with sendto)
+        self.gso = not named and GSO  # runs of equal datagrams to the connected peer go out by UDP GSO
         self._mem = mmap.mmap(-1, BATCH * SLOT)  # anonymous: pages are backed only once written
         self._buf = memoryview(self._mem)
         base = ctypes.addressof(ctypes.c_char.from_buffer(self._mem))
@@ -165,7 +177,8 @@ class SendBatch:
         self.add(data, None, name)
 
     def flush(self) -> None:
-        """One sendmmsg for the queue (more when the kernel takes a part); then report failures."""
+        """One sendmmsg for the queue (more when the kernel takes a part), runs of equal datagrams of a
+        connected socket as one UDP GSO send each (`_send_run`); then report failures."""
         count, tags = self.count, self.tags
         if not count:
             return
@@ -177,7 +190,6 @@ class SendBatch:
         if fd < 0:
             return
         failed: list[tuple[Any, int]] = []
-        done = 0
         if count == 1:  # socket.send costs ~2.5 µs less than a ctypes call (module docstring)
             name = self._first
             addr = _ADDRS.get(name) if name else None
@@ -189,7 +201,24 @@ class SendBatch:
                         self.sock.sendto(self._buf[: self._iov[1]], addr)
                 except OSError as e:
                     failed.append((tags[0], e.errno or errno.EIO))
-                done = 1
+            else:
+                self._sendmmsg(fd, 0, 1, tags, failed)
+        elif self.gso:
+            plain = 0  # the first datagram not sent yet
+            for start, end, size in self._runs(count):
+                self._sendmmsg(fd, plain, start, tags, failed)
+                plain = self._send_run(start, end, size, tags, failed)
+                self._sendmmsg(fd, plain, end, tags, failed)  # what the run's send did not take
+                plain = end
+            self._sendmmsg(fd, plain, count, tags, failed)
+        else:
+            self._sendmmsg(fd, 0, count, tags, failed)
+        if self.on_fail is not None:
+            for tag, err in failed:
+                self.on_fail(tag, err)
+
+    def _sendmmsg(self, fd: int, done: int, count: int, tags: list[Any], failed: list[tuple[Any, int]]) -> None:
+        """Datagrams done..count-1 by sendmmsg; a refused one goes to `failed` and the rest are sent."""
         assert _sendmmsg is not None
         while done < count:
             sent = _sendmmsg(fd, self._addr + done * _HDR_WORDS * 4, count - done, 0)
@@ -200,9 +229,40 @@ class SendBatch:
                 failed.append((tags[done], err))  # the datagram at `done` was refused; go on after it
                 sent = 1
             done += sent
-        if self.on_fail is not None:
-            for tag, err in failed:
-                self.on_fail(tag, err)
+
+    def _runs(self, count: int) -> list[tuple[int, int, int]]:
+        """(start, end, size) of each run of two or more queued datagrams of one size up to GSO_MAX."""
+        iov = self._iov
+        runs = []
+        i = 0
+        while i < count:
+            n = iov[2 * i + 1]
+            j = i + 1
+            while j < count and iov[2 * j + 1] == n:
+                j += 1
+            if j - i > 1 and n <= GSO_MAX:
+                runs.append((i, j, n))
+            i = j
+        return runs
+
+    def _send_run(self, start: int, end: int, size: int, tags: list[Any], failed: list[tuple[Any, int]]) -> int:
+        """Datagrams start..end-1, each `size` bytes, to the connected peer in one send with UDP_SEGMENT:
+        the kernel cuts it into the same datagrams, and its IP and loopback path run once for the run
+        (~0.9 instead of ~3.2 µs per datagram measured on loopback, bench/README.md). The first datagram
+        not sent: `end`; `start` when the kernel does not offer GSO here (then never tried again on this
+        batch); `start + 1` when it refused the send (that error is the first datagram's, as sendmmsg
+        would report it)."""
+        buf = self._buf
+        try:
+            self.sock.sendmsg([buf[i * SLOT : i * SLOT + size] for i in range(start, end)],
+                              [(socket.SOL_UDP, UDP_SEGMENT, size.to_bytes(2, sys.byteorder))])
+        except OSError as e:
+            if e.errno in _NO_GSO:
+                self.gso = False
+                return start
+            failed.append((tags[start], e.errno or errno.EIO))
+            return start + 1
+        return end
 
     def drop(self) -> None:
         """The socket is closing: forget the queue (its descriptor number may be reused)."""

@@ -132,6 +132,78 @@ def test_flush_of_one_datagram():
             s.close()
 
 
+def _connected_pair() -> tuple[socket.socket, socket.socket]:
+    receiver = _udp(socket.AF_INET, "127.0.0.1")
+    receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    sender = _udp(socket.AF_INET, "127.0.0.1")
+    sender.connect(receiver.getsockname())
+    return receiver, sender
+
+
+# sizes of a queue: runs of equal datagrams (GSO), single ones between them, a run above GSO_MAX
+SIZES = [10, 10, 10, 7, 12, 12, 12, 12, 9, mmsg.GSO_MAX + 1, mmsg.GSO_MAX + 1, 5]
+
+
+def _queue(batch: mmsg.SendBatch) -> list[bytes]:
+    sent = [bytes([65 + i]) * n for i, n in enumerate(SIZES)]  # each datagram its own content
+    for i, d in enumerate(sent):
+        batch.add(d, i)
+    return sent
+
+
+def test_runs_of_equal_datagrams_go_out_as_the_same_datagrams():
+    """A connected batch sends runs of equal-size datagrams with UDP GSO: the receiver still gets each
+    datagram on its own, in order, with its own content."""
+    receiver, sender = _connected_pair()
+    try:
+        batch = mmsg.SendBatch(sender)
+        assert batch.gso and not mmsg.SendBatch(sender, named=True).gso
+        sent = _queue(batch)
+        assert batch._runs(len(sent)) == [(0, 3, 10), (4, 8, 12)]
+        batch.flush()
+        assert [receiver.recv(2048) for _ in sent] == sent
+        assert batch.gso  # the kernel took UDP_SEGMENT (Linux >= 4.18)
+    finally:
+        receiver.close()
+        sender.close()
+
+
+def test_a_refused_run_reports_its_first_datagram_as_sendmmsg_does():
+    """The upstream port is closed: the pending ICMP error fails the first datagram of the run, as a
+    sendmmsg would; the rest go out."""
+    receiver, sender = _connected_pair()
+    receiver.close()  # nobody listens there now
+    failed: list[tuple[object, int]] = []
+    try:
+        sender.send(b"probe")  # port unreachable: the error is pending on the socket
+        batch = mmsg.SendBatch(sender, lambda tag, err: failed.append((tag, err)))
+        for i in range(4):
+            batch.add(b"same size", i)
+        batch.flush()
+        assert failed == [(0, errno.ECONNREFUSED)]
+    finally:
+        sender.close()
+
+
+def test_without_gso_the_batch_falls_back_to_sendmmsg():
+    """A socket the kernel refuses GSO for (no UDP checksums: EINVAL) sends by sendmmsg and stops trying."""
+    receiver, sender = _connected_pair()
+    try:
+        sender.setsockopt(socket.SOL_SOCKET, 11, 1)  # SO_NO_CHECK
+        failed: list[tuple[object, int]] = []
+        batch = mmsg.SendBatch(sender, lambda tag, err: failed.append((tag, err)))
+        sent = _queue(batch)
+        batch.flush()
+        assert not batch.gso and not failed
+        assert [receiver.recv(2048) for _ in sent] == sent
+        sent = _queue(batch)
+        batch.flush()
+        assert [receiver.recv(2048) for _ in sent] == sent
+    finally:
+        receiver.close()
+        sender.close()
+
+
 def test_full_batch_flushes_and_a_closed_socket_sends_nothing():
     receiver = _udp(socket.AF_INET, "127.0.0.1")
     sender = _udp(socket.AF_INET, "127.0.0.1")
