@@ -26,7 +26,7 @@ import trio
 
 from . import log
 
-__all__ = ["Timer", "call_at", "call_later", "now", "pending_count"]
+__all__ = ["Timer", "call_at", "call_later", "clock_offset", "now", "pending_count"]
 
 MAX_QUEUES = 8  # distinct call_later delays with a FIFO of their own; others use the heap
 
@@ -153,6 +153,13 @@ def now() -> float:
     w = last[1] if last is not None and getattr(_RUN_CONTEXT, "runner", None) is last[0] else _wheel()
     off = w.offset
     return _perf_counter() + off if off is not None else trio.current_time()
+
+
+def clock_offset() -> float | None:
+    """The current run's clock as an offset to `time.perf_counter()` (trio's default SystemClock), or
+    None for another clock (a test's MockClock): for a caller that holds it while the run lasts and reads
+    `perf_counter() + offset` inline, 0.05 instead of 0.15 µs per reading."""
+    return _wheel().offset
 
 
 def call_at(when: float, fn: Callable[[], object]) -> Timer:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import struct
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
 import trio
@@ -28,7 +29,7 @@ from pycoredns.plugin import (
     call_later,
     complete,
 )
-from pycoredns.timers import Timer, now
+from pycoredns.timers import Timer, clock_offset, now
 from pycoredns.util import is_subdomain
 
 from .proxy import (
@@ -123,6 +124,9 @@ class Forward(WaitingHandler):
         self.doh_method = "POST"  # doh_method: POST or GET
         self.tls_servername = ""
         self._scope: trio.CancelScope | None = None
+        # the running trio clock as perf_counter() + clock (timers.clock_offset) while `run` runs: a
+        # query reads the clock twice (its send, its reply's duration); None: timers.now()
+        self.clock: float | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -132,6 +136,7 @@ class Forward(WaitingHandler):
                 async with trio.open_nursery() as nursery:
                     for p in self.proxies:
                         p.nursery = nursery
+                    self.clock = clock_offset()
                     task_status.started()
                     while True:
                         await trio.sleep(SWEEP_INTERVAL)
@@ -141,6 +146,7 @@ class Forward(WaitingHandler):
             self.close()
 
     def close(self) -> None:
+        self.clock = None
         for p in self.proxies:
             p.nursery = None
             p.close()
@@ -270,7 +276,8 @@ class Exchange:
                 continue
             break
         self.chan = chan
-        self.sent = sent = now()
+        off = self.fwd.clock
+        self.sent = sent = perf_counter() + off if off is not None else now()
         if not self.deadline:
             self.deadline = sent + DEADLINE
         rt = self.proxy.read_timeout  # forward's read_timeout; DoH: 2 s (CoreDNS's http.Client timeout)
@@ -386,7 +393,9 @@ class Exchange:
         except (wire.WireError, struct.error, IndexError) as e:
             return self._after_failure(UpstreamError(f"dns: bad reply: {e}"))
         rcode = data[3] & 0x0F
-        request_duration.observe(now() - self.sent, proxy.proxy_name, proxy.to, RCODE_TEXT[rcode])
+        off = fwd.clock
+        t = perf_counter() + off if off is not None else now()
+        request_duration.observe(t - self.sent, proxy.proxy_name, proxy.to, RCODE_TEXT[rcode])
         if self.proto == "udp" and fwd.prefer_udp and not fwd.force_tcp and data[2] & 0x02:
             self.proto = "tcp"  # truncated: retry over TCP
             return self._resend()

@@ -604,22 +604,29 @@ class StreamConn(Expiry):
                     raise
             if not chunk:
                 return  # EOF: the finally of run() fails what is pending
-            buf += chunk
+            if buf:  # a frame began in an earlier chunk: join them (the usual chunk holds whole frames)
+                buf += chunk
+                data = bytes(buf)
+                buf.clear()
+            else:
+                data = chunk if type(chunk) is bytes else bytes(chunk)  # TLS streams may return a bytearray
             self.last_recv = self.used = _now()
-            # the frames of the chunk by offset, and what they used cut off once (not a memmove per frame)
-            off, n = 0, len(buf)
+            # the frames by offset, each sliced once out of the bytes read (no copy of the chunk, no
+            # memmove per frame); only the unfinished last frame is kept in `buf`
+            off, n = 0, len(data)
             while n - off >= 2:
-                end = off + 2 + ((buf[off] << 8) | buf[off + 1])
+                end = off + 2 + ((data[off] << 8) | data[off + 1])
                 if end > n:
                     break
-                msg = bytes(buf[off + 2 : end])
+                msg = data[off + 2 : end]
                 off = end
                 self.served += 1
                 waiter = self.pending.pop((msg[0] << 8) | msg[1], None) if len(msg) >= 2 else None
                 if waiter is not None:
                     defer.active = True
                     waiter.on_reply(msg)
-            del buf[:off]
+            if off < n:
+                buf += data[off:]
             if defer.active:
                 defer.flush()
             if not self.pending:

@@ -22,6 +22,7 @@ from conftest import running, settle
 from pycoredns import timers
 
 N = 1000  # concurrent queries (issue 11)
+DRIBBLE = 97  # bytes per piece of a dribbling TCP upstream: a prime, so pieces end inside prefixes and messages
 TIMEOUT_N = 5000  # never-answered queries; the issue says 100,000: 5,000 keep the test ~2 s (same tables)
 
 
@@ -52,7 +53,8 @@ class Upstream:
     """UDP + TCP on one loopback port. Replies are held until `batch` queries wait (or 50 ms pass),
     then sent in reverse order. `tcp_mode`: "ok", "close_mid" (answer half of what a connection
     sent, then close it: once), "half_prefix" (send one byte of a length prefix, then close: once),
-    "silent" (read, never answer). `udp_silent`: UDP queries are never answered."""
+    "silent" (read, never answer), "dribble" (the replies in pieces of DRIBBLE bytes, 2 ms apart).
+    `udp_silent`: UDP queries are never answered."""
 
     def __init__(self, batch: int = 50, tcp_mode: str = "ok", udp_silent: bool = False) -> None:
         self.batch = batch
@@ -157,6 +159,11 @@ class Upstream:
                 if held and (not chunk or len(held) >= self.batch):
                     out = b"".join(struct.pack(">H", len(a)) + a for a in (answer(q) for q in reversed(held)))
                     held.clear()
+                    if self.tcp_mode == "dribble":  # pieces that cut prefixes and messages, read apart
+                        for i in range(0, len(out), DRIBBLE):
+                            await stream.send_all(out[i : i + DRIBBLE])
+                            await trio.sleep(0.002)
+                        continue
                     await stream.send_all(out)
 
 
@@ -272,6 +279,17 @@ async def test_tcp_upstream_sending_half_a_length_prefix() -> None:
         assert len(out) == 50  # none hangs: retried (NOERROR) or failed (SERVFAIL)
         assert all(m.rcode() in (dns.rcode.NOERROR, dns.rcode.SERVFAIL) for m in out.values())
         assert sum(m.rcode() == dns.rcode.NOERROR for m in out.values()) >= 1
+        fwd = forward_of(srv)
+        assert await settle(lambda: fwd.pending() == 0 and listeners_idle(srv))
+
+
+async def test_tcp_replies_cut_across_reads() -> None:
+    """Replies whose frames (length prefixes too) are cut across the upstream connection's reads are
+    joined and each goes to its own query."""
+    up = Upstream(batch=25, tcp_mode="dribble")
+    async with up.serve(), running(f". {{\n forward . {up.addr} {{\n  force_tcp\n }}\n}}\n") as srv:
+        out = await blast(srv.port(), 200)
+        check_all_answered(out, 200)
         fwd = forward_of(srv)
         assert await settle(lambda: fwd.pending() == 0 and listeners_idle(srv))
 
