@@ -58,7 +58,8 @@ ZONE_MEMO_SIZE = 16384  # qnames whose zone membership is remembered (cleared wh
 REFRESH_LIMIT = 30.0  # a `verify` client waits this long at most for a refresh without VERIFY_TIMEOUT
 OPCODE = wire.OPCODE_MASK  # opcode bits of the flags word
 _I = struct.Struct(">I")
-AD, TC = wire.AD, wire.TC
+AD, CD, TC = wire.AD, wire.CD, wire.TC
+_monotonic = time.monotonic
 
 # -- the handler --------------------------------------------------------------------------------
 
@@ -170,16 +171,32 @@ class Cache(Handler):
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
         if req.flags & OPCODE or (not self._all and not self.in_zones(req.qname_wire)):
             return self.next_continue(req, w)  # not a QUERY (HEAD passes NOTIFY/UPDATE on), or not our zones
-        key, do = key_of(req)
-        now = time.monotonic()
-        rc = self.try_cached(req, w, key, now, do)
-        if rc is not None:
-            return rc
-        # Only `verify` leaves a servable entry unanswered (a stale one: ask the chain first); otherwise
-        # try_cached answered every entry `lookup` could return.
-        e = self.lookup(key, now) if self.verify else None
+        edns = req.edns
+        do = edns is not None and edns.do
+        key = (req.qname_wire, req.qtype, req.qclass, do, bool(req.flags & CD))  # key_of, inline
+        now = _monotonic()
+        denials = self.ncache.entries
+        # With a denial entry for the key the full lookup rules apply; else (the common case) only the
+        # positive map is looked at.
+        e = self.lookup(key, now) if denials and key in denials else self.pcache.entries.get(key)
         if e is not None:
-            return self._verify(req, w, key, e, do)
+            ttl = e.orig_ttl - int(now - e.stored)
+            if ttl > 0:  # a fresh hit
+                lb = self._labels.get(req.listener) or self.labels(req)
+                v = requests_total.values
+                v[lb.plain] = v.get(lb.plain, 0.0) + 1.0
+                k = lb.success if e.positive else lb.denial
+                v = hits_total.values
+                v[k] = v.get(k, 0.0) + 1.0
+                if self.prefetch > 0 and self._should_prefetch(e, now, ttl):
+                    self.start_refresh(req, key, e, now, prefetch=True)
+                return _write_hit(req, w, e, do, e.orig_ttl if self.keepttl else ttl)
+            rc = self._serve_stale(req, w, key, e, now, ttl, do)
+            if rc is not None:
+                return rc
+            # Only `verify` leaves a servable entry unanswered (a stale one: ask the chain first).
+            if self.verify and self._servable(e, now):
+                return self._verify(req, w, key, e, do)
         # A miss: synchronous backends (whoami, hosts, precomputed answers) fill the cache here.
         # The miss decision (key, writer) is made once: if the chain below must wait, it completes
         # through the writer (PENDING), never through a slow path that would look the key up again.
@@ -191,35 +208,15 @@ class Cache(Handler):
         dreq = req if req.flags & AD else req.with_flags(req.flags | AD)  # `downstream`, inline
         return self.next_continue(dreq, CacheWriter(w, self, req, key, lb))
 
-    def try_cached(self, req: Request, w: ResponseWriter, key: tuple, now: float, do: bool) -> int | None:
-        """Answer from the cache if that needs no waiting; None on a miss or a stale `verify` entry."""
-        e = None
-        if not self.ncache.entries:
-            pass
-        elif key in self.ncache.entries:
-            e = self.lookup(key, now)  # a denial entry exists: the full lookup rules apply
-            if e is None:
-                return None
-        if e is None:  # the common case: no denial entry, only the positive map to look at
-            e = self.pcache.entries.get(key)
-            if e is None:
-                return None
-        ttl = e.orig_ttl - int(now - e.stored)
-        lb = self._labels.get(req.listener) or self.labels(req)
-        if ttl > 0:
-            v = requests_total.values
-            v[lb.plain] = v.get(lb.plain, 0.0) + 1.0
-            k = lb.success if e.positive else lb.denial
-            v = hits_total.values
-            v[k] = v.get(k, 0.0) + 1.0
-            if self.prefetch > 0 and self._should_prefetch(e, now, ttl):
-                self.start_refresh(req, key, e, now, prefetch=True)
-            return _write_hit(req, w, e, do, e.orig_ttl if self.keepttl else ttl)
-        # stale: servable only within the serve_stale window, and in `verify` mode only without waiting
+    def _serve_stale(self, req: Request, w: ResponseWriter, key: tuple, e: Entry, now: float, ttl: int,
+                     do: bool) -> int | None:
+        """An expired entry: answered within the serve_stale window (in `verify` mode only without
+        waiting), with a refresh started; None when it must not be served now."""
         if not (self.stale_up_to > 0 and -ttl < self.stale_up_to):
             return None
         if self.verify and not self._hold_stale(e, now):
             return None
+        lb = self.labels(req)
         inc(requests_total, lb.plain)
         inc(hits_total, lb.success if e.positive else lb.denial)
         inc(served_stale_total, lb.plain)
