@@ -59,6 +59,7 @@ from bench.sidebyside import (  # noqa: E402
     load_average,
     pid_cpu_seconds,
     pinned,
+    sched_demand_seconds,
     softirq_thread,
     udp_receive_drops,
 )
@@ -186,6 +187,8 @@ def measure(servers: list[Server], port: int, datafile: str, seconds: int,
         wall = snap2["t"] - snap["t"]
         res["srv_core"] = (snap2["servers"] - snap["servers"]) / wall
         res["sleeps_s"] = (snap2["sleeps"] - snap["sleeps"]) / wall
+        res["srv_demand"] = (snap2["demand"] - snap["demand"]) / wall
+        res["load_demand"] = (snap2["load_demand"] - snap["load_demand"]) / wall
         res["preempted_s"] = (snap2["preempted"] - snap["preempted"]) / wall
         res["core0"] = busy_share(snap["cores"], snap2["cores"], SERVER_CORE)
         res["core1"] = busy_share(snap["cores"], snap2["cores"], LOAD_CORE)
@@ -201,6 +204,8 @@ def _snapshot(servers: list[Server], watched: dict[str, int]) -> dict:
     switches = [context_switches(s.pid) for s in servers]
     return {"t": time.monotonic(), "cores": core_jiffies(), "servers": sum(s.cpu_seconds() for s in servers),
             "sleeps": sum(v for v, _ in switches), "preempted": sum(i for _, i in switches),
+            "demand": sum(sched_demand_seconds(s.pid) for s in servers),
+            "load_demand": sum(sched_demand_seconds(pid) for pid in watched.values()),
             **{name: pid_cpu_seconds(pid) for name, pid in watched.items()},
             **{f"{name}_sleeps": context_switches(pid)[0] for name, pid in watched.items()}}
 
@@ -294,7 +299,7 @@ def print_header(labels: list[str]) -> None:
 
 
 NAN = float("nan")
-LIMIT = 0.85  # our processes' share of a core at or above this: saturated
+LIMIT = 0.95  # a side's demand (ran or runnable) in cores at or above this: it was the limit
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -315,37 +320,37 @@ def summarize(runs: list[dict]) -> dict:
 
 
 def limit(r: dict) -> str:
-    """What set the rate of one measured row and server, from our processes' shares of their cores
-    (medians): a share at or above LIMIT is a saturated core (other engineers' niced work takes the
-    rest when both are runnable); a server that never went to sleep for want of queries (fewer than
-    one sleep per 1,000 queries) was bound by the share of core 0 it got."""
-    if r.get("srv_core", 0) >= LIMIT:
-        return "server"
-    if r.get("load_core", 0) >= LIMIT:
-        return "load core"
-    if r.get("sleeps_s", NAN) < r["qps"] / 1000:
-        return "server (never idle; core 0 shared)"
-    return "neither core saturated"
+    """What set the rate of one measured row and server (medians). Demand is the CPU time a side's
+    threads ran or waited runnable per second (/proc schedstat): at LIMIT of a core or more that side
+    had work queued the whole time, whatever share of the core it got beside other work; below, it
+    slept for want of work part of the time. The server's demand counts both tiers in the seed rows
+    (one tier waits runnable while the other runs, so a saturated pair reads above 1)."""
+    server, load = r.get("srv_demand", NAN) >= LIMIT, r.get("load_demand", NAN) >= LIMIT
+    if server and load:
+        return "both cores"
+    return "server" if server else "load core" if load else "neither core saturated"
 
 
 def print_load_side(rows: list[str], labels: list[str], table: dict[str, dict[str, dict]]) -> None:
-    """Per row and server (medians over the rounds): the server's own share of core 0 and how often it
-    slept for want of work, the load side's (dnsperf, unbound, the API server, ksoftirqd) share of core
-    1, each core's busy share with everybody's work, and unbound's and dnsperf's CPU µs and sleeps
-    (wake-ups) per query."""
-    print("\n| row | server | server's share of core 0 % | server sleeps /s | load side's share of core 1 % "
+    """Per row and server (medians over the rounds): the server's share of core 0 and its demand (ran
+    or waited runnable, in cores), the load side's (dnsperf, unbound, the API server, ksoftirqd) share
+    of core 1 and its demand, each core's busy share with everybody's work, and unbound's and
+    dnsperf's CPU µs and sleeps (wake-ups) per query."""
+    print("\n| row | server | server: share of core 0 % (demand) | load side: share of core 1 % (demand) "
           "| core 0 / core 1 busy % | unbound µs/q (wake-ups/q) | dnsperf µs/q (wake-ups/q) | limit |\n"
-          "|---|---|---:|---:|---:|---:|---:|---:|---|")
+          "|---|---|---:|---:|---:|---:|---:|---|")
     for row in rows:
         for label in labels:
             r = table[row][label]
             if "qps" not in r:
                 continue
             srv, side, c0, c1 = (_fmt(100 * r.get(k, NAN), ".0f") for k in ("srv_core", "load_core", "core0", "core1"))
+            srv += f" ({_fmt(r.get('srv_demand', NAN), '.2f')})"
+            side += f" ({_fmt(r.get('load_demand', NAN), '.2f')})"
             side_cells = [f"{_fmt(r.get(f'{n}_us', NAN), '.1f')} "
                           f"({_fmt(r.get(f'{n}_sleeps_s', NAN) / r['qps'], '.2f')})" for n in ("unbound", "dnsperf")]
-            print(f"| {row} | {label} | {srv} | {_fmt(r.get('sleeps_s', NAN), ',.0f')} | {side} | {c0} / {c1} "
-                  f"| {' | '.join(side_cells)} | {limit(r)} |", flush=True)
+            print(f"| {row} | {label} | {srv} | {side} | {c0} / {c1} | {' | '.join(side_cells)} | {limit(r)} |",
+                  flush=True)
 
 
 def run_line(rnd: int, rounds: int, row: str, label: str, r: dict) -> str:
@@ -363,8 +368,10 @@ def run_line(rnd: int, rounds: int, row: str, label: str, r: dict) -> str:
             f"latency {_fmt(r.get('avg_latency_ms', NAN), '.2f')} ms (max {_fmt(r.get('max_latency_ms', NAN), '.0f')}),"
             " "
             f"UDP receive-buffer drops {r.get('udp_drops', NAN):.0f}; "
-            f"core 0: server {pct('srv_core')} (sleeps {_fmt(r.get('sleeps_s', NAN), ',.0f')}/s, preempted "
-            f"{_fmt(r.get('preempted_s', NAN), ',.0f')}/s), busy {pct('core0')}; core 1: load side {pct('load_core')}, "
+            f"core 0: server {pct('srv_core')} (demand {_fmt(r.get('srv_demand', NAN), '.2f')} cores, sleeps "
+            f"{_fmt(r.get('sleeps_s', NAN), ',.0f')}/s, preempted {_fmt(r.get('preempted_s', NAN), ',.0f')}/s), "
+            f"busy {pct('core0')}; core 1: load side {pct('load_core')} (demand "
+            f"{_fmt(r.get('load_demand', NAN), '.2f')}), "
             f"busy {pct('core1')}, unbound {us('unbound_us')}, dnsperf {us('dnsperf_us')}; load {r.get('load', '?')}; "
             f"{r.get('wall', NAN):.0f} s in all")
 
@@ -425,7 +432,7 @@ def run_matrix(rows: list[Row], binaries: dict[str, list[str]], rounds: int) -> 
     print_header(labels)
     for name, _ in rows:
         results = [medians[name][lb] for lb in labels]
-        rcodes = "; ".join(table[name][lb][-1].get("rcodes", "") for lb in labels)
+        rcodes = "; ".join(next((r["rcodes"] for r in table[name][lb][::-1] if "rcodes" in r), "") for lb in labels)
         print(f"| {name} | {row_cells(results)} |  {rcodes}", flush=True)
     print_load_side([name for name, _ in rows], labels, medians)
 

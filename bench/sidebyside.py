@@ -182,3 +182,24 @@ def context_switches(pid: int) -> tuple[int, int]:
         except OSError:
             continue  # a thread that ended meanwhile
     return vol, invol
+
+
+def sched_demand_seconds(pid: int) -> float:
+    """Seconds the threads of a process have spent on a CPU or runnable waiting for one (the first two
+    fields of /proc/PID/task/TID/schedstat, summed); 0 once it is gone. Its growth per second of wall
+    time is how much of a core the process wanted: on a machine shared with other work, a server
+    whose demand stays at ~1 core had queries waiting the whole time (server-bound) although it got
+    only a share of its core; below 1, it was asleep for want of work for the rest."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                run, wait = f.read().split()[:2]
+        except (OSError, ValueError):
+            continue  # a thread that ended meanwhile
+        total += int(run) + int(wait)
+    return total / 1e9
