@@ -370,9 +370,13 @@ class Request:
         return r
 
     def copy_with(self, qname: str | None = None, qtype: int | None = None, qclass: int | None = None,
-                  flags: int | None = None) -> Request:
-        """A new request with another question (rewrite, autopath, self-lookups)."""
-        qwire = wire.text_to_wire(qname) if qname is not None else self.wire[12 : self.qend - 4]
+                  flags: int | None = None, wire_qname: bytes | None = None) -> Request:
+        """A new request with another question (rewrite, autopath, self-lookups). `wire_qname`: the new
+        qname already in uncompressed wire form (a self-lookup's target the caller has as wire)."""
+        if wire_qname is not None:
+            qwire = wire_qname
+        else:
+            qwire = wire.text_to_wire(qname) if qname is not None else self.wire[12 : self.qend - 4]
         qt = self.qtype if qtype is None else qtype
         qc = self.qclass if qclass is None else qclass
         data = (

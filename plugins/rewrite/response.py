@@ -183,11 +183,13 @@ class CnameTarget(ResponseRule):
         while i < len(todo):
             to = self.target_for(todo[i].target())
             i += 1
-            if to is None or req.listener is None or self._target(to) is None:
+            got = None if to is None or req.listener is None else self._target(to)
+            if got is None:
                 continue
+            assert to is not None
             spliced = partial(self._spliced, msg, req, w, then, todo, i, to)
             try:
-                sub = req.copy_with(qname=to)
+                sub = req.copy_with(wire_qname=got[0])
             except (wire.WireError, ValueError):  # a broken self-lookup leaves only the rewritten CNAMEs
                 return spliced(None)
             return self_lookup(sub, w, spliced)

@@ -161,7 +161,8 @@ class Reply:
         self.body = b""
         self.records: list[bytes] = []
         self.types: list[int] = []  # of the answers
-        self.targets: list[str] = []  # the CNAME answers' targets, in order (with lookups)
+        self.targets: list[bytes | None] = []  # the CNAME answers' targets as wire, in order (with lookups;
+        # None: a target the wire cannot carry)
 
 
 class Outcome:
@@ -256,7 +257,7 @@ class TemplateHandler(Handler):
         reply = Reply(True, (len(answers), len(authority), len(additional)))
         reply.records = [r.packed for r in records]  # type: ignore[union-attr]
         reply.types = [r.rtype for r in answers]  # type: ignore[union-attr]
-        reply.targets = [r.target for r in answers if r.rtype == TYPE_CNAME]  # type: ignore[union-attr]
+        reply.targets = [r.rdata for r in answers if r.rtype == TYPE_CNAME]  # type: ignore[union-attr]
         return reply
 
     def _dnslib_reply(self, req: Request, t: Tmpl, texts: tuple[tuple[str, ...], ...], labels: tuple[str, ...],
@@ -280,7 +281,7 @@ class TemplateHandler(Handler):
         reply.types = [rr.rtype for rr in rrs[0]]
         if lookups:
             reply.records = uncompressed(packed)
-            reply.targets = [str(rr.rdata.label) for rr in rrs[0] if rr.rtype == TYPE_CNAME]
+            reply.targets = [_wire_or_none(str(rr.rdata.label)) for rr in rrs[0] if rr.rtype == TYPE_CNAME]
         else:
             reply.body = packed[len(req.question) + 12 :]
         return reply
@@ -356,7 +357,7 @@ class TemplateHandler(Handler):
         subs: list[Request | None] = []
         for target in out.reply.targets:
             try:
-                subs.append(req.copy_with(qname=target))
+                subs.append(None if target is None else req.copy_with(wire_qname=target))
             except (wire.WireError, ValueError):
                 subs.append(None)  # a target the wire cannot carry: nothing to append
 
@@ -365,6 +366,14 @@ class TemplateHandler(Handler):
             return self._write(req, out, w, [_answers(next(got)) if s is not None else [] for s in subs])
 
         return self_lookup_all([s for s in subs if s is not None], w, then)
+
+
+def _wire_or_none(name: str) -> bytes | None:
+    """A CNAME target's wire form; None when the wire cannot carry it (the self-lookup then has no answers)."""
+    try:
+        return wire.text_to_wire(name)
+    except (wire.WireError, ValueError):
+        return None
 
 
 def _answers(reply: wire.Reply | None) -> list[bytes]:

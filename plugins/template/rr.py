@@ -119,6 +119,7 @@ class WireRR(NamedTuple):
     rtype: int
     packed: bytes
     target: str  # a CNAME's target in presentation form ("" for other types)
+    rdata: bytes  # (a CNAME's: its target in wire form, what a self-lookup asks)
 
 
 def _plain(name: str) -> bytes | None:
@@ -170,4 +171,4 @@ def wire_rr(text: str) -> WireRR | None:
             rtype, rdata = 33, b"".join(nums) + host  # type: ignore[arg-type]
     if rdata is None:
         return None
-    return WireRR(rtype, own + struct.pack(">HHIH", rtype, rclass, ttl, len(rdata)) + rdata, target)
+    return WireRR(rtype, own + struct.pack(">HHIH", rtype, rclass, ttl, len(rdata)) + rdata, target, rdata)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from pycoredns.plugins.template import parse_rr
 
+from pycoredns import wire
+
 
 def test_parse_rr_defaults_and_errors() -> None:
     assert str(parse_rr("foo 60 IN A 192.0.2.1").rname) == "foo."
@@ -31,6 +33,8 @@ def test_wire_rr_packs_what_parse_rr_packs() -> None:
         built = wire_rr(text)
         assert built is not None and built.packed == uncompressed(bytes(rec.pack()))[0], text
     assert wire_rr("Foo.Example. 5 CNAME bar").target == "bar."  # type: ignore[union-attr]
+    for target in ("bar", "bar.", "Bar.Example.", "a-b_c.d"):  # what the self-lookup asks: the target's wire form
+        assert wire_rr(f"x. 5 CNAME {target}").rdata == wire.text_to_wire(target)  # type: ignore[union-attr]
     for text in ("x. DNAME y.", "x. A 1.2.3.4.", "@ A 1.2.3.4", "x. TXT a", "x\\.y. A 1.2.3.4", "x. A 256.1.1.1",
                  "x. AAAA ::ffff:1.2.3.4", "x. MX 70000 a.", "x. 4294967296 A 1.1.1.1", "a" * 64 + ". A 1.1.1.1",
                  "x. A 1.2.3.4 5.6.7.8", "x. CNAME"):
