@@ -2,6 +2,7 @@
 
     python bench/selflookup_bench.py [--other /work/ref/bin/coredns] [--seconds 10]
         [--before "env PYTHONPATH=/tmp/before:<site-packages> python3 -S -m pycoredns"] [--before-first]
+        [--pycoredns "env PYTHONPATH=/tmp/after:<site-packages> python3 -S -m pycoredns"]
 
 Rows (10,000 distinct names each, no cache, so every query waits for the upstream):
 - template: `n<i>.alias.test. A` is answered with a CNAME to `n<i>.bench.test.`, whose A comes from a
@@ -97,6 +98,8 @@ def start_responder() -> tuple[subprocess.Popen, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--other", default="/work/ref/bin/coredns", help="another server binary ('' for none)")
+    ap.add_argument("--pycoredns", default=f"{sys.executable} -m pycoredns",
+                    help="command that runs this pycoredns (e.g. a snapshot of the tree, as --before)")
     ap.add_argument("--before", default="", help="command that runs another pycoredns checkout")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("-k", dest="match", default="", help="only rows whose name contains this")
@@ -109,7 +112,7 @@ def main() -> None:
         return
     if shutil.which("dnsperf") is None:
         raise SystemExit("dnsperf is needed (bash .ci/install)")
-    binaries = {"pycoredns": [sys.executable, "-m", "pycoredns"]}
+    binaries = {"pycoredns": shlex.split(args.pycoredns)}
     if args.before:
         binaries["before"] = shlex.split(args.before)
         if args.before_first:
