@@ -245,11 +245,13 @@ def warm(port: int, datafile: str) -> None:
                    check=False)
 
 
-def wait_answers(port: int, name: str, timeout: float = 60.0) -> None:
+def wait_answers(port: int, name: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if answers(port, name):
             return
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"the server exited with {proc.returncode}")
         time.sleep(0.05)
     raise SystemExit(f"nothing answers {name} on port {port}")
 
@@ -260,11 +262,23 @@ def start(label: str, cmd: list[str], corefile: str, tmp: Path, port: int, probe
     s = Server(label, [*cmd, "-conf", str(conf)], port, cwd=tmp, log=tmp / f"{label}.log")
     s.__enter__()
     try:
-        wait_answers(port, probe)
+        wait_answers(port, probe, proc=s.proc)
+    except SystemExit as e:
+        s.__exit__()
+        raise failed(e, s) from None
     except BaseException:
         s.__exit__()
         raise
     return s
+
+
+def failed(e: SystemExit, s: Server) -> SystemExit:
+    """`e` with the end of the server's log (the temp dir holding it is gone when the matrix ends)."""
+    try:
+        tail = Path(s.log).read_text(errors="replace")[-300:].strip() if s.log else ""
+    except OSError:
+        tail = ""
+    return SystemExit(f"{e}; log: {tail!r}")
 
 
 def _fmt(value: float, spec: str) -> str:
@@ -528,7 +542,10 @@ def seed_row(path: str, kc: Path, args: argparse.Namespace, ctx: Context) -> Cal
         cluster = Server(f"{label}-cluster", [*cmd, "-conf", str(conf)], p["cluster_port"],
                          f"http://127.0.0.1:{p['ready']}/ready", cwd=ctx.tmp, log=ctx.tmp / f"{label}-cluster.log")
         with cluster:
-            cluster.wait_ready(300)
+            try:
+                cluster.wait_ready(300)
+            except SystemExit as e:
+                raise failed(e, cluster) from None
             node = start(f"{label}-nodelocal", cmd, nodelocal_tpl.format(**fill), ctx.tmp, p["port"], "a.bench.test.")
             try:
                 warm(p["port"], path)
