@@ -8,7 +8,6 @@ chain's "not written" rcode is written by the server.
 from __future__ import annotations
 
 import errno
-import functools
 import os
 import socket
 import struct
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
     from .block import BlockConfig
 
 _SOCKADDRS = mmsg.SOCKADDRS
+_new = object.__new__
 _OPT_CLASS_TTL = struct.Struct(">HI")
 _LEN = struct.Struct(">H")
 DRAIN_BATCH = 64
@@ -215,20 +215,12 @@ def _kept(w: ClientWriter, reply: Reply) -> bytes | None:
 
 class UDPWriter(ClientWriter):
     """Inside a drain iteration (`mmsg.DEFER.active`) the reply joins the socket's batch, sent by
-    one sendmmsg when the iteration ends; otherwise it is sent at once."""
+    one sendmmsg when the iteration ends; otherwise it is sent at once. Made by `UDPTransport.writer`."""
 
     __slots__ = ("addr", "batch", "sock")
-
-    def __init__(self, sock: socket.socket, batch: mmsg.SendBatch | None, req: Request,
-                 addr: tuple[Any, ...]) -> None:
-        self.written = False  # ResponseWriter's state, set here: no super() call per query
-        self.held = False
-        self.hooks = None
-        self.reply = None
-        self.sock = sock
-        self.addr = addr
-        self.req = req
-        self.batch = batch
+    sock: socket.socket
+    addr: tuple[Any, ...]
+    batch: mmsg.SendBatch | None
 
     def write(self, reply: Reply) -> None:
         if self.written:
@@ -289,7 +281,7 @@ class TCPWriter(ClientWriter):
 class UDPTransport:
     """What `dispatch` needs from a UDP socket, made once per socket (no closures per datagram)."""
 
-    __slots__ = ("batch", "sock", "spawn", "writer")
+    __slots__ = ("batch", "sock", "spawn")
     proto = "udp"
 
     def __init__(self, sock: socket.socket, spawn: Callable[..., None]) -> None:
@@ -299,9 +291,19 @@ class UDPTransport:
         batched = mmsg.AVAILABLE and isinstance(sock, socket.socket) and sock.family in (socket.AF_INET,
                                                                                          socket.AF_INET6)
         self.batch = mmsg.SendBatch(sock, named=True) if batched else None
-        # writer(req, addr): a partial, so that making a query's writer is one Python frame (its __init__)
-        self.writer: Callable[[Request, tuple[Any, ...]], ClientWriter] = functools.partial(UDPWriter, sock,
-                                                                                            self.batch)
+
+    def writer(self, req: Request, addr: tuple[Any, ...]) -> UDPWriter:
+        """A query's writer: its slots set here, one Python frame and no class call (this runs per query)."""
+        w = _new(UDPWriter)
+        w.written = False
+        w.held = False
+        w.hooks = None
+        w.reply = None
+        w.sock = self.sock
+        w.addr = addr
+        w.req = req
+        w.batch = self.batch
+        return w
 
     def send_raw(self, data: bytes, addr: tuple[Any, ...]) -> None:
         try:
@@ -335,7 +337,9 @@ class Listener:
         self.tcp_retiring = False
         self.inflight = 0
         self._label = ""
-        self._routes: dict[tuple[bytes, bool], tuple[BlockConfig, str]] = {}
+        # routing results by qname wire: DS queries apart (their zone is the parent side's)
+        self._routes: dict[bytes, tuple[BlockConfig, str]] = {}
+        self._ds_routes: dict[bytes, tuple[BlockConfig, str]] = {}
         self._local = (host, port)  # Request.local of every query (made once, not per query)
         # TCP timeouts and queries per connection; the `timeouts` plugin sets them per block
         self.read_timeout = READ_TIMEOUT
@@ -382,17 +386,16 @@ class Listener:
         """The block whose chain serves `req`; None means REFUSED. Memoised per (qname, DS or not)."""
         if self.has_views:
             return self._route(req)
-        key = (req.qname_wire, req.qtype == TYPE_DS)
-        hit = self._routes.get(key)
+        routes = self._ds_routes if req.qtype == TYPE_DS else self._routes  # keyed by bytes: no tuple per query
+        hit = routes.get(req.qname_wire)
         if hit is not None:
             req.zone = hit[1]
             return hit[0]
         block = self._route(req)
         if block is not None:
-            routes = self._routes
             if len(routes) >= ROUTE_CACHE_SIZE:
                 routes.clear()
-            routes[key] = (block, req.zone)
+            routes[req.qname_wire] = (block, req.zone)
         return block
 
     def _route(self, req: Request) -> BlockConfig | None:
