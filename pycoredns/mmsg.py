@@ -232,13 +232,16 @@ class SendBatch:
 
     def _runs(self, count: int) -> list[tuple[int, int, int]]:
         """(start, end, size) of each run of two or more queued datagrams of one size up to GSO_MAX."""
-        iov = self._iov
+        sizes = self._iov[1 : 2 * count : 2].tolist()
+        n = sizes[0]
+        if sizes.count(n) == count:  # one size (queries for names of one length): no walk
+            return [(0, count, n)] if n <= GSO_MAX else []
         runs = []
         i = 0
         while i < count:
-            n = iov[2 * i + 1]
+            n = sizes[i]
             j = i + 1
-            while j < count and iov[2 * j + 1] == n:
+            while j < count and sizes[j] == n:
                 j += 1
             if j - i > 1 and n <= GSO_MAX:
                 runs.append((i, j, n))

@@ -163,6 +163,12 @@ def test_runs_of_equal_datagrams_go_out_as_the_same_datagrams():
         batch.flush()
         assert [receiver.recv(2048) for _ in sent] == sent
         assert batch.gso  # the kernel took UDP_SEGMENT (Linux >= 4.18)
+        big = [bytes([i]) * (mmsg.GSO_MAX + 1) for i in range(3)]  # one size, above GSO_MAX: sendmmsg
+        for d in big:
+            batch.add(d)
+        assert batch._runs(3) == []
+        batch.flush()
+        assert [receiver.recv(2048) for _ in big] == big
     finally:
         receiver.close()
         sender.close()
