@@ -298,6 +298,8 @@ def row_cells(results: list[dict]) -> str:
         if "qps_span" in r:
             qps += " ({:,.0f}-{:,.0f})".format(*r["qps_span"])
             cpu += " ({:.1f}-{:.1f})".format(*r["cpu_span"])
+        if r.get("rounds", 0) < r.get("of", 0):
+            qps += f" [{r['rounds']} of {r['of']} rounds ran]"
         core = _fmt(100 * r.get("srv_core", NAN), ".0f")
         cells.append(f"{qps} | {cpu}{miss} | {r['rss_mb']:.0f} | {r['lost']} | {core}")
     if len(results) == 2 and results[1].get("qps") and results[0].get("qps"):
@@ -322,7 +324,7 @@ def summarize(runs: list[dict]) -> dict:
     ok = [r for r in runs if "qps" in r]
     if not ok:
         return runs[-1] if runs else {"error": "not run"}
-    out: dict = {"lost": sum(r["lost"] for r in ok), "rounds": len(ok)}
+    out: dict = {"lost": sum(r["lost"] for r in ok), "rounds": len(ok), "of": len(runs)}
     for key in {k for r in ok for k, v in r.items() if isinstance(v, float) and k != "lost"}:
         vals = [r[key] for r in ok if key in r and r[key] == r[key]]
         out[key] = statistics.median(vals) if vals else NAN
