@@ -12,12 +12,13 @@ the completed queries), RSS after the run; then the ratios (qps pycoredns / othe
 Rounds: the whole matrix runs `--rounds` times, the server order alternating (A B, then B A, ...), so
 the rounds of one row lie minutes apart; every run is a fresh server process (and its warm-up pass).
 Each run prints a line as it ends; then the table of medians with each figure's min-max and the
-ratios of the medians, and a second table of who was busy: the server's own share of core 0, the
-load side's (dnsperf, unbound, the API server, the load core's ksoftirqd) share of core 1, each
-core's busy share with everybody's work, and unbound's and dnsperf's CPU µs per query. A row whose
-server share is near 100 % is server-bound; one whose load-side share is, is bound by the load core
-and says little about the servers' qps. On a shared machine, other engineers' work fills both cores
-and the shares show how much of its core each server got.
+ratios of the medians, and a second table of who was busy: the server's own share of core 0 and its
+demand (CPU time its threads ran or waited runnable per second, /proc schedstat), the same for the
+load side on core 1 (dnsperf, unbound, the API server, the load core's ksoftirqd), each core's busy
+share with everybody's work, and unbound's and dnsperf's CPU µs and wake-ups per query. A side whose
+demand is ~1 core or more had work waiting the whole run: it set the rate (the `limit` column),
+whatever share of its core it got beside other work on a shared machine, where the qps columns show
+those shares and the CPU µs per query is the comparable figure.
 
 The seed-path mode runs the two tiers of a cluster end to end: search-path-expanded pod lookups
 (musl: ndots 5, A and AAAA per try) go to a node-local tier (cluster.local over TCP to the cluster
@@ -67,7 +68,7 @@ from bench.sidebyside import (  # noqa: E402
 CLIENTS = 16
 OUTSTANDING = 200
 SECONDS = 10  # per measured run
-ROUNDS = 3  # the full matrix: ~3.5-4 min per round at 10 s (13:20 UTC, load ~8.7)
+ROUNDS = 3  # the full matrix took 10 min 51 s and 12 min 48 s at 10 s per run (13:33, 13:48 UTC, load 4-11)
 
 # -- the single-server rows ------------------------------------------------------------------------------
 
