@@ -36,11 +36,12 @@ log = plugin_logger("rewrite")
 class _Capture(Wrapper):
     """Holds the downstream reply so the reverter can rewrite it when the query completes."""
 
-    __slots__ = ("plan", "reply", "rewrite")
+    __slots__ = ("plan", "reply", "reverted", "rewrite")
 
     def __init__(self, inner: ResponseWriter, rewrite: Rewrite, plan: _Plan) -> None:
         super().__init__(inner)
         self.reply: Reply | Message | None = None
+        self.reverted = False  # `reply` went through the reverter already
         self.rewrite = rewrite
         self.plan = plan
 
@@ -85,12 +86,18 @@ class _LookupCapture(_Capture):
             return finish()
         try:
             data = wire.to_bytes(self.reply)
+        except _DAMAGED as e:  # passed on, as in _finish
+            _damaged(plan, e)
+            return finish()
+        if data.find(_CNAME_TYPE, 12) < 0 and self.reverted_at_once(data):
+            return finish()
+        try:
             lay = layout_of(data)
             if wire.TYPE_CNAME not in lay.types:  # nothing for the rules to change: no decompression here
                 return finish()
             msg = Message(data, lay)
-        except (wire.WireError, ValueError, IndexError, struct.error) as e:  # passed on, as in _finish
-            log.warning(f"cannot rewrite reply for {plan.state.req.name}: {e}")
+        except _DAMAGED as e:  # passed on, as in _finish
+            _damaged(plan, e)
             return finish()
         rules = plan.lookups
 
@@ -101,6 +108,25 @@ class _LookupCapture(_Capture):
             return finish()
 
         return run(0)
+
+    def reverted_at_once(self, data: bytes) -> bool:
+        """A reply in which no record can be a CNAME (no 00 05 after the header) has nothing for the
+        rules: it is reverted without the walk that looks for CNAMEs (a reply the reverter takes, that
+        walk takes too). False when the reverter fails: the walk then reports the damage as always."""
+        try:
+            self.reply = self.rewrite._revert(self.plan, data)
+        except _DAMAGED:
+            return False
+        self.reverted = True
+        return True
+
+
+def _damaged(plan: _Plan, e: Exception) -> None:
+    log.warning(f"cannot rewrite reply for {plan.state.req.name}: {e}")
+
+
+_CNAME_TYPE = wire.TYPE_CNAME.to_bytes(2, "big")
+_DAMAGED = (wire.WireError, ValueError, IndexError, struct.error)  # a reply the reverter cannot take
 
 
 class _Plan:
@@ -145,22 +171,26 @@ class Rewrite(WrapperHandler):
                 return _Plan(st, responses, True)
         return _Plan(st, responses, False) if applied else None
 
-    def _reverted(self, plan: _Plan, reply: Reply | Message) -> Reply:
+    def _revert(self, plan: _Plan, reply: Reply | Message) -> bytes:
+        """The reply through the reverter; raises what it raises on a damaged reply (_DAMAGED)."""
         req = plan.state.req
+        if isinstance(reply, Message):  # what `cname` rules rebuilt
+            return revert_message(reply, req, plan.responses, plan.state.edns_created)
+        # a self-lookup's own pass through `cname` rules: its caller reads the answers (answers_of)
+        keep = req.depth > 0 and bool(plan.lookups)
+        return revert(bytes(wire.to_bytes(reply)), req, plan.responses, plan.state.edns_created, keep)
+
+    def _reverted(self, plan: _Plan, reply: Reply | Message) -> Reply:
         try:
-            if isinstance(reply, Message):  # what `cname` rules rebuilt
-                return revert_message(reply, req, plan.responses, plan.state.edns_created)
-            # a self-lookup's own pass through `cname` rules: its caller reads the answers (answers_of)
-            keep = req.depth > 0 and bool(plan.lookups)
-            return revert(bytes(wire.to_bytes(reply)), req, plan.responses, plan.state.edns_created, keep)
-        except (wire.WireError, ValueError, IndexError, struct.error) as e:  # goes out as the plugin below wrote it
-            log.warning(f"cannot rewrite reply for {req.name}: {e}")
+            return self._revert(plan, reply)
+        except _DAMAGED as e:  # goes out as the plugin below wrote it
+            _damaged(plan, e)
             return reply.pack() if isinstance(reply, Message) else reply
 
     def _finish(self, plan: _Plan, w: ResponseWriter, cap: _Capture, rc: int, err: PluginError | None) -> int:
         """Write the captured reply through the reverter; in stop mode also answer unwritten rcodes."""
         if cap.reply is not None:
-            w.write(self._reverted(plan, cap.reply))
+            w.write(cap.reply if cap.reverted else self._reverted(plan, cap.reply))  # type: ignore[arg-type]
         elif plan.stopped and not client_write(rc):
             # CoreDNS writes the error itself so the question matches the client's.
             w.write(self._reverted(plan, plan.new_req.empty_reply(rc)))
