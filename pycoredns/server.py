@@ -229,7 +229,9 @@ class UDPWriter(ClientWriter):
         data = reply if type(reply) is bytes else reply_bytes(reply)
         self.written = True
         self.reply = data
-        data = scrub(self.req, data)
+        req = self.req
+        if req.edns is not None or len(data) > 512:  # else the scrub has nothing to do: no call
+            data = scrub(req, data)
         if self.batch is not None and mmsg.DEFER.active:
             try:
                 name = _SOCKADDRS.get(self.addr)  # mmsg.sockaddr's memo, read here: one call less per reply
@@ -444,7 +446,8 @@ class Listener:
             elif len(remote) != 2:
                 client = (ip, remote[1])  # IPv6: without flowinfo and scope id
         try:
-            req = Request(data, client, transport.proto, self._local, self)
+            req = _new(Request)  # Request(...) without the class call: __init__ as a method
+            req.__init__(data, client, transport.proto, self._local, self)  # type: ignore[misc]  # exactly Request
         except Rejected as rej:
             if rej.reply is not None:
                 transport.send_raw(rej.reply, remote)
