@@ -21,7 +21,8 @@ import argparse
 import gc
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import trio
 
@@ -75,14 +76,20 @@ CASES: dict[str, tuple[str, Callable[[int], str], bool]] = {
 }
 
 
-async def measure(plugins: str, name: Callable[[int], str], fill: bool, n: int, rounds: int) -> float:
+@asynccontextmanager
+async def fake_chain(plugins: str) -> AsyncIterator[tuple[Callable[..., object], object, NullSock]]:
+    """A real server from Corefile text whose chain ends in FakeUpstream (in place of whoami): its UDP
+    listener's `dispatch`, the transport over a socket stand-in, and the stand-in."""
     async with serve(". {\n" + plugins + "\n whoami\n}\n") as process:
         assert process.instance is not None
-        handlers = process.instance.blocks[0].handlers
-        handlers[-2].next = FakeUpstream()  # in place of whoami
+        process.instance.blocks[0].handlers[-2].next = FakeUpstream()
         listener = process.instance.first_listener()
-        transport = listener.udp_transport(NullSock())  # type: ignore[arg-type]
-        dispatch = listener.dispatch
+        sock = NullSock()
+        yield listener.dispatch, listener.udp_transport(sock), sock  # type: ignore[arg-type]
+
+
+async def measure(plugins: str, name: Callable[[int], str], fill: bool, n: int, rounds: int) -> float:
+    async with fake_chain(plugins) as (dispatch, transport, _sock):
         best = float("inf")
         for r in range(rounds):
             base = 0 if fill else r * n  # misses: names never asked before

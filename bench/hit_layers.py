@@ -19,9 +19,7 @@ import time
 from collections.abc import Callable
 
 import trio
-from cache_path import CLIENT, FakeUpstream, NullSock, query  # bench/ is the script's directory
-
-from pycoredns.embed import serve
+from cache_path import CLIENT, fake_chain, query  # bench/ is the script's directory
 
 PROM = " prometheus 127.0.0.1:0"
 NODELOCAL = " errors\n cache 30\n reload\n loop\n" + PROM
@@ -37,14 +35,7 @@ CASES: dict[str, tuple[str, Callable[[int], str]]] = {
 
 
 async def run(plugins: str, name: Callable[[int], str], n: int, rounds: int, timed: bool) -> float:
-    async with serve(". {\n" + plugins + "\n whoami\n}\n") as process:
-        assert process.instance is not None
-        handlers = process.instance.blocks[0].handlers
-        handlers[-2].next = FakeUpstream()  # in place of whoami
-        listener = process.instance.first_listener()
-        sock = NullSock()
-        transport = listener.udp_transport(sock)  # type: ignore[arg-type]
-        dispatch = listener.dispatch
+    async with fake_chain(plugins) as (dispatch, transport, sock):
         fill = [query(name(i)) for i in range(10000)]  # the same work whatever -n is: --loop subtracts it
         for d in fill:  # fill the cache
             dispatch(d, CLIENT, transport)
