@@ -188,13 +188,27 @@ NAME_CACHE_SIZE = 4096
 _NAME_TEXT: dict[bytes, str] = {}
 
 
+def _without_final_dots(name: str) -> str:
+    """`name` without its final unescaped dots: an escaped one (`a\\..`, the label "a.") stays."""
+    end = len(name)
+    while end and name[end - 1] == ".":
+        slashes = 0
+        while end - 2 - slashes >= 0 and name[end - 2 - slashes] == "\\":
+            slashes += 1
+        if slashes % 2:
+            break  # `\\.`: a dot inside the last label
+        end -= 1
+    return name[:end]
+
+
 def text_to_wire(name: str) -> bytes:
     """Uncompressed wire form of a presentation-form name (handles `\\.` and `\\DDD` escapes)."""
-    name = name.rstrip(".") if name != "." else ""
-    if not name:
-        return b"\x00"
     if "\\" not in name:  # no escapes (the usual name): per label, not per character
+        name = name.rstrip(".")
+        if not name:
+            return b"\x00"
         return b"".join(bytes((len(b),)) + b for b in (label.encode("utf-8") for label in name.split("."))) + b"\x00"
+    name = _without_final_dots(name)
     out = bytearray()
     label = bytearray()
     i = 0
