@@ -276,6 +276,3 @@ def expand_name(data: bytes, off: int) -> tuple[bytes, int]:
         if total > 255:
             raise WireError("name too long")
         off += 1 + length
-
-
-_expanded = expand_name  # its name before it was public

@@ -7,7 +7,7 @@ import random
 import dns.message
 import dns.rrset
 
-from pycoredns.layout import _expanded, uncompressed
+from pycoredns.layout import expand_name, uncompressed
 from pycoredns.wire import WireError, read_name
 
 
@@ -21,7 +21,7 @@ def _by_labels(data: bytes, off: int) -> tuple[bytes, int] | str:
 
 def _expand(data: bytes, off: int) -> tuple[bytes, int] | str:
     try:
-        return _expanded(data, off)
+        return expand_name(data, off)
     except WireError as e:
         return str(e)
 

@@ -15,19 +15,17 @@ if TYPE_CHECKING:
 SUCCESS = "success"  # the `type` label values (and the Corefile's option names)
 DENIAL = "denial"
 
-# Every live Cache by the order it was set up in (weak: a cache that is gone is not reported).
-LIVE: weakref.WeakValueDictionary[int, Cache] = weakref.WeakValueDictionary()
+# Every live Cache, with the order it was set up in (weak: a cache that is gone is not reported).
+LIVE: weakref.WeakKeyDictionary[Cache, int] = weakref.WeakKeyDictionary()
 _order = itertools.count()
 
 
 def track(cache: Cache) -> None:
-    LIVE[next(_order)] = cache
+    LIVE[cache] = next(_order)
 
 
 def forget(cache: Cache) -> None:
-    for k, c in list(LIVE.items()):
-        if c is cache:
-            del LIVE[k]
+    LIVE.pop(cache, None)
 
 
 def _entries() -> Iterable[tuple[tuple[str, ...], float]]:
@@ -35,7 +33,7 @@ def _entries() -> Iterable[tuple[tuple[str, ...], float]]:
     a reload, or a configuration whose shutdown has not run yet), the one set up last is reported, as
     CoreDNS's gauge holds the value the last cache set. A scrape never repeats a sample."""
     latest: dict[tuple[str, str], Cache] = {}
-    for _k, c in sorted(LIVE.items()):
+    for c, _ in sorted(LIVE.items(), key=lambda item: item[1]):
         latest[(c.server, c.zones_label)] = c
     for c in latest.values():
         yield (c.server, SUCCESS, c.zones_label, ""), float(len(c.pcache))

@@ -152,9 +152,6 @@ class Store:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def get(self, key: Hashable) -> Entry | None:
-        return self.entries.get(key)
-
     def add(self, key: Hashable, entry: Entry) -> bool:
         """Insert or replace; True when a random entry had to be evicted to make room.
 
