@@ -342,6 +342,7 @@ class Listener:
         # routing results by qname wire: DS queries apart (their zone is the parent side's)
         self._routes: dict[bytes, tuple[BlockConfig, str]] = {}
         self._ds_routes: dict[bytes, tuple[BlockConfig, str]] = {}
+        self._sole: BlockConfig | None = None  # the one block when it serves only the root zone (`.:53`)
         self._local = (host, port)  # Request.local of every query (made once, not per query)
         # TCP timeouts and queries per connection; the `timeouts` plugin sets them per block
         self.read_timeout = READ_TIMEOUT
@@ -382,10 +383,18 @@ class Listener:
         for name in ("read_timeout", "write_timeout", "idle_timeout", "max_tcp_queries"):
             if name in block.extra:  # the last block with a value wins (CoreDNS's server group)
                 setattr(self, name, block.extra[name])
+        only = self.zones.get(b"\x00")
+        self._sole = only[0] if len(self.zones) == 1 and only and len(only) == 1 and not self.has_views else None
 
     # -- routing --------------------------------------------------------------------------------
     def route(self, req: Request) -> BlockConfig | None:
-        """The block whose chain serves `req`; None means REFUSED. Memoised per (qname, DS or not)."""
+        """The block whose chain serves `req`; None means REFUSED. Memoised per (qname, DS or not),
+        except on a listener whose one block serves the root zone: every query goes there (no memo
+        entry per never-seen name, as under 300,000 distinct names)."""
+        sole = self._sole
+        if sole is not None:
+            req.zone = "."
+            return sole if sole.chain is not None else None
         if self.has_views:
             return self._route(req)
         routes = self._ds_routes if req.qtype == TYPE_DS else self._routes  # keyed by bytes: no tuple per query
