@@ -17,6 +17,16 @@ Servers, pinning, dnsperf and the CPU figures are bench/compare.py's (server on 
 unbound on core 1). `--before` runs another pycoredns checkout: a `git archive` copy with
 `ln -s ../plugins pycoredns/plugins`, started with `python3 -S` and PYTHONPATH=<copy>:<site-packages>
 (this tree's editable finder is installed by a .pth file, which -S skips).
+
+`--loop template|rewrite|dns64|forward [-n 6048] [--batch 16] [--timed]`: one process, one trio run: a client
+socket sends the row's queries `--batch` at a time to a real pycoredns listener with the row's Corefile, whose
+upstreams (the responder and unbound) are one fake UDP server in the same run that answers as they do
+(`_fake_answer`) and counts the queries it gets; `forward` is one forwarded A query alone (the part of a row
+that is not its self-lookup). `-n` queries after 200 warm-up rounds. The same work every time, for instruction
+counts the shared machine's load does not move:
+`PYTHONHASHSEED=0 valgrind --tool=callgrind <python3.11> bench/selflookup_bench.py --loop rewrite -n 3000`,
+minus the same with `-n 1000`, divided by 2,000 (the whole process: client and fake upstream included).
+`--timed` prints CPU µs per query (the process CPU clock) and the upstream queries per client query.
 """
 
 from __future__ import annotations
@@ -95,6 +105,102 @@ def start_responder() -> tuple[subprocess.Popen, str]:
     return proc, f"127.0.0.1:{port}"
 
 
+def _fake_answer(q: bytes) -> bytes:
+    """What the row's upstreams answer: `*.cn.test. A` a CNAME to target.bench.test. (the responder);
+    under bench.test. an A 192.0.2.1 for A (unbound's redirect zone), NODATA with the zone's SOA for the
+    rest; a query's OPT is answered with an OPT of 1232 bytes, as unbound does."""
+    end = q.index(b"\x00", 12) + 5
+    name, qtype = q[12 : end - 4], q[end - 4 : end - 2]
+    opt = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00" if q[10:12] != b"\x00\x00" else b""
+    arcount = b"\x00\x01" if opt else b"\x00\x00"
+    if name.endswith(b"\x02cn\x04test\x00") and qtype == b"\x00\x01":
+        target = b"\x06target\x05bench\x04test\x00"
+        rr = b"\xc0\x0c" + struct.pack(">HHIH", 5, 1, 300, len(target)) + target
+        return q[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00" + arcount + q[12:end] + rr + opt
+    if qtype == b"\x00\x01":
+        rr = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 300, 4) + bytes([192, 0, 2, 1])
+        return q[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00" + arcount + q[12:end] + rr + opt
+    zone = b"\x05bench\x04test\x00"
+    rdata = b"\x02ns" + zone + b"\x0ahostmaster" + zone + struct.pack(">IIIII", 1, 3600, 600, 86400, 60)
+    soa = zone + struct.pack(">HHIH", 6, 1, 60, len(rdata)) + rdata
+    return q[:2] + b"\x81\x80\x00\x01\x00\x00\x00\x01" + arcount + q[12:end] + soa + opt
+
+
+FORWARD = """.:{port} {{
+    bind 127.0.0.1
+    forward . {upstream}
+}}
+"""
+# the rows in-process, and `forward`: one forwarded exchange alone, what each row's self-lookups add to
+LOOP_ROWS = {"template": (TEMPLATE, "alias.test", 1), "rewrite": (REWRITE, "cn.test", 1),
+             "dns64": (DNS64, "bench.test", 28), "forward": (FORWARD, "bench.test", 1)}
+
+
+async def loop(row: str, n: int, batch: int, timed: bool) -> None:
+    """`--loop`: see the module docstring."""
+    import trio
+
+    from pycoredns.embed import serve
+
+    corefile, zone, qtype = LOOP_ROWS[row]
+    up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    up.bind(("127.0.0.1", 0))
+    up.setblocking(False)
+    seen = [0]
+
+    async def upstream() -> None:
+        while True:
+            await trio.lowlevel.wait_readable(up)
+            while True:
+                try:
+                    q, addr = up.recvfrom(65535)
+                except BlockingIOError:
+                    break
+                seen[0] += 1
+                up.sendto(_fake_answer(q), addr)
+
+    def query(i: int) -> bytes:
+        name = b"".join(bytes([len(p)]) + p for p in (f"n{i}.{zone}".encode().split(b"."))) + b"\x00"
+        return struct.pack(">HHHHHH", i & 0xFFFF, 0x0100, 1, 0, 0, 0) + name + struct.pack(">HH", qtype, 1)
+
+    addr = f"127.0.0.1:{up.getsockname()[1]}"
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(upstream)
+        async with serve(corefile.format(port=0, upstream=addr, responder=addr)) as proc:
+            cl = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            cl.bind(("127.0.0.1", 0))
+            cl.connect(("127.0.0.1", proc.port()))
+            cl.setblocking(False)
+            qs = [query(i) for i in range(NAMES)]
+
+            async def rounds(k: int) -> None:
+                i = 0
+                for _ in range(k):
+                    for _ in range(batch):
+                        cl.send(qs[i % NAMES])
+                        i += 1
+                    got = 0
+                    while got < batch:
+                        await trio.lowlevel.wait_readable(cl)
+                        while True:
+                            try:
+                                cl.recv(65535)
+                            except BlockingIOError:
+                                break
+                            got += 1
+
+            await rounds(200)
+            t0, seen0 = time.process_time(), seen[0]
+            await rounds(n // batch)
+            if timed:
+                done = n // batch * batch
+                print(f"{row}: {(time.process_time() - t0) / done * 1e6:.2f} µs per query (whole process), "
+                      f"{(seen[0] - seen0) / done:.2f} upstream queries per query")
+            cl.close()
+        nursery.cancel_scope.cancel()
+    up.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--other", default="/work/ref/bin/coredns", help="another server binary ('' for none)")
@@ -106,7 +212,16 @@ def main() -> None:
     ap.add_argument("--before-first", action="store_true", help="run the --before checkout first in each row "
                     "(alternate runs with and without it: the shared machine's load drifts)")
     ap.add_argument("--responder", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--loop", choices=tuple(LOOP_ROWS), help="the in-process loop of a row (see above) and exit")
+    ap.add_argument("--batch", type=int, default=16, help="--loop: queries per round")
+    ap.add_argument("-n", type=int, default=6048, help="--loop: queries measured")
+    ap.add_argument("--timed", action="store_true", help="--loop: print CPU µs per query")
     args = ap.parse_args()
+    if args.loop:
+        import trio
+
+        trio.run(loop, args.loop, args.n, args.batch, args.timed)
+        return
     if args.responder:
         responder(args.responder)
         return
