@@ -23,6 +23,8 @@ from .exceptions import PluginError
 from .handler import PENDING, ObserverHandler, joined, observed, run_slow
 from .layout import recent_opt
 from .request import Recorder, Rejected, Request, ResponseWriter, client_write, reply_bytes
+from .timers import Timer, call_at, call_later
+from .timers import now as _now
 from .truncation import truncate as wire_truncate
 from .wire import TYPE_DS, Reply
 
@@ -34,6 +36,8 @@ _new = object.__new__
 _OPT_CLASS_TTL = struct.Struct(">HI")
 _LEN = struct.Struct(">H")
 DRAIN_BATCH = 64
+TCP_DRAIN_BATCH = 16  # chunks a TCP connection reads in a row before it lets other tasks run
+_INF = float("inf")
 READ_TIMEOUT = 3.0
 IDLE_TIMEOUT = 10.0
 WRITE_TIMEOUT = 5.0
@@ -246,15 +250,10 @@ class UDPWriter(ClientWriter):
 
 
 class TCPWriter(ClientWriter):
-    __slots__ = ("conn",)
+    """A reply framed on its connection (`TCPConnection.send`). Made by `TCPConnection.writer`."""
 
-    def __init__(self, conn: TCPConnection, req: Request) -> None:
-        self.written = False
-        self.held = False
-        self.hooks = None
-        self.reply = None
-        self.conn = conn
-        self.req = req
+    __slots__ = ("conn",)
+    conn: TCPConnection
 
     def write(self, reply: Reply) -> None:
         data = _kept(self, reply)
@@ -643,7 +642,14 @@ class Listener:
 
 
 class TCPConnection:
-    """One client connection: length-prefixed queries, answered as they complete."""
+    """One client connection: length-prefixed queries, answered as they complete.
+
+    Plain TCP is read with raw non-blocking `os.read` on the descriptor, waiting (`wait_readable`) only
+    when nothing is there: a chunk that is ready costs no pass through trio's scheduler, which
+    `SocketStream.receive_some` always makes. DNS over TLS reads through its `SSLStream`. Both wait
+    inside one cancel scope per connection: the read and idle timeouts are a deadline (`_until`) set
+    before each wait and checked by one lazily re-armed timer (`_expire`), not a scope per chunk.
+    """
 
     def __init__(self, listener: Listener, stream: trio.SocketStream) -> None:
         self.listener = listener
@@ -660,6 +666,10 @@ class TCPConnection:
         self.retiring = False
         self._read_scope: trio.CancelScope | None = None
         self._idle = False  # at least one query read and nothing partial in the buffer
+        self._timeout = listener.read_timeout  # for the first query; then the idle timeout
+        self._budget = listener.max_tcp_queries  # queries left before closing; -1: unlimited
+        self._until = _INF  # the deadline of the wait in progress (inf: not waiting)
+        self._timer: Timer | None = None  # fires at or before `_until`; re-armed lazily
         self.held = 0  # queries completing by continuation (PENDING), not in `queries`
         self.all_released: trio.Event | None = None
         # Plain TCP: replies are written straight to the (non-blocking) socket; only what the kernel
@@ -733,45 +743,124 @@ class TCPConnection:
         if self._read_scope is not None and self._idle:
             self._read_scope.cancel()
 
+    # -- reading ---------------------------------------------------------------------------------
+    def _wait_from_now(self) -> None:
+        """Before a wait for the client's next bytes: its deadline, and the timer if none is armed."""
+        self._until = _now() + self._timeout
+        if self._timer is None:
+            self._timer = call_later(self._timeout, self._expire)
+
+    def _expire(self) -> None:
+        """The timer: a wait past its deadline ends the read loop; one still within it (the deadline
+        moved since the timer was armed) re-arms the timer for that deadline; no wait: nothing to do
+        until the next one arms a timer again."""
+        self._timer = None
+        until = self._until
+        if until == _INF or self._read_scope is None:
+            return
+        if _now() >= until:
+            self._read_scope.cancel()
+        else:
+            self._timer = call_at(until, self._expire)
+
     async def _read_loop(self) -> None:
-        buf = bytearray()
-        timeout = self.listener.read_timeout
-        budget = self.listener.max_tcp_queries  # -1: unlimited
-        while not self.closed and not (self.retiring and self._idle):
-            with trio.move_on_after(timeout) as cs:
-                self._read_scope = cs
-                try:
-                    chunk = await self.stream.receive_some(65536)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    return
-            if cs.cancelled_caught or not chunk:
-                return
-            buf += chunk
-            if self._fd >= 0:
-                self._batch = []
+        with trio.CancelScope() as self._read_scope:  # cancelled by `_expire` and by `retire`
             try:
-                while len(buf) >= 2:
-                    size = (buf[0] << 8) | buf[1]
-                    if len(buf) < 2 + size:
-                        break
-                    data = bytes(buf[2 : 2 + size])
-                    del buf[: 2 + size]
-                    self.listener.dispatch(data, self.remote, self)
-                    timeout = self.listener.idle_timeout
-                    budget -= 1
-                    if budget == 0:
-                        return  # maxtcpqueries reached: answer what was read, then close
+                if self._fd >= 0:
+                    await self._read_raw(self._fd)
+                else:
+                    await self._read_stream()
             finally:
-                batch, self._batch = self._batch, None
-                if batch and not self.closed:
-                    self._write(b"".join(batch))
-            self._idle = not buf
+                self._until = _INF
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+
+    async def _read_raw(self, fd: int) -> None:
+        """Plain TCP: `os.read` until EAGAIN, `wait_readable` only then, a checkpoint every few chunks."""
+        rest = b""
+        n = 0
+        while not self.closed and not (self.retiring and self._idle):
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                self._wait_from_now()
+                await trio.lowlevel.wait_readable(fd)
+                self._until = _INF
+                n = 0
+                continue
+            except OSError:  # reset by the peer
+                return
+            if not chunk:
+                return
+            off = self._frames(rest + chunk if rest else chunk)
+            if off is None:
+                return
+            rest = off
+            n += 1
+            if n >= TCP_DRAIN_BATCH:  # a client that never lets the socket empty shares the loop
+                n = 0
+                await trio.lowlevel.checkpoint()
+
+    async def _read_stream(self) -> None:
+        """DNS over TLS: chunks from the SSLStream."""
+        rest = b""
+        while not self.closed and not (self.retiring and self._idle):
+            self._wait_from_now()
+            try:
+                chunk = await self.stream.receive_some(65536)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                return
+            self._until = _INF
+            if not chunk:
+                return
+            data = bytes(chunk)  # a TLS stream may return a bytearray
+            off = self._frames(rest + data if rest else data)
+            if off is None:
+                return
+            rest = off
+
+    def _frames(self, data: bytes) -> bytes | None:
+        """Dispatch each whole frame of `data`, sliced once by offset (no copy of the chunk, no memmove
+        per frame); returns the unfinished rest, or None once `maxtcpqueries` is reached (the queries
+        read are answered, then the connection closes). Plain TCP writes their replies in one write."""
+        if self._fd >= 0:
+            self._batch = []
+        dispatch = self.listener.dispatch
+        remote = self.remote
+        off, end = 0, len(data)
+        try:
+            while end - off >= 2:
+                stop = off + 2 + ((data[off] << 8) | data[off + 1])
+                if stop > end:
+                    break
+                msg = data[off + 2 : stop]
+                off = stop
+                dispatch(msg, remote, self)
+                self._timeout = self.listener.idle_timeout
+                self._budget -= 1
+                if self._budget == 0:
+                    return None  # maxtcpqueries reached: answer what was read, then close
+        finally:
+            batch, self._batch = self._batch, None
+            if batch and not self.closed:
+                self._write(b"".join(batch))
+        self._idle = off == end
+        return data[off:] if off < end else b""
 
     # -- the transport interface of Listener.dispatch --------------------------------------------
     proto = "tcp"
 
     def writer(self, req: Request, addr: tuple[Any, ...]) -> ClientWriter:
-        return TCPWriter(self, req)
+        """A query's writer, its slots set here (no class call per query, as `UDPTransport.writer`)."""
+        w = _new(TCPWriter)
+        w.written = False
+        w.held = False
+        w.hooks = None
+        w.reply = None
+        w.conn = self
+        w.req = req
+        return w
 
     def send_raw(self, data: bytes, addr: tuple[Any, ...]) -> None:
         self.send(data)
