@@ -2,6 +2,7 @@
 
     python bench/forward_bench.py [--seconds 10] [--clients 4] [--outstanding 200] [--tcp]
     python bench/forward_bench.py --loop udp|tcp [--batch 16] [-n 20000] [--timed]
+    python bench/forward_bench.py --loop nodelocal [--nx 0.25] [--names 1000] [--batch 16] [-n 20000] [--timed]
     python bench/forward_bench.py --gso [--batch 64]
 
 One unbound (num-threads 1, local-data only, loopback) serves both runs in the same invocation, so the
@@ -14,6 +15,11 @@ work every time, so for instruction counts the shared machine's load does not mo
 `PYTHONHASHSEED=0 valgrind --tool=callgrind python bench/forward_bench.py --loop udp -n 6048`, minus
 the same with `-n 1008`, divided by 5,040 (the whole process: client and fake upstream included).
 `--timed` prints CPU µs per query instead (the process CPU clock; run it with `taskset -c 0`).
+`--loop nodelocal`: compare.py's node-local-style Corefile (errors, cache 30, reload, loop, forward
+with force_tcp, prometheus, health) over `--names` names (default 1,000) of which the share `--nx` (every
+1/nx-th, in a shuffled order) is NXDOMAIN without SOA at the fake TCP upstream: never cached, so
+forwarded every time; a filling pass over the names first. `--nx 0`: cache hits only. The NXDOMAIN
+row's cost per miss is (nx - hits) / nx of the two counts (issue 11, seventh session).
 
 `--gso`: the sender's CPU per 34-byte datagram of a `pycoredns.mmsg.SendBatch` flushed every `--batch`
 datagrams to a receiver process on the other core, by sendmmsg and by UDP GSO (issue 11, sixth session).
@@ -46,13 +52,31 @@ def line(label: str, r: dict) -> str:
 ANSWER = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 300, 4) + bytes([192, 0, 2, 1])
 
 
-def _query(i: int) -> bytes:
-    name = b"".join(bytes([len(p)]) + p for p in (b"n%d" % (i % 10000), b"bench", b"test")) + b"\x00"
+def _query(i: int, labels: tuple[bytes, ...] = (b"bench", b"test"), prefix: bytes = b"n") -> bytes:
+    name = b"".join(bytes([len(p)]) + p for p in (prefix + b"%d" % (i % 10000), *labels)) + b"\x00"
     return struct.pack(">HHHHHH", i & 0xFFFF, 0x0100, 1, 0, 0, 0) + name + b"\x00\x01\x00\x01"
 
 
 def _answer(q: bytes) -> bytes:
+    if q[13:14] == b"x":  # x<i>.nx.test: NXDOMAIN without SOA, as the bench's unbound answers nx.test.
+        return q[:2] + b"\x81\x83\x00\x01\x00\x00\x00\x00\x00\x00" + q[12:]
     return q[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + q[12:] + ANSWER
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _nodelocal_queries(names: int, nx: float) -> list[bytes]:
+    """`names` queries, every round(1/nx)-th of them for x<i>.nx.test (NXDOMAIN), in a fixed shuffled order."""
+    import random
+
+    every = round(1 / nx) if nx > 0 else 0
+    qs = [_query(i, (b"nx", b"test"), b"x") if every and i % every == 0 else _query(i) for i in range(names)]
+    random.Random(1).shuffle(qs)
+    return qs
 
 
 async def _udp_upstream(sock: socket.socket) -> None:
@@ -94,7 +118,7 @@ async def _tcp_conn(conn: socket.socket) -> None:
         conn.send(b"".join(out))
 
 
-async def loop(mode: str, n: int, batch: int, timed: bool) -> None:
+async def loop(mode: str, n: int, batch: int, timed: bool, names: int = 10000, nx: float = 0.25) -> None:
     """`--loop`: see the module docstring."""
     from pycoredns.embed import serve
 
@@ -111,18 +135,22 @@ async def loop(mode: str, n: int, batch: int, timed: bool) -> None:
         else:
             nursery.start_soon(_tcp_upstream, up, nursery)
         corefile = f".:0 {{\n bind 127.0.0.1\n errors\n forward . 127.0.0.1:{up.getsockname()[1]}{opts}\n}}\n"
+        if mode == "nodelocal":
+            corefile = (f".:0 {{\n bind 127.0.0.1\n errors\n cache 30\n reload\n loop\n forward . "
+                        f"127.0.0.1:{up.getsockname()[1]} {{\n  force_tcp\n }}\n prometheus 127.0.0.1:{_free_port()}\n"
+                        f" health 127.0.0.1:{_free_port()}\n}}\n")
         async with serve(corefile) as proc:
             cl = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             cl.bind(("127.0.0.1", 0))
             cl.connect(("127.0.0.1", proc.port()))
             cl.setblocking(False)
-            qs = [_query(i) for i in range(10000)]
+            qs = _nodelocal_queries(names, nx) if mode == "nodelocal" else [_query(i) for i in range(10000)]
 
-            async def rounds(k: int) -> None:
+            async def rounds(k: int, batch: int = batch) -> None:
                 i = 0
                 for _ in range(k):
                     for _ in range(batch):
-                        cl.send(qs[i % 10000])
+                        cl.send(qs[i % len(qs)])
                         i += 1
                     got = 0
                     while got < batch:
@@ -134,6 +162,9 @@ async def loop(mode: str, n: int, batch: int, timed: bool) -> None:
                                 break
                             got += 1
 
+            if mode == "nodelocal":
+                await rounds(-(-len(qs) // 200), 200)  # the filling pass: every name once, 200 at a time as
+                # compare.py's warm-up (dnsperf -q 200): its misses open more than one upstream connection
             await rounds(200)
             t0 = time.process_time()
             await rounds(n // batch)
@@ -189,7 +220,9 @@ def gso(batch: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--loop", choices=("udp", "tcp"), help="the in-process loop (see above) and exit")
+    ap.add_argument("--loop", choices=("udp", "tcp", "nodelocal"), help="the in-process loop (see above) and exit")
+    ap.add_argument("--nx", type=float, default=0.25, help="--loop nodelocal: the share of NXDOMAIN names")
+    ap.add_argument("--names", type=int, default=1000, help="--loop nodelocal: distinct names")
     ap.add_argument("--gso", action="store_true", help="sendmmsg vs UDP GSO per datagram and exit")
     ap.add_argument("--batch", type=int, default=16, help="--loop: queries per round; --gso: datagrams per flush")
     ap.add_argument("-n", type=int, default=20000, help="--loop: queries measured")
@@ -200,7 +233,7 @@ def main() -> None:
     ap.add_argument("--tcp", action="store_true", help="dnsperf over TCP (forward mirrors it to TCP upstream)")
     args = ap.parse_args()
     if args.loop:
-        trio.run(loop, args.loop, args.n, args.batch, args.timed)
+        trio.run(loop, args.loop, args.n, args.batch, args.timed, args.names, args.nx)
         return
     if args.gso:
         gso(args.batch)

@@ -9,7 +9,7 @@ UDP: one connected non-blocking socket per upstream carries every in-flight quer
 recv syscall per query.
 
 TCP/TLS: persistent connections, many queries in flight on each (RFC 7766 pipelining), replies
-matched by ID in any order; a few connections per upstream, the least busy one taking the next query.
+matched by ID in any order; a few connections per upstream, the first one with room taking the next query.
 Plain TCP uses raw non-blocking sockets (a drain loop, `send` straight from the query's callback);
 TLS goes through trio's SSLStream with one writer task per connection. A connection that dies fails
 its queries at once (they retry elsewhere or SERVFAIL); idle ones are closed after `expire`.
@@ -737,7 +737,14 @@ class Proxy:
         return self.stream_conn("tcp")
 
     def stream_conn(self, kind: str) -> StreamConn:
-        """The least busy live connection; a new one when all are busy (up to POOL_MAX) or expired."""
+        """The first live connection with fewer than PIPELINE queries in flight; a new one when all are
+        that busy (up to POOL_MAX; then the least busy) or expired.
+
+        First, not least busy: the queries of one drain iteration then share one connection, so they go
+        out in one send, the upstream reads them in one chunk and its replies come back in few reads.
+        Spread over the pool (which a burst above PIPELINE opens to POOL_MAX), each connection's send,
+        read wake-up and reply flush carried a quarter of them (bench/README.md, seventh session); the
+        connections past the first now fall idle and close after `expire`."""
         conns = self.conns[kind]
         now = 0.0  # read only when an idle connection is met
         best: StreamConn | None = None
@@ -750,6 +757,9 @@ class Proxy:
                 if now - c.used >= self.expire:
                     expired.append(c)  # idle past `expire`
                     continue
+            if n < PIPELINE:
+                best, fewest = c, n
+                break
             if best is None or n < fewest:
                 best, fewest = c, n
         for c in expired:

@@ -245,6 +245,24 @@ async def test_a_thousand_in_flight_replies_out_of_order(option: str, client_tcp
         assert await settle(lambda: fwd.pending() == 0 and fwd.concurrent == 0 and listeners_idle(srv))
 
 
+async def test_tcp_queries_fill_the_first_connection_with_room() -> None:
+    """A burst opens more connections than one; later queries (fewer than PIPELINE in flight) all go to
+    the pool's first connection, not spread over the pool: one send per drain iteration, replies read
+    in few chunks (bench/README.md, seventh session)."""
+    from pycoredns.plugins.forward.proxy import PIPELINE
+
+    up = Upstream(batch=100)
+    async with up.serve(), running(f". {{\n forward . {up.addr} {{\n  force_tcp\n }}\n}}\n") as srv:
+        check_all_answered(await blast(srv.port(), N), N)
+        conns = forward_of(srv).proxies[0].conns["tcp"]
+        assert len(conns) > 1  # the burst of N opened more than one connection
+        served = [c.served for c in conns]
+        up.batch = 1
+        count = PIPELINE // 2
+        check_all_answered(await blast(srv.port(), count, first=N), count, first=N)
+        assert [c.served - s for c, s in zip(conns, served, strict=True)] == [count] + [0] * (len(conns) - 1)
+
+
 @pytest.mark.parametrize("option", ["", "force_tcp"])
 async def test_never_answering_upstream_servfail_and_tables_drain(option: str) -> None:
     up = Upstream(tcp_mode="silent", udp_silent=True)
