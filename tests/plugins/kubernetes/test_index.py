@@ -73,3 +73,19 @@ def test_apply_in_chunks_ends_the_lazy_phase() -> None:
 
 def _text(ip: str) -> str:
     return ".".join(reversed(ip.split("."))) + ".in-addr.arpa."
+
+
+def test_memo_when_full_drops_its_oldest_quarter(monkeypatch) -> None:
+    from plugins.kubernetes import index
+
+    monkeypatch.setattr(index, "MEMO_SIZE", 8)
+    idx = cluster(False)
+    keys = [(wire.text_to_wire(f"n{i}.ns.svc.cluster.local."), A) for i in range(20)]
+    for i, key in enumerate(keys):
+        idx.remember(key, (3, b"negative %d" % i))
+        assert len(idx.memo) <= 8
+    kept = list(idx.memo)
+    assert len(kept) >= 6 and kept == keys[-len(kept):]  # bounded; what was asked last is still there
+    assert idx.memo[keys[19]] == (3, b"negative 19")
+    idx.forget()
+    assert not idx.memo
