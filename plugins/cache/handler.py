@@ -343,7 +343,7 @@ class Cache(Handler):
             lb = self.labels(req)
         data = reply if type(reply) is bytes else wire.to_bytes(reply)
         try:
-            kind, matched, qend, ttls, min_ttl, max_ttl, message, msg_ttls = analyze(data, req)
+            kind, matched, qend, ttls, min_ttl, max_ttl, message = analyze(data, req)
         except Exception:
             inc(drops_total, lb.plain)
             return reply, None, False
@@ -365,7 +365,7 @@ class Cache(Handler):
             if not matched:
                 inc(drops_total, lb.plain)
             elif refresh_of is None or refreshed:
-                entry = self._store(req, key, message, qend, msg_ttls, ttl, positive, lb)
+                entry = self._store(req, key, message, qend, ttl, positive, lb)
         # Downstream with uniform TTLs: rewritten unless they all are `ttl` already.
         if min_ttl >= 0 and not min_ttl == max_ttl == ttl:
             if len(ttls) == 1 and not (ad_off and data[3] & AD):  # one record: two slices, no bytearray
@@ -380,12 +380,12 @@ class Cache(Handler):
             return bytes(out), entry, refreshed
         return (_without_ad(data) if ad_off and data[3] & AD else data), entry, refreshed
 
-    def _store(self, req: Request, key: tuple, message: bytes, qend: int, ttl_offsets: list[int],
-               ttl: int, positive: bool, lb: Labels) -> Entry | None:
+    def _store(self, req: Request, key: tuple, message: bytes, qend: int, ttl: int, positive: bool,
+               lb: Labels) -> Entry | None:
         zones = self.pexcept if positive else self.nexcept
         if zones and zone_match(zones, req.name) is not None:
             return None
-        entry = Entry(message, qend, ttl_offsets, ttl, time.monotonic(), positive)
+        entry = Entry(message, qend, None, ttl, time.monotonic(), positive)
         if positive:
             if self.pcache.add(key, entry):
                 v = evictions_total.values

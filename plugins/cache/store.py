@@ -21,6 +21,7 @@ MIN_SHARD_SIZE = 4
 _I = struct.Struct(">I")
 _HH = struct.Struct(">HH")
 _H6 = struct.Struct(">HHHHHH")
+_HHH = struct.Struct(">HHH")
 _RR = struct.Struct(">HHIH")  # type, class, TTL, rdlength
 _random = random.random
 TYPE_ANY, TYPE_CNAME, TYPE_NS, TYPE_OPT, TYPE_SOA = (wire.TYPE_ANY, wire.TYPE_CNAME, wire.TYPE_NS, wire.TYPE_OPT,
@@ -73,10 +74,12 @@ class Entry:
         "ttl_offsets",
     )
 
-    def __init__(self, message: bytes, qend: int, ttl_offsets: list[int], orig_ttl: int, stored: float,
+    def __init__(self, message: bytes, qend: int, ttl_offsets: list[int] | None, orig_ttl: int, stored: float,
                  positive: bool) -> None:
         """`message` is the reply without OPT; `ttl_offsets` are absolute offsets into it (kept, not
-        copied: the caller's list is the entry's)."""
+        copied: the caller's list is the entry's), or None: found by `record_ttls` at the first hit.
+        A miss passes None: most missed names are never hit, and an entry evicted thousands of misses
+        later frees two objects less (the list and its items), whose cold memory new objects reuse."""
         self.template = message
         self.qend = qend
         self.ttl_offsets = ttl_offsets
@@ -103,10 +106,13 @@ class Entry:
             return self.body
         if not self.counts:
             self.counts = self.template[4:12]
+        offsets = self.ttl_offsets
+        if offsets is None:
+            offsets = self.ttl_offsets = record_ttls(self.template, self.qend)
         qend = self.qend
         buf = bytearray(self.template[qend:])
         pack = _I.pack_into
-        for o in self.ttl_offsets:
+        for o in offsets:
             pack(buf, o - qend, ttl)
         self.body = bytes(buf)
         self.body_ttl = ttl
@@ -191,16 +197,40 @@ class Store:
         del d[key]
 
 
+def record_ttls(message: bytes, qend: int) -> list[int]:
+    """The offsets of the TTL words in a stored message (OPT removed) that a hit rewrites: every record
+    of the answer and authority sections and the additional section's non-OPT ones, as `analyze`
+    finds them in the reply the message was cut from."""
+    an, ns, ar = _HHH.unpack_from(message, 6)
+    authority = an + ns
+    off = qend
+    out: list[int] = []
+    skip_name = wire.skip_name
+    for i in range(authority + ar):
+        b = message[off]
+        if b >= 0xC0:
+            off += 2
+        elif b:
+            off = skip_name(message, off)
+        else:
+            off += 1
+        rtype, _rclass, _ttl, rdlen = _RR.unpack_from(message, off)
+        if i < authority or rtype != TYPE_OPT:
+            out.append(off + 4)
+        off += 10 + rdlen
+    return out
+
+
 # Reply classes (response.Type's, with HEAD's refinements, as ints for the miss path).
 NOERROR, DELEGATION, NODATA, NAMEERROR, SERVERERROR, OTHERERROR, META, UPDATE = range(8)
 
 
 # What `analyze` finds in a reply, as a plain tuple (no object per miss): (kind, matched, qend, ttls, lo,
-# hi, message, msg_ttls). `kind` is the reply class, `matched` whether it answers exactly the request's
-# question (CoreDNS request.Match), `qend` the end of its question section, `ttls` the TTL offsets of
-# its non-OPT records, `lo`/`hi` their smallest and largest TTL (-1 without records), `message` the
-# reply without its OPT record and `msg_ttls` the TTL offsets in `message`.
-Walk = tuple[int, bool, int, list[int], int, int, bytes, list[int]]
+# hi, message). `kind` is the reply class, `matched` whether it answers exactly the request's question
+# (CoreDNS request.Match), `qend` the end of its question section, `ttls` the TTL offsets of its non-OPT
+# records, `lo`/`hi` their smallest and largest TTL (-1 without records) and `message` the reply without
+# its OPT record (an entry finds its TTL offsets in it at its first hit: `record_ttls`).
+Walk = tuple[int, bool, int, list[int], int, int, bytes]
 
 
 def analyze(data: bytes, req: Request) -> Walk:
@@ -282,10 +312,9 @@ def analyze(data: bytes, req: Request) -> Walk:
         kind = _kind(flags, first_qtype, an, soa, ns_count,
                      an == 0 or has_q or not has_cname or qtype in (TYPE_ANY, TYPE_CNAME))
     if opt_start < 0:
-        return kind, matched, qend, ttls, lo, hi, data, ttls
+        return kind, matched, qend, ttls, lo, hi, data
     message = data[:10] + (ar - 1).to_bytes(2, "big") + data[12:opt_start] + data[opt_end:]
-    cut = opt_end - opt_start
-    return kind, matched, qend, ttls, lo, hi, message, [o - cut if o > opt_start else o for o in ttls]
+    return kind, matched, qend, ttls, lo, hi, message
 
 
 def _kind(flags: int, qtype: int, an: int, soa: bool, ns_count: int, answers_question: bool) -> int:
