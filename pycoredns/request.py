@@ -391,10 +391,30 @@ class Request:
             + (self.flags if flags is None else flags).to_bytes(2, "big")
             + self.wire[4:12]
             + qwire
-            + struct.pack(">HH", qt, qc)
+            + _ID_FLAGS.pack(qt, qc)
             + self.wire[self.qend :]
         )
-        r = Request(data, self.remote, self.proto, self.local, self.listener)
+        if flags is None and _one_name(qwire):
+            # Only the question changed, to one plain name: what `Request(data)` would parse is known
+            # (the header and everything after the question are this accepted request's), so no parse.
+            r = _new_request(Request)
+            r.wire = data
+            r.id = self.id
+            r.flags = self.flags
+            r.qname_wire = qwire.lower()
+            r.qtype = qt
+            r.qclass = qc
+            r.qend = 16 + len(qwire)
+            r.edns = self.edns
+            r.remote = self.remote
+            r.local = self.local
+            r.proto = self.proto
+            r.listener = self.listener
+            r._msg = None
+            r._name = None
+            r._qname = None
+        else:
+            r = Request(data, self.remote, self.proto, self.local, self.listener)
         r.zone = self.zone
         r.meta = self.meta
         r.depth = self.depth
@@ -402,6 +422,26 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<Request {self.id} {self.name} {self.qtype} {self.proto} {self.remote}>"
+
+
+_new_request = object.__new__
+
+
+def _one_name(qwire: bytes) -> bool:
+    """`qwire` is exactly one uncompressed name that `wire.parse_question` accepts (labels of at most 63
+    octets, at most 255 in all, ending with the root label at its last byte)."""
+    n = len(qwire)
+    if n > 255:
+        return False
+    off = 0
+    while off < n:
+        length = qwire[off]
+        if length == 0:
+            return off + 1 == n
+        if length > 63:
+            return False
+        off += 1 + length
+    return False
 
 
 def _reject(data: bytes, rcode: int, question: bytes = b"") -> bytes:
