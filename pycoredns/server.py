@@ -316,6 +316,32 @@ class UDPTransport:
 # -- the listener -------------------------------------------------------------------------------
 
 
+class _Resolved(Recorder):
+    """`Listener.resolve_then`'s recorder: when the query completes, `then` gets the reply, or the
+    empty reply of an rcode nothing was written for (one object per self-lookup, no closure)."""
+
+    __slots__ = ("listener", "req", "then")
+
+    def __init__(self, listener: Listener, req: Request, then: Callable[[Reply | None], object]) -> None:
+        self.written = False  # Recorder's state, set directly (one per self-lookup)
+        self.reply: Reply | None = None
+        self.rcode: int | None = None
+        self.error: BaseException | None = None
+        self.on_done = None
+        self.listener = listener
+        self.req = req
+        self.then = then
+
+    def done(self, rcode: int, error: BaseException | None = None) -> None:
+        if self.rcode is not None:
+            return
+        self.rcode, self.error = rcode, error
+        if error is not None:
+            rcode = error.rcode if isinstance(error, PluginError) else self.listener._panic(error)
+        reply = self.reply
+        self.then(self.req.empty_reply(rcode) if reply is None and not client_write(rcode) else reply)
+
+
 class Listener:
     """One (transport, address, port): its zones and the blocks that serve them."""
 
@@ -535,15 +561,7 @@ class Listener:
             then(req.empty_reply(wire.REFUSED))
             return
         req.depth += 1
-
-        def finished(rec: Recorder) -> None:
-            rc, err = rec.rcode, rec.error
-            if err is not None:
-                rc = err.rcode if isinstance(err, PluginError) else self._panic(err)
-            assert rc is not None
-            then(req.empty_reply(rc) if rec.reply is None and not client_write(rc) else rec.reply)
-
-        rec = Recorder(finished)
+        rec = _Resolved(self, req, then)
         chain = block.chain
         try:
             rc = chain.serve_fast(req, rec)  # type: ignore[union-attr]  # None: caught as a panic
