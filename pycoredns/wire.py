@@ -129,6 +129,9 @@ def labels_to_text(labels: list[bytes]) -> str:
     """Presentation form of a name, escaped like miekg/dns (`\\.`, `\\DDD`), always fully qualified."""
     if not labels:
         return "."
+    joined = b".".join(labels)  # the usual name: one search of the whole name, no dot inside a label
+    if _SPECIAL_BUT_DOT.search(joined) is None and joined.count(b".") == len(labels) - 1:
+        return joined.decode("ascii") + "."
     out = []
     special = _SPECIAL.search
     for label in labels:
@@ -141,6 +144,7 @@ def labels_to_text(labels: list[bytes]) -> str:
 
 # Bytes a label cannot show as-is: controls, space, non-ASCII, and `.\"();@$` (miekg's escapes).
 _SPECIAL = re.compile(rb'[\x00-\x20.\\"();@$\x7f-\xff]')
+_SPECIAL_BUT_DOT = re.compile(rb'[\x00-\x20\\"();@$\x7f-\xff]')
 
 
 def _escape_byte(b: int) -> str:
@@ -201,13 +205,20 @@ def _without_final_dots(name: str) -> str:
     return name[:end]
 
 
+_LENGTH_OCTET = [bytes((i,)) for i in range(256)]
+
+
 def text_to_wire(name: str) -> bytes:
     """Uncompressed wire form of a presentation-form name (handles `\\.` and `\\DDD` escapes)."""
     if "\\" not in name:  # no escapes (the usual name): per label, not per character
         name = name.rstrip(".")
         if not name:
             return b"\x00"
-        return b"".join(bytes((len(b),)) + b for b in (label.encode("utf-8") for label in name.split("."))) + b"\x00"
+        # (a dot's byte occurs in no other character's UTF-8: the labels are the encoded name's split)
+        try:
+            return b"".join([_LENGTH_OCTET[len(b)] + b for b in name.encode("utf-8").split(b".")]) + b"\x00"
+        except IndexError:
+            raise ValueError("bytes must be in range(0, 256)") from None  # a label of 256+ octets
     name = _without_final_dots(name)
     out = bytearray()
     label = bytearray()
