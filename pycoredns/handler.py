@@ -89,25 +89,34 @@ class Handler:
         query needs `serve_dns` in a task (in that case nothing has been done or written)."""
         return None
 
+    def no_next(self) -> PluginError:
+        """The error of a chain that ends at this handler (CoreDNS's NextOrFailure text)."""
+        return PluginError(wire.SERVFAIL, f"plugin/{self.name}: no next plugin found")
+
     async def next_or_failure(self, req: Request, w: ResponseWriter) -> int:
         if self.next is None:
-            raise PluginError(wire.SERVFAIL, f"plugin/{self.name}: no next plugin found")
+            raise self.no_next()
         return await self.next.serve_dns(req, w)
 
     def next_fast(self, req: Request, w: ResponseWriter) -> int | None:
         """The next handler's `serve_fast`: an rcode, PENDING or None."""
         if self.next is None:
-            raise PluginError(wire.SERVFAIL, f"plugin/{self.name}: no next plugin found")
+            raise self.no_next()
         return self.next.serve_fast(req, w)
 
     def next_continue(self, req: Request, w: ResponseWriter) -> int:
         """The next handler's fast path, never None: when the rest of the chain must await, it runs in a
         task of its own that completes through `w.done`, and this returns PENDING. The decision made
-        so far (this handler's plan, its writer) is reused, not made again by a slow path from the top."""
-        rc = self.next_fast(req, w)
+        so far (this handler's plan, its writer) is reused, not made again by a slow path from the top.
+
+        `next_fast` is inlined: every forwarded cache miss passes here twice (cache, loop), and a
+        Python frame is ~0.05-0.1 µs."""
+        nxt = self.next
+        if nxt is None:
+            raise self.no_next()
+        rc = nxt.serve_fast(req, w)
         if rc is None:
-            assert self.next is not None
-            run_slow(self.next, req, w)
+            run_slow(nxt, req, w)
             return PENDING  # type: ignore[no-any-return]
         return rc
 
@@ -404,7 +413,7 @@ class WrapperHandler(Handler):
         rewrite does). `serve_fast` inlines its wrapped case; `next_continue` is inlined here."""
         nxt = self.next
         if nxt is None:
-            err = PluginError(wire.SERVFAIL, f"plugin/{self.name}: no next plugin found")
+            err = self.no_next()
             if got is None:
                 raise err
             return got[1].after(err.rcode, err)  # the wrapper (log, errors) still sees the failure
