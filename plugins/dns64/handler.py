@@ -83,7 +83,8 @@ class _Intercept(WriterWrapper):
         if not self.plugin.should_translate(data, lay):
             w.write(reply)
             return rc
-        return self_lookup(req.copy_with(qname=req.name, qtype=TYPE_A), w,
+        # the lowercased name (CoreDNS's req.Name()), as wire: no text written back to wire
+        return self_lookup(req.copy_with(wire_qname=req.qname_wire, qtype=TYPE_A), w,
                            partial(self.plugin.synthesized, req, w, soa_ttl(data, lay)))
 
 

@@ -123,3 +123,14 @@ async def test_paths_agree(below: str) -> None:
     assert result.rcode == rcode and (str(result.error) if result.error else None) == error
     if below.endswith("aaaa"):
         assert [str(rr.rdata) for rr in result.message.rr] == ["2001:db8::1"]
+
+
+@pytest.mark.parametrize("qname", [b"\x02V4\x07Example\x03ORG\x00", b"\x02a.\x00", b"\x03a\\.\x01B\x00",
+                                   b"\x04\xff\x00 (\x00", b"\x00"])
+def test_a_lookup_asks_the_lowercased_name(qname: bytes) -> None:
+    """The A lookup asks the query's lowercased name (CoreDNS's req.Name()) by its wire form: the same
+    name the text form gives, escaped dots, backslashes and octets included (an escaped final dot too)."""
+    req = Request(struct.pack(">HHHHHH", 7, 0x0100, 1, 0, 0, 0) + qname + struct.pack(">HH", wire.TYPE_AAAA, 1))
+    by_wire = req.copy_with(wire_qname=req.qname_wire, qtype=wire.TYPE_A)
+    by_text = req.copy_with(qname=req.name, qtype=wire.TYPE_A)
+    assert by_wire.wire == by_text.wire and by_wire.qname_wire == qname.lower()
