@@ -163,7 +163,7 @@ class Rewrite(WrapperHandler):
                 continue
             applied = True
             # (the client's own name, read off the wire, is always a domain name: only a new one is checked)
-            if st.qname is not req.qname and not valid_name(st.qname):
+            if st.renamed() and not valid_name(st.qname):
                 log.error(f"Invalid name after rewrite: {st.qname}")
                 raise PluginError(wire.SERVFAIL, f"invalid name after rewrite: {st.qname}")
             responses.extend(got)

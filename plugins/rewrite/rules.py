@@ -72,16 +72,31 @@ def valid_regex(pattern: str, replacement: str) -> re.Pattern[str]:
 class State:
     """The question and EDNS options as the rules change them; the original request stays intact."""
 
-    __slots__ = ("edns_changed", "edns_created", "options", "qclass", "qname", "qtype", "req")
+    __slots__ = ("_qname", "edns_changed", "edns_created", "options", "qclass", "qtype", "req")
 
     def __init__(self, req: Request) -> None:
         self.req = req
-        self.qname = req.qname
+        self._qname: str | None = None  # the request's until a rule reads or sets it (cname rules do neither)
         self.qtype = req.qtype
         self.qclass = req.qclass
         self.options: list[tuple[int, bytes]] | None = None
         self.edns_created = False
         self.edns_changed = False
+
+    @property
+    def qname(self) -> str:
+        """The current qname as the client's case has it (the request's text form, made on first read)."""
+        if self._qname is None:
+            self._qname = self.req.qname
+        return self._qname
+
+    @qname.setter
+    def qname(self, name: str) -> None:
+        self._qname = name
+
+    def renamed(self) -> bool:
+        """A rule set another qname (the request's own is never checked again)."""
+        return self._qname is not None and self._qname is not self.req.qname
 
     @property
     def name(self) -> str:
@@ -100,7 +115,8 @@ class State:
 
     def changed(self) -> bool:
         r = self.req
-        return self.qname != r.qname or self.qtype != r.qtype or self.qclass != r.qclass or self.edns_changed
+        return ((self._qname is not None and self._qname != r.qname) or self.qtype != r.qtype
+                or self.qclass != r.qclass or self.edns_changed)
 
     def build(self) -> Request:
         """The rewritten request (question via copy_with, OPT rebuilt when an edns0 rule applied)."""
