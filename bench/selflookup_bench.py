@@ -140,8 +140,10 @@ async def loop(row: str, n: int, batch: int, timed: bool) -> None:
     """`--loop`: see the module docstring."""
     import trio
 
+    from pycoredns.cli import tune_gc
     from pycoredns.embed import serve
 
+    tune_gc()  # the collector as a serving process has it
     corefile, zone, qtype = LOOP_ROWS[row]
     up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     up.bind(("127.0.0.1", 0))
