@@ -106,9 +106,10 @@ def start_responder() -> tuple[subprocess.Popen, str]:
 
 
 def _fake_answer(q: bytes) -> bytes:
-    """What the row's upstreams answer: `*.cn.test. A` a CNAME to target.bench.test. (the responder);
-    under bench.test. an A 192.0.2.1 for A (unbound's redirect zone), NODATA with the zone's SOA for the
-    rest; a query's OPT is answered with an OPT of 1232 bytes, as unbound does."""
+    """What the row's upstreams answer, byte for byte as they do: `*.cn.test. A` a CNAME to
+    target.bench.test. (the responder); under bench.test. (unbound's redirect zone, AA) an A 192.0.2.1
+    for A, NODATA with the zone's SOA for the rest, its names compressed against the question; a query's
+    OPT is answered with an OPT of 1232 bytes, as unbound does."""
     end = q.index(b"\x00", 12) + 5
     name, qtype = q[12 : end - 4], q[end - 4 : end - 2]
     opt = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00" if q[10:12] != b"\x00\x00" else b""
@@ -119,11 +120,11 @@ def _fake_answer(q: bytes) -> bytes:
         return q[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00" + arcount + q[12:end] + rr + opt
     if qtype == b"\x00\x01":
         rr = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 300, 4) + bytes([192, 0, 2, 1])
-        return q[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00" + arcount + q[12:end] + rr + opt
-    zone = b"\x05bench\x04test\x00"
+        return q[:2] + b"\x85\x80\x00\x01\x00\x01\x00\x00" + arcount + q[12:end] + rr + opt
+    zone = struct.pack(">H", 0xC000 | (12 + len(name) - len(b"\x05bench\x04test\x00")))  # in the question
     rdata = b"\x02ns" + zone + b"\x0ahostmaster" + zone + struct.pack(">IIIII", 1, 3600, 600, 86400, 60)
     soa = zone + struct.pack(">HHIH", 6, 1, 60, len(rdata)) + rdata
-    return q[:2] + b"\x81\x80\x00\x01\x00\x00\x00\x01" + arcount + q[12:end] + soa + opt
+    return q[:2] + b"\x85\x80\x00\x01\x00\x00\x00\x01" + arcount + q[12:end] + soa + opt
 
 
 FORWARD = """.:{port} {{
