@@ -218,6 +218,36 @@ async def test_tcp_idle_connection_is_closed_after_read_timeout(monkeypatch):
                 assert await stream.receive_some(10) == b""  # server closed the silent connection
 
 
+async def test_tcp_connection_idle_after_its_queries_is_closed(monkeypatch):
+    """After the queries the deadline is the idle timeout, checked by the connection's one timer (armed
+    with the read timeout at the first wait, re-armed for the later deadline); a partial frame after
+    the queries is closed the same way. The queries go in one write: no race with the deadlines."""
+    from pycoredns import server
+
+    monkeypatch.setattr(server, "READ_TIMEOUT", 0.2)
+    monkeypatch.setattr(server, "IDLE_TIMEOUT", 0.5)
+    async with running(". {\n whoami\n}\n") as srv:
+        for tail in (b"", b"\x00"):
+            stream = await trio.open_tcp_stream("127.0.0.1", srv.port())
+            async with stream:
+                payload = b""
+                for i in range(3):
+                    w = dns.message.make_query(f"n{i}.example.org.", "A").to_wire()
+                    payload += struct.pack(">H", len(w)) + w
+                await stream.send_all(payload + tail)
+                buf, got = b"", 0
+                with trio.fail_after(5):
+                    while got < 3:
+                        chunk = await stream.receive_some(65536)
+                        assert chunk, "closed before the replies"
+                        buf += chunk
+                        while len(buf) >= 2 and len(buf) >= 2 + struct.unpack(">H", buf[:2])[0]:
+                            n = struct.unpack(">H", buf[:2])[0]
+                            assert dns.message.from_wire(buf[2 : 2 + n]).rcode() == 0
+                            buf, got = buf[2 + n :], got + 1
+                    assert await stream.receive_some(10) == b""  # closed once idle
+
+
 async def test_tcp_connection_cap_keeps_extra_clients_waiting(monkeypatch):
     from pycoredns import server
 
