@@ -28,7 +28,7 @@ from pycoredns.wire import Reply
 
 from .names import valid_name
 from .response import CnameTarget, Message, ResponseRule, revert, revert_message
-from .rules import STOP, Rule, State
+from .rules import STOP, CnameRule, Rule, State
 
 log = plugin_logger("rewrite")
 
@@ -134,16 +134,31 @@ class _Plan:
 
     __slots__ = ("lookups", "new_req", "responses", "state", "stopped")
 
-    def __init__(self, state: State, responses: list[ResponseRule], stopped: bool) -> None:
+    def __init__(self, state: State, responses: list[ResponseRule], stopped: bool,
+                 lookups: list[CnameTarget] | None = None) -> None:
         self.state = state
         self.responses = responses
         self.stopped = stopped
         self.new_req = state.build() if state.changed() else state.req
-        self.lookups = [r for r in responses if isinstance(r, CnameTarget)]
+        self.lookups = [r for r in responses if isinstance(r, CnameTarget)] if lookups is None else lookups
 
     @property
     def reverts(self) -> bool:
         return self.stopped or bool(self.responses)
+
+
+def _fixed_plan(rules: list[Rule]) -> tuple[list[ResponseRule], bool, list[CnameTarget]] | None:
+    """What `_plan` decides for any query when every rule is a `cname` rule (each always applies and
+    changes no question): the response rules up to the first `stop` one, whether there was one, and
+    those that look names up; None for any other rules (or none)."""
+    if not rules or not all(type(r) is CnameRule for r in rules):
+        return None
+    responses: list[ResponseRule] = []
+    for rule in rules:
+        responses.append(rule.response)  # type: ignore[attr-defined]
+        if rule.mode == STOP:
+            return responses, True, list(responses)  # type: ignore[arg-type]
+    return responses, False, list(responses)  # type: ignore[arg-type]
 
 
 class Rewrite(WrapperHandler):
@@ -151,10 +166,13 @@ class Rewrite(WrapperHandler):
 
     def __init__(self, rules: list[Rule]) -> None:
         self.rules = rules
+        self.fixed = _fixed_plan(rules)
 
     def _plan(self, req: Request) -> _Plan | None:
         """Run the request rules; None when none applied."""
         st = State(req)
+        if self.fixed is not None:  # cname rules only: the same plan for every query
+            return _Plan(st, *self.fixed)
         responses: list[ResponseRule] = []
         applied = False
         for rule in self.rules:
