@@ -335,6 +335,8 @@ class TemplateHandler(Handler):
         return out.rcode
 
     def serve_fast(self, req: Request, w: ResponseWriter) -> int | None:
+        if zone_match(self.zones, req.name) is None:  # not ours (a self-lookup of a CNAME target, often)
+            return self.next_continue(req, w)
         out = self._evaluate(req)
         if out.rcode is NEXT and out.error is None:
             return self.next_continue(req, w)
