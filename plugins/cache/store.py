@@ -263,6 +263,12 @@ def analyze(data: bytes, req: Request) -> Walk:
                 off += 4
     qend = off
     n = len(data)
+    if an == 1 and not ns and not ar and matched and data[off] == 0xC0:
+        # One answer whose owner is a pointer, nothing else (a plain A or AAAA reply): when it is of the
+        # asked type in a QUERY with NOERROR it is stored as NOERROR, without the general walk's set-up.
+        rtype, _rclass, ttl, rdlen = _RR.unpack_from(data, off + 2)
+        if rtype == qtype and not flags & OPCODE_RCODE and qtype not in XFR and off + 12 + rdlen <= n:
+            return NOERROR, True, qend, [off + 6], ttl, ttl, data
     ttls: list[int] = []
     soa = has_q = has_cname = False
     ns_count = 0

@@ -18,7 +18,7 @@ from conftest import query, running
 from dnslib import CNAME, QTYPE, RR, SOA, A, DNSRecord
 from pycoredns.plugins.cache import Cache, CacheWriter
 from pycoredns.plugins.cache import metrics as cachemetrics
-from pycoredns.plugins.cache.store import Entry, Store
+from pycoredns.plugins.cache.store import NOERROR, OTHERERROR, Entry, Store, analyze, record_ttls
 from upstream import GarbageUpstream, Unbound
 
 from pycoredns import directives, wire
@@ -111,6 +111,33 @@ def test_hit_is_spliced_from_wire() -> None:
     assert [rr.ttl for rr in hit.rr + hit.auth] == [193, 193, 193]
     assert [str(rr.rdata) for rr in hit.rr] == ["192.0.2.1", "192.0.2.2"]
     assert not hit.ar  # the OPT is not stored (the server mirrors the request's)
+
+
+def test_one_answer_replies_walk_as_the_general_walk() -> None:
+    """A reply with one answer whose owner is a pointer (the short path of `analyze`) classifies and
+    offsets as the general walk does; one that is not of the asked type, not NOERROR or cut short goes
+    the general way. An entry stored from it finds its TTL offsets at its first hit."""
+    q = DNSRecord.question("one.example.org", "A")
+    req = Request(bytes(q.pack()))
+    qend = req.qend
+    data = _reply(q, RR("one.example.org", rdata=A("192.0.2.1"), ttl=60))
+    assert data[qend] == 0xC0
+    assert analyze(data, req) == (NOERROR, True, qend, [qend + 6], 60, 60, data)
+    assert record_ttls(data, qend) == [qend + 6]
+    cname = _reply(q, RR("one.example.org", QTYPE.CNAME, rdata=CNAME("two.example.org"), ttl=50))
+    assert analyze(cname, req)[:6] == (OTHERERROR, True, qend, [qend + 6], 50, 50)  # a chain cut short
+    nx = bytearray(data)
+    nx[3] |= 3
+    assert analyze(bytes(nx), req)[0] == OTHERERROR  # NXDOMAIN with an answer
+    with pytest.raises(wire.WireError):
+        analyze(data[:-1], req)  # the rdata overruns the message
+    c = _cache(pttl=30.0)  # `cache 30`: the downstream TTL is capped
+    out, e, _ = c.ingest(req, _key(req), data)
+    assert e is not None and e.ttl_offsets is None and [rr.ttl for rr in DNSRecord.parse(out).rr] == [30]
+    e.stored -= 3.5
+    w = _W()
+    assert c.serve_fast(Request(bytes(q.pack())), w) == 0
+    assert [rr.ttl for rr in DNSRecord.parse(w.out).rr] == [27] and e.ttl_offsets == [qend + 6]
 
 
 def test_ad_bit_stored_and_given_per_request() -> None:
