@@ -27,7 +27,7 @@ from pycoredns.plugin import (
 from pycoredns.wire import Reply
 
 from .names import valid_name
-from .response import CnameTarget, Message, ResponseRule, revert, revert_message
+from .response import CnameTarget, Message, PreparedRules, ResponseRule, revert, revert_message
 from .rules import STOP, CnameRule, Rule, State
 
 log = plugin_logger("rewrite")
@@ -154,11 +154,13 @@ def _fixed_plan(rules: list[Rule]) -> tuple[list[ResponseRule], bool, list[Cname
     if not rules or not all(type(r) is CnameRule for r in rules):
         return None
     responses: list[ResponseRule] = []
+    stopped = False
     for rule in rules:
         responses.append(rule.response)  # type: ignore[attr-defined]
         if rule.mode == STOP:
-            return responses, True, list(responses)  # type: ignore[arg-type]
-    return responses, False, list(responses)  # type: ignore[arg-type]
+            stopped = True
+            break
+    return PreparedRules(responses), stopped, list(responses)  # type: ignore[arg-type]
 
 
 class Rewrite(WrapperHandler):

@@ -387,11 +387,9 @@ def _message_records(msg: Message) -> Iterator[_RR]:
 def _write(qid: int, flags: int, questions: list[tuple[bytes, bytes]], records: Iterator[_RR], req: Request,
            rules: list[ResponseRule], drop_opt: bool, keep: bool) -> bytes:
     """The reverted reply: the client's question, then `questions` and `records` through the rules."""
-    ordered = rules[::-1]
-    names = any(r.names for r in ordered)
-    ttls = [r for r in ordered if type(r).ttl is not ResponseRule.ttl]  # the others keep every TTL
+    ordered, names, ttls, rcoders = _prepared(rules)
     rcode = flags & 0xF
-    for r in ordered:
+    for r in rcoders:
         rcode = r.rcode(rcode)
     out = _Out()
     buf = out.buf
@@ -432,6 +430,32 @@ def _write(qid: int, flags: int, questions: list[tuple[bytes, bytes]], records: 
     if kept is not None:
         _kept[:] = [result, kept]
     return result
+
+
+_Prepared = tuple[list[ResponseRule], bool, list[ResponseRule], list[ResponseRule]]
+
+
+def _prepare(rules: list[ResponseRule]) -> _Prepared:
+    """The rules last first, whether any changes names, those that change TTLs and those that change the
+    rcode (the others keep them)."""
+    ordered = rules[::-1]
+    return (ordered, any(r.names for r in ordered), [r for r in ordered if type(r).ttl is not ResponseRule.ttl],
+            [r for r in ordered if type(r).rcode is not ResponseRule.rcode])
+
+
+class PreparedRules(list[ResponseRule]):
+    """Response rules that are the same for every query (a rewrite handler whose rules are all `cname`
+    rules): the reverter's preparation of them is worked out once. Not to be changed after."""
+
+    __slots__ = ("prepared",)
+
+    def __init__(self, rules: list[ResponseRule]) -> None:
+        super().__init__(rules)
+        self.prepared = _prepare(self)
+
+
+def _prepared(rules: list[ResponseRule]) -> _Prepared:
+    return rules.prepared if type(rules) is PreparedRules else _prepare(rules)
 
 
 # the answers of the reply revert() wrote last with `keep` (a self-lookup's pass through rewrite), for
