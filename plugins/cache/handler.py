@@ -58,6 +58,8 @@ ZONE_MEMO_SIZE = 16384  # qnames whose zone membership is remembered (cleared wh
 REFRESH_LIMIT = 30.0  # a `verify` client waits this long at most for a refresh without VERIFY_TIMEOUT
 OPCODE = wire.OPCODE_MASK  # opcode bits of the flags word
 _I = struct.Struct(">I")
+_pack_ttl = _I.pack
+COMPLETE = (wire.NOERROR, wire.NXDOMAIN)  # rcodes of a complete reply (RFC 8767: a refresh may replace)
 AD, CD, TC = wire.AD, wire.CD, wire.TC
 _monotonic = time.monotonic
 
@@ -357,7 +359,7 @@ class Cache(Handler):
         low = msg_ttl if msg_ttl > lo else lo  # min(max(msg_ttl, lo), hi), inline
         duration = low if low < hi else hi
         ttl = int(duration)
-        refreshed = matched and rcode_tc in (wire.NOERROR, wire.NXDOMAIN)  # complete: TC clear
+        refreshed = matched and rcode_tc in COMPLETE  # NOERROR or NXDOMAIN, TC clear
         if refresh_of is not None and refresh_of.positive and not positive and self.prefer_positive:
             refreshed = False  # last-known-good positive answer wins over a new denial
         entry = None
@@ -370,7 +372,7 @@ class Cache(Handler):
         if min_ttl >= 0 and not min_ttl == max_ttl == ttl:
             if len(ttls) == 1 and not (ad_off and data[3] & AD):  # one record: two slices, no bytearray
                 o = ttls[0]
-                return data[:o] + _I.pack(ttl) + data[o + 4 :], entry, refreshed
+                return data[:o] + _pack_ttl(ttl) + data[o + 4 :], entry, refreshed
             out = bytearray(data)
             pack = _I.pack_into
             for o in ttls:
@@ -385,7 +387,7 @@ class Cache(Handler):
         zones = self.pexcept if positive else self.nexcept
         if zones and zone_match(zones, req.name) is not None:
             return None
-        entry = Entry(message, qend, None, ttl, time.monotonic(), positive)
+        entry = Entry(message, qend, None, ttl, _monotonic(), positive)
         if positive:
             if self.pcache.add(key, entry):
                 v = evictions_total.values
