@@ -91,9 +91,11 @@ class Rejected(Exception):
 
 PARSE_CACHE_SIZE = 16384  # a cluster's names (PTR of 5k services: ~6,300 distinct); ~200 bytes each
 PARSE_CACHE_MAX_QUERY = 512  # bytes after the id and flags; larger queries are parsed every time
-# One never-seen query in this many is kept: a query that repeats gets in after a few tries, one that
-# never does (300,000 distinct names through a cache) costs the insert and the later clear less often.
+# Past half full, one never-seen query in this many is kept: a query that repeats gets in after a few
+# tries, one that never does (300,000 distinct names through a cache) costs the insert and the later
+# clear less often. Below half full every one is kept (a warm-up pass of 10,000 names fills it at once).
 PARSE_CACHE_ADMIT = 4
+PARSE_CACHE_OPEN = PARSE_CACHE_SIZE // 2
 _PARSED: dict[bytes, tuple[bytes, int, int, int, Edns | None]] = {}
 _parse_misses = 0
 
@@ -246,7 +248,8 @@ class Request:
                 parsed = _parse(data)
             global _parse_misses
             _parse_misses += 1
-            if _parse_misses >= PARSE_CACHE_ADMIT and len(key) <= PARSE_CACHE_MAX_QUERY:
+            if len(key) <= PARSE_CACHE_MAX_QUERY and (_parse_misses >= PARSE_CACHE_ADMIT
+                                                      or len(_PARSED) < PARSE_CACHE_OPEN):
                 _parse_misses = 0
                 if len(_PARSED) >= PARSE_CACHE_SIZE:
                     _PARSED.clear()
