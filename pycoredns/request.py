@@ -398,7 +398,7 @@ class Request:
             + _ID_FLAGS.pack(qt, qc)
             + self.wire[self.qend :]
         )
-        if flags is None and _one_name(qwire):
+        if flags is None and type(qwire) is bytes and _one_name(qwire):
             # Only the question changed, to one plain name: what `Request(data)` would parse is known
             # (the header and everything after the question are this accepted request's), so no parse.
             r = _new_request(Request)
