@@ -62,6 +62,7 @@ _pack_ttl = _I.pack
 COMPLETE = (wire.NOERROR, wire.NXDOMAIN)  # rcodes of a complete reply (RFC 8767: a refresh may replace)
 AD, CD, TC = wire.AD, wire.CD, wire.TC
 _monotonic = time.monotonic
+_new = object.__new__
 
 # -- the handler --------------------------------------------------------------------------------
 
@@ -208,7 +209,9 @@ class Cache(Handler):
         v = misses_total.values
         v[lb.plain] = v.get(lb.plain, 0.0) + 1.0
         dreq = req if req.flags & AD else req.with_flags(req.flags | AD)  # `downstream`, inline
-        return self.next_continue(dreq, CacheWriter(w, self, req, key, lb))
+        cw = _new(CacheWriter)  # CacheWriter(...) without the class call: __init__ as a method
+        cw.__init__(w, self, req, key, lb)  # type: ignore[misc]  # exactly CacheWriter
+        return self.next_continue(dreq, cw)
 
     def _serve_stale(self, req: Request, w: ResponseWriter, key: tuple, e: Entry, now: float, ttl: int,
                      do: bool) -> int | None:
