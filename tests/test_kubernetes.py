@@ -250,6 +250,9 @@ async def test_fallthrough_and_zones(api, kubeconfig) -> None:
         check_negative(await query(p, "nope.ns1.svc.cluster.local.", "A"), NX)  # no fallthrough there
         m = await query(p, "example.org.", "A")  # not our zone: next
         assert m.additional and m.rcode() == OK
+        # zones match label by label (CoreDNS's Zones.Matches): the label `a.cluster` is not `cluster`
+        m = await query(p, "a\\.cluster.local.", "A")
+        assert m.additional and m.rcode() == OK and not m.authority  # whoami, not the apex's NODATA
     # endpoint URL instead of kubeconfig; the block's zone as the default zone
     cf = f"cluster.local:0 {{\n kubernetes {{\n endpoint {api.url}\n startup_timeout 30s\n }}\n}}\n"
     async with running(cf) as srv:

@@ -149,6 +149,9 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
         self.search = resolv_search()
         self._needed: set[str] = set()
         self._zone_labels = {z: len(wire.label_offsets(wire.text_to_wire(z))) - 1 for z in zones}
+        self._zone_wires = _longest_first(zones)  # `decide` matches zones on the wire name
+        self._fall_wires: list[tuple[bytes, str]] = []
+        self._fall_of: list[str] | None = None  # the `fall.zones` list `_fall_wires` was made from
 
     # -- lifecycle ----------------------------------------------------------------------------
     def build(self) -> None:
@@ -414,13 +417,13 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
     def decide(self, req: Request) -> Any:
         """Everything but a precomputed hit: NEXT, an rcode to return, (reply, rcode), a CNAME target,
         or (bytes) the precomputed hit of the `_port._proto` name a `port.proto` name stands for."""
-        zone = zone_match(self.zones, req.name)
+        offs = wire.label_offsets(req.qname_wire)
+        zone, rel_end = _zone_of(self._zone_wires, req.qname_wire, offs)  # no text name made for it
         if zone is None or self.index is None:
             return NEXT
         qtype = req.qtype
         if qtype in (AXFR, IXFR):
             return wire.REFUSED
-        rel_end = self._rel_end(req, zone)
         zp = zone_pointer(rel_end)
         rel = _labels(req.qname_wire[:rel_end])
         qname = req.qname_wire
@@ -437,7 +440,7 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
         if isinstance(outcome, tuple):
             return self._remember(req, outcome)
         if outcome == wire.NXDOMAIN:
-            if self.fall.through(req.name):
+            if self._falls(req.qname_wire, offs):
                 return self._remember(req, NEXT)
             if not self.synced:  # written, so returned as success (CoreDNS's BackendError)
                 return self._negative(req, wire.SERVFAIL, zp), wire.NOERROR
@@ -459,6 +462,15 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
                 reply, rcode = out
                 idx.remember(key, (rcode, reply[6:12] + reply[12 + len(req.question):]))
         return out
+
+    def _falls(self, qname: bytes, offs: list[int]) -> bool:
+        """`fallthrough`'s zones hold the name: `Fallthrough.through` on the wire name."""
+        zones = self.fall.zones
+        if not zones:
+            return False
+        if self._fall_of is not zones:  # setup sets the list once: made on the first ask
+            self._fall_wires, self._fall_of = _longest_first(zones), zones
+        return _zone_of(self._fall_wires, qname, offs)[0] is not None
 
     def _rel_end(self, req: Request, zone: str) -> int:
         """Length of the qname's labels left of `zone` (where the zone starts in the question)."""
@@ -596,6 +608,24 @@ class Kubernetes(ExternalMixin, TransferMixin, MetadataMixin, Handler):
         cname = rr(OWNER, CNAME, self.ttl, wire.text_to_wire(target))
         w.write(req.reply_header(0, 1 + len(records), 0, 0, aa=True) + req.question + cname + b"".join(records))
         return 0
+
+
+def _longest_first(zones: list[str]) -> list[tuple[bytes, str]]:
+    """(wire, text) of each zone, the longest wire first: the first that matches is the longest match."""
+    return sorted(((wire.text_to_wire(z).lower(), z) for z in zones), key=lambda zw: -len(zw[0]))
+
+
+def _zone_of(zones: list[tuple[bytes, str]], qname: bytes, offs: list[int]) -> tuple[str | None, int]:
+    """The longest of `zones` (`_longest_first`) that holds the lowercased wire name `qname` label by
+    label, as CoreDNS's Zones.Matches does, and the offset where it starts in `qname` (`offs`: its
+    label offsets); (None, -1) when none does. Unlike a text suffix test, a label with an escaped dot
+    (`a\\.cluster.local.`) is not taken for two labels."""
+    n = len(qname)
+    for zw, z in zones:
+        start = n - len(zw)
+        if start >= 0 and qname.endswith(zw) and start in offs:
+            return z, start
+    return None, -1
 
 
 def _name_wire(labels: list[bytes]) -> bytes:

@@ -154,6 +154,7 @@ class Index:
         # outcomes computed per query (negatives, fallthrough, synthesised names), memoised until
         # the next change: (qname wire, qtype) -> (rcode, counts + records) or the plugin's NEXT
         self.memo: dict[tuple[bytes, int], Any] = {}
+        self._soas: dict[tuple[bytes, int, int], bytes] = {}  # `soa`'s records
         self._memo_values: dict[object, object] = {}
 
     # -- changes ------------------------------------------------------------------------------
@@ -346,7 +347,10 @@ class Index:
 
     def _answered(self, n: bytes) -> bool:
         answers = self.answers
-        return any((n, t) in answers for t in self._TYPES)
+        for t in self._TYPES:  # noqa: SIM110  # a loop, not any() over a generator: asked per NXDOMAIN
+            if (n, t) in answers:
+                return True
+        return False
 
     def name_target(self, n: bytes) -> str | None:
         """None: no such name; "": it exists; else the ExternalName target it points to."""
@@ -621,9 +625,17 @@ class Index:
 
     # -- synthesised records --------------------------------------------------------------------
     def soa(self, zone_ptr: bytes) -> bytes:
-        rdata = (label("ns") + label("dns") + zone_ptr + label("hostmaster") + zone_ptr
-                 + struct.pack(">IIIII", self.serial, 7200, 1800, 86400, self.ttl))
-        return rr(zone_ptr, SOA, min(self.ttl, 300), rdata)
+        """The SOA record, its names pointing at `zone_ptr`: made once per pointer, serial and TTL (every
+        negative answer carries one; the pointer depends only on the qname's length)."""
+        key = (zone_ptr, self.serial, self.ttl)
+        got = self._soas.get(key)
+        if got is None:
+            if len(self._soas) >= 1024:
+                self._soas.clear()
+            rdata = (label("ns") + label("dns") + zone_ptr + label("hostmaster") + zone_ptr
+                     + struct.pack(">IIIII", self.serial, 7200, 1800, 86400, self.ttl))
+            got = self._soas[key] = rr(zone_ptr, SOA, min(self.ttl, 300), rdata)
+        return got
 
 
 def _by_label(slices: list[tuple[Slice, list[tuple[str, str]]]]) -> tuple[dict[str, list[str]], list[str]]:
