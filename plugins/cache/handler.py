@@ -40,6 +40,7 @@ from .store import (
     NOERROR,
     OTHERERROR,
     SERVERERROR,
+    XFR,
     Entry,
     Store,
     analyze,
@@ -61,6 +62,8 @@ _I = struct.Struct(">I")
 _pack_ttl = _I.pack
 COMPLETE = (wire.NOERROR, wire.NXDOMAIN)  # rcodes of a complete reply (RFC 8767: a refresh may replace)
 AD, CD, TC = wire.AD, wire.CD, wire.TC
+_QUESTION_ONLY = b"\x00\x01" + bytes(6)  # QDCOUNT 1, no records: header bytes 4-12 of a reply without any
+_KEPT_EMPTY = (wire.NOERROR, wire.SERVFAIL, wire.NOTIMP)  # rcodes whose reply without records is stored
 _monotonic = time.monotonic
 _new = object.__new__
 
@@ -347,6 +350,16 @@ class Cache(Handler):
         if lb is None:
             lb = self.labels(req)
         data = reply if type(reply) is bytes else wire.to_bytes(reply)
+        if (refresh_of is None and data[4:12] == _QUESTION_ONLY and data[2] & 0xF8 == 0x80
+                and data[3] & 0xF not in _KEPT_EMPTY and req.qtype not in XFR
+                and data.startswith(req.wire[12 : req.qend], 12)):
+            # A reply without records (the question echoed, QR, a QUERY) whose rcode is not NOERROR,
+            # SERVFAIL or NOTIMP: OTHERERROR, never stored, TTLs none, what `analyze` would find without
+            # its walk (an NXDOMAIN without SOA, a REFUSED: the node-local row's misses). AD as below.
+            edns = req.edns
+            if data[3] & AD and not (edns is not None and edns.do) and not req.flags & AD:
+                data = _without_ad(data)
+            return data, None, data[3] & 0xF == wire.NXDOMAIN and not data[2] & 0x02
         try:
             kind, matched, qend, ttls, min_ttl, max_ttl, message = analyze(data, req)
         except Exception:

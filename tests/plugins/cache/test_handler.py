@@ -207,6 +207,34 @@ def test_classification_and_lifetimes() -> None:
     assert e is None and len(c4.pcache) == len(c4.ncache) == 0
 
 
+def test_replies_without_records_that_are_never_stored() -> None:
+    """`ingest`'s short path (a reply without records whose rcode is neither NOERROR, SERVFAIL nor
+    NOTIMP: OTHERERROR without the walk) does what the general path does: nothing stored, no drop
+    counted, the reply passed on as it is but for AD (kept only for DO or AD askers), `refreshed` for
+    an NXDOMAIN without TC."""
+    q = DNSRecord.question("nx.example.org", "A")
+    drops = total(cachemetrics.drops_total)
+    for asked_ad in (False, True):
+        q.header.ad = asked_ad
+        req = Request(bytes(q.pack()))
+        for rcode in (wire.FORMERR, wire.NXDOMAIN, wire.REFUSED):
+            for flags in (0, wire.AD, wire.TC, wire.AD | wire.TC):
+                data = bytearray(_reply(q, rcode=rcode))
+                data[2] |= flags >> 8
+                data[3] |= flags & 0xFF
+                assert analyze(bytes(data), req)[0] == OTHERERROR
+                c = _cache()
+                out, e, refreshed = c.ingest(req, _key(req), bytes(data))
+                if not asked_ad:
+                    data[3] &= ~wire.AD & 0xFF
+                assert (out, e, refreshed) == (bytes(data), None, rcode == wire.NXDOMAIN and not flags & wire.TC)
+                assert len(c.pcache) == len(c.ncache) == 0 and total(cachemetrics.drops_total) == drops
+    # an echoed question in another case goes the general way, with the same outcome
+    req = Request(bytes(DNSRecord.question("NX.example.org", "A").pack()))
+    data = _reply(q, rcode=wire.NXDOMAIN)
+    assert _cache().ingest(req, _key(req), data)[:2] == (data[:3] + bytes([data[3] & ~wire.AD & 0xFF]) + data[4:], None)
+
+
 def test_servfail_does_not_hide_fresh_positive_and_positive_replaces_denial() -> None:
     c = _cache()
     q = DNSRecord.question("p.example.org", "A")
