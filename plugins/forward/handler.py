@@ -46,6 +46,7 @@ from .proxy import (
 from .validate import accept
 
 DEADLINE = 5.0  # overall budget of one query (CoreDNS defaultTimeout)
+_NO_RECORDS = bytes(6)  # ANCOUNT, NSCOUNT and ARCOUNT of a reply without records
 MAX_RESENDS = 8  # immediate resends of one attempt (closed pooled connections), bounded
 
 healthcheck_broken = metrics.REGISTRY.counter(
@@ -388,10 +389,14 @@ class Exchange:
         # Decided before `accept`, which keeps the header's QR and QDCOUNT and the question as they are:
         # a matching question is not walked again there.
         qend = _matches(req, data)
-        try:  # what miekg's ReadMsg makes of the reply (proxy.check_reply, inlined)
-            data = accept(data, udp, qend)
-        except (wire.WireError, struct.error, IndexError) as e:
-            return self._after_failure(UpstreamError(f"dns: bad reply: {e}"))
+        if qend and data[6:12] == _NO_RECORDS:  # the question and nothing after it (an NXDOMAIN without
+            if qend != n:  # SOA): what `accept` makes of it without its call; trailing bytes dropped
+                data = data[:qend]
+        else:
+            try:  # what miekg's ReadMsg makes of the reply (proxy.check_reply, inlined)
+                data = accept(data, udp, qend)
+            except (wire.WireError, struct.error, IndexError) as e:
+                return self._after_failure(UpstreamError(f"dns: bad reply: {e}"))
         rcode = data[3] & 0x0F
         off = fwd.clock
         t = perf_counter() + off if off is not None else now()

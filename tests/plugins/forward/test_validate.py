@@ -68,6 +68,18 @@ async def test_end_to_end_udp_tc_and_tcp_servfail() -> None:
             assert r.rcode() == dns.rcode.SERVFAIL
 
 
+async def test_reply_without_records_passed_without_trailing_bytes() -> None:
+    """A reply of header and question only (forward's short way past `accept`: an NXDOMAIN without SOA)
+    reaches the client as it came, without the bytes after the question, over UDP and TCP."""
+    with GarbageUpstream(lambda q: [reply_for(q, rcode=3, answer_a=None) + b"\x00\x07\x00"]) as g:
+        async with running(f". {{\n forward . {g.addr}\n}}\n") as srv:
+            for tcp in (False, True):
+                r = await query(srv.port(), "a.example.org", "A", tcp=tcp)
+                assert r.rcode() == dns.rcode.NXDOMAIN and not r.answer and not r.authority
+                assert not r.additional and len(r.question) == 1 and not r.flags & dns.flags.TC
+    assert accept(EMPTY[:3] + b"\x83" + EMPTY[4:] + b"\x00\x07\x00", udp=True) == EMPTY[:3] + b"\x83" + EMPTY[4:]
+
+
 def test_reply_question_match_on_the_wire():
     """forward's request.Match: same name (any case) and type; a pointer, another name or type, a
     question cut short, no QR bit or two questions do not match."""
