@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from upstream import Unbound, free_port  # noqa: E402
 
 __all__ = ["ROOT", "PyCoreDNS", "Unbound", "answers", "dnsperf", "finish_dnsperf", "free_port", "start_dnsperf",
-           "write_queries"]
+           "udp_rounds", "write_queries"]
 
 
 def answers(port: int, name: str = "example.org.", timeout: float = 0.3) -> bool:
@@ -85,6 +85,29 @@ class PyCoreDNS:
         with open(f"/proc/{self.proc.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def udp_rounds(sock: socket.socket, queries: list[bytes], rounds: int, batch: int, start: int = 0) -> int:
+    """The in-process loops' load: `rounds` times, send `batch` queries (cycling through `queries` from
+    index `start`) on a connected non-blocking UDP socket, then wait for as many replies. Returns the
+    next index. Bounded by the server's answers: every query of these loops is answered."""
+    import trio
+
+    i = start
+    for _ in range(rounds):
+        for _ in range(batch):
+            sock.send(queries[i % len(queries)])
+            i += 1
+        got = 0
+        while got < batch:
+            await trio.lowlevel.wait_readable(sock)
+            while True:
+                try:
+                    sock.recv(65535)
+                except BlockingIOError:
+                    break
+                got += 1
+    return i
 
 
 def write_queries(lines: list[str]) -> str:

@@ -37,7 +37,7 @@ import struct
 import time
 
 import trio
-from common import PyCoreDNS, Unbound, dnsperf, write_queries
+from common import PyCoreDNS, Unbound, dnsperf, udp_rounds, write_queries
 
 QUERIES = [
     "a.example.org A", "a6.example.org AAAA", "www.example.org A", "mx.example.org MX",
@@ -151,28 +151,12 @@ async def loop(mode: str, n: int, batch: int, timed: bool, names: int = 10000, n
             cl.setblocking(False)
             qs = _nodelocal_queries(names, nx) if mode == "nodelocal" else [_query(i) for i in range(10000)]
 
-            async def rounds(k: int, batch: int = batch) -> None:
-                i = 0
-                for _ in range(k):
-                    for _ in range(batch):
-                        cl.send(qs[i % len(qs)])
-                        i += 1
-                    got = 0
-                    while got < batch:
-                        await trio.lowlevel.wait_readable(cl)
-                        while True:
-                            try:
-                                cl.recv(65535)
-                            except BlockingIOError:
-                                break
-                            got += 1
-
             if mode == "nodelocal":
-                await rounds(-(-len(qs) // 200), 200)  # the filling pass: every name once, 200 at a time as
+                await udp_rounds(cl, qs, -(-len(qs) // 200), 200)  # the filling pass: every name once, 200 at a time as
                 # compare.py's warm-up (dnsperf -q 200): its misses open more than one upstream connection
-            await rounds(200)
+            await udp_rounds(cl, qs, 200, batch)
             t0 = time.process_time()
-            await rounds(n // batch)
+            await udp_rounds(cl, qs, n // batch, batch)
             if timed:
                 dt = time.process_time() - t0
                 print(f"{mode}, {batch} per round: {dt / (n // batch * batch) * 1e6:.2f} µs per query (whole process)")

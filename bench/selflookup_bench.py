@@ -46,7 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import answers, free_port, write_queries  # noqa: E402
+from bench.common import answers, free_port, udp_rounds, write_queries  # noqa: E402
 from bench.compare import measure, print_header, row_cells, start, start_upstream  # noqa: E402
 from bench.sidebyside import LOAD_CORE, SERVER_CORE, load_average, pinned  # noqa: E402
 
@@ -176,26 +176,11 @@ async def loop(row: str, n: int, batch: int, timed: bool, warmup: int) -> None:
             cl.setblocking(False)
             qs = [query(i) for i in range(NAMES)]
 
-            async def rounds(k: int, i: int) -> None:
-                for _ in range(k):
-                    for _ in range(batch):
-                        cl.send(qs[i % NAMES])
-                        i += 1
-                    got = 0
-                    while got < batch:
-                        await trio.lowlevel.wait_readable(cl)
-                        while True:
-                            try:
-                                cl.recv(65535)
-                            except BlockingIOError:
-                                break
-                            got += 1
-
-            await rounds(warmup, 0)
+            await udp_rounds(cl, qs, warmup, batch)
             t0, seen0 = time.process_time(), seen[0]
             # names not asked yet: in the bench each of the 10,000 comes back after 9,999 others, more
             # than most per-name memos of the server keep
-            await rounds(n // batch, warmup * batch)
+            await udp_rounds(cl, qs, n // batch, batch, warmup * batch)
             if timed:
                 done = n // batch * batch
                 print(f"{row}: {(time.process_time() - t0) / done * 1e6:.2f} µs per query (whole process), "
