@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +28,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from upstream import Unbound, free_port  # noqa: E402
 
 __all__ = ["ROOT", "PyCoreDNS", "Unbound", "answers", "dnsperf", "finish_dnsperf", "free_port", "start_dnsperf",
-           "udp_rounds", "write_queries"]
+           "udp_responder", "udp_rounds", "write_queries"]
 
 
 def answers(port: int, name: str = "example.org.", timeout: float = 0.3) -> bool:
@@ -85,6 +86,21 @@ class PyCoreDNS:
         with open(f"/proc/{self.proc.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def udp_responder(sock: socket.socket, answer: Callable[[bytes], bytes]) -> None:
+    """The in-process loops' fake upstream: answer every datagram on the non-blocking `sock` with
+    `answer(query)`, until cancelled."""
+    import trio
+
+    while True:
+        await trio.lowlevel.wait_readable(sock)
+        while True:
+            try:
+                q, addr = sock.recvfrom(65535)
+            except BlockingIOError:
+                break
+            sock.sendto(answer(q), addr)
 
 
 async def udp_rounds(sock: socket.socket, queries: list[bytes], rounds: int, batch: int, start: int = 0) -> int:

@@ -37,7 +37,7 @@ import struct
 import time
 
 import trio
-from common import PyCoreDNS, Unbound, dnsperf, udp_rounds, write_queries
+from common import PyCoreDNS, Unbound, dnsperf, udp_responder, udp_rounds, write_queries
 
 QUERIES = [
     "a.example.org A", "a6.example.org AAAA", "www.example.org A", "mx.example.org MX",
@@ -80,17 +80,6 @@ def _nodelocal_queries(names: int, nx: float) -> list[bytes]:
     qs = [_query(i, (b"nx", b"test"), b"x") if every and i % every == 0 else _query(i) for i in range(names)]
     random.Random(1).shuffle(qs)
     return qs
-
-
-async def _udp_upstream(sock: socket.socket) -> None:
-    while True:
-        await trio.lowlevel.wait_readable(sock)
-        while True:
-            try:
-                q, addr = sock.recvfrom(65535)
-            except BlockingIOError:
-                break
-            sock.sendto(_answer(q), addr)
 
 
 async def _tcp_upstream(lsock: socket.socket, nursery: trio.Nursery) -> None:
@@ -136,7 +125,7 @@ async def loop(mode: str, n: int, batch: int, timed: bool, names: int = 10000, n
     opts = " {\n  force_tcp\n }" if mode == "tcp" else ""
     async with trio.open_nursery() as nursery:
         if mode == "udp":
-            nursery.start_soon(_udp_upstream, up)
+            nursery.start_soon(udp_responder, up, _answer)
         else:
             nursery.start_soon(_tcp_upstream, up, nursery)
         corefile = f".:0 {{\n bind 127.0.0.1\n errors\n forward . 127.0.0.1:{up.getsockname()[1]}{opts}\n}}\n"

@@ -46,7 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import answers, free_port, udp_rounds, write_queries  # noqa: E402
+from bench.common import answers, free_port, udp_responder, udp_rounds, write_queries  # noqa: E402
 from bench.compare import measure, print_header, row_cells, start, start_upstream  # noqa: E402
 from bench.sidebyside import LOAD_CORE, SERVER_CORE, load_average, pinned  # noqa: E402
 
@@ -151,16 +151,9 @@ async def loop(row: str, n: int, batch: int, timed: bool, warmup: int) -> None:
     up.setblocking(False)
     seen = [0]
 
-    async def upstream() -> None:
-        while True:
-            await trio.lowlevel.wait_readable(up)
-            while True:
-                try:
-                    q, addr = up.recvfrom(65535)
-                except BlockingIOError:
-                    break
-                seen[0] += 1
-                up.sendto(_fake_answer(q), addr)
+    def counted_answer(q: bytes) -> bytes:
+        seen[0] += 1
+        return _fake_answer(q)
 
     def query(i: int) -> bytes:
         name = b"".join(bytes([len(p)]) + p for p in (f"n{i}.{zone}".encode().split(b"."))) + b"\x00"
@@ -168,7 +161,7 @@ async def loop(row: str, n: int, batch: int, timed: bool, warmup: int) -> None:
 
     addr = f"127.0.0.1:{up.getsockname()[1]}"
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(upstream)
+        nursery.start_soon(udp_responder, up, counted_answer)
         async with serve(corefile.format(port=0, upstream=addr, responder=addr)) as proc:
             cl = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             cl.bind(("127.0.0.1", 0))
