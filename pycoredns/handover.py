@@ -247,6 +247,7 @@ TCP_GRACE = 1.0  # seconds: a handshake whose last ACK was lost is completed by 
 PROBES = 3  # probe connections per index of the group
 PROBE_POLLS = 200  # at PROBE_POLL apart: the bound on learning the own index
 PROBE_POLL = 0.005
+STEER_TRIES = 2  # probe rounds: a group that changed during one (a worker's replacement joined) is probed again
 
 
 async def _own_index(sock: socket.socket, members: int, accepted: list[socket.socket]) -> int | None:
@@ -303,13 +304,14 @@ def _sent_byte(c: socket.socket) -> bool:
 async def steer_away(sock: socket.socket, accepted: list[socket.socket]) -> bool:
     """Have every new connection of the group go to one of the other listeners (at random);
     True when in place. Client connections accepted while probing go to `accepted`."""
-    members = _group_size(sock)
-    if members < 2:
-        return False
-    index = await _own_index(sock, members, accepted)
-    if index is None:
-        return False
-    return reuseport.attach_cbpf(sock, reuseport.steering_program(members, index))
+    for _ in range(STEER_TRIES):  # a member joining meanwhile puts the hash back over the probe program
+        members = _group_size(sock)
+        if members < 2:
+            return False
+        index = await _own_index(sock, members, accepted)
+        if index is not None:
+            return reuseport.attach_cbpf(sock, reuseport.steering_program(members, index))
+    return False
 
 
 # -- a retiring TCP listener -------------------------------------------------------------------------
