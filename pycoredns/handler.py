@@ -32,7 +32,7 @@ import trio
 
 from . import log, wire
 from .exceptions import PluginError
-from .request import NOT_WRITTEN, Request, ResponseWriter, WriterWrapper, client_write, reply_bytes
+from .request import NOT_WRITTEN, Request, ResponseWriter, WriterWrapper, client_write
 from .wire import Reply
 
 __all__ = [
@@ -492,7 +492,7 @@ class _Observing(Wrapper):
         self.started = None if clock is None else clock()
 
     def write(self, reply: Reply) -> None:
-        data = reply_bytes(reply)
+        data = wire.to_bytes(reply)
         self.reply = data if self.reply is None else joined(self.reply, data)
         self.written = True
         self.inner.write(data)

@@ -494,13 +494,6 @@ def _check_tsig(data: bytes, off: int, end: int) -> None:
 NOT_WRITTEN = frozenset((wire.SERVFAIL, wire.REFUSED, wire.FORMERR, wire.NOTIMP))
 
 
-def reply_bytes(reply: Reply) -> bytes:
-    """A written reply as bytes (what the server sends and observers see)."""
-    if type(reply) is bytes:
-        return reply
-    return bytes(reply) if isinstance(reply, (bytes, bytearray)) else bytes(reply.pack())
-
-
 def client_write(rcode: int) -> bool:
     """True when a handler returning `rcode` has written the reply itself (CoreDNS ClientWrite)."""
     return rcode not in NOT_WRITTEN

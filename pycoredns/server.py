@@ -22,7 +22,7 @@ from . import log, metrics, mmsg, reuseport, wire
 from .exceptions import PluginError
 from .handler import PENDING, ObserverHandler, joined, observed, run_slow
 from .layout import recent_opt
-from .request import Recorder, Rejected, Request, ResponseWriter, client_write, reply_bytes
+from .request import Recorder, Rejected, Request, ResponseWriter, client_write
 from .timers import Timer, call_at, call_later
 from .timers import now as _now
 from .truncation import truncate as wire_truncate
@@ -208,7 +208,7 @@ UNHELD: Any = object()  # ClientWriter.held of a query served by a task: `done` 
 def _kept(w: ClientWriter, reply: Reply) -> bytes | None:
     """`write`'s bytes for the reply, kept for observers (`w.reply`); None once a reply was written:
     the client gets one, observers see them all (`joined`)."""
-    data = reply if type(reply) is bytes else reply_bytes(reply)
+    data = reply if type(reply) is bytes else wire.to_bytes(reply)
     if w.written:
         w.reply = joined(w.reply, data)
         return None
@@ -230,7 +230,7 @@ class UDPWriter(ClientWriter):
         if self.written:
             _kept(self, reply)
             return
-        data = reply if type(reply) is bytes else reply_bytes(reply)
+        data = reply if type(reply) is bytes else wire.to_bytes(reply)
         self.written = True
         self.reply = data
         req = self.req
@@ -855,7 +855,6 @@ class TCPConnection:
                 msg = data[off + 2 : stop]
                 off = stop
                 dispatch(msg, remote, self)
-                self._timeout = self.listener.idle_timeout
                 self._budget -= 1
                 if self._budget == 0:
                     return None  # maxtcpqueries reached: answer what was read, then close
@@ -863,6 +862,8 @@ class TCPConnection:
             batch, self._batch = self._batch, None
             if batch and not self.closed:
                 self._write(b"".join(batch))
+        if off:
+            self._timeout = self.listener.idle_timeout  # a query was read: the idle timeout from now on
         self._idle = off == end
         return data[off:] if off < end else b""
 

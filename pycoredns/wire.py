@@ -307,8 +307,11 @@ def flags_of(reply: Reply) -> int:
 
 
 def to_bytes(reply: Reply) -> bytes:
+    """A written reply as bytes (what the server sends and observers see); a bytearray is copied."""
     if isinstance(reply, bytes):
         return reply
+    if isinstance(reply, bytearray):
+        return bytes(reply)
     return bytes(reply.pack())
 
 

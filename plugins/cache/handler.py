@@ -350,23 +350,21 @@ class Cache(Handler):
         if lb is None:
             lb = self.labels(req)
         data = reply if type(reply) is bytes else wire.to_bytes(reply)
+        edns = req.edns
+        ad_off = not (edns is not None and edns.do) and not req.flags & AD  # AD only for DNSSEC or AD askers
         if (refresh_of is None and data[4:12] == _QUESTION_ONLY and data[2] & 0xF8 == 0x80
                 and data[3] & 0xF not in _KEPT_EMPTY and req.qtype not in XFR
                 and data.startswith(req.wire[12 : req.qend], 12)):
             # A reply without records (the question echoed, QR, a QUERY) whose rcode is not NOERROR,
             # SERVFAIL or NOTIMP: OTHERERROR, never stored, TTLs none, what `analyze` would find without
-            # its walk (an NXDOMAIN without SOA, a REFUSED: the node-local row's misses). AD as below.
-            edns = req.edns
-            if data[3] & AD and not (edns is not None and edns.do) and not req.flags & AD:
-                data = _without_ad(data)
-            return data, None, data[3] & 0xF == wire.NXDOMAIN and not data[2] & 0x02
+            # its walk (an NXDOMAIN without SOA, a REFUSED: the node-local row's misses).
+            return ((_without_ad(data) if ad_off and data[3] & AD else data), None,
+                    data[3] & 0xF == wire.NXDOMAIN and not data[2] & 0x02)
         try:
             kind, matched, qend, ttls, min_ttl, max_ttl, message = analyze(data, req)
         except Exception:
             inc(drops_total, lb.plain)
             return reply, None, False
-        edns = req.edns
-        ad_off = not (edns is not None and edns.do) and not req.flags & AD  # AD only for DNSSEC or AD askers
         if kind >= META:  # not stored; AD cleared all the same (CoreDNS)
             return (_without_ad(data) if ad_off and data[3] & AD else data), None, False
         rcode_tc = data[3] & 0xF | (data[2] & 0x02) << 8  # the rcode, and TC as 0x200
